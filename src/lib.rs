@@ -1,0 +1,19 @@
+//! rcc: distributed C/C++ compilation for build farms of small ARM boards.
+//!
+//! Two binaries share this library: `rcc`, the client a build runs as `CC="rcc gcc"`, and
+//! `rccd`, the daemon on every box. The map of the house (one job per file):
+//!
+//! | module | job |
+//! | --- | --- |
+//! | [`args`] | compiler argv -> distribute (with the local preprocessing and remote argv) or local, with a reason |
+//! | [`hosts`] | the host-list grammar (`RCC_HOSTS`, distcc-compatible) -> host specs, errors per entry |
+//! | [`access`] | CIDR allow-list for the daemon's peers |
+//! | [`sys`] | the only `unsafe`: record locks, pidfds, process-group signals |
+//!
+//! What must never depend on what: parsers and deciders do no I/O; `client` and `daemon`
+//! never import each other; only `daemon::event_loop` touches mio.
+
+pub mod access;
+pub mod args;
+pub mod hosts;
+pub mod sys;

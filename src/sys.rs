@@ -1,0 +1,102 @@
+//! The only file with `unsafe` and raw libc calls. Each block says why it is sound.
+//!
+//! Everything here is a thin, typed wrapper: record locks for the client's slot files,
+//! pidfds and process-group signals for the daemon's children, and a few facts about the
+//! machine (online CPUs). Callers never see a raw pointer.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// Tries to take an exclusive `fcntl` record lock on the whole file without waiting.
+/// Returns `Ok(false)` when another process holds it. The kernel drops the lock when the
+/// process exits or the file is closed, so a crashed rcc never leaves a stale lock.
+pub fn try_lock(file: &File) -> io::Result<bool> {
+    // SAFETY: `flock` is a plain C struct; all-zero is a valid value we then fill in.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as _;
+    fl.l_whence = libc::SEEK_SET as _;
+    fl.l_start = 0;
+    fl.l_len = 0;
+    // SAFETY: the fd is valid for the lifetime of `file`; `fl` is a valid flock struct.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
+        _ => Err(err),
+    }
+}
+
+/// Opens a pidfd for a child we spawned and have not reaped yet; it turns readable when
+/// the child exits. Needs Linux 5.3+ (Armbian's kernels are 6.x).
+pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just gave us this fd and nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Sends `sig` to every process in the process group `pgid` (the compiler driver and the
+/// cc1/as it forked). A group that is already gone is not an error.
+pub fn kill_group(pgid: u32, sig: i32) -> io::Result<()> {
+    // SAFETY: kill with a negative pid signals a process group; no memory is involved.
+    let rc = unsafe { libc::kill(-(pgid as libc::pid_t), sig) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::ESRCH) {
+        Ok(())
+    } else {
+        Err(err)
+    }
+}
+
+/// Sends `sig` to one process.
+pub fn kill(pid: u32, sig: i32) -> io::Result<()> {
+    // SAFETY: plain syscall on a pid.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Whether a process with this pid exists (it may belong to someone else).
+pub fn pid_alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks for existence and permission.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Number of online CPUs, at least 1.
+pub fn online_cpus() -> usize {
+    // SAFETY: sysconf has no memory side effects.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    if n < 1 {
+        1
+    } else {
+        n as usize
+    }
+}
+
+/// The current process id.
+pub fn getpid() -> u32 {
+    std::process::id()
+}
+
+/// Resident set size of this process in KiB, from /proc/self/statm (for status replies).
+pub fn rss_kib() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no memory side effects.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * (page.max(4096) as u64) / 1024)
+}
