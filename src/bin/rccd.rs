@@ -1,0 +1,137 @@
+//! rccd: the daemon on every box. Options as typed (argh) -> `daemon::Config` -> `daemon::run`.
+
+use argh::FromArgs;
+use rcc::access::{AllowList, Cidr};
+use rcc::daemon::{self, Config};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// rccd: serve compile jobs from rcc clients on the LAN with this box's own compiler.
+#[derive(FromArgs)]
+struct Opts {
+    /// address:port to listen on (repeatable; default 0.0.0.0:3633; port 0 picks a free port)
+    #[argh(option)]
+    listen: Vec<String>,
+    /// compiles at once (default: online CPUs)
+    #[argh(option, short = 'j')]
+    jobs: Option<usize>,
+    /// requests that may wait for a slot before the answer is "busy" (default: --jobs)
+    #[argh(option)]
+    queue: Option<usize>,
+    /// peer network allowed to connect, CIDR or address (repeatable; default loopback only)
+    #[argh(option)]
+    allow: Vec<String>,
+    /// allow the private LAN ranges (10/8, 172.16/12, 192.168/16, link-local, fc00::/7)
+    #[argh(switch)]
+    allow_private: bool,
+    /// colon-separated directories searched for compilers (default /usr/local/bin:/usr/bin:/bin)
+    #[argh(option)]
+    compiler_path: Option<String>,
+    /// where job dirs are made (default $TMPDIR or /tmp)
+    #[argh(option)]
+    temp_dir: Option<PathBuf>,
+    /// write the bound port of the first --listen here once listening
+    #[argh(option)]
+    port_file: Option<PathBuf>,
+    /// write the daemon's pid here
+    #[argh(option)]
+    pid_file: Option<PathBuf>,
+    /// most open connections (default 1024)
+    #[argh(option, default = "1024")]
+    max_connections: usize,
+    /// seconds a client may stay silent when it should talk (default 30)
+    #[argh(option, default = "30")]
+    idle_timeout: u64,
+    /// seconds a compile may run before it is killed, 0 for no limit (default 3600)
+    #[argh(option, default = "3600")]
+    job_timeout: u64,
+    /// largest input or object in MiB (default 256)
+    #[argh(option, default = "256")]
+    max_body_mib: usize,
+    /// error, warn, info, debug or trace (default info)
+    #[argh(option, default = "String::from(\"info\")")]
+    log_level: String,
+    /// print the version and exit
+    #[argh(switch)]
+    version: bool,
+}
+
+fn resolve(o: Opts) -> Result<Config, String> {
+    let jobs = o.jobs.unwrap_or_else(rcc::sys::online_cpus);
+    if jobs == 0 {
+        return Err("--jobs must be at least 1".into());
+    }
+    let mut c = Config::loopback(jobs);
+    c.listen.clear();
+    let listen = if o.listen.is_empty() {
+        vec!["0.0.0.0:3633".to_string()]
+    } else {
+        o.listen
+    };
+    for l in &listen {
+        let addrs: Vec<SocketAddr> = l
+            .to_socket_addrs()
+            .map_err(|e| format!("--listen {l}: {e} (expected ADDR:PORT, e.g. 0.0.0.0:3633)"))?
+            .collect();
+        c.listen.extend(addrs.into_iter().take(1));
+    }
+    let mut nets = Vec::new();
+    for a in &o.allow {
+        nets.push(Cidr::parse(a).map_err(|e| e.to_string())?);
+    }
+    c.allow = if o.allow_private {
+        let mut l = AllowList::private_lan();
+        l.extend(nets);
+        l
+    } else if nets.is_empty() {
+        AllowList::loopback()
+    } else {
+        AllowList::new(nets)
+    };
+    if let Some(p) = o.compiler_path {
+        c.compiler_path = p.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect();
+    }
+    if let Some(t) = o.temp_dir {
+        c.temp_dir = t;
+    }
+    c.queue = o.queue.unwrap_or(jobs);
+    c.port_file = o.port_file;
+    c.pid_file = o.pid_file;
+    c.max_connections = o.max_connections.max(1);
+    c.idle_timeout = Duration::from_secs(o.idle_timeout.max(1));
+    c.job_timeout = Duration::from_secs(o.job_timeout);
+    c.limits.max_body = o.max_body_mib.max(1) << 20;
+    Ok(c)
+}
+
+fn main() -> ExitCode {
+    let o: Opts = argh::from_env();
+    if o.version {
+        println!("rccd {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let level = match o.log_level.parse::<log::LevelFilter>() {
+        Ok(l) => l,
+        Err(_) => {
+            eprintln!("rccd: --log-level {}: use error, warn, info, debug or trace", o.log_level);
+            return ExitCode::from(2);
+        }
+    };
+    let _ = simple_logger::SimpleLogger::new().with_level(level).init();
+    let config = match resolve(o) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rccd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match daemon::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rccd: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! The master's compiler identity, cached in `RCC_DIR` so that a build of a thousand files
+//! runs `gcc --version` once, not a thousand times. The cache is keyed on the compiler's
+//! path, inode, size and mtime: upgrading gcc mid-build is noticed at the next job.
+
+use crate::compiler;
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+fn fnv(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// The identity of the compiler at `path`, from the cache in `state_dir` or by asking it.
+pub fn get(path: &Path, state_dir: &Path) -> io::Result<String> {
+    let real = path.canonicalize()?;
+    let m = fs::metadata(&real)?;
+    let stamp = format!("{} {} {} {}", real.display(), m.ino(), m.size(), m.mtime());
+    let file = state_dir.join(format!(
+        "id_{:016x}",
+        fnv(std::os::unix::ffi::OsStrExt::as_bytes(real.as_os_str()))
+    ));
+    if let Ok(text) = fs::read_to_string(&file) {
+        if let Some((s, id)) = text.split_once('\n') {
+            if s == stamp && !id.trim().is_empty() {
+                return Ok(id.trim().to_string());
+            }
+        }
+    }
+    let id = compiler::probe_identity(&real)?;
+    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+    if fs::write(&tmp, format!("{stamp}\n{id}\n")).is_ok() {
+        let _ = fs::rename(&tmp, &file);
+    }
+    Ok(id)
+}

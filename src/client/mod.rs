@@ -1,0 +1,733 @@
+//! rcc, the client: classify the command, pick a box, preprocess here, send, write the
+//! object back — and compile locally whenever the farm can't, so a build never fails
+//! because of the farm.
+//!
+//! | file | job |
+//! | --- | --- |
+//! | `mod.rs` | how rcc was called, and the decision flow with its fallbacks |
+//! | `pick.rs` | slots, locks, backoff and marks shared by a build's rcc processes |
+//! | `remote.rs` | one exchange with a box |
+//! | `cpp.rs` | local preprocessing |
+//! | `local.rs` | finding and running the real compiler |
+//! | `identity.rs` | the master compiler's identity, cached |
+//! | `status.rs` | `rcc --status` |
+
+pub mod cpp;
+pub mod identity;
+pub mod local;
+pub mod pick;
+pub mod remote;
+pub mod status;
+
+use crate::args::{self, Plan, Stage};
+use crate::exit;
+use crate::hosts::{self, HostKind, HostList, HostSpec};
+use crate::protocol::{Exit, JobRequest, Mode, RejectReason};
+use pick::{Candidate, State};
+use remote::{Failure, Timeouts};
+use std::ffi::{OsStr, OsString};
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+/// The environment rcc reads, passed in so tests and `main` agree on one seam.
+pub trait Env {
+    fn var(&self, key: &str) -> Option<String>;
+    fn var_os(&self, key: &str) -> Option<OsString>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok()
+    }
+    fn var_os(&self, key: &str) -> Option<OsString> {
+        std::env::var_os(key)
+    }
+}
+
+/// How rcc was called.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Invocation {
+    /// Compile: run `compiler` (as typed, or a masquerade name) with `args`.
+    Compile {
+        compiler: OsString,
+        args: Vec<OsString>,
+        masquerade: bool,
+    },
+    Status {
+        kv: bool,
+    },
+    Version,
+    Help,
+    ShowHosts,
+}
+
+const USAGE: &str = "\
+usage: rcc COMPILER ARGS...      compile, on a box of the farm when possible
+       rcc ARGS...               the same with the compiler cc
+       rcc --status [--format kv]  ask every box in the host list how it is
+       rcc --show-hosts          print the host list as rcc reads it
+       rcc --version | --help
+
+Hosts come from RCC_HOSTS, else DISTCC_HOSTS, else $RCC_DIR/hosts, else /etc/rcc/hosts.
+RCC_VERBOSE=1 logs every decision to stderr. See README.md for the rest.
+";
+
+fn looks_like_source_or_object(a: &OsStr) -> bool {
+    let b = a.as_bytes();
+    [
+        &b".c"[..],
+        b".cc",
+        b".cpp",
+        b".cxx",
+        b".C",
+        b".c++",
+        b".i",
+        b".ii",
+        b".S",
+        b".sx",
+        b".s",
+        b".o",
+    ]
+    .iter()
+    .any(|e| b.ends_with(e))
+}
+
+/// Reads argv (argv[0] included).
+pub fn parse_invocation(argv: &[OsString]) -> Invocation {
+    let me = argv
+        .first()
+        .map(|a| Path::new(a).file_name().unwrap_or(a).to_os_string())
+        .unwrap_or_default();
+    let me_str = me.to_string_lossy();
+    if !(me_str == "rcc" || me_str.starts_with("rcc-") || me_str.starts_with("rcc.")) {
+        // Masquerade: a symlink named gcc, cc, g++, ... pointing at rcc.
+        return Invocation::Compile {
+            compiler: me,
+            args: argv[1..].to_vec(),
+            masquerade: true,
+        };
+    }
+    let rest = &argv[1..];
+    match rest.first().and_then(|a| a.to_str()) {
+        None | Some("--help") | Some("-h") => return Invocation::Help,
+        Some("--version") => return Invocation::Version,
+        Some("--show-hosts") => return Invocation::ShowHosts,
+        Some("--status") => {
+            let kv = rest.len() >= 3 && rest[1] == "--format" && rest[2] == "kv";
+            return Invocation::Status { kv };
+        }
+        _ => {}
+    }
+    let first = &rest[0];
+    if first.as_bytes().starts_with(b"-") || looks_like_source_or_object(first) {
+        Invocation::Compile {
+            compiler: "cc".into(),
+            args: rest.to_vec(),
+            masquerade: false,
+        }
+    } else {
+        Invocation::Compile {
+            compiler: first.clone(),
+            args: rest[1..].to_vec(),
+            masquerade: false,
+        }
+    }
+}
+
+/// Settings from the environment.
+struct Settings {
+    verbose: bool,
+    rcc_dir: PathBuf,
+    timeouts: Timeouts,
+    backoff: Duration,
+}
+
+impl Settings {
+    fn load(env: &dyn Env) -> Settings {
+        let secs = |k: &str, d: f64| {
+            env.var(k)
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .map(Duration::from_secs_f64)
+                .unwrap_or(Duration::from_secs_f64(d))
+        };
+        Settings {
+            verbose: env.var("RCC_VERBOSE").is_some_and(|v| v == "1"),
+            rcc_dir: rcc_dir(env),
+            timeouts: Timeouts {
+                connect: secs("RCC_CONNECT_TIMEOUT", 2.0),
+                io: secs("RCC_IO_TIMEOUT", 20.0),
+            },
+            backoff: secs("RCC_BACKOFF_PERIOD", 60.0),
+        }
+    }
+}
+
+/// `RCC_DIR`, default `~/.rcc`.
+pub fn rcc_dir(env: &dyn Env) -> PathBuf {
+    if let Some(d) = env.var_os("RCC_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    match env.var_os("HOME").filter(|h| !h.is_empty()) {
+        Some(h) => Path::new(&h).join(".rcc"),
+        None => std::env::temp_dir().join(format!("rcc-{}", unsafe_free_uid())),
+    }
+}
+
+fn unsafe_free_uid() -> String {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m).to_string())
+        .unwrap_or_else(|_| "user".into())
+}
+
+/// Loads the host list, or says why there is none.
+pub fn load_hosts(env: &dyn Env) -> Result<HostList, String> {
+    let get = |k: &str| env.var(k);
+    let home = env.var_os("HOME").map(PathBuf::from);
+    let (text, source) = match hosts::source(get, home) {
+        hosts::Source::Env(name) => (env.var(name).unwrap_or_default(), name.to_string()),
+        hosts::Source::File(p) => match std::fs::read_to_string(&p) {
+            Ok(t) => (t, p.display().to_string()),
+            Err(e) => return Err(format!("cannot read host list {}: {e}", p.display())),
+        },
+        hosts::Source::None => {
+            return Err(
+                "no host list: set RCC_HOSTS (e.g. RCC_HOSTS='box1 box2 localhost') or \
+                 write /etc/rcc/hosts"
+                    .into(),
+            )
+        }
+    };
+    hosts::parse(&text, &source).map_err(|e| e.to_string())
+}
+
+/// Runs rcc with `argv` and returns the process exit code.
+pub fn run(argv: Vec<OsString>, env: &dyn Env) -> u8 {
+    match parse_invocation(&argv) {
+        Invocation::Help => {
+            print!("{USAGE}");
+            0
+        }
+        Invocation::Version => {
+            println!("rcc {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        Invocation::ShowHosts => match load_hosts(env) {
+            Ok(list) => {
+                for h in &list.hosts {
+                    println!("{}", h.token);
+                }
+                0
+            }
+            Err(e) => {
+                eprintln!("rcc: {e}");
+                exit::BAD_ARGUMENTS
+            }
+        },
+        Invocation::Status { kv } => {
+            let settings = Settings::load(env);
+            let list = match load_hosts(env) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("rcc: {e}");
+                    return exit::BAD_ARGUMENTS;
+                }
+            };
+            let rows = status::collect(&list, settings.timeouts);
+            if kv {
+                print!("{}", status::render_kv(&rows));
+            } else {
+                print!("{}", status::render_table(&rows));
+            }
+            0
+        }
+        Invocation::Compile {
+            compiler,
+            args,
+            masquerade,
+        } => {
+            let settings = Settings::load(env);
+            let mut c = Client {
+                env,
+                settings,
+                started: Instant::now(),
+            };
+            c.compile(&compiler, args, masquerade)
+        }
+    }
+}
+
+struct Client<'a> {
+    env: &'a dyn Env,
+    settings: Settings,
+    started: Instant,
+}
+
+/// What to do after one attempt on a box.
+enum Next {
+    /// Done: exit with this code.
+    Exit(u8),
+    /// Try another box (this one was backed off or marked as needed).
+    Another,
+    /// Compile locally: the job cannot be distributed after all.
+    Local(String),
+}
+
+impl Client<'_> {
+    fn log(&self, msg: impl AsRef<str>) {
+        if self.settings.verbose {
+            eprintln!(
+                "rcc[{}] {:>6.1}ms {}",
+                std::process::id(),
+                self.started.elapsed().as_secs_f64() * 1000.0,
+                msg.as_ref()
+            );
+        }
+    }
+
+    fn compile(&mut self, compiler: &OsStr, args: Vec<OsString>, masquerade: bool) -> u8 {
+        let me = std::env::current_exe().ok().and_then(|p| p.canonicalize().ok());
+        let path = self.env.var_os("PATH");
+        let Some(program) = local::find_compiler(compiler, path.as_deref(), me.as_deref()) else {
+            eprintln!(
+                "rcc: cannot find the compiler \"{}\" on PATH{}",
+                compiler.to_string_lossy(),
+                if masquerade {
+                    " after rcc's own directory"
+                } else {
+                    ""
+                }
+            );
+            return exit::COMPILER_MISSING;
+        };
+        if me.is_some() && program.canonicalize().ok() == me {
+            eprintln!(
+                "rcc: \"{}\" is rcc itself; name the real compiler (rcc gcc ...)",
+                program.display()
+            );
+            return exit::RECURSION;
+        }
+        if self.env.var(local::SAFEGUARD).is_some() {
+            // A compiler we started runs `cc` again through a masquerade link: run it here.
+            return self.run_local_now(&program, &args, "called from a compiler rcc started");
+        }
+        let verdict = self.distributable(&program, &args);
+        let (plan, name) = match verdict {
+            Ok(x) => x,
+            Err(reason) => return self.run_local(&program, &args, &reason),
+        };
+        match self.distribute(&program, &name, &args, &plan) {
+            Ok(code) => code,
+            Err(reason) => self.run_local(&program, &args, &reason),
+        }
+    }
+
+    /// Decides whether this command may go to a box at all.
+    fn distributable(&self, program: &Path, args: &[OsString]) -> Result<(Plan, String), String> {
+        let plan = args::classify(args).map_err(|r| r.to_string())?;
+        let name = program
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_string();
+        if !crate::compiler::is_compiler_name(&name) {
+            return Err(format!(
+                "\"{name}\" is not a compiler name the boxes will run"
+            ));
+        }
+        for var in ["GCC_EXEC_PREFIX", "COMPILER_PATH", "GCC_COMPARE_DEBUG"] {
+            if self.env.var_os(var).is_some() {
+                return Err(format!("{var} is set and changes what the compiler runs"));
+            }
+        }
+        Ok((plan, name))
+    }
+
+    fn state(&self) -> Option<State> {
+        match State::open(&self.settings.rcc_dir) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!(
+                    "rcc: cannot use RCC_DIR {}: {e}; compiling locally",
+                    self.settings.rcc_dir.display()
+                );
+                None
+            }
+        }
+    }
+
+    /// Tries the farm. `Err(reason)`: compile locally.
+    fn distribute(
+        &mut self,
+        program: &Path,
+        name: &str,
+        args: &[OsString],
+        plan: &Plan,
+    ) -> Result<u8, String> {
+        let list = load_hosts(self.env).map_err(|e| {
+            // A bad host list is worth saying even without RCC_VERBOSE: the build goes on,
+            // but slower than the user expects.
+            eprintln!("rcc: {e}; compiling locally");
+            e
+        })?;
+        let state = self.state().ok_or("RCC_DIR is not usable")?;
+        let identity = identity::get(program, &state.state_dir())
+            .map_err(|e| format!("cannot ask {} who it is: {e}", program.display()))?;
+        let cwd = std::env::current_dir().map_err(|e| format!("no working directory: {e}"))?;
+        let mut hosts: Vec<&HostSpec> = list.hosts.iter().filter(|h| !h.down).collect();
+        if list.randomize {
+            shuffle(&mut hosts);
+        }
+        let local_limit = list
+            .local_slots
+            .unwrap_or_else(|| crate::sys::online_cpus() as u32);
+        let candidates: Vec<Candidate> = hosts
+            .iter()
+            .map(|h| Candidate {
+                key: h.key(),
+                limit: h.limit.unwrap_or(match h.kind {
+                    HostKind::Local => 2,
+                    HostKind::Tcp { .. } => 4,
+                }),
+                remote: matches!(h.kind, HostKind::Tcp { .. }),
+            })
+            .collect();
+
+        let mut input: Option<Vec<u8>> = None;
+        let mut tried = Vec::new();
+        // Each box is tried at most once per job; bounded by the list.
+        for _ in 0..=hosts.len() {
+            let now = SystemTime::now();
+            let usable: Vec<Candidate> = candidates
+                .iter()
+                .filter(|c| !tried.contains(&c.key))
+                .filter(|c| !c.remote || self.usable(&state, &c.key, &identity, now))
+                .cloned()
+                .collect();
+            if !usable.iter().any(|c| c.remote) {
+                return Err("no box is available".into());
+            }
+            let deadline = Instant::now() + Duration::from_secs(600);
+            let Some(picked) = state
+                .pick_wait(&usable, deadline)
+                .map_err(|e| format!("cannot lock a slot in RCC_DIR: {e}"))?
+            else {
+                return Err("waited too long for a free slot".into());
+            };
+            let cand = &usable[picked.index];
+            if !cand.remote {
+                drop(picked);
+                // The localhost entry won: run here, holding a localhost slot.
+                return Ok(self.run_local_with(program, args, "localhost slot", Some(local_limit)));
+            }
+            let host = hosts
+                .iter()
+                .find(|h| h.key() == cand.key)
+                .expect("candidate comes from the list");
+            tried.push(cand.key.clone());
+            if input.is_none() {
+                match self.preprocess(&state, program, plan, local_limit)? {
+                    Ok(text) => input = Some(text),
+                    // The user's error, shown once by the preprocessor itself.
+                    Err(code) => return Ok(code),
+                }
+            }
+            let text = input.as_ref().expect("preprocessed");
+            let req = JobRequest {
+                mode: Mode::Preprocessed,
+                compress: host.compress,
+                compiler: name.to_string(),
+                identity: identity.clone(),
+                args: plan
+                    .remote_args
+                    .iter()
+                    .map(|a| a.as_bytes().to_vec())
+                    .collect(),
+                input_ext: plan.remote_input_ext.to_string(),
+                output_ext: match plan.stage {
+                    Stage::Object => "o".into(),
+                    Stage::Assembly => "s".into(),
+                },
+                cwd: cwd.as_os_str().as_bytes().to_vec(),
+                label: plan.source.to_string_lossy().into_owned(),
+            };
+            match self.attempt(&state, host, &req, text, plan) {
+                Next::Exit(code) => return Ok(code),
+                Next::Another => continue,
+                Next::Local(why) => return Err(why),
+            }
+        }
+        Err("every box failed".into())
+    }
+
+    fn usable(&self, state: &State, key: &str, identity: &str, now: SystemTime) -> bool {
+        if state.is_backed_off(key, self.settings.backoff, now) {
+            self.log(format!("{key}: backed off"));
+            return false;
+        }
+        for kind in ["busy", "hot"] {
+            if let Some(t) = state.marked(kind, key, now) {
+                self.log(format!("{key}: {kind} ({t})"));
+                return false;
+            }
+        }
+        let id_key = format!("{key}_{:016x}", hash(identity));
+        if let Some(t) = state.marked("mismatch", &id_key, now) {
+            self.log(format!("{key}: {t}"));
+            return false;
+        }
+        true
+    }
+}
+
+impl Client<'_> {
+    /// Preprocesses here (or reads an already preprocessed source). `Ok(Err(code))`: the
+    /// preprocessor reported the user's error and exited with `code`.
+    fn preprocess(
+        &self,
+        state: &State,
+        program: &Path,
+        plan: &Plan,
+        local_limit: u32,
+    ) -> Result<Result<Vec<u8>, u8>, String> {
+        let t = Instant::now();
+        let text = match &plan.cpp_args {
+            None => std::fs::read(&plan.source)
+                .map_err(|e| format!("cannot read {}: {e}", plan.source.to_string_lossy()))?,
+            Some(cpp_args) => {
+                // Preprocessing is the master's main cost: bound how many run at once.
+                let _slot = state
+                    .lock_cpp(local_limit.saturating_mul(2).max(2), Instant::now() + Duration::from_secs(600))
+                    .map_err(|e| format!("cannot lock a preprocessing slot: {e}"))?;
+                let out = cpp::run(program, cpp_args)
+                    .map_err(|e| format!("cannot run the preprocessor: {e}"))?;
+                if out.code != 0 {
+                    self.log(format!("preprocessor failed with {}: the user's error", out.code));
+                    return Ok(Err(out.code));
+                }
+                out.text
+            }
+        };
+        if cpp::reads_files_at_assembly(&text) {
+            return Err("the source uses .incbin/.include, which reads files at assembly".into());
+        }
+        self.log(format!(
+            "preprocessed {} in {:.1} ms: {} bytes",
+            plan.source.to_string_lossy(),
+            t.elapsed().as_secs_f64() * 1000.0,
+            text.len()
+        ));
+        Ok(Ok(text))
+    }
+
+    /// One try on one box.
+    fn attempt(
+        &self,
+        state: &State,
+        host: &HostSpec,
+        req: &JobRequest,
+        input: &[u8],
+        plan: &Plan,
+    ) -> Next {
+        let key = host.key();
+        let addr = host.addr_string();
+        let t = Instant::now();
+        let result = remote::request(&addr, req, self.settings.timeouts)
+            .and_then(|accepted| accepted.compile(input));
+        let now = SystemTime::now();
+        let (done, traffic) = match result {
+            Ok(x) => x,
+            Err(Failure::Rejected(r)) => {
+                self.log(format!("{addr} said {}: {}", r.reason.name(), r.text));
+                return self.on_reject(state, host, req, r);
+            }
+            Err(f) => {
+                self.log(format!("{addr}: {f}; backing it off"));
+                let _ = state.backoff(&key, now);
+                return Next::Another;
+            }
+        };
+        self.log(format!(
+            "{addr} compiled {} in {:.1} ms: sent {} B, received {} B, {:?}",
+            req.label,
+            t.elapsed().as_secs_f64() * 1000.0,
+            traffic.sent,
+            traffic.received,
+            done.exit
+        ));
+        match done.exit {
+            Exit::Code(0) => {
+                let Some((_, data)) = done.outputs.iter().find(|(n, _)| *n == req.output_ext)
+                else {
+                    let _ = state.backoff(&key, now);
+                    return Next::Local(format!("{addr} reported success but sent no output"));
+                };
+                if let Err(e) = write_atomically(Path::new(&plan.output), data) {
+                    return Next::Local(format!(
+                        "cannot write {}: {e}",
+                        plan.output.to_string_lossy()
+                    ));
+                }
+                let _ = state.clear_backoff(&key);
+                relay(&done.stdout, &done.stderr);
+                Next::Exit(0)
+            }
+            // gcc exits 1 for errors in the user's code: shown once, not retried.
+            Exit::Code(1) => {
+                relay(&done.stdout, &done.stderr);
+                Next::Exit(1)
+            }
+            // Anything else (an internal compiler error, a compiler killed on the box by the
+            // OOM killer or a signal) is the box's problem: the job goes elsewhere.
+            other => {
+                self.log(format!("{addr}: compiler ended with {other:?}; backing it off"));
+                let _ = state.backoff(&key, now);
+                Next::Another
+            }
+        }
+    }
+
+    fn on_reject(
+        &self,
+        state: &State,
+        host: &HostSpec,
+        req: &JobRequest,
+        r: crate::protocol::Reject,
+    ) -> Next {
+        let key = host.key();
+        let now = SystemTime::now();
+        let later = |ms: u32, min: u64| {
+            now + Duration::from_millis((ms as u64).max(min))
+        };
+        match r.reason {
+            RejectReason::Busy => {
+                let _ = state.mark("busy", &key, later(r.retry_after_ms, 200), &r.text);
+                Next::Another
+            }
+            RejectReason::Throttled => {
+                let _ = state.mark("hot", &key, later(r.retry_after_ms, 1000), &r.text);
+                Next::Another
+            }
+            RejectReason::CompilerMismatch | RejectReason::NoCompiler => {
+                let id_key = format!("{key}_{:016x}", hash(&req.identity));
+                let _ = state.mark("mismatch", &id_key, now + Duration::from_secs(600), &r.text);
+                if state.first_to_say("mismatch", &id_key).unwrap_or(true) {
+                    eprintln!(
+                        "rcc: not using {} for {}: {} (install the same compiler on every box)",
+                        host.addr_string(),
+                        req.compiler,
+                        r.text
+                    );
+                }
+                Next::Another
+            }
+            // The box refused this job's arguments or input: it is the job, not the box.
+            RejectReason::BadRequest => Next::Local(format!("the box refused it: {}", r.text)),
+            _ => {
+                let _ = state.backoff(&key, now);
+                Next::Another
+            }
+        }
+    }
+
+    fn run_local(&self, program: &Path, args: &[OsString], reason: &str) -> u8 {
+        let limit = load_hosts(self.env)
+            .ok()
+            .and_then(|l| {
+                l.local_slots.or_else(|| {
+                    l.hosts
+                        .iter()
+                        .find(|h| matches!(h.kind, HostKind::Local))
+                        .and_then(|h| h.limit)
+                })
+            })
+            .unwrap_or_else(|| crate::sys::online_cpus() as u32);
+        self.run_local_with(program, args, reason, Some(limit))
+    }
+
+    /// Runs the command here, unchanged, holding one of `limit` local slots.
+    fn run_local_with(
+        &self,
+        program: &Path,
+        args: &[OsString],
+        reason: &str,
+        limit: Option<u32>,
+    ) -> u8 {
+        let _slot = match (limit, self.state()) {
+            (Some(l), Some(state)) => state
+                .lock_local(l.max(1), Instant::now() + Duration::from_secs(3600))
+                .ok()
+                .flatten(),
+            _ => None,
+        };
+        self.run_local_now(program, args, reason)
+    }
+
+    fn run_local_now(&self, program: &Path, args: &[OsString], reason: &str) -> u8 {
+        self.log(format!("local: {reason}"));
+        match local::run(program, args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("rcc: cannot run {}: {e}", program.display());
+                exit::COMPILER_MISSING
+            }
+        }
+    }
+}
+
+/// Writes the compiler's stdout and stderr once each.
+fn relay(stdout: &[u8], stderr: &[u8]) {
+    if !stdout.is_empty() {
+        let _ = std::io::stdout().write_all(stdout);
+        let _ = std::io::stdout().flush();
+    }
+    if !stderr.is_empty() {
+        let _ = std::io::stderr().write_all(stderr);
+    }
+}
+
+/// Writes `data` to `path` through a temp file in the same directory and a rename, so an
+/// interrupted build never leaves a half-written object that make would trust.
+pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let name = path.file_name().ok_or(std::io::ErrorKind::InvalidInput)?;
+    let mut tmp_name = OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".rcc-{}.tmp", std::process::id()));
+    let tmp = match dir {
+        Some(d) => d.join(&tmp_name),
+        None => PathBuf::from(&tmp_name),
+    };
+    let result = std::fs::write(&tmp, data).and_then(|_| std::fs::rename(&tmp, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
+}
+
+fn shuffle<T>(v: &mut [T]) {
+    // Seeded from the clock and pid: each rcc process of a build gets its own order.
+    let mut x = (SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+        ^ ((std::process::id() as u64) << 32))
+        | 1;
+    for i in (1..v.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+}

@@ -1,0 +1,160 @@
+//! What counts as a compiler, and who a compiler is: shared by the client (which names its
+//! compiler and says who it is) and the daemon (which refuses everything else).
+//!
+//! Identity is what makes "every node has the same gcc" a guarantee instead of a warning:
+//! the version line of `--version` (without the program's own name, so `gcc`, `g++` and
+//! `aarch64-linux-gnu-gcc` of one release agree) plus the target of `-dumpmachine`.
+
+use std::io;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// Whether a file name is one of the compiler drivers rcc will ever run: `cc`, `c++`, `gcc`,
+/// `g++`, `clang`, `clang++`, with an optional target prefix (`aarch64-linux-gnu-gcc`) and
+/// an optional version suffix (`gcc-12`, `clang++-14`). Never a path, never `..`.
+pub fn is_compiler_name(name: &str) -> bool {
+    if name.is_empty()
+        || name.len() > 128
+        || name.starts_with('.')
+        || name.starts_with('-')
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+'))
+    {
+        return false;
+    }
+    // Strip a version suffix: "-12", "-12.2", "-14".
+    let mut base = name;
+    if let Some((head, tail)) = name.rsplit_once('-') {
+        if !tail.is_empty() && tail.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            base = head;
+        }
+    }
+    const DRIVERS: [&str; 6] = ["gcc", "g++", "clang", "clang++", "cc", "c++"];
+    if DRIVERS.contains(&base) {
+        return true;
+    }
+    // A target prefix: "<triple>-gcc" and friends (not "-cc": too easy to confuse with tools).
+    ["-gcc", "-g++", "-clang", "-clang++"]
+        .iter()
+        .any(|d| base.len() > d.len() && base.ends_with(d))
+}
+
+/// Builds the identity string from a compiler's `--version` and `-dumpmachine` output.
+pub fn identity_from(version_out: &str, machine_out: &str) -> String {
+    let line = version_out.lines().next().unwrap_or("").trim();
+    let machine = machine_out.trim();
+    let what = if line.contains("clang") {
+        line.to_string()
+    } else {
+        // "aarch64-linux-gnu-gcc (Debian 12.2.0-14) 12.2.0" -> "gcc (Debian 12.2.0-14) 12.2.0"
+        match line.find(" (") {
+            Some(i) => format!("gcc {}", &line[i + 1..]),
+            None => line.to_string(),
+        }
+    };
+    format!("{what} for {machine}")
+}
+
+/// Runs the compiler at `path` to find its identity. Takes a few milliseconds; callers cache.
+pub fn probe_identity(path: &Path) -> io::Result<String> {
+    let run = |arg: &str| -> io::Result<String> {
+        let out = Command::new(path)
+            .arg(arg)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .env("LC_ALL", "C")
+            .output()?;
+        if !out.status.success() {
+            return Err(io::Error::other(format!(
+                "{} {arg} failed ({})",
+                path.display(),
+                out.status
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let version = run("--version")?;
+    let machine = run("-dumpmachine")?;
+    if version.trim().is_empty() || machine.trim().is_empty() {
+        return Err(io::Error::other(format!(
+            "{} does not say which compiler it is",
+            path.display()
+        )));
+    }
+    Ok(identity_from(&version, &machine))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compiler_names() {
+        for ok in [
+            "gcc",
+            "g++",
+            "cc",
+            "c++",
+            "clang",
+            "clang++",
+            "gcc-12",
+            "g++-12",
+            "clang-14",
+            "clang++-14",
+            "aarch64-linux-gnu-gcc",
+            "aarch64-linux-gnu-gcc-12",
+            "x86_64-linux-gnu-g++",
+            "arm-linux-gnueabihf-gcc",
+        ] {
+            assert!(is_compiler_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "sh",
+            "/bin/sh",
+            "/usr/bin/gcc",
+            "../gcc",
+            "..",
+            "python3",
+            "gcc;rm",
+            "gcc ",
+            "-gcc",
+            ".gcc",
+            "gcc/../sh",
+            "ld",
+            "as",
+            "cc1",
+            "gccgo",
+            "x-cc",
+            "bash-gcc\n",
+        ] {
+            assert!(!is_compiler_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn identity_ignores_the_program_name() {
+        let native = identity_from(
+            "gcc (Debian 12.2.0-14+deb12u1) 12.2.0\nCopyright...",
+            "aarch64-linux-gnu\n",
+        );
+        let cross = identity_from(
+            "aarch64-linux-gnu-gcc (Debian 12.2.0-14+deb12u1) 12.2.0\n",
+            "aarch64-linux-gnu\n",
+        );
+        assert_eq!(native, cross);
+        assert_eq!(
+            native,
+            "gcc (Debian 12.2.0-14+deb12u1) 12.2.0 for aarch64-linux-gnu"
+        );
+        let other = identity_from("gcc (Debian 13.2.0-1) 13.2.0", "aarch64-linux-gnu");
+        assert_ne!(native, other);
+    }
+
+    #[test]
+    fn clang_keeps_its_whole_line() {
+        let id = identity_from("Debian clang version 14.0.6\nTarget: x", "x86_64-pc-linux-gnu");
+        assert_eq!(id, "Debian clang version 14.0.6 for x86_64-pc-linux-gnu");
+    }
+}

@@ -1,0 +1,70 @@
+//! What the daemon runs with, after the command line was checked and defaults were filled in.
+//! The argh struct in `bin/rccd.rs` is what was typed; this is what the loop sees.
+
+use crate::access::AllowList;
+use crate::protocol::Limits;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Addresses to listen on (port 0 binds an ephemeral port).
+    pub listen: Vec<SocketAddr>,
+    /// Most compiles at once.
+    pub jobs: usize,
+    /// Most requests waiting for a slot; past that the answer is "busy" at once.
+    pub queue: usize,
+    /// How long a request may wait in the queue before it is answered "busy".
+    pub queue_wait: Duration,
+    /// Peers allowed to connect; everyone else is closed at once.
+    pub allow: AllowList,
+    /// Directories searched for compilers by file name.
+    pub compiler_path: Vec<PathBuf>,
+    /// Where job dirs are made.
+    pub temp_dir: PathBuf,
+    /// Written with the bound port of the first listener once it listens.
+    pub port_file: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    /// Frame and argument caps.
+    pub limits: Limits,
+    /// Most open connections; more are closed at once.
+    pub max_connections: usize,
+    /// A connection that sends or takes nothing for this long while it should is dropped.
+    pub idle_timeout: Duration,
+    /// A compile running longer than this is killed (0: never).
+    pub job_timeout: Duration,
+    /// How often a running job tells its client it is still alive.
+    pub heartbeat: Duration,
+}
+
+impl Config {
+    /// A configuration for one loopback listener on an ephemeral port, as tests and the
+    /// README demo use it.
+    pub fn loopback(jobs: usize) -> Config {
+        Config {
+            listen: vec!["127.0.0.1:0".parse().expect("valid address")],
+            jobs,
+            queue: jobs,
+            queue_wait: Duration::from_secs(10),
+            allow: AllowList::loopback(),
+            compiler_path: default_compiler_path(),
+            temp_dir: std::env::temp_dir(),
+            port_file: None,
+            pid_file: None,
+            limits: Limits::default(),
+            max_connections: 1024,
+            idle_timeout: Duration::from_secs(30),
+            job_timeout: Duration::from_secs(3600),
+            heartbeat: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Where a box keeps its compilers.
+pub fn default_compiler_path() -> Vec<PathBuf> {
+    ["/usr/local/bin", "/usr/bin", "/bin"]
+        .iter()
+        .map(PathBuf::from)
+        .collect()
+}

@@ -1,0 +1,145 @@
+//! One client connection: its buffers, its phase in the conversation, and the job it owns.
+//! The event loop says when the socket is readable or writable; this file moves bytes and
+//! frames, never blocking (everything stops at `WouldBlock`).
+
+use super::job::Job;
+use crate::protocol::{self, JobRequest, Limits, Message};
+use mio::net::TcpStream;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// A job request that passed every check, waiting for its slot or its input.
+#[derive(Debug)]
+pub struct Pending {
+    pub req: JobRequest,
+    pub args: Vec<String>,
+    pub compiler: PathBuf,
+    pub since: Instant,
+}
+
+#[derive(Debug)]
+pub enum Phase {
+    /// Waiting for the first frame.
+    Hello,
+    /// Queued for a slot; nothing sent yet.
+    Waiting(Box<Pending>),
+    /// Slot held, `Accept` sent, waiting for the input.
+    Input(Box<Pending>),
+    /// The compiler runs (the job is in `Conn::job`).
+    Running { compress: bool },
+    /// Write what is pending, then close.
+    Closing,
+}
+
+pub struct Conn {
+    /// `None` once the client is gone while its compiler is still being reaped.
+    pub stream: Option<TcpStream>,
+    pub peer: SocketAddr,
+    pub rbuf: Vec<u8>,
+    pub wbuf: Vec<u8>,
+    pub wpos: usize,
+    pub phase: Phase,
+    pub last_io: Instant,
+    pub job: Option<Job>,
+    pub holds_slot: bool,
+    pub wants_write: bool,
+    pub next_heartbeat: Instant,
+}
+
+/// What reading found.
+pub enum ReadOutcome {
+    /// Got bytes or nothing; the peer is still there.
+    Open,
+    /// The peer closed its side or the connection broke.
+    Closed,
+}
+
+impl Conn {
+    pub fn new(stream: TcpStream, peer: SocketAddr, now: Instant) -> Conn {
+        Conn {
+            stream: Some(stream),
+            peer,
+            rbuf: Vec::new(),
+            wbuf: Vec::new(),
+            wpos: 0,
+            phase: Phase::Hello,
+            last_io: now,
+            job: None,
+            holds_slot: false,
+            wants_write: false,
+            next_heartbeat: now,
+        }
+    }
+
+    /// Reads until the socket would block. Never buffers more than one frame's worth past
+    /// what the decoder already accepted: a header over the cap is refused by `next_frame`
+    /// before its body is read.
+    pub fn read_some(&mut self, now: Instant, limits: &Limits) -> ReadOutcome {
+        let Some(stream) = self.stream.as_mut() else {
+            return ReadOutcome::Closed;
+        };
+        let mut chunk = [0u8; 64 * 1024];
+        loop {
+            // Stop reading once a whole frame is buffered but not yet decoded, so a
+            // flood cannot grow the buffer without bound.
+            if self.rbuf.len() > limits.max_body + protocol::HEADER_LEN + chunk.len() {
+                return ReadOutcome::Open;
+            }
+            match stream.read(&mut chunk) {
+                Ok(0) => return ReadOutcome::Closed,
+                Ok(n) => {
+                    self.rbuf.extend_from_slice(&chunk[..n]);
+                    self.last_io = now;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadOutcome::Open,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return ReadOutcome::Closed,
+            }
+        }
+    }
+
+    /// The next complete frame in the read buffer, if any.
+    pub fn next_frame(&mut self, limits: &Limits) -> Result<Option<Message>, protocol::Error> {
+        match protocol::decode(&self.rbuf, limits)? {
+            Some((msg, used)) => {
+                self.rbuf.drain(..used);
+                Ok(Some(msg))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Queues a frame for writing.
+    pub fn send(&mut self, msg: &Message, compress: bool) {
+        let level = compress.then_some(crate::compress::DEFAULT_LEVEL);
+        self.wbuf.extend_from_slice(&protocol::encode(msg, level));
+    }
+
+    /// Writes what it can. `Ok(true)`: everything is written.
+    pub fn flush(&mut self, now: Instant) -> io::Result<bool> {
+        let Some(stream) = self.stream.as_mut() else {
+            return Ok(true);
+        };
+        while self.wpos < self.wbuf.len() {
+            match stream.write(&self.wbuf[self.wpos..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.wpos += n;
+                    self.last_io = now;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        self.wbuf.clear();
+        self.wpos = 0;
+        Ok(true)
+    }
+
+    pub fn pending_write(&self) -> bool {
+        self.wpos < self.wbuf.len()
+    }
+}

@@ -1,0 +1,587 @@
+//! The only file that touches mio. One thread: accept, read requests, start compilers,
+//! drain their pipes, notice their exit through a pidfd, write replies, fire timers. Nothing
+//! here blocks; timers are the poll timeout.
+//!
+//! Tokens: listener `i` is `LISTEN_BASE + i`; connection slot `c` owns four tokens,
+//! `4c` (socket), `4c+1` (compiler stdout), `4c+2` (stderr), `4c+3` (pidfd).
+
+use super::admit::{Admission, Slots};
+use super::config::Config;
+use super::conn::{Conn, Pending, Phase, ReadOutcome};
+use super::job::{self, Compilers, Job};
+use super::status::{self, BoxIdentity};
+use crate::protocol::{Accept, Message, Reject, RejectReason};
+use crate::sys;
+use mio::net::TcpListener;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+const LISTEN_BASE: usize = usize::MAX - 256;
+const SOCK: usize = 0;
+const OUT: usize = 1;
+const ERR: usize = 2;
+const PID: usize = 3;
+
+fn token(conn: usize, what: usize) -> Token {
+    Token(conn * 4 + what)
+}
+
+struct Daemon {
+    poll: Poll,
+    config: Config,
+    listeners: Vec<TcpListener>,
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    live: usize,
+    slots: Slots,
+    compilers: Compilers,
+    identity: BoxIdentity,
+    started: Instant,
+    seq: u64,
+}
+
+pub fn run(config: Config) -> io::Result<()> {
+    sys::install_stop_handler();
+    let poll = Poll::new()?;
+    let mut listeners = Vec::new();
+    for (i, addr) in config.listen.iter().enumerate() {
+        let mut l = TcpListener::bind(*addr)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        poll.registry()
+            .register(&mut l, Token(LISTEN_BASE + i), Interest::READABLE)?;
+        log::info!("listening on {}", l.local_addr()?);
+        listeners.push(l);
+    }
+    if let Some(p) = &config.pid_file {
+        std::fs::write(p, format!("{}\n", sys::getpid()))
+            .map_err(|e| io::Error::new(e.kind(), format!("--pid-file {}: {e}", p.display())))?;
+    }
+    job::clean_stale(&config.temp_dir);
+    let mut compilers = Compilers::new(config.compiler_path.clone());
+    compilers.probe_all();
+    if let Some(p) = &config.port_file {
+        let port = listeners[0].local_addr()?.port();
+        // Written after everything is ready, so a waiting script can connect at once.
+        let tmp = p.with_extension("tmp");
+        std::fs::write(&tmp, format!("{port}\n"))?;
+        std::fs::rename(&tmp, p)?;
+    }
+    let mut d = Daemon {
+        poll,
+        slots: Slots::new(config.jobs, config.queue),
+        config,
+        listeners,
+        conns: Vec::new(),
+        free: Vec::new(),
+        live: 0,
+        compilers,
+        identity: BoxIdentity::load(),
+        started: Instant::now(),
+        seq: 0,
+    };
+    log::info!(
+        "rccd {} serving {} slots",
+        env!("CARGO_PKG_VERSION"),
+        d.config.jobs
+    );
+    let result = d.serve();
+    // Dropping the connections kills running compilers and removes their dirs.
+    d.conns.clear();
+    if let Some(p) = &d.config.pid_file {
+        let _ = std::fs::remove_file(p);
+    }
+    result
+}
+
+impl Daemon {
+    fn serve(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(256);
+        while !sys::stop_requested() {
+            let timeout = self.config.heartbeat.min(Duration::from_secs(1));
+            match self.poll.poll(&mut events, Some(timeout)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            for ev in events.iter() {
+                let t = ev.token().0;
+                if t >= LISTEN_BASE {
+                    self.accept(t - LISTEN_BASE);
+                    continue;
+                }
+                let (c, what) = (t / 4, t % 4);
+                if self.conns.get(c).map_or(true, |s| s.is_none()) {
+                    continue; // an event for a connection already closed
+                }
+                match what {
+                    SOCK => {
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            self.on_readable(c);
+                        }
+                        if ev.is_writable() && self.conns[c].is_some() {
+                            self.flush(c);
+                        }
+                    }
+                    OUT | ERR => self.on_pipe(c, what == ERR),
+                    _ => self.on_exit(c),
+                }
+            }
+            self.timers(Instant::now());
+        }
+        log::info!("stopping: killing running compilers");
+        Ok(())
+    }
+
+    fn accept(&mut self, i: usize) {
+        loop {
+            let (mut stream, peer) = match self.listeners[i].accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // Out of fds and the like: log and let the next event try again.
+                    log::warn!("accept failed: {e}");
+                    return;
+                }
+            };
+            if !self.config.allow.permits(peer.ip()) {
+                self.slots.counters.refused_peers += 1;
+                let n = self.slots.counters.refused_peers;
+                if n <= 10 || n.is_power_of_two() {
+                    log::warn!(
+                        "refused {peer}: not in --allow ({n} refused so far); \
+                         add its network with --allow CIDR if it should compile here"
+                    );
+                }
+                continue; // dropping the stream closes it
+            }
+            if self.live >= self.config.max_connections {
+                log::warn!(
+                    "refused {peer}: {} connections open (--max-connections)",
+                    self.live
+                );
+                continue;
+            }
+            let c = self.free.pop().unwrap_or_else(|| {
+                self.conns.push(None);
+                self.conns.len() - 1
+            });
+            if let Err(e) =
+                self.poll
+                    .registry()
+                    .register(&mut stream, token(c, SOCK), Interest::READABLE)
+            {
+                log::warn!("cannot register {peer}: {e}");
+                self.free.push(c);
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            self.slots.counters.connections += 1;
+            self.live += 1;
+            self.conns[c] = Some(Conn::new(stream, peer, Instant::now()));
+        }
+    }
+
+    fn conn(&mut self, c: usize) -> &mut Conn {
+        self.conns[c].as_mut().expect("live connection")
+    }
+
+    fn on_readable(&mut self, c: usize) {
+        let now = Instant::now();
+        let limits = self.config.limits;
+        let outcome = self.conn(c).read_some(now, &limits);
+        loop {
+            let frame = self.conn(c).next_frame(&limits);
+            match frame {
+                Ok(Some(msg)) => self.on_message(c, msg),
+                Ok(None) => break,
+                Err(e) => {
+                    let peer = self.conn(c).peer;
+                    log::warn!("{peer}: {e}");
+                    self.reject(c, RejectReason::BadRequest, 0, e.to_string());
+                    break;
+                }
+            }
+            if self.conns[c].is_none() || matches!(self.conn(c).phase, Phase::Closing) {
+                break;
+            }
+        }
+        if let ReadOutcome::Closed = outcome {
+            if self.conns[c].is_some() {
+                self.peer_gone(c);
+            }
+        }
+    }
+
+    fn on_message(&mut self, c: usize, msg: Message) {
+        let phase = std::mem::replace(&mut self.conn(c).phase, Phase::Closing);
+        match (phase, msg) {
+            (Phase::Hello, Message::StatusRequest) => {
+                let kv = status::build(
+                    &self.slots,
+                    &self.compilers.identities(),
+                    &self.identity,
+                    self.started,
+                );
+                self.conn(c).send(&Message::Status(kv), false);
+                self.flush(c);
+            }
+            (Phase::Hello, Message::JobRequest(req)) => self.on_job_request(c, req),
+            (Phase::Input(p), Message::Input(data)) => self.start_job(c, *p, data),
+            (phase, msg) => {
+                let what = format!("{:?} frame was not expected now", msg.kind());
+                self.conn(c).phase = phase;
+                self.reject(c, RejectReason::BadRequest, 0, what);
+            }
+        }
+    }
+
+    fn on_job_request(&mut self, c: usize, req: crate::protocol::JobRequest) {
+        let peer = self.conn(c).peer;
+        let (path, identity) = match self.compilers.resolve(&req.compiler) {
+            Ok(x) => x,
+            Err(e) => {
+                let reason = match e {
+                    job::CompilerProblem::NotACompiler(_) => RejectReason::BadRequest,
+                    _ => RejectReason::NoCompiler,
+                };
+                log::warn!("{peer}: {e}");
+                return self.reject(c, reason, 0, e.to_string());
+            }
+        };
+        if identity != req.identity {
+            let text = format!(
+                "this box's {} is \"{identity}\", the client's is \"{}\"",
+                req.compiler, req.identity
+            );
+            return self.reject(c, RejectReason::CompilerMismatch, 0, text);
+        }
+        let checked = job::check_args(&req.args)
+            .and_then(|a| job::check_exts(&req.input_ext, &req.output_ext).map(|_| a));
+        let args = match checked {
+            Ok(a) => a,
+            Err(text) => {
+                log::warn!("{peer}: refused {}: {text}", req.label);
+                return self.reject(c, RejectReason::BadRequest, 0, text);
+            }
+        };
+        let pending = Box::new(Pending {
+            req,
+            args,
+            compiler: path,
+            since: Instant::now(),
+        });
+        match self.slots.admit(c) {
+            Admission::Run => self.accept_job(c, pending),
+            Admission::Wait => self.conn(c).phase = Phase::Waiting(pending),
+            Admission::Busy => {
+                let text = format!("all {} slots and the queue are full", self.slots.jobs);
+                // Counted as busy and rejected by `admit` already.
+                self.slots.counters.rejected -= 1;
+                self.reject(c, RejectReason::Busy, 500, text);
+            }
+        }
+    }
+
+    /// The slot is reserved: tell the client to send its input.
+    fn accept_job(&mut self, c: usize, pending: Box<Pending>) {
+        let accept = Accept {
+            slots: self.slots.jobs as u32,
+            running: self.slots.held as u32,
+        };
+        let conn = self.conn(c);
+        conn.holds_slot = true;
+        conn.last_io = Instant::now();
+        conn.phase = Phase::Input(pending);
+        conn.send(&Message::Accept(accept), false);
+        self.flush(c);
+    }
+
+    fn start_job(&mut self, c: usize, p: Pending, data: Vec<u8>) {
+        if let Err(text) = job::check_input(&data) {
+            return self.reject(c, RejectReason::BadRequest, 0, text);
+        }
+        self.seq += 1;
+        let started = job::make_dir(&self.config.temp_dir, self.seq)
+            .and_then(|dir| Job::start(dir, &p.compiler, &p.args, &p.req, &data));
+        let mut job = match started {
+            Ok(j) => j,
+            Err(e) => {
+                let text = format!(
+                    "cannot start the compile on this box ({}): {e}",
+                    self.config.temp_dir.display()
+                );
+                log::error!("{text}");
+                return self.reject(c, RejectReason::Internal, 10_000, text);
+            }
+        };
+        let reg = self.poll.registry();
+        let ok = reg
+            .register(job.stdout.as_mut().expect("new job"), token(c, OUT), Interest::READABLE)
+            .and_then(|_| {
+                reg.register(
+                    job.stderr.as_mut().expect("new job"),
+                    token(c, ERR),
+                    Interest::READABLE,
+                )
+            })
+            .and_then(|_| {
+                reg.register(
+                    &mut SourceFd(&job.pidfd.as_raw_fd()),
+                    token(c, PID),
+                    Interest::READABLE,
+                )
+            });
+        if let Err(e) = ok {
+            log::error!("cannot watch the compiler: {e}");
+            return self.reject(c, RejectReason::Internal, 0, e.to_string());
+        }
+        log::debug!("{}: compiling {}", self.conn(c).peer, p.req.label);
+        let heartbeat = self.config.heartbeat;
+        let conn = self.conn(c);
+        conn.next_heartbeat = Instant::now() + heartbeat;
+        conn.phase = Phase::Running {
+            compress: p.req.compress,
+        };
+        conn.job = Some(job);
+    }
+
+    fn on_pipe(&mut self, c: usize, stderr: bool) {
+        let reg = self.poll.registry();
+        let Some(job) = self.conns[c].as_mut().and_then(|k| k.job.as_mut()) else {
+            return;
+        };
+        job.drain(stderr);
+        // A pipe at EOF was dropped by `drain`, which closed and so deregistered its fd.
+        let _ = reg;
+        self.maybe_finish(c);
+    }
+
+    fn on_exit(&mut self, c: usize) {
+        let reg = self.poll.registry();
+        let Some(job) = self.conns[c].as_mut().and_then(|k| k.job.as_mut()) else {
+            return;
+        };
+        job.reap();
+        if job.status.is_some() {
+            let _ = reg.deregister(&mut SourceFd(&job.pidfd.as_raw_fd()));
+            // The compiler may have exited before we drained the last bytes.
+            job.drain(false);
+            job.drain(true);
+        }
+        self.maybe_finish(c);
+    }
+
+    fn maybe_finish(&mut self, c: usize) {
+        let conn = self.conns[c].as_mut().expect("live connection");
+        let Some(job) = conn.job.as_mut() else {
+            return;
+        };
+        if !job.is_complete() {
+            return;
+        }
+        let started = job.started;
+        let label = job.label.clone();
+        let result = job.result();
+        conn.job = None; // removes the job dir
+        let compress = matches!(conn.phase, Phase::Running { compress: true });
+        match result {
+            Ok(done) => {
+                let ok = done.exit == crate::protocol::Exit::Code(0);
+                log::info!(
+                    "{} {} {:?} in {} ms",
+                    conn.peer,
+                    label,
+                    done.exit,
+                    started.elapsed().as_millis()
+                );
+                self.slots.finished(ok, started);
+                conn.phase = Phase::Closing;
+                conn.send(&Message::Done(done), compress);
+            }
+            Err(e) => {
+                self.slots.counters.failed += 1;
+                let text = format!("compiled but cannot read the object on this box: {e}");
+                log::error!("{text}");
+                conn.phase = Phase::Closing;
+                conn.send(
+                    &Message::Reject(Reject {
+                        reason: RejectReason::Internal,
+                        retry_after_ms: 10_000,
+                        text,
+                    }),
+                    false,
+                );
+            }
+        }
+        self.release_slot(c);
+        if self.conn(c).stream.is_none() {
+            self.close(c);
+        } else {
+            self.flush(c);
+        }
+    }
+
+    fn release_slot(&mut self, c: usize) {
+        if std::mem::take(&mut self.conn(c).holds_slot) {
+            self.slots.release();
+        }
+        while let Some(w) = self.slots.next_waiting() {
+            let phase = std::mem::replace(&mut self.conn(w).phase, Phase::Closing);
+            match phase {
+                Phase::Waiting(p) => self.accept_job(w, p),
+                other => {
+                    // Not waiting any more (cannot happen: waiting conns are forgotten
+                    // when they leave); give the slot back.
+                    self.conn(w).phase = other;
+                    self.slots.release();
+                }
+            }
+        }
+    }
+
+    /// The client closed or broke the connection.
+    fn peer_gone(&mut self, c: usize) {
+        let conn = self.conn(c);
+        if let Some(mut s) = conn.stream.take() {
+            let _ = self.poll.registry().deregister(&mut s);
+        }
+        let conn = self.conns[c].as_mut().expect("live connection");
+        if let Some(job) = &conn.job {
+            log::info!("{}: client went away; killing {}", conn.peer, job.label);
+            job.kill();
+            // The slot and the dir are freed when the pidfd says the compiler is gone.
+            return;
+        }
+        if let Phase::Waiting(_) = conn.phase {
+            self.slots.forget(c);
+        }
+        self.release_slot(c);
+        self.close(c);
+    }
+
+    fn reject(&mut self, c: usize, reason: RejectReason, retry_after_ms: u32, text: String) {
+        self.slots.counters.rejected += 1;
+        if let Phase::Waiting(_) = self.conn(c).phase {
+            self.slots.forget(c);
+        }
+        let conn = self.conn(c);
+        conn.phase = Phase::Closing;
+        conn.rbuf.clear();
+        conn.send(
+            &Message::Reject(Reject {
+                reason,
+                retry_after_ms,
+                text,
+            }),
+            false,
+        );
+        self.release_slot(c);
+        self.flush(c);
+    }
+
+    /// Writes pending output; registers for writability only while something is left.
+    fn flush(&mut self, c: usize) {
+        let now = Instant::now();
+        let conn = self.conns[c].as_mut().expect("live connection");
+        match conn.flush(now) {
+            Ok(true) => {
+                if conn.wants_write {
+                    conn.wants_write = false;
+                    if let Some(s) = conn.stream.as_mut() {
+                        let _ =
+                            self.poll
+                                .registry()
+                                .reregister(s, token(c, SOCK), Interest::READABLE);
+                    }
+                }
+                if matches!(conn.phase, Phase::Closing) && conn.job.is_none() {
+                    if let Some(s) = conn.stream.as_ref() {
+                        let _ = s.shutdown(std::net::Shutdown::Write);
+                    }
+                    self.close(c);
+                }
+            }
+            Ok(false) => {
+                if !conn.wants_write {
+                    conn.wants_write = true;
+                    if let Some(s) = conn.stream.as_mut() {
+                        let _ = self.poll.registry().reregister(
+                            s,
+                            token(c, SOCK),
+                            Interest::READABLE | Interest::WRITABLE,
+                        );
+                    }
+                }
+            }
+            Err(_) => self.peer_gone(c),
+        }
+    }
+
+    fn close(&mut self, c: usize) {
+        if let Some(mut conn) = self.conns[c].take() {
+            if let Some(mut s) = conn.stream.take() {
+                let _ = self.poll.registry().deregister(&mut s);
+            }
+            if conn.job.is_some() {
+                // Never expected: a job is only dropped after its pidfd fired.
+                log::error!("closing a connection with a live job");
+            }
+            if conn.holds_slot {
+                self.slots.release();
+            }
+            self.live -= 1;
+            self.free.push(c);
+        }
+    }
+
+    fn timers(&mut self, now: Instant) {
+        let idle = self.config.idle_timeout;
+        let queue_wait = self.config.queue_wait;
+        let job_timeout = self.config.job_timeout;
+        let heartbeat = self.config.heartbeat;
+        for c in 0..self.conns.len() {
+            let Some(conn) = self.conns[c].as_mut() else {
+                continue;
+            };
+            match &conn.phase {
+                Phase::Hello | Phase::Input(_) | Phase::Closing => {
+                    if now.duration_since(conn.last_io) > idle && conn.job.is_none() {
+                        log::info!("{}: idle for {idle:?}; closing", conn.peer);
+                        if matches!(conn.phase, Phase::Closing) {
+                            self.close(c);
+                        } else {
+                            self.peer_gone(c);
+                        }
+                    }
+                }
+                Phase::Waiting(p) => {
+                    if now.duration_since(p.since) > queue_wait {
+                        let text = format!("waited {queue_wait:?} for a free slot");
+                        self.slots.counters.busy += 1;
+                        self.reject(c, RejectReason::Busy, 500, text);
+                    }
+                }
+                Phase::Running { .. } => {
+                    if let Some(job) = &conn.job {
+                        if !job_timeout.is_zero()
+                            && now.duration_since(job.started) > job_timeout
+                            && job.status.is_none()
+                        {
+                            log::warn!("{}: {} ran past --job-timeout; killing", conn.peer, job.label);
+                            job.kill();
+                        }
+                    }
+                    if conn.stream.is_some() && now >= conn.next_heartbeat {
+                        conn.next_heartbeat = now + heartbeat;
+                        conn.send(&Message::Progress, false);
+                        self.flush(c);
+                    }
+                }
+            }
+        }
+    }
+}

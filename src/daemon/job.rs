@@ -1,0 +1,560 @@
+//! One compile on the box: which compiler (allow-list, identity), which arguments (deny-list),
+//! a private temp dir, the child process with its pipes and pidfd, and the result.
+//!
+//! The event loop owns the registration of the pipes and pidfd; this file only reads them
+//! when told they are ready, so a child can never block on a full pipe (we drain both as they
+//! arrive and keep at most `OUTPUT_CAP` bytes of each).
+
+use crate::compiler;
+use crate::protocol::{Done, Exit, JobRequest};
+use crate::sys;
+use mio::unix::pipe::Receiver;
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, Read};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+/// Most bytes of a compiler's stdout or stderr kept for the reply (the rest is dropped with a
+/// note): a compiler that floods its stderr cannot exhaust the box's memory.
+pub const OUTPUT_CAP: usize = 4 << 20;
+
+/// The compilers this box will run, found by file name in `--compiler-path`, with identities
+/// probed once and re-probed when the file changes (a gcc upgrade on the box).
+pub struct Compilers {
+    dirs: Vec<PathBuf>,
+    known: HashMap<String, Known>,
+}
+
+struct Known {
+    path: PathBuf,
+    stamp: (u64, i64, u64),
+    identity: String,
+}
+
+/// Why a request's compiler cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompilerProblem {
+    NotACompiler(String),
+    NotFound(String),
+    Unusable(String, String),
+}
+
+impl std::fmt::Display for CompilerProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CompilerProblem::NotACompiler(n) => write!(
+                f,
+                "\"{n}\" is not a C/C++ compiler driver name; rccd runs only gcc, g++, cc, c++, \
+                 clang, clang++ and their target-prefixed or versioned forms"
+            ),
+            CompilerProblem::NotFound(n) => {
+                write!(f, "no compiler \"{n}\" in this box's --compiler-path")
+            }
+            CompilerProblem::Unusable(n, e) => write!(f, "compiler \"{n}\" does not work: {e}"),
+        }
+    }
+}
+
+fn stamp(path: &Path) -> io::Result<(u64, i64, u64)> {
+    let m = fs::metadata(path)?;
+    Ok((m.ino(), m.mtime(), m.size()))
+}
+
+impl Compilers {
+    pub fn new(dirs: Vec<PathBuf>) -> Compilers {
+        Compilers {
+            dirs,
+            known: HashMap::new(),
+        }
+    }
+
+    /// Probes every allowed compiler name found in the compiler path (for status and logs).
+    pub fn probe_all(&mut self) {
+        let mut names = Vec::new();
+        for dir in &self.dirs {
+            let Ok(entries) = fs::read_dir(dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                if let Some(name) = e.file_name().to_str() {
+                    if compiler::is_compiler_name(name) && !names.iter().any(|n| n == name) {
+                        names.push(name.to_string());
+                    }
+                }
+            }
+        }
+        names.sort();
+        for name in names {
+            if let Err(e) = self.resolve(&name) {
+                log::warn!("{e}");
+            }
+        }
+    }
+
+    fn find(&self, name: &str) -> Option<PathBuf> {
+        self.dirs.iter().map(|d| d.join(name)).find(|p| {
+            fs::metadata(p)
+                .map(|m| m.is_file() && m.mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
+    }
+
+    /// The path and identity of the compiler called `name`.
+    pub fn resolve(&mut self, name: &str) -> Result<(PathBuf, String), CompilerProblem> {
+        if !compiler::is_compiler_name(name) {
+            return Err(CompilerProblem::NotACompiler(name.to_string()));
+        }
+        let path = self
+            .find(name)
+            .ok_or_else(|| CompilerProblem::NotFound(name.to_string()))?;
+        let st = stamp(&path).map_err(|e| CompilerProblem::Unusable(name.into(), e.to_string()))?;
+        if let Some(k) = self.known.get(name) {
+            if k.path == path && k.stamp == st {
+                return Ok((k.path.clone(), k.identity.clone()));
+            }
+        }
+        let identity = compiler::probe_identity(&path)
+            .map_err(|e| CompilerProblem::Unusable(name.into(), e.to_string()))?;
+        log::info!("compiler {name} = {} ({identity})", path.display());
+        self.known.insert(
+            name.to_string(),
+            Known {
+                path: path.clone(),
+                stamp: st,
+                identity: identity.clone(),
+            },
+        );
+        Ok((path, identity))
+    }
+
+    /// Distinct identities known so far, with the names that have them.
+    pub fn identities(&self) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = self
+            .known
+            .iter()
+            .map(|(n, k)| (n.clone(), k.identity.clone()))
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// Options that would run or load other code, read or write files outside the job, or make
+/// the compiler do something other than compile one input to one output. Checked on the box
+/// whatever the client says: this is where CVE-2004-2687 (distccd running any argv[0] it was
+/// sent) is kept shut, together with the compiler allow-list above.
+const DENY_PREFIX: &[(&str, &str)] = &[
+    ("-fplugin", "loads a plugin into the compiler"),
+    ("-iplugindir", "names a plugin directory"),
+    ("-specs", "reads a specs file that can run other programs"),
+    ("--specs", "reads a specs file that can run other programs"),
+    ("-B", "makes the driver run programs from another directory"),
+    ("-wrapper", "runs the compiler's subprocesses under another program"),
+    ("--sysroot", "reads files from the box's file system"),
+    ("-isysroot", "reads files from the box's file system"),
+    ("-o", "names an output path; rccd chooses the output itself"),
+    ("-dumpbase", "writes auxiliary files"),
+    ("-dumpdir", "writes auxiliary files"),
+    ("-aux-info", "writes a file"),
+    ("-save-temps", "writes files"),
+    ("-fdump-", "writes dump files"),
+    ("-fopt-info", "can write a file"),
+    ("-fprofile-", "reads or writes profile files"),
+    ("-fauto-profile", "reads a profile file"),
+    ("--coverage", "writes coverage files"),
+    ("-ftest-coverage", "writes coverage files"),
+    ("-fcallgraph-info", "writes a file"),
+    ("-fsave-optimization-record", "writes a file"),
+    ("-fcompare-debug", "writes files"),
+    ("-fdiagnostics-format=sarif-file", "writes a file"),
+    ("-fdiagnostics-format=json-file", "writes a file"),
+    ("-include", "reads a file from the box"),
+    ("-imacros", "reads a file from the box"),
+    ("-I", "reads files from the box"),
+    ("-isystem", "reads files from the box"),
+    ("-idirafter", "reads files from the box"),
+    ("-iquote", "reads files from the box"),
+    ("-iprefix", "reads files from the box"),
+    ("-iwithprefix", "reads files from the box"),
+    ("-M", "writes dependency files"),
+    ("-Wp,", "passes options to the preprocessor"),
+    ("-Xpreprocessor", "passes options to the preprocessor"),
+    ("-Xassembler", "passes options to the assembler"),
+    ("-x", "sets the input language; rccd names the input by its extension"),
+    ("--help", "does not compile"),
+    ("-print", "does not compile"),
+    ("-dump", "does not compile"),
+    ("-fuse-ld", "picks a linker"),
+];
+
+/// Whole arguments refused for the same reasons (as prefixes they would catch good flags).
+const DENY_EXACT: &[(&str, &str)] = &[
+    ("-E", "does not compile"),
+    ("-###", "does not compile"),
+    ("--version", "does not compile"),
+    ("-v", "prints the box's command lines"),
+];
+
+/// Checks a job's arguments. Returns them as strings, or a refusal naming the argument.
+pub fn check_args(args: &[Vec<u8>]) -> Result<Vec<String>, String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut stage = 0;
+    for (i, raw) in args.iter().enumerate() {
+        let n = i + 1;
+        if raw.contains(&0) {
+            return Err(format!("argument {n} contains a NUL byte"));
+        }
+        let Ok(a) = std::str::from_utf8(raw) else {
+            return Err(format!("argument {n} is not UTF-8"));
+        };
+        if a.starts_with('@') {
+            return Err(format!(
+                "argument {n} \"{a}\" reads more arguments from a file on the box"
+            ));
+        }
+        if a == "-c" || a == "-S" {
+            stage += 1;
+        } else if a.starts_with('-') {
+            for (exact, why) in DENY_EXACT {
+                if a == *exact {
+                    return Err(format!("argument {n} \"{a}\" {why}; rccd does not run it"));
+                }
+            }
+            for (prefix, why) in DENY_PREFIX {
+                if a.starts_with(prefix) {
+                    return Err(format!("argument {n} \"{a}\" {why}; rccd does not run it"));
+                }
+            }
+            if let Some(parts) = a.strip_prefix("-Wa,") {
+                for p in parts.split(',') {
+                    if p.starts_with("-a")
+                        || p.starts_with("--MD")
+                        || p.starts_with("-MD")
+                        || p.starts_with('@')
+                        || p.starts_with("-o")
+                        || p.starts_with("-I")
+                        || p.starts_with("--listing")
+                    {
+                        return Err(format!(
+                            "argument {n} \"{a}\" makes the assembler read or write files"
+                        ));
+                    }
+                }
+            }
+        } else {
+            return Err(format!(
+                "argument {n} \"{a}\" is a file name; rccd adds the input and output itself"
+            ));
+        }
+        out.push(a.to_string());
+    }
+    if stage != 1 {
+        return Err("a job must have exactly one of -c or -S".to_string());
+    }
+    Ok(out)
+}
+
+/// Checks the extensions a request names: only the preprocessed forms gcc will not
+/// preprocess again.
+pub fn check_exts(input: &str, output: &str) -> Result<(), String> {
+    if !matches!(input, "i" | "ii" | "s") {
+        return Err(format!(
+            "input extension \"{input}\" is not one of i, ii, s (preprocessed input)"
+        ));
+    }
+    if !matches!(output, "o" | "s") {
+        return Err(format!("output extension \"{output}\" is not o or s"));
+    }
+    Ok(())
+}
+
+/// Refuses preprocessed text that makes the assembler read a file: it would read the
+/// box's file, not the master's (wrong object, or a leak of the box's files).
+pub fn check_input(data: &[u8]) -> Result<(), String> {
+    for needle in [&b".incbin"[..], &b".include"[..]] {
+        if data.windows(needle.len()).any(|w| w == needle) {
+            return Err(format!(
+                "the input uses {}, which would read a file on the box",
+                String::from_utf8_lossy(needle)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A compile that is running or has finished.
+pub struct Job {
+    pub dir: PathBuf,
+    pub child: Child,
+    pub pidfd: OwnedFd,
+    pub stdout: Option<Receiver>,
+    pub stderr: Option<Receiver>,
+    out_buf: Vec<u8>,
+    err_buf: Vec<u8>,
+    out_dropped: usize,
+    err_dropped: usize,
+    pub status: Option<std::process::ExitStatus>,
+    pub started: Instant,
+    output: PathBuf,
+    output_ext: String,
+    pub label: String,
+}
+
+/// Creates the job's private temp dir (mode 0700).
+pub fn make_dir(root: &Path, seq: u64) -> io::Result<PathBuf> {
+    let dir = root.join(format!("rccd-{}-{seq}", sys::getpid()));
+    fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    Ok(dir)
+}
+
+/// Removes temp dirs left by rccd processes that no longer run (a crash or SIGKILL).
+pub fn clean_stale(root: &Path) {
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("rccd-")) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != sys::getpid() && !sys::pid_alive(pid) {
+            log::info!("removing stale job dir {}", e.path().display());
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+impl Job {
+    /// Writes the input into `dir` and starts the compiler there. `dir` is removed when the
+    /// job is dropped, whatever happened.
+    pub fn start(
+        dir: PathBuf,
+        compiler: &Path,
+        args: &[String],
+        req: &JobRequest,
+        input: &[u8],
+    ) -> io::Result<Job> {
+        let guard = DirGuard(Some(dir.clone()));
+        let input_path = dir.join(format!("input.{}", req.input_ext));
+        let output = dir.join(format!("output.{}", req.output_ext));
+        fs::write(&input_path, input)?;
+        let mut cmd = Command::new(compiler);
+        cmd.args(args)
+            .arg(&input_path)
+            .arg("-o")
+            .arg(&output)
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env("TMPDIR", &dir)
+            .process_group(0);
+        if !req.cwd.is_empty() {
+            // The preprocessed text names the master's directory; map ours away in case
+            // anything (the assembler's debug info) still records where the compiler ran.
+            let mut map = std::ffi::OsString::from("-fdebug-prefix-map=");
+            map.push(&dir);
+            map.push("=");
+            map.push(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(
+                &req.cwd,
+            ));
+            cmd.arg(map);
+        }
+        let mut child = cmd.spawn()?;
+        let pidfd = match sys::pidfd_open(child.id()) {
+            Ok(fd) => fd,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
+        let stdout = Receiver::from(child.stdout.take().expect("piped"));
+        let stderr = Receiver::from(child.stderr.take().expect("piped"));
+        // std hands us blocking pipes; the loop needs them non-blocking.
+        stdout.set_nonblocking(true)?;
+        stderr.set_nonblocking(true)?;
+        let mut guard = guard;
+        guard.0 = None;
+        Ok(Job {
+            dir,
+            child,
+            pidfd,
+            stdout: Some(stdout),
+            stderr: Some(stderr),
+            out_buf: Vec::new(),
+            err_buf: Vec::new(),
+            out_dropped: 0,
+            err_dropped: 0,
+            status: None,
+            started: Instant::now(),
+            output,
+            output_ext: req.output_ext.clone(),
+            label: req.label.clone(),
+        })
+    }
+
+    /// Drains one pipe until it would block; closes it at EOF.
+    pub fn drain(&mut self, stderr: bool) {
+        let (pipe, buf, dropped) = if stderr {
+            (&mut self.stderr, &mut self.err_buf, &mut self.err_dropped)
+        } else {
+            (&mut self.stdout, &mut self.out_buf, &mut self.out_dropped)
+        };
+        let Some(p) = pipe.as_mut() else {
+            return;
+        };
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            match p.read(&mut chunk) {
+                Ok(0) => {
+                    *pipe = None;
+                    return;
+                }
+                Ok(n) => {
+                    let room = OUTPUT_CAP.saturating_sub(buf.len());
+                    buf.extend_from_slice(&chunk[..n.min(room)]);
+                    *dropped += n - n.min(room);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    *pipe = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Collects the exit status once the pidfd said the child exited.
+    pub fn reap(&mut self) {
+        if self.status.is_none() {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                self.status = Some(st);
+            }
+        }
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.status.is_some() && self.stdout.is_none() && self.stderr.is_none()
+    }
+
+    /// Kills the compiler and everything it started (cc1, as).
+    pub fn kill(&self) {
+        let _ = sys::kill_group(self.child.id(), libc::SIGKILL);
+    }
+
+    /// The reply for a complete job. Reading the object can fail (a full disk on the box):
+    /// that is the box's problem, not the user's, and comes back as `Err`.
+    pub fn result(&mut self) -> io::Result<Done> {
+        let st = self.status.expect("complete job has a status");
+        let exit = match (st.code(), st.signal()) {
+            (Some(c), _) => Exit::Code(c),
+            (None, Some(s)) => Exit::Signal(s),
+            _ => Exit::Signal(0),
+        };
+        let mut outputs = Vec::new();
+        if exit == Exit::Code(0) {
+            outputs.push((self.output_ext.clone(), fs::read(&self.output)?));
+        }
+        let mut stderr = std::mem::take(&mut self.err_buf);
+        if self.err_dropped > 0 || self.out_dropped > 0 {
+            stderr.extend_from_slice(
+                format!(
+                    "rccd: dropped {} bytes of stdout and {} bytes of stderr past the {} byte cap\n",
+                    self.out_dropped, self.err_dropped, OUTPUT_CAP
+                )
+                .as_bytes(),
+            );
+        }
+        Ok(Done {
+            exit,
+            stdout: std::mem::take(&mut self.out_buf),
+            stderr,
+            outputs,
+        })
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            // Only on shutdown or a bug: never leave a compiler running or a zombie behind.
+            self.kill();
+            let _ = self.child.wait();
+        }
+        if let Err(e) = fs::remove_dir_all(&self.dir) {
+            log::warn!("could not remove job dir {}: {e}", self.dir.display());
+        }
+    }
+}
+
+/// Removes a job dir if starting the job failed half-way.
+struct DirGuard(Option<PathBuf>);
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        if let Some(d) = self.0.take() {
+            let _ = fs::remove_dir_all(d);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<Vec<u8>> {
+        list.iter().map(|s| s.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn ordinary_compiles_pass() {
+        assert!(check_args(&args(&["-c", "-O2", "-g", "-Wall", "-std=gnu11"])).is_ok());
+        assert!(check_args(&args(&["-S", "-mcpu=cortex-a53", "-fno-common"])).is_ok());
+        assert!(check_args(&args(&["-c", "-Wa,--noexecstack", "-Wl,-O1"])).is_ok());
+    }
+
+    #[test]
+    fn dangerous_arguments_are_refused() {
+        for bad in [
+            &["-c", "-fplugin=/tmp/x.so"][..],
+            &["-c", "-specs=/tmp/x"],
+            &["-c", "-B/tmp"],
+            &["-c", "-B", "/tmp"],
+            &["-c", "-wrapper", "sh,-c"],
+            &["-c", "@/etc/passwd"],
+            &["-c", "-o", "/etc/passwd"],
+            &["-c", "-o/etc/passwd"],
+            &["-c", "--sysroot=/"],
+            &["-c", "-include", "/etc/shadow"],
+            &["-c", "-Wa,-adhln=/tmp/x"],
+            &["-c", "-fdump-tree-all=/tmp/x"],
+            &["-c", "-MD"],
+            &["-c", "-x", "c"],
+            &[],
+            &["-O2"],
+            &["-c", "-S"],
+            &["-c", "-E"],
+            &["-c", "foo.c"],
+        ] {
+            assert!(check_args(&args(bad)).is_err(), "{bad:?}");
+        }
+        assert!(check_args(&[b"-c".to_vec(), b"-D\0x".to_vec()]).is_err());
+        assert!(check_args(&[b"-c".to_vec(), vec![b'-', 0xff]]).is_err());
+    }
+
+    #[test]
+    fn incbin_is_refused() {
+        assert!(check_input(b"int x;").is_ok());
+        assert!(check_input(b"asm(\".incbin \\\"/etc/shadow\\\"\");").is_err());
+    }
+}

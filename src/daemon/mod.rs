@@ -1,0 +1,26 @@
+//! rccd, the daemon on every box: one thread, one mio event loop that owns every socket,
+//! every compiler's pipes and every compiler's exit (a pidfd), so a box with 1 GiB of RAM
+//! spends it on compilers, not on the daemon.
+//!
+//! | file | job |
+//! | --- | --- |
+//! | `config.rs` | the resolved configuration the loop runs with |
+//! | `event_loop.rs` | the only file that touches mio: accept, read, write, timers |
+//! | `conn.rs` | one connection's buffers and phase, driven by the loop |
+//! | `admit.rs` | slots, the wait queue and the counters |
+//! | `job.rs` | compiler allow-list and identity, argument deny-list, temp dir, child process |
+//! | `status.rs` | the status reply |
+
+pub mod admit;
+pub mod config;
+pub mod conn;
+pub mod event_loop;
+pub mod job;
+pub mod status;
+
+pub use config::Config;
+
+/// Runs the daemon until it is told to stop (SIGTERM/SIGINT) or cannot go on.
+pub fn run(config: Config) -> std::io::Result<()> {
+    event_loop::run(config)
+}

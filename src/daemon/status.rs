@@ -1,0 +1,68 @@
+//! The status reply: what `rcc --status` shows for a box. Ordered `key=value` pairs, so a
+//! newer daemon can add keys and an older client shows what it knows.
+//!
+//! Keys: `version`, `protocol`, `hostname`, `machine_id`, `uptime_s`, `slots`, `running`,
+//! `waiting`, `accepted`, `done`, `failed`, `rejected`, `busy`, `peak`, `connections`,
+//! `refused_peers`, `compile_ms`, `rss_kib`, and `compiler.<name>` = identity for each
+//! compiler the box has probed.
+
+use super::admit::Slots;
+use crate::sys;
+use std::time::Instant;
+
+/// Facts about the box that do not change while the daemon runs.
+#[derive(Debug, Clone, Default)]
+pub struct BoxIdentity {
+    pub hostname: String,
+    pub machine_id: String,
+}
+
+impl BoxIdentity {
+    pub fn load() -> BoxIdentity {
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
+        BoxIdentity {
+            hostname: read("/proc/sys/kernel/hostname"),
+            machine_id: read("/etc/machine-id"),
+        }
+    }
+}
+
+pub fn build(
+    slots: &Slots,
+    compilers: &[(String, String)],
+    id: &BoxIdentity,
+    started: Instant,
+) -> Vec<(String, String)> {
+    let c = &slots.counters;
+    let mut kv: Vec<(String, String)> = vec![
+        ("version", env!("CARGO_PKG_VERSION").to_string()),
+        ("protocol", crate::protocol::VERSION.to_string()),
+        ("hostname", id.hostname.clone()),
+        ("machine_id", id.machine_id.clone()),
+        ("uptime_s", started.elapsed().as_secs().to_string()),
+        ("slots", slots.jobs.to_string()),
+        ("running", slots.held.to_string()),
+        ("waiting", slots.waiting().to_string()),
+        ("accepted", c.accepted.to_string()),
+        ("done", c.done.to_string()),
+        ("failed", c.failed.to_string()),
+        ("rejected", c.rejected.to_string()),
+        ("busy", c.busy.to_string()),
+        ("peak", c.peak.to_string()),
+        ("connections", c.connections.to_string()),
+        ("refused_peers", c.refused_peers.to_string()),
+        ("compile_ms", c.compile_ms.to_string()),
+        ("rss_kib", sys::rss_kib().unwrap_or(0).to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    for (name, identity) in compilers {
+        kv.push((format!("compiler.{name}"), identity.clone()));
+    }
+    kv
+}

@@ -1,0 +1,755 @@
+//! The wire format between `rcc` and `rccd`: frames, version, size caps. Bytes in, bytes out;
+//! no sockets, no compilers (it carries a job, it does not interpret argv).
+//!
+//! # Frames
+//!
+//! Every frame is a 12-byte header and a body:
+//!
+//! ```text
+//! offset 0  3 bytes  magic "RCC"
+//!        3  u8       protocol version (VERSION)
+//!        4  u8       kind (see `Kind`)
+//!        5  u8       flags: bit 0 = body is zlib-compressed; other bits must be 0
+//!        6  u16      reserved, must be 0
+//!        8  u32      body length on the wire, big-endian
+//! ```
+//!
+//! Bodies are sequences of fields: `u8`, `u32`/`u64`/`i32` big-endian, and byte strings as a
+//! `u32` length followed by the bytes. Text fields must be UTF-8. A decoder ignores bytes after
+//! the fields it knows, so a later minor revision can append fields without a new version.
+//!
+//! # Conversation
+//!
+//! One TCP connection carries one request. The client speaks first; its first frame is the
+//! hello, which names the version and what it wants:
+//!
+//! ```text
+//! status:  client StatusRequest            -> daemon Status, close
+//! compile: client JobRequest               -> daemon Accept | Reject
+//!          client Input (preprocessed text)
+//!                                          <- daemon Progress (every few seconds while compiling)
+//!                                          <- daemon Done (status, stdout, stderr, outputs) | Reject
+//! ```
+//!
+//! The daemon answers the `JobRequest` before the input travels, so a busy, throttled or
+//! mismatched box costs the client one round trip, not a transfer; the client sends the hello
+//! while its preprocessor is still running. `Progress` frames keep a long compile on a slow box
+//! alive: the client gives up on a box that stops talking, never on one that compiles slowly.
+//! `JobRequest::mode` says how the input travels: `Mode::Preprocessed` (one `Input` frame) is
+//! the only mode of version 1; a mode that ships sources and headers by content hash adds its
+//! own frames after the `Accept` without changing anything above.
+//!
+//! A daemon that cannot serve a request says why in a `Reject` (busy, throttled, compiler
+//! mismatch, not allowed, bad request...) with a human-readable text, then closes.
+
+use crate::compress;
+use std::fmt;
+
+pub const MAGIC: &[u8; 3] = b"RCC";
+/// The protocol version this build speaks.
+pub const VERSION: u8 = 1;
+pub const HEADER_LEN: usize = 12;
+const FLAG_DEFLATE: u8 = 1;
+
+/// Frame kinds. Requests are below 16, replies from 16.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    JobRequest = 1,
+    StatusRequest = 2,
+    Input = 3,
+    Accept = 16,
+    Reject = 17,
+    Progress = 18,
+    Done = 19,
+    Status = 20,
+}
+
+impl Kind {
+    fn from_u8(v: u8) -> Option<Kind> {
+        Some(match v {
+            1 => Kind::JobRequest,
+            2 => Kind::StatusRequest,
+            3 => Kind::Input,
+            16 => Kind::Accept,
+            17 => Kind::Reject,
+            18 => Kind::Progress,
+            19 => Kind::Done,
+            20 => Kind::Status,
+            _ => return None,
+        })
+    }
+
+    /// Largest body of this kind, before and after inflating, given the limits.
+    fn cap(self, limits: &Limits) -> usize {
+        match self {
+            Kind::Input | Kind::Done => limits.max_body,
+            Kind::JobRequest | Kind::Status => limits.max_small,
+            Kind::StatusRequest | Kind::Accept | Kind::Reject | Kind::Progress => 64 * 1024,
+        }
+    }
+}
+
+/// Size caps a decoder enforces. Every length that arrives is checked against one of these
+/// before anything is allocated for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest `Input` or `Done` body, on the wire and after inflating.
+    pub max_body: usize,
+    /// Largest `JobRequest` or `Status` body.
+    pub max_small: usize,
+    /// Most arguments in a job.
+    pub max_args: usize,
+    /// Longest single argument.
+    pub max_arg_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body: 256 << 20,
+            max_small: 1 << 20,
+            max_args: 8192,
+            max_arg_len: 64 * 1024,
+        }
+    }
+}
+
+/// How a job's input travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The client preprocessed; one `Input` frame carries the text.
+    Preprocessed,
+}
+
+/// The hello of a compile: who should compile what, with which flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRequest {
+    pub mode: Mode,
+    /// Compress the `Input` and `Done` bodies (the `,lzo`/`,deflate` host option).
+    pub compress: bool,
+    /// Compiler file name, e.g. `gcc` or `aarch64-linux-gnu-gcc` (never a path).
+    pub compiler: String,
+    /// The client's compiler identity; the daemon refuses the job if its own differs.
+    pub identity: String,
+    /// Arguments for the compiler, without input and output (the daemon adds both).
+    pub args: Vec<Vec<u8>>,
+    /// Extension of the input file the daemon writes (`i`, `ii`, `s`).
+    pub input_ext: String,
+    /// Extension of the output the compiler makes (`o`, `s`).
+    pub output_ext: String,
+    /// The client's working directory, for debug-info path mapping on the box.
+    pub cwd: Vec<u8>,
+    /// A name for logs (the source file as the user wrote it).
+    pub label: String,
+}
+
+/// Why a daemon did not take or could not finish a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    /// All slots and the queue are full: try another box now.
+    Busy,
+    /// The box's compiler of that name is not the client's.
+    CompilerMismatch,
+    /// The peer's address is not in the daemon's allow-list.
+    NotAllowed,
+    /// The request is malformed or asks for something the daemon never does.
+    BadRequest,
+    /// The box is thermally throttled.
+    Throttled,
+    /// The box has no allowed compiler of that name.
+    NoCompiler,
+    /// The client speaks a protocol version the daemon does not.
+    Version,
+    /// Something went wrong on the box that is not the client's fault (disk full...).
+    Internal,
+    /// The daemon is stopping.
+    ShuttingDown,
+    /// A reason this build does not know (sent by a newer peer).
+    Other(u8),
+}
+
+impl RejectReason {
+    pub fn code(self) -> u8 {
+        match self {
+            RejectReason::Busy => 1,
+            RejectReason::CompilerMismatch => 2,
+            RejectReason::NotAllowed => 3,
+            RejectReason::BadRequest => 4,
+            RejectReason::Throttled => 5,
+            RejectReason::NoCompiler => 6,
+            RejectReason::Version => 7,
+            RejectReason::Internal => 8,
+            RejectReason::ShuttingDown => 9,
+            RejectReason::Other(c) => c,
+        }
+    }
+
+    pub fn from_code(c: u8) -> RejectReason {
+        match c {
+            1 => RejectReason::Busy,
+            2 => RejectReason::CompilerMismatch,
+            3 => RejectReason::NotAllowed,
+            4 => RejectReason::BadRequest,
+            5 => RejectReason::Throttled,
+            6 => RejectReason::NoCompiler,
+            7 => RejectReason::Version,
+            8 => RejectReason::Internal,
+            9 => RejectReason::ShuttingDown,
+            c => RejectReason::Other(c),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RejectReason::Busy => "busy",
+            RejectReason::CompilerMismatch => "compiler-mismatch",
+            RejectReason::NotAllowed => "not-allowed",
+            RejectReason::BadRequest => "bad-request",
+            RejectReason::Throttled => "throttled",
+            RejectReason::NoCompiler => "no-compiler",
+            RejectReason::Version => "version",
+            RejectReason::Internal => "internal",
+            RejectReason::ShuttingDown => "shutting-down",
+            RejectReason::Other(_) => "other",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    pub reason: RejectReason,
+    /// A hint: ask this box again after this many milliseconds (0: no hint).
+    pub retry_after_ms: u32,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accept {
+    /// The daemon's slot count and jobs running (this one included), for scheduling.
+    pub slots: u32,
+    pub running: u32,
+}
+
+/// How the compiler process ended on the box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Done {
+    pub exit: Exit,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// Files the compile produced, by role (`"o"` for the object); empty unless it succeeded.
+    pub outputs: Vec<(String, Vec<u8>)>,
+}
+
+/// Everything that travels, one variant per frame kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    JobRequest(JobRequest),
+    StatusRequest,
+    Input(Vec<u8>),
+    Accept(Accept),
+    Reject(Reject),
+    Progress,
+    Done(Done),
+    /// Ordered `key=value` pairs; see the daemon's status module for the keys.
+    Status(Vec<(String, String)>),
+}
+
+impl Message {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Message::JobRequest(_) => Kind::JobRequest,
+            Message::StatusRequest => Kind::StatusRequest,
+            Message::Input(_) => Kind::Input,
+            Message::Accept(_) => Kind::Accept,
+            Message::Reject(_) => Kind::Reject,
+            Message::Progress => Kind::Progress,
+            Message::Done(_) => Kind::Done,
+            Message::Status(_) => Kind::Status,
+        }
+    }
+}
+
+/// What is wrong with bytes that arrived. Each is final for the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    BadMagic,
+    Version { theirs: u8 },
+    UnknownKind(u8),
+    BadFlags(u8),
+    TooLarge { kind: Kind, len: usize, limit: usize },
+    Corrupt(compress::Error),
+    Malformed { kind: Kind, what: &'static str },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::BadMagic => write!(f, "not an rcc peer (bad magic; is this port a distccd?)"),
+            Error::Version { theirs } => write!(
+                f,
+                "peer speaks protocol version {theirs}, this build speaks {VERSION}: \
+                 install the same rcc release on client and boxes"
+            ),
+            Error::UnknownKind(k) => write!(f, "unknown frame kind {k}"),
+            Error::BadFlags(b) => write!(f, "unknown frame flags {b:#04x}"),
+            Error::TooLarge { kind, len, limit } => {
+                write!(f, "{kind:?} frame of {len} bytes is over the limit of {limit} bytes")
+            }
+            Error::Corrupt(e) => write!(f, "{e}"),
+            Error::Malformed { kind, what } => write!(f, "malformed {kind:?} frame: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// A validated frame header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub kind: Kind,
+    pub compressed: bool,
+    pub len: usize,
+}
+
+/// Checks the first 12 bytes of a frame. `Ok(None)`: not enough bytes yet.
+pub fn decode_header(buf: &[u8], limits: &Limits) -> Result<Option<Header>, Error> {
+    // Check what has arrived so far even before the header is complete, so garbage is
+    // refused at its first byte.
+    let have = buf.len().min(3);
+    if buf[..have] != MAGIC[..have] {
+        return Err(Error::BadMagic);
+    }
+    if buf.len() > 3 && buf[3] != VERSION {
+        return Err(Error::Version { theirs: buf[3] });
+    }
+    if buf.len() < HEADER_LEN {
+        return Ok(None);
+    }
+    let kind = Kind::from_u8(buf[4]).ok_or(Error::UnknownKind(buf[4]))?;
+    let flags = buf[5];
+    if flags & !FLAG_DEFLATE != 0 || buf[6] != 0 || buf[7] != 0 {
+        return Err(Error::BadFlags(flags));
+    }
+    let len = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]) as usize;
+    let limit = kind.cap(limits);
+    if len > limit {
+        return Err(Error::TooLarge { kind, len, limit });
+    }
+    Ok(Some(Header {
+        kind,
+        compressed: flags & FLAG_DEFLATE != 0,
+        len,
+    }))
+}
+
+/// Decodes one frame from the front of `buf`. Returns the message and how many bytes it
+/// used, or `Ok(None)` when the frame is not complete yet (nothing is consumed).
+pub fn decode(buf: &[u8], limits: &Limits) -> Result<Option<(Message, usize)>, Error> {
+    let Some(h) = decode_header(buf, limits)? else {
+        return Ok(None);
+    };
+    let end = HEADER_LEN + h.len;
+    if buf.len() < end {
+        return Ok(None);
+    }
+    let raw = &buf[HEADER_LEN..end];
+    let inflated;
+    let body = if h.compressed {
+        inflated = compress::inflate(raw, h.kind.cap(limits)).map_err(Error::Corrupt)?;
+        &inflated[..]
+    } else {
+        raw
+    };
+    Ok(Some((parse_body(h.kind, body, limits)?, end)))
+}
+
+fn parse_body(kind: Kind, body: &[u8], limits: &Limits) -> Result<Message, Error> {
+    let mut r = Reader { buf: body, kind };
+    Ok(match kind {
+        Kind::JobRequest => {
+            let mode = match r.u8()? {
+                1 => Mode::Preprocessed,
+                _ => return Err(r.bad("unknown job mode")),
+            };
+            let compress = r.u8()? != 0;
+            let compiler = r.text()?;
+            let identity = r.text()?;
+            let argc = r.u32()? as usize;
+            if argc > limits.max_args {
+                return Err(r.bad("too many arguments"));
+            }
+            let mut args = Vec::with_capacity(argc);
+            for _ in 0..argc {
+                let a = r.bytes()?;
+                if a.len() > limits.max_arg_len {
+                    return Err(r.bad("argument too long"));
+                }
+                args.push(a.to_vec());
+            }
+            Message::JobRequest(JobRequest {
+                mode,
+                compress,
+                compiler,
+                identity,
+                args,
+                input_ext: r.text()?,
+                output_ext: r.text()?,
+                cwd: r.bytes()?.to_vec(),
+                label: r.text()?,
+            })
+        }
+        Kind::StatusRequest => Message::StatusRequest,
+        Kind::Input => Message::Input(body.to_vec()),
+        Kind::Accept => Message::Accept(Accept {
+            slots: r.u32()?,
+            running: r.u32()?,
+        }),
+        Kind::Reject => Message::Reject(Reject {
+            reason: RejectReason::from_code(r.u8()?),
+            retry_after_ms: r.u32()?,
+            text: r.text()?,
+        }),
+        Kind::Progress => Message::Progress,
+        Kind::Done => {
+            let exit = match (r.u8()?, r.u32()? as i32) {
+                (0, c) => Exit::Code(c),
+                (1, s) => Exit::Signal(s),
+                _ => return Err(r.bad("unknown exit kind")),
+            };
+            let stdout = r.bytes()?.to_vec();
+            let stderr = r.bytes()?.to_vec();
+            let n = r.u32()? as usize;
+            if n > 64 {
+                return Err(r.bad("too many outputs"));
+            }
+            let mut outputs = Vec::with_capacity(n);
+            for _ in 0..n {
+                outputs.push((r.text()?, r.bytes()?.to_vec()));
+            }
+            Message::Done(Done {
+                exit,
+                stdout,
+                stderr,
+                outputs,
+            })
+        }
+        Kind::Status => {
+            let n = r.u32()? as usize;
+            if n > 4096 {
+                return Err(r.bad("too many status entries"));
+            }
+            let mut kv = Vec::with_capacity(n);
+            for _ in 0..n {
+                kv.push((r.text()?, r.text()?));
+            }
+            Message::Status(kv)
+        }
+    })
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    kind: Kind,
+}
+
+impl<'a> Reader<'a> {
+    fn bad(&self, what: &'static str) -> Error {
+        Error::Malformed {
+            kind: self.kind,
+            what,
+        }
+    }
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
+        if self.buf.len() < n {
+            return Err(self.bad("body ends inside a field"));
+        }
+        let (head, tail) = self.buf.split_at(n);
+        self.buf = tail;
+        Ok(head)
+    }
+    fn u8(&mut self) -> Result<u8, Error> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, Error> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn bytes(&mut self) -> Result<&'a [u8], Error> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+    fn text(&mut self) -> Result<String, Error> {
+        let b = self.bytes()?;
+        String::from_utf8(b.to_vec()).map_err(|_| self.bad("text field is not UTF-8"))
+    }
+}
+
+#[derive(Default)]
+struct Writer {
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    fn u8(&mut self, v: u8) {
+        self.buf.push(v);
+    }
+    fn u32(&mut self, v: u32) {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        self.u32(b.len() as u32);
+        self.buf.extend_from_slice(b);
+    }
+}
+
+/// The 12-byte header for a body of `len` bytes.
+pub fn header(kind: Kind, compressed: bool, len: usize) -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[..3].copy_from_slice(MAGIC);
+    h[3] = VERSION;
+    h[4] = kind as u8;
+    h[5] = if compressed { FLAG_DEFLATE } else { 0 };
+    h[8..].copy_from_slice(&(len as u32).to_be_bytes());
+    h
+}
+
+/// The body of a message, uncompressed.
+pub fn body(msg: &Message) -> Vec<u8> {
+    let mut w = Writer::default();
+    match msg {
+        Message::JobRequest(j) => {
+            w.u8(match j.mode {
+                Mode::Preprocessed => 1,
+            });
+            w.u8(j.compress as u8);
+            w.bytes(j.compiler.as_bytes());
+            w.bytes(j.identity.as_bytes());
+            w.u32(j.args.len() as u32);
+            for a in &j.args {
+                w.bytes(a);
+            }
+            w.bytes(j.input_ext.as_bytes());
+            w.bytes(j.output_ext.as_bytes());
+            w.bytes(&j.cwd);
+            w.bytes(j.label.as_bytes());
+        }
+        Message::StatusRequest | Message::Progress => {}
+        Message::Input(data) => w.buf.extend_from_slice(data),
+        Message::Accept(a) => {
+            w.u32(a.slots);
+            w.u32(a.running);
+        }
+        Message::Reject(r) => {
+            w.u8(r.reason.code());
+            w.u32(r.retry_after_ms);
+            w.bytes(r.text.as_bytes());
+        }
+        Message::Done(d) => {
+            let (k, v) = match d.exit {
+                Exit::Code(c) => (0, c),
+                Exit::Signal(s) => (1, s),
+            };
+            w.u8(k);
+            w.u32(v as u32);
+            w.bytes(&d.stdout);
+            w.bytes(&d.stderr);
+            w.u32(d.outputs.len() as u32);
+            for (name, data) in &d.outputs {
+                w.bytes(name.as_bytes());
+                w.bytes(data);
+            }
+        }
+        Message::Status(kv) => {
+            w.u32(kv.len() as u32);
+            for (k, v) in kv {
+                w.bytes(k.as_bytes());
+                w.bytes(v.as_bytes());
+            }
+        }
+    }
+    w.buf
+}
+
+/// Encodes a whole frame; `level` compresses the body with deflate at that level.
+pub fn encode(msg: &Message, level: Option<u8>) -> Vec<u8> {
+    let raw = body(msg);
+    let (payload, compressed) = match level {
+        Some(l) => (compress::deflate(&raw, l), true),
+        None => (raw, false),
+    };
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend_from_slice(&header(msg.kind(), compressed, payload.len()));
+    out.extend_from_slice(&payload);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> Message {
+        Message::JobRequest(JobRequest {
+            mode: Mode::Preprocessed,
+            compress: true,
+            compiler: "gcc".into(),
+            identity: "gcc 12.2.0 x86_64-linux-gnu".into(),
+            args: vec![b"-c".to_vec(), b"-O2".to_vec(), vec![0xff, 0x00]],
+            input_ext: "i".into(),
+            output_ext: "o".into(),
+            cwd: b"/home/me/src".to_vec(),
+            label: "hello.c".into(),
+        })
+    }
+
+    fn all() -> Vec<Message> {
+        vec![
+            job(),
+            Message::StatusRequest,
+            Message::Input(b"int x;\n".repeat(100)),
+            Message::Accept(Accept {
+                slots: 4,
+                running: 1,
+            }),
+            Message::Reject(Reject {
+                reason: RejectReason::Throttled,
+                retry_after_ms: 5000,
+                text: "82.0 C".into(),
+            }),
+            Message::Progress,
+            Message::Done(Done {
+                exit: Exit::Signal(9),
+                stdout: b"out".to_vec(),
+                stderr: b"err".to_vec(),
+                outputs: vec![("o".into(), vec![1, 2, 3])],
+            }),
+            Message::Status(vec![("slots".into(), "4".into())]),
+        ]
+    }
+
+    #[test]
+    fn every_message_round_trips_plain_and_compressed() {
+        let limits = Limits::default();
+        for msg in all() {
+            for level in [None, Some(1)] {
+                let bytes = encode(&msg, level);
+                let (back, used) = decode(&bytes, &limits).unwrap().unwrap();
+                assert_eq!(back, msg);
+                assert_eq!(used, bytes.len());
+            }
+        }
+    }
+
+    #[test]
+    fn partial_input_consumes_nothing() {
+        let limits = Limits::default();
+        for msg in all() {
+            let bytes = encode(&msg, Some(1));
+            for cut in 0..bytes.len() {
+                assert_eq!(decode(&bytes[..cut], &limits), Ok(None), "{msg:?} cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn two_frames_back_to_back() {
+        let mut bytes = encode(&Message::Progress, None);
+        bytes.extend(encode(&Message::StatusRequest, None));
+        let (m, used) = decode(&bytes, &Limits::default()).unwrap().unwrap();
+        assert_eq!(m, Message::Progress);
+        let (m2, _) = decode(&bytes[used..], &Limits::default()).unwrap().unwrap();
+        assert_eq!(m2, Message::StatusRequest);
+    }
+
+    #[test]
+    fn garbage_is_refused_at_the_first_byte() {
+        assert_eq!(decode(b"D", &Limits::default()), Err(Error::BadMagic));
+        assert_eq!(decode(b"DIST00000001", &Limits::default()), Err(Error::BadMagic));
+        assert_eq!(
+            decode(b"RCC\x09", &Limits::default()),
+            Err(Error::Version { theirs: 9 })
+        );
+    }
+
+    #[test]
+    fn unknown_kind_and_flags() {
+        let mut h = header(Kind::Progress, false, 0);
+        h[4] = 99;
+        assert_eq!(decode(&h, &Limits::default()), Err(Error::UnknownKind(99)));
+        let mut h = header(Kind::Progress, false, 0);
+        h[5] = 0x80;
+        assert_eq!(decode(&h, &Limits::default()), Err(Error::BadFlags(0x80)));
+    }
+
+    #[test]
+    fn lengths_over_the_cap_are_refused_before_the_body() {
+        let h = header(Kind::Input, false, u32::MAX as usize);
+        assert!(matches!(
+            decode(&h, &Limits::default()),
+            Err(Error::TooLarge {
+                kind: Kind::Input,
+                ..
+            })
+        ));
+        let h = header(Kind::JobRequest, false, (1 << 20) + 1);
+        assert!(matches!(decode(&h, &Limits::default()), Err(Error::TooLarge { .. })));
+    }
+
+    #[test]
+    fn zero_length_job_request_is_malformed() {
+        let h = header(Kind::JobRequest, false, 0);
+        assert!(matches!(
+            decode(&h, &Limits::default()),
+            Err(Error::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn a_body_that_inflates_past_the_cap_is_refused() {
+        let limits = Limits {
+            max_body: 1 << 16,
+            ..Limits::default()
+        };
+        let bytes = encode(&Message::Input(vec![b'x'; 1 << 20]), Some(9));
+        assert!(bytes.len() < 1 << 16);
+        assert!(matches!(decode(&bytes, &limits), Err(Error::Corrupt(_))));
+    }
+
+    #[test]
+    fn invalid_deflate_is_corrupt() {
+        let mut bytes = header(Kind::Input, true, 5).to_vec();
+        bytes.extend_from_slice(b"hello");
+        assert!(matches!(
+            decode(&bytes, &Limits::default()),
+            Err(Error::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn too_many_arguments_are_refused() {
+        let limits = Limits {
+            max_args: 2,
+            ..Limits::default()
+        };
+        let bytes = encode(&job(), None);
+        assert!(matches!(decode(&bytes, &limits), Err(Error::Malformed { .. })));
+    }
+
+    #[test]
+    fn non_utf8_compiler_name_is_malformed() {
+        let mut bytes = encode(&job(), None);
+        // body: mode, compress, then the compiler name's length and bytes ("gcc").
+        let at = HEADER_LEN + 2 + 4;
+        bytes[at] = 0xff;
+        assert!(matches!(
+            decode(&bytes, &Limits::default()),
+            Err(Error::Malformed { .. })
+        ));
+    }
+}

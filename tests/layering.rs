@@ -1,0 +1,99 @@
+//! Keeps the house rules of STYLE.md true as the code grows, by reading `src/` as text:
+//! client and daemon never import each other, only the event loop touches mio's poll,
+//! parsers do no I/O, only `sys.rs` has `unsafe`, library code never exits the process.
+
+use std::path::{Path, PathBuf};
+
+fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+fn sources() -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut v = Vec::new();
+    files(&root, &mut v);
+    v.into_iter()
+        .map(|p| {
+            let rel = p.strip_prefix(&root).unwrap().to_string_lossy().into_owned();
+            // Only the code, not the tests inside it.
+            let text = std::fs::read_to_string(&p).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap().to_string();
+            (rel, code)
+        })
+        .collect()
+}
+
+#[test]
+fn client_and_daemon_never_import_each_other() {
+    for (f, code) in sources() {
+        if f.starts_with("client/") {
+            assert!(!code.contains("daemon::"), "{f} uses the daemon");
+        }
+        if f.starts_with("daemon/") {
+            assert!(!code.contains("client::"), "{f} uses the client");
+        }
+    }
+}
+
+#[test]
+fn only_the_event_loop_touches_poll() {
+    for (f, code) in sources() {
+        if f != "daemon/event_loop.rs" {
+            for word in ["Poll", "Registry", "Token("] {
+                assert!(!code.contains(word), "{f} uses mio's {word}");
+            }
+        }
+    }
+}
+
+#[test]
+fn parsers_and_deciders_do_no_io() {
+    for (f, code) in sources() {
+        if [
+            "protocol.rs",
+            "compress.rs",
+            "hosts.rs",
+            "args.rs",
+            "access.rs",
+            "daemon/admit.rs",
+        ]
+        .contains(&f.as_str())
+        {
+            for word in ["std::fs", "std::net::TcpStream", "std::process", "File::"] {
+                assert!(!code.contains(word), "{f} does I/O ({word})");
+            }
+        }
+    }
+}
+
+#[test]
+fn unsafe_lives_in_sys_only() {
+    for (f, code) in sources() {
+        if f != "sys.rs" {
+            assert!(!code.contains("unsafe "), "{f} has unsafe code");
+        }
+    }
+}
+
+#[test]
+fn library_code_never_exits_the_process() {
+    for (f, code) in sources() {
+        if !f.starts_with("bin/") {
+            assert!(!code.contains("process::exit"), "{f} exits the process");
+        }
+    }
+}
+
+#[test]
+fn every_file_says_what_it_is_for() {
+    for (f, code) in sources() {
+        assert!(code.starts_with("//!"), "{f} does not open with a //! doc");
+    }
+}

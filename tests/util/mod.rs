@@ -1,0 +1,308 @@
+//! Shared by the integration tests: a temp dir per test, a real `rccd` on 127.0.0.1 with an
+//! ephemeral port (killed on drop), and `rcc` commands with their own `RCC_DIR`.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub const RCC: &str = env!("CARGO_BIN_EXE_rcc");
+pub const RCCD: &str = env!("CARGO_BIN_EXE_rccd");
+
+/// A directory removed when the test ends (kept if `RCC_TEST_KEEP=1`, for debugging).
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "rcc-test-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+    pub fn join(&self, p: impl AsRef<Path>) -> PathBuf {
+        self.0.join(p)
+    }
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.join(name);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::env::var("RCC_TEST_KEEP").as_deref() != Ok("1") {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A running rccd; killed (and waited for) on drop.
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub port: u16,
+    pub dir: TempDir,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// rccd on 127.0.0.1:0 with `jobs` slots and extra flags.
+    pub fn start(jobs: usize, extra: &[&str]) -> Daemon {
+        Self::start_on("127.0.0.1:0", jobs, extra)
+    }
+
+    pub fn start_on(listen: &str, jobs: usize, extra: &[&str]) -> Daemon {
+        let dir = TempDir::new("rccd");
+        let port_file = dir.join("port");
+        let log = dir.join("rccd.log");
+        let tmp = dir.join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        let child = Command::new(RCCD)
+            .args(["--listen", listen, "--jobs", &jobs.to_string()])
+            .arg("--port-file")
+            .arg(&port_file)
+            .arg("--temp-dir")
+            .arg(&tmp)
+            .args(["--log-level", "debug"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start rccd");
+        let mut d = Daemon {
+            child: Some(child),
+            port: 0,
+            dir,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(t) = std::fs::read_to_string(&port_file) {
+                if let Ok(p) = t.trim().parse() {
+                    d.port = p;
+                    return d;
+                }
+            }
+            if let Some(st) = d.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("rccd exited with {st}: {}", d.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("rccd did not listen within 20 s: {}", d.log_text());
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The daemon's status reply.
+    pub fn status(&self) -> HashMap<String, String> {
+        let kv = rcc::client::remote::status(&self.addr(), Default::default())
+            .unwrap_or_else(|e| panic!("status of {}: {e}\n{}", self.addr(), self.log_text()));
+        kv.into_iter().collect()
+    }
+
+    pub fn counter(&self, key: &str) -> u64 {
+        self.status()
+            .get(key)
+            .unwrap_or_else(|| panic!("no {key} in status"))
+            .parse()
+            .unwrap()
+    }
+
+    /// Job dirs left in the daemon's temp dir.
+    pub fn leftovers(&self) -> Vec<String> {
+        std::fs::read_dir(self.dir.join("tmp"))
+            .map(|r| {
+                r.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SIGTERM first: the daemon kills its compilers and removes its job dirs.
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// An `rcc` command run in `cwd` with its own RCC_DIR and the given host list; nothing of
+/// the caller's distcc/rcc environment leaks in.
+pub fn rcc(cwd: &Path, rcc_dir: &Path, hosts: &str) -> Command {
+    let mut c = Command::new(RCC);
+    c.current_dir(cwd)
+        .env("RCC_DIR", rcc_dir)
+        .env("RCC_HOSTS", hosts)
+        .env_remove("DISTCC_HOSTS")
+        .env_remove("RCC_VERBOSE")
+        .env_remove("_RCC_SAFEGUARD");
+    c
+}
+
+/// Runs a command, panicking with everything it said if it fails to start.
+pub fn run(c: &mut Command) -> Output {
+    c.output()
+        .unwrap_or_else(|e| panic!("cannot run {c:?}: {e}"))
+}
+
+/// Runs a command that must succeed.
+pub fn ok(c: &mut Command) -> Output {
+    let out = run(c);
+    assert!(
+        out.status.success(),
+        "{c:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `gcc ARGS` in `cwd`.
+pub fn gcc(cwd: &Path, compiler: &str, args: &[&str]) -> Output {
+    let mut c = Command::new(compiler);
+    c.current_dir(cwd).args(args);
+    run(&mut c)
+}
+
+pub fn read(p: impl AsRef<Path>) -> Vec<u8> {
+    let p = p.as_ref();
+    std::fs::read(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+}
+
+/// Lua's C sources (from the lua-src crate, a dev-dependency), found through cargo.
+pub fn lua_src() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["metadata", "--format-version", "1"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let marker = "lua-src-547.1.0/Cargo.toml";
+    let end = text.find(marker).expect("lua-src in cargo metadata") + "lua-src-547.1.0".len();
+    let start = text[..end].rfind('"').unwrap() + 1;
+    PathBuf::from(&text[start..end]).join("lua-5.4.7")
+}
+
+/// The project's test fixture directory.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// A directory with a fake compiler named `name` (a shell script) for staging faults and
+/// identities; `script` is the script's body after `#!/bin/sh`.
+pub fn fixture_compiler(dir: &TempDir, name: &str, script: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let p = bin.join(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{script}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+pub fn s(o: &[u8]) -> String {
+    String::from_utf8_lossy(o).into_owned()
+}
+
+pub fn os(s: &str) -> &OsStr {
+    OsStr::new(s)
+}
+
+/// A TCP connection to `dst` from the loopback address `src` (e.g. 127.0.0.2), to test a
+/// daemon's allow-list without leaving loopback.
+pub fn connect_from(src: std::net::Ipv4Addr, dst: std::net::SocketAddrV4) -> std::net::TcpStream {
+    use std::os::fd::FromRawFd;
+    let sa = |a: std::net::SocketAddrV4| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: a.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(a.ip().octets()),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket syscalls on a fresh fd with correctly sized sockaddr_in values;
+    // the fd is handed to TcpStream, which owns and closes it.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0);
+        let from = sa(std::net::SocketAddrV4::new(src, 0));
+        assert_eq!(libc::bind(fd, &from as *const _ as *const libc::sockaddr, len), 0);
+        let to = sa(dst);
+        let rc = libc::connect(fd, &to as *const _ as *const libc::sockaddr, len);
+        assert_eq!(rc, 0, "connect {src} -> {dst}: {}", std::io::Error::last_os_error());
+        std::net::TcpStream::from_raw_fd(fd)
+    }
+}
+
+impl Daemon {
+    /// A status counter, asked from the loopback address `src`.
+    pub fn counter_from(&self, src: &str, key: &str) -> u64 {
+        use std::io::{Read, Write};
+        let mut s = connect_from(
+            src.parse().unwrap(),
+            std::net::SocketAddrV4::new("127.0.0.1".parse().unwrap(), self.port),
+        );
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(&rcc::protocol::encode(&rcc::protocol::Message::StatusRequest, None))
+            .unwrap();
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).unwrap();
+        match rcc::protocol::decode(&buf, &Default::default()) {
+            Ok(Some((rcc::protocol::Message::Status(kv), _))) => kv
+                .into_iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.parse().unwrap())
+                .unwrap_or_else(|| panic!("no {key}")),
+            other => panic!("status from {src}: {other:?}"),
+        }
+    }
+}
