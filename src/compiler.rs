@@ -154,7 +154,10 @@ mod tests {
 
     #[test]
     fn clang_keeps_its_whole_line() {
-        let id = identity_from("Debian clang version 14.0.6\nTarget: x", "x86_64-pc-linux-gnu");
+        let id = identity_from(
+            "Debian clang version 14.0.6\nTarget: x",
+            "x86_64-pc-linux-gnu",
+        );
         assert_eq!(id, "Debian clang version 14.0.6 for x86_64-pc-linux-gnu");
     }
 }

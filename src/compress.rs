@@ -21,9 +21,15 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Corrupt => write!(f, "compressed body is corrupt (bad deflate data or checksum)"),
+            Error::Corrupt => write!(
+                f,
+                "compressed body is corrupt (bad deflate data or checksum)"
+            ),
             Error::TooLarge { limit } => {
-                write!(f, "compressed body inflates past the limit of {limit} bytes")
+                write!(
+                    f,
+                    "compressed body inflates past the limit of {limit} bytes"
+                )
             }
         }
     }
@@ -68,7 +74,10 @@ mod tests {
         let zeros = vec![0u8; 10 << 20];
         let packed = deflate(&zeros, 9);
         assert!(packed.len() < 20_000);
-        assert_eq!(inflate(&packed, 1 << 20), Err(Error::TooLarge { limit: 1 << 20 }));
+        assert_eq!(
+            inflate(&packed, 1 << 20),
+            Err(Error::TooLarge { limit: 1 << 20 })
+        );
     }
 
     #[test]

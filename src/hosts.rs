@@ -1,1 +1,452 @@
-//! placeholder, being written
+//! The host list: `RCC_HOSTS` (or distcc's `DISTCC_HOSTS`) into host specs.
+//!
+//! A farm's existing `DISTCC_HOSTS` should work unchanged, so the grammar is distcc's where
+//! it applies: `box`, `box:PORT`, `box/LIMIT`, `box:PORT/LIMIT`, `box/LIMIT:PORT`,
+//! `[v6addr]:PORT`, options `,lzo` `,cpp` `,down`, `localhost[/LIMIT]`, and the keywords
+//! `--randomize`, `--localslots=N`, `--localslots_cpp=N`. Where distcc is sloppy we are
+//! strict, because a typo silently becoming a host named `angry=8` costs a user an evening:
+//! every token that is not understood is an error naming the token and where it came from.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The port rccd listens on by default (distccd uses 3632; a box may run both).
+pub const DEFAULT_PORT: u16 = 3633;
+
+/// Largest `/LIMIT` accepted: more than any small box has cores, small enough that a typo
+/// (`/800`) is caught.
+pub const MAX_LIMIT: u32 = 256;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostKind {
+    /// This machine: the compiler runs in place, no daemon.
+    Local,
+    /// A box running rccd.
+    Tcp { host: String, port: u16 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSpec {
+    pub kind: HostKind,
+    /// `/LIMIT`: at most this many jobs at once; `None` means the default.
+    pub limit: Option<u32>,
+    /// `,lzo` or `,deflate`: compress what travels.
+    pub compress: bool,
+    /// `,down`: listed but never used.
+    pub down: bool,
+    /// `,cpp`: distcc's pump mode. Accepted so a distcc list works unchanged; rcc
+    /// preprocesses on the master either way for now.
+    pub pump: bool,
+    /// The token as written, for messages and `--show-hosts`.
+    pub token: String,
+}
+
+impl HostSpec {
+    /// A name safe to use in a file name, unique per host and port (the slot locks and
+    /// backoff files of every rcc process of a build are keyed on it).
+    pub fn key(&self) -> String {
+        match &self.kind {
+            HostKind::Local => "localhost".into(),
+            HostKind::Tcp { host, port } => {
+                let safe: String = host
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                format!("tcp_{safe}_{port}")
+            }
+        }
+    }
+
+    /// `host:port` as `connect` takes it (`[v6]:port` for IPv6 literals).
+    pub fn addr_string(&self) -> String {
+        match &self.kind {
+            HostKind::Local => "localhost".into(),
+            HostKind::Tcp { host, port } if host.contains(':') => format!("[{host}]:{port}"),
+            HostKind::Tcp { host, port } => format!("{host}:{port}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HostList {
+    pub hosts: Vec<HostSpec>,
+    /// `--randomize`: each job sees the boxes in its own random order.
+    pub randomize: bool,
+    /// `--localslots=N`: local compiles (fallbacks and local-only commands) at once.
+    pub local_slots: Option<u32>,
+    /// `--localslots_cpp=N`: local preprocessors at once.
+    pub local_slots_cpp: Option<u32>,
+}
+
+/// A host list that cannot be used, with the token and the place it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub source: String,
+    pub token: String,
+    pub why: String,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.token.is_empty() {
+            write!(f, "host list {}: {}", self.source, self.why)
+        } else {
+            write!(
+                f,
+                "host list {}: \"{}\": {}",
+                self.source, self.token, self.why
+            )
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Where the host list comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// An environment variable (its name).
+    Env(&'static str),
+    File(PathBuf),
+    None,
+}
+
+/// Picks the host list's source, in order: `RCC_HOSTS`, `DISTCC_HOSTS`, `$RCC_DIR/hosts`
+/// (`RCC_DIR` defaults to `~/.rcc`), `/etc/rcc/hosts`. A variable that is set but empty is
+/// still chosen (and then fails to parse, saying so) — like distcc, so an accidentally
+/// cleared variable is noticed instead of silently reading some other list.
+pub fn source(get: impl Fn(&str) -> Option<String>, home: Option<PathBuf>) -> Source {
+    for name in ["RCC_HOSTS", "DISTCC_HOSTS"] {
+        if get(name).is_some() {
+            return Source::Env(name);
+        }
+    }
+    let dir = get("RCC_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| home.map(|h| h.join(".rcc")));
+    let mut files: Vec<PathBuf> = dir.map(|d| d.join("hosts")).into_iter().collect();
+    files.push(PathBuf::from("/etc/rcc/hosts"));
+    files
+        .into_iter()
+        .find(|f| Path::new(f).is_file())
+        .map(Source::File)
+        .unwrap_or(Source::None)
+}
+
+/// Parses a host list. `source` names where it came from, for errors.
+pub fn parse(text: &str, source: &str) -> Result<HostList, Error> {
+    let err = |token: &str, why: String| Error {
+        source: source.to_string(),
+        token: token.to_string(),
+        why,
+    };
+    let mut list = HostList::default();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("");
+        for token in line.split_ascii_whitespace() {
+            if let Some(rest) = token.strip_prefix("--") {
+                keyword(&mut list, rest).map_err(|why| err(token, why))?;
+                continue;
+            }
+            list.hosts.push(host(token).map_err(|why| err(token, why))?);
+        }
+    }
+    if list.hosts.is_empty() {
+        return Err(err(
+            "",
+            "lists no hosts (e.g. RCC_HOSTS='box1 box2 localhost')".into(),
+        ));
+    }
+    Ok(list)
+}
+
+fn keyword(list: &mut HostList, rest: &str) -> Result<(), String> {
+    let number = |v: &str| -> Result<u32, String> {
+        match v.parse::<u32>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            _ => Err(format!("expected a number from 1 to {MAX_LIMIT}")),
+        }
+    };
+    if rest == "randomize" {
+        list.randomize = true;
+    } else if let Some(v) = rest
+        .strip_prefix("localslots=")
+        .or_else(|| rest.strip_prefix("localslots/"))
+    {
+        list.local_slots = Some(number(v)?);
+    } else if let Some(v) = rest
+        .strip_prefix("localslots_cpp=")
+        .or_else(|| rest.strip_prefix("localslots_cpp/"))
+    {
+        list.local_slots_cpp = Some(number(v)?);
+    } else {
+        return Err(
+            "unknown keyword (known: --randomize, --localslots=N, --localslots_cpp=N)".into(),
+        );
+    }
+    Ok(())
+}
+
+fn host(token: &str) -> Result<HostSpec, String> {
+    if token.contains('@') {
+        return Err(
+            "ssh hosts are not supported; run rccd on the box and list it as \
+                    box[:PORT]"
+                .into(),
+        );
+    }
+    let (main, options) = match token.find(',') {
+        Some(i) => (&token[..i], Some(&token[i + 1..])),
+        None => (token, None),
+    };
+    let mut spec = HostSpec {
+        kind: HostKind::Local,
+        limit: None,
+        compress: false,
+        down: false,
+        pump: false,
+        token: token.to_string(),
+    };
+    for opt in options.into_iter().flat_map(|o| o.split(',')) {
+        match opt {
+            "lzo" | "deflate" => spec.compress = true,
+            "down" => spec.down = true,
+            "cpp" => spec.pump = true,
+            "" => return Err("empty option after ','".into()),
+            other => {
+                return Err(format!(
+                    "unknown option \"{other}\" (known: lzo, deflate, cpp, down)"
+                ))
+            }
+        }
+    }
+    if spec.pump && !spec.compress {
+        // distcc refuses this too; keeping the rule keeps lists portable both ways.
+        return Err("\",cpp\" needs \",lzo\" as well".into());
+    }
+    // Host id: `[v6]` or a name/IPv4 running to ':' or '/'.
+    let (name, mut rest) = if let Some(r) = main.strip_prefix('[') {
+        let end = r
+            .find(']')
+            .ok_or("unclosed '[' (write IPv6 as [fd00::5]:3633)")?;
+        let addr = &r[..end];
+        if addr.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("\"{addr}\" is not an IPv6 address"));
+        }
+        (addr, &r[end + 1..])
+    } else {
+        let end = main.find([':', '/']).unwrap_or(main.len());
+        (&main[..end], &main[end..])
+    };
+    if name.is_empty() {
+        return Err("no host name".into());
+    }
+    let is_local = name == "localhost" && !rest.starts_with(':') && !main.starts_with('[');
+    if !main.starts_with('[') {
+        let ok = name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_');
+        if !ok {
+            return Err(format!(
+                "\"{name}\" is not a host name or address (letters, digits, '.', '-' only)"
+            ));
+        }
+    }
+    let mut port = None;
+    // `/LIMIT` and `:PORT` may come in either order, each at most once.
+    for _ in 0..2 {
+        if let Some(r) = rest.strip_prefix(':') {
+            if port.is_some() {
+                return Err("two ports".into());
+            }
+            let end = r.find(['/', ':']).unwrap_or(r.len());
+            port = Some(match r[..end].parse::<u16>() {
+                Ok(p) if p > 0 => p,
+                _ => return Err(format!("\"{}\" is not a port (1-65535)", &r[..end])),
+            });
+            rest = &r[end..];
+        } else if let Some(r) = rest.strip_prefix('/') {
+            if spec.limit.is_some() {
+                return Err("two limits".into());
+            }
+            let end = r.find([':', '/']).unwrap_or(r.len());
+            spec.limit = Some(match r[..end].parse::<u32>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                _ => {
+                    return Err(format!(
+                        "\"/{}\": the job limit must be a number from 1 to {MAX_LIMIT}",
+                        &r[..end]
+                    ))
+                }
+            });
+            rest = &r[end..];
+        }
+    }
+    if !rest.is_empty() {
+        return Err(format!("unexpected \"{rest}\""));
+    }
+    spec.kind = if is_local {
+        HostKind::Local
+    } else {
+        HostKind::Tcp {
+            host: name.to_string(),
+            port: port.unwrap_or(DEFAULT_PORT),
+        }
+    };
+    Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(token: &str) -> HostSpec {
+        let l = parse(token, "test").unwrap_or_else(|e| panic!("{token}: {e}"));
+        assert_eq!(l.hosts.len(), 1);
+        l.hosts[0].clone()
+    }
+
+    fn tcp(host: &str, port: u16) -> HostKind {
+        HostKind::Tcp {
+            host: host.into(),
+            port,
+        }
+    }
+
+    #[test]
+    fn distcc_forms_parse() {
+        let cases: &[(&str, HostKind, Option<u32>, bool)] = &[
+            ("box1", tcp("box1", 3633), None, false),
+            ("box1/8", tcp("box1", 3633), Some(8), false),
+            ("box1:4000", tcp("box1", 4000), None, false),
+            ("box1:4000/8", tcp("box1", 4000), Some(8), false),
+            ("box1/8:4000", tcp("box1", 4000), Some(8), false),
+            ("box1/8,lzo", tcp("box1", 3633), Some(8), true),
+            ("box1,deflate", tcp("box1", 3633), None, true),
+            (
+                "192.168.1.5:3633/4,lzo",
+                tcp("192.168.1.5", 3633),
+                Some(4),
+                true,
+            ),
+            ("[fd00::5]:3700/2", tcp("fd00::5", 3700), Some(2), false),
+            ("[::1]", tcp("::1", 3633), None, false),
+            ("localhost", HostKind::Local, None, false),
+            ("localhost/3", HostKind::Local, Some(3), false),
+            ("localhost:3633", tcp("localhost", 3633), None, false),
+            ("box_1.lan", tcp("box_1.lan", 3633), None, false),
+        ];
+        for (token, kind, limit, compress) in cases {
+            let h = one(token);
+            assert_eq!(&h.kind, kind, "{token}");
+            assert_eq!(h.limit, *limit, "{token}");
+            assert_eq!(h.compress, *compress, "{token}");
+            assert_eq!(h.token, *token);
+        }
+        assert!(one("box,down").down);
+        assert!(one("box,cpp,lzo").pump);
+    }
+
+    #[test]
+    fn a_whole_list_with_keywords_and_comments() {
+        let text = "# the farm\nbox1/8,lzo box2/8,lzo\t# the fast ones\n\
+                    box3/4 --randomize localhost/3 --localslots=2 --localslots_cpp=6\n";
+        let l = parse(text, "RCC_HOSTS").unwrap();
+        let tokens: Vec<&str> = l.hosts.iter().map(|h| h.token.as_str()).collect();
+        assert_eq!(
+            tokens,
+            ["box1/8,lzo", "box2/8,lzo", "box3/4", "localhost/3"]
+        );
+        assert!(l.randomize);
+        assert_eq!(l.local_slots, Some(2));
+        assert_eq!(l.local_slots_cpp, Some(6));
+        // A comment straight after a token ends it, as in distcc.
+        let l = parse("box1,lzo#x box9", "f").unwrap();
+        assert_eq!(l.hosts.len(), 1);
+        assert!(l.hosts[0].compress);
+    }
+
+    #[test]
+    fn bad_tokens_are_named_with_what_to_do() {
+        let cases = [
+            ("box/0", "job limit"),
+            ("box/x", "job limit"),
+            ("box/100000", "job limit"),
+            ("box:", "not a port"),
+            ("box:notaport", "not a port"),
+            ("box:70000", "not a port"),
+            ("box::", "not a port"),
+            (":4200", "no host name"),
+            ("angry=8", "not a host name"),
+            ("box,gzip", "unknown option"),
+            ("box,", "empty option"),
+            ("box,cpp", "needs \",lzo\""),
+            ("user@box", "ssh hosts"),
+            ("[fd00::5", "unclosed"),
+            ("[box]:1", "not an IPv6"),
+            ("box/4/4", "two limits"),
+            ("box:1:2", "two ports"),
+            ("--localslots=0", "number from 1"),
+            ("--frobnicate", "unknown keyword"),
+            ("box/4x", "job limit"),
+        ];
+        for (token, want) in cases {
+            let e = parse(token, "RCC_HOSTS").unwrap_err();
+            let msg = e.to_string();
+            assert!(msg.contains(want), "{token}: {msg}");
+            assert!(msg.contains("RCC_HOSTS"), "{msg}");
+        }
+        let e = parse("  # nothing\n", "RCC_HOSTS").unwrap_err();
+        assert!(e.to_string().contains("lists no hosts"), "{e}");
+    }
+
+    #[test]
+    fn keys_are_file_name_safe_and_addresses_connectable() {
+        assert_eq!(one("box1:4000").key(), "tcp_box1_4000");
+        assert_eq!(one("[fd00::5]:3700").key(), "tcp_fd00__5_3700");
+        assert_eq!(one("localhost/2").key(), "localhost");
+        assert_eq!(one("[fd00::5]:3700").addr_string(), "[fd00::5]:3700");
+        assert_eq!(one("box1").addr_string(), "box1:3633");
+    }
+
+    #[test]
+    fn source_order() {
+        let dir = std::env::temp_dir().join(format!("rcc-hosts-test-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join(".rcc")).unwrap();
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let home = Some(dir.clone());
+        assert_eq!(
+            source(
+                env(&[("RCC_HOSTS", "a"), ("DISTCC_HOSTS", "b")]),
+                home.clone()
+            ),
+            Source::Env("RCC_HOSTS")
+        );
+        assert_eq!(
+            source(env(&[("DISTCC_HOSTS", "")]), home.clone()),
+            Source::Env("DISTCC_HOSTS")
+        );
+        let before = source(env(&[]), home.clone());
+        assert!(matches!(before, Source::None | Source::File(_)));
+        std::fs::write(dir.join(".rcc/hosts"), "box1\n").unwrap();
+        assert_eq!(
+            source(env(&[]), home.clone()),
+            Source::File(dir.join(".rcc/hosts"))
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

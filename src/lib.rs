@@ -15,5 +15,11 @@
 
 pub mod access;
 pub mod args;
+pub mod client;
+pub mod compiler;
+pub mod compress;
+pub mod daemon;
+pub mod exit;
 pub mod hosts;
+pub mod protocol;
 pub mod sys;

@@ -280,12 +280,21 @@ impl Message {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
     BadMagic,
-    Version { theirs: u8 },
+    Version {
+        theirs: u8,
+    },
     UnknownKind(u8),
     BadFlags(u8),
-    TooLarge { kind: Kind, len: usize, limit: usize },
+    TooLarge {
+        kind: Kind,
+        len: usize,
+        limit: usize,
+    },
     Corrupt(compress::Error),
-    Malformed { kind: Kind, what: &'static str },
+    Malformed {
+        kind: Kind,
+        what: &'static str,
+    },
 }
 
 impl fmt::Display for Error {
@@ -300,7 +309,10 @@ impl fmt::Display for Error {
             Error::UnknownKind(k) => write!(f, "unknown frame kind {k}"),
             Error::BadFlags(b) => write!(f, "unknown frame flags {b:#04x}"),
             Error::TooLarge { kind, len, limit } => {
-                write!(f, "{kind:?} frame of {len} bytes is over the limit of {limit} bytes")
+                write!(
+                    f,
+                    "{kind:?} frame of {len} bytes is over the limit of {limit} bytes"
+                )
             }
             Error::Corrupt(e) => write!(f, "{e}"),
             Error::Malformed { kind, what } => write!(f, "malformed {kind:?} frame: {what}"),
@@ -652,7 +664,11 @@ mod tests {
         for msg in all() {
             let bytes = encode(&msg, Some(1));
             for cut in 0..bytes.len() {
-                assert_eq!(decode(&bytes[..cut], &limits), Ok(None), "{msg:?} cut at {cut}");
+                assert_eq!(
+                    decode(&bytes[..cut], &limits),
+                    Ok(None),
+                    "{msg:?} cut at {cut}"
+                );
             }
         }
     }
@@ -670,7 +686,10 @@ mod tests {
     #[test]
     fn garbage_is_refused_at_the_first_byte() {
         assert_eq!(decode(b"D", &Limits::default()), Err(Error::BadMagic));
-        assert_eq!(decode(b"DIST00000001", &Limits::default()), Err(Error::BadMagic));
+        assert_eq!(
+            decode(b"DIST00000001", &Limits::default()),
+            Err(Error::BadMagic)
+        );
         assert_eq!(
             decode(b"RCC\x09", &Limits::default()),
             Err(Error::Version { theirs: 9 })
@@ -698,7 +717,10 @@ mod tests {
             })
         ));
         let h = header(Kind::JobRequest, false, (1 << 20) + 1);
-        assert!(matches!(decode(&h, &Limits::default()), Err(Error::TooLarge { .. })));
+        assert!(matches!(
+            decode(&h, &Limits::default()),
+            Err(Error::TooLarge { .. })
+        ));
     }
 
     #[test]
@@ -738,7 +760,10 @@ mod tests {
             ..Limits::default()
         };
         let bytes = encode(&job(), None);
-        assert!(matches!(decode(&bytes, &limits), Err(Error::Malformed { .. })));
+        assert!(matches!(
+            decode(&bytes, &limits),
+            Err(Error::Malformed { .. })
+        ));
     }
 
     #[test]

@@ -8,9 +8,11 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-/// Tries to take an exclusive `fcntl` record lock on the whole file without waiting.
-/// Returns `Ok(false)` when another process holds it. The kernel drops the lock when the
-/// process exits or the file is closed, so a crashed rcc never leaves a stale lock.
+/// Tries to take an exclusive open-file-description lock (`F_OFD_SETLK`) on the whole file
+/// without waiting. Returns `Ok(false)` when someone else holds it. The kernel drops the
+/// lock when the file is closed or the process exits, so a crashed rcc never leaves a stale
+/// lock; unlike classic `F_SETLK` locks, closing some other fd of the same file in the same
+/// process does not silently drop it.
 pub fn try_lock(file: &File) -> io::Result<bool> {
     // SAFETY: `flock` is a plain C struct; all-zero is a valid value we then fill in.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
@@ -18,8 +20,9 @@ pub fn try_lock(file: &File) -> io::Result<bool> {
     fl.l_whence = libc::SEEK_SET as _;
     fl.l_start = 0;
     fl.l_len = 0;
-    // SAFETY: the fd is valid for the lifetime of `file`; `fl` is a valid flock struct.
-    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) };
+    fl.l_pid = 0; // required by OFD locks
+                  // SAFETY: the fd is valid for the lifetime of `file`; `fl` is a valid flock struct.
+    let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &fl) };
     if rc == 0 {
         return Ok(true);
     }

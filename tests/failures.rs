@@ -25,7 +25,11 @@ fn still_builds(hosts: &str, t: &TempDir) -> std::process::Output {
     let out = ok(rcc(t.path(), &rcc_dir, hosts)
         .env("RCC_VERBOSE", "1")
         .args(["gcc", "-O2", "-c", "good.c", "-o", "good.o"]));
-    assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
     assert!(read(t.join("good.o")) == want, "object differs from gcc's");
     out
 }
@@ -42,7 +46,11 @@ fn compile_error_is_reported_once_with_gccs_status() {
     assert_eq!(out.status.code(), plain.status.code());
     let err = s(&out.stderr);
     let msg = "bad.c:1:22: error: 'undefined_name' undeclared";
-    assert!(s(&plain.stderr).contains(msg), "gcc said: {}", s(&plain.stderr));
+    assert!(
+        s(&plain.stderr).contains(msg),
+        "gcc said: {}",
+        s(&plain.stderr)
+    );
     assert_eq!(err.matches(msg).count(), 1, "rcc said: {err}");
     assert_eq!(d.counter("failed"), 1, "the error came from the box");
     assert!(!t.join("bad.o").exists());
@@ -68,7 +76,11 @@ fn preprocessor_error_is_reported_once() {
 #[test]
 fn unreachable_host_and_wrong_port_fall_back() {
     // Nothing listens on a port we just bound and released.
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let t = TempDir::new("unreach");
     still_builds(&format!("127.0.0.1:{port}"), &t);
     // A port that is not a number is a host-list error: the build still proceeds.
@@ -79,7 +91,11 @@ fn unreachable_host_and_wrong_port_fall_back() {
 
 #[test]
 fn dead_host_is_backed_off_and_the_next_box_used() {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let d = Daemon::start(2, &[]);
     let t = TempDir::new("next");
     still_builds(&format!("127.0.0.1:{port} {}", d.addr()), &t);
@@ -103,7 +119,8 @@ fn fake_box(reply: &'static [u8]) -> (String, std::thread::JoinHandle<()>) {
                 Ok((mut c, _)) => {
                     served += 1;
                     c.set_nonblocking(false).unwrap();
-                    c.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+                    c.set_read_timeout(Some(Duration::from_millis(300)))
+                        .unwrap();
                     let mut buf = [0u8; 4096];
                     let _ = c.read(&mut buf);
                     let _ = c.write_all(reply);
@@ -117,7 +134,11 @@ fn fake_box(reply: &'static [u8]) -> (String, std::thread::JoinHandle<()>) {
 
 #[test]
 fn garbage_and_early_close_fall_back() {
-    for reply in [&b"HTTP/1.0 400 Bad Request\r\n\r\n"[..], b"", b"RCC\x01\x10\x00\x00\x00\x00\x00"] {
+    for reply in [
+        &b"HTTP/1.0 400 Bad Request\r\n\r\n"[..],
+        b"",
+        b"RCC\x01\x10\x00\x00\x00\x00\x00",
+    ] {
         let (addr, h) = fake_box(reply);
         let t = TempDir::new("garbage");
         still_builds(&addr, &t);
@@ -166,5 +187,9 @@ fn compiler_killed_on_the_box_goes_elsewhere() {
     let d = Daemon::start(1, &["--compiler-path", bin.to_str().unwrap()]);
     still_builds(&d.addr(), &t);
     assert_eq!(d.counter("failed"), 1);
-    assert!(d.leftovers().is_empty(), "job dirs left: {:?}", d.leftovers());
+    assert!(
+        d.leftovers().is_empty(),
+        "job dirs left: {:?}",
+        d.leftovers()
+    );
 }

@@ -32,7 +32,11 @@ fn concurrent_clients_never_exceed_a_box_limit() {
         assert!(c.wait().unwrap().success());
     }
     let want = {
-        assert!(gcc(t.path(), "gcc", &["-O2", "-c", "work.c", "-o", "plain.o"]).status.success());
+        assert!(
+            gcc(t.path(), "gcc", &["-O2", "-c", "work.c", "-o", "plain.o"])
+                .status
+                .success()
+        );
         read(t.join("plain.o"))
     };
     for i in 0..24 {
@@ -86,7 +90,14 @@ fn lua_built_through_two_boxes_equals_the_plain_build() {
             .arg("-j8")
             .env("RCC_DIR", dir.join(".rcc"))
             .env("RCC_HOSTS", format!("{},lzo {}", a.addr(), b.addr()))
-            .env("PATH", format!("{}:{}", std::path::Path::new(RCC).parent().unwrap().display(), std::env::var("PATH").unwrap()));
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    std::path::Path::new(RCC).parent().unwrap().display(),
+                    std::env::var("PATH").unwrap()
+                ),
+            );
         ok(&mut c);
     };
     make(&plain, "gcc");
@@ -103,21 +114,38 @@ fn lua_built_through_two_boxes_equals_the_plain_build() {
     assert_eq!(objects, 2 * 32, "32 objects and their .d files");
     let remote = a.counter("done") + b.counter("done");
     assert_eq!(remote, 32, "every object was compiled on a box");
-    assert!(a.counter("done") > 0 && b.counter("done") > 0, "both boxes worked");
+    assert!(
+        a.counter("done") > 0 && b.counter("done") > 0,
+        "both boxes worked"
+    );
 }
 
 #[test]
 fn status_shows_every_box_up_or_down() {
     let a = Daemon::start(3, &[]);
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let t = TempDir::new("status");
     let hosts = format!("{} 127.0.0.1:{dead} localhost", a.addr());
     let out = ok(rcc(t.path(), &t.join(".rcc"), &hosts).args(["--status", "--format", "kv"]));
     let text = s(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
-    assert!(lines[0].starts_with(&format!("host={} state=up", a.addr())), "{text}");
-    for key in ["running=0", "slots=3", "done=0", "failed=0", "rejected=0", "peak=0"] {
+    assert!(
+        lines[0].starts_with(&format!("host={} state=up", a.addr())),
+        "{text}"
+    );
+    for key in [
+        "running=0",
+        "slots=3",
+        "done=0",
+        "failed=0",
+        "rejected=0",
+        "peak=0",
+    ] {
         assert!(lines[0].contains(key), "{key} missing in {}", lines[0]);
     }
     assert!(lines[1].contains("state=down"), "{text}");

@@ -21,7 +21,11 @@ fn sources() -> Vec<(String, String)> {
     files(&root, &mut v);
     v.into_iter()
         .map(|p| {
-            let rel = p.strip_prefix(&root).unwrap().to_string_lossy().into_owned();
+            let rel = p
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             // Only the code, not the tests inside it.
             let text = std::fs::read_to_string(&p).unwrap();
             let code = text.split("#[cfg(test)]").next().unwrap().to_string();

@@ -36,35 +36,66 @@ fn goes_local(d: &Daemon, args: &[&str], outputs: &[&str]) {
         // deterministic: all must match.
         assert!(g == *w, "{o} differs for {args:?}");
     }
-    assert_eq!(d.counter("accepted"), before, "{args:?} was sent to the box");
+    assert_eq!(
+        d.counter("accepted"),
+        before,
+        "{args:?} was sent to the box"
+    );
 }
 
 #[test]
 fn commands_that_must_run_here_do() {
     let d = Daemon::start(2, &[]);
     let cases: &[(&[&str], &[&str])] = &[
-        (&["a.c", "-o", "prog"], &["prog"]),                         // compile and link
-        (&["-E", "a.c"], &[]),                                        // preprocess only
-        (&["-M", "a.c"], &[]),                                        // dependencies only
-        (&["-MM", "-c", "a.c"], &[]),                                 // -MM implies -E
-        (&["-c", "a.c", "b.c"], &["a.o", "b.o"]),                     // two sources
-        (&["-c", "a.s", "-o", "as.o"], &["as.o"]),                    // plain assembler
-        (&["-c", "a.c", "-o", "-"], &[]),                             // object to stdout
-        (&["-c", "-save-temps", "a.c"], &["a.o", "a.i", "a.s"]),      // temps next to the object
-        (&["@opts.rsp"], &["a.o"]),                                   // response file
-        (&["-c", "-march=native", "a.c", "-o", "n.o"], &["n.o"]),     // depends on this CPU
+        (&["a.c", "-o", "prog"], &["prog"]),       // compile and link
+        (&["-E", "a.c"], &[]),                     // preprocess only
+        (&["-M", "a.c"], &[]),                     // dependencies only
+        (&["-MM", "-c", "a.c"], &[]),              // -MM implies -E
+        (&["-c", "a.c", "b.c"], &["a.o", "b.o"]),  // two sources
+        (&["-c", "a.s", "-o", "as.o"], &["as.o"]), // plain assembler
+        (&["-c", "a.c", "-o", "-"], &[]),          // object to stdout
+        (&["-c", "-save-temps", "a.c"], &["a.o", "a.i", "a.s"]), // temps next to the object
+        (&["@opts.rsp"], &["a.o"]),                // response file
+        (&["-c", "-march=native", "a.c", "-o", "n.o"], &["n.o"]), // depends on this CPU
         (&["-c", "-mtune=native", "a.c", "-o", "n.o"], &["n.o"]),
-        (&["-c", "--coverage", "a.c", "-o", "cov.o"], &["cov.o", "cov.gcno"]),
+        (
+            &["-c", "--coverage", "a.c", "-o", "cov.o"],
+            &["cov.o", "cov.gcno"],
+        ),
         (&["-c", "-fprofile-generate", "a.c", "-o", "p.o"], &["p.o"]),
-        (&["-c", "-ftest-coverage", "a.c", "-o", "t.o"], &["t.o", "t.gcno"]),
-        (&["-c", "-frecord-gcc-switches", "a.c", "-o", "r.o"], &["r.o"]),
-        (&["-c", "-gsplit-dwarf", "a.c", "-o", "s.o"], &["s.o", "s.dwo"]),
-        (&["-c", "-fstack-usage", "a.c", "-o", "su.o"], &["su.o", "su.su"]),
-        (&["-c", "-fdump-tree-original", "a.c", "-o", "du.o"], &["du.o"]),
-        (&["-c", "-Wa,-adhln=listing.txt", "a.c", "-o", "l.o"], &["l.o", "listing.txt"]),
-        (&["-c", "-aux-info", "aux.txt", "a.c", "-o", "ax.o"], &["ax.o", "aux.txt"]),
-        (&["-c", "-x", "c-header", "a.h", "-o", "a.h.gch"], &["a.h.gch"]),
-        (&["-c", "unknown.xyz"], &[]),                                // unknown extension
+        (
+            &["-c", "-ftest-coverage", "a.c", "-o", "t.o"],
+            &["t.o", "t.gcno"],
+        ),
+        (
+            &["-c", "-frecord-gcc-switches", "a.c", "-o", "r.o"],
+            &["r.o"],
+        ),
+        (
+            &["-c", "-gsplit-dwarf", "a.c", "-o", "s.o"],
+            &["s.o", "s.dwo"],
+        ),
+        (
+            &["-c", "-fstack-usage", "a.c", "-o", "su.o"],
+            &["su.o", "su.su"],
+        ),
+        (
+            &["-c", "-fdump-tree-original", "a.c", "-o", "du.o"],
+            &["du.o"],
+        ),
+        (
+            &["-c", "-Wa,-adhln=listing.txt", "a.c", "-o", "l.o"],
+            &["l.o", "listing.txt"],
+        ),
+        (
+            &["-c", "-aux-info", "aux.txt", "a.c", "-o", "ax.o"],
+            &["ax.o", "aux.txt"],
+        ),
+        (
+            &["-c", "-x", "c-header", "a.h", "-o", "a.h.gch"],
+            &["a.h.gch"],
+        ),
+        (&["-c", "unknown.xyz"], &[]), // unknown extension
         (&["--version"], &[]),
         (&["-dumpmachine"], &[]),
         (&["-c", "-fsyntax-only", "a.c"], &[]),

@@ -7,7 +7,8 @@ use util::*;
 
 use std::path::Path;
 
-const HEADER: &str = "#ifndef UTIL_H\n#define UTIL_H\n#define SQUARE(x) ((x) * (x))\nint twice(int);\n#endif\n";
+const HEADER: &str =
+    "#ifndef UTIL_H\n#define UTIL_H\n#define SQUARE(x) ((x) * (x))\nint twice(int);\n#endif\n";
 const C_SRC: &str = r#"#include <stdio.h>
 #include "inc/util.h"
 static const char *names[] = { "zero", "one", __FILE__ };
@@ -25,7 +26,8 @@ template <typename T> struct Box { T v; T get() const { return v * 2; } };
 int sum(const std::vector<int>& xs) { return std::accumulate(xs.begin(), xs.end(), 0); }
 std::string greet(const std::string& who) { Box<int> b{21}; return who + std::to_string(b.get()); }
 "#;
-const ASM_SRC: &str = "#define VALUE 42\n\t.text\n\t.globl answer\nanswer:\n\tmovl $VALUE, %eax\n\tret\n";
+const ASM_SRC: &str =
+    "#define VALUE 42\n\t.text\n\t.globl answer\nanswer:\n\tmovl $VALUE, %eax\n\tret\n";
 
 fn project() -> TempDir {
     let t = TempDir::new("objects");
@@ -79,7 +81,11 @@ fn same_as_gcc(d: &Daemon, hosts: &str, compiler: &str, args: &[&str], outputs: 
     let before = d.counter("done");
     let out = ok(rcc(t.path(), &rcc_dir, hosts).arg(compiler).args(args));
     assert_eq!(s(&out.stderr), s(&plain.stderr), "stderr of {args:?}");
-    assert_eq!(d.counter("done"), before + 1, "{args:?} did not go to the box");
+    assert_eq!(
+        d.counter("done"),
+        before + 1,
+        "{args:?} did not go to the box"
+    );
     let got = take_outputs(t.path(), outputs);
 
     let debug = args.iter().any(|a| a.starts_with("-g"));
@@ -111,17 +117,54 @@ fn same_as_gcc(d: &Daemon, hosts: &str, compiler: &str, args: &[&str], outputs: 
 fn c_object_equals_gcc() {
     let d = Daemon::start(2, &[]);
     let h = d.addr();
-    same_as_gcc(&d, &h, "gcc", &["-O2", "-c", "src/hello.c", "-o", "out/hello.o"], &["out/hello.o"]);
+    same_as_gcc(
+        &d,
+        &h,
+        "gcc",
+        &["-O2", "-c", "src/hello.c", "-o", "out/hello.o"],
+        &["out/hello.o"],
+    );
     same_as_gcc(&d, &h, "gcc", &["-c", "src/hello.c"], &["hello.o"]);
-    same_as_gcc(&d, &h, "gcc", &["-O2", "-Wall", "-DNDEBUG", "-Isrc", "-c", "src/hello.c", "-o", "out/x.o"], &["out/x.o"]);
-    same_as_gcc(&d, &h, "gcc", &["-O2", "-S", "src/hello.c", "-o", "out/hello.s"], &["out/hello.s"]);
+    same_as_gcc(
+        &d,
+        &h,
+        "gcc",
+        &[
+            "-O2",
+            "-Wall",
+            "-DNDEBUG",
+            "-Isrc",
+            "-c",
+            "src/hello.c",
+            "-o",
+            "out/x.o",
+        ],
+        &["out/x.o"],
+    );
+    same_as_gcc(
+        &d,
+        &h,
+        "gcc",
+        &["-O2", "-S", "src/hello.c", "-o", "out/hello.s"],
+        &["out/hello.s"],
+    );
 }
 
 #[test]
 fn compressed_and_plain_transfers_give_the_same_object() {
     let d = Daemon::start(2, &[]);
-    for hosts in [d.addr(), format!("{},lzo", d.addr()), format!("{},deflate", d.addr())] {
-        same_as_gcc(&d, &hosts, "gcc", &["-O2", "-c", "src/hello.c", "-o", "out/hello.o"], &["out/hello.o"]);
+    for hosts in [
+        d.addr(),
+        format!("{},lzo", d.addr()),
+        format!("{},deflate", d.addr()),
+    ] {
+        same_as_gcc(
+            &d,
+            &hosts,
+            "gcc",
+            &["-O2", "-c", "src/hello.c", "-o", "out/hello.o"],
+            &["out/hello.o"],
+        );
     }
 }
 
@@ -129,24 +172,60 @@ fn compressed_and_plain_transfers_give_the_same_object() {
 fn cxx_object_equals_gxx() {
     let d = Daemon::start(2, &[]);
     let h = format!("{},lzo", d.addr());
-    same_as_gcc(&d, &h, "g++", &["-O2", "-std=c++17", "-c", "src/lib.cc", "-o", "out/lib.o"], &["out/lib.o"]);
-    same_as_gcc(&d, &h, "g++", &["-O2", "-g", "-c", "src/lib.cc", "-o", "out/lib.o"], &["out/lib.o"]);
+    same_as_gcc(
+        &d,
+        &h,
+        "g++",
+        &["-O2", "-std=c++17", "-c", "src/lib.cc", "-o", "out/lib.o"],
+        &["out/lib.o"],
+    );
+    same_as_gcc(
+        &d,
+        &h,
+        "g++",
+        &["-O2", "-g", "-c", "src/lib.cc", "-o", "out/lib.o"],
+        &["out/lib.o"],
+    );
 }
 
 #[test]
 fn debug_objects_keep_code_and_name_the_master() {
     let d = Daemon::start(2, &[]);
     let h = d.addr();
-    same_as_gcc(&d, &h, "gcc", &["-g", "-O2", "-c", "src/hello.c", "-o", "out/hello.o"], &["out/hello.o"]);
-    same_as_gcc(&d, &h, "gcc", &["-g3", "-O0", "-c", "src/hello.c", "-o", "out/hello.o"], &["out/hello.o"]);
+    same_as_gcc(
+        &d,
+        &h,
+        "gcc",
+        &["-g", "-O2", "-c", "src/hello.c", "-o", "out/hello.o"],
+        &["out/hello.o"],
+    );
+    same_as_gcc(
+        &d,
+        &h,
+        "gcc",
+        &["-g3", "-O0", "-c", "src/hello.c", "-o", "out/hello.o"],
+        &["out/hello.o"],
+    );
 }
 
 #[test]
 fn assembler_with_cpp_equals_gcc() {
     let d = Daemon::start(2, &[]);
     let h = d.addr();
-    same_as_gcc(&d, &h, "gcc", &["-c", "src/answer.S", "-o", "out/answer.o"], &["out/answer.o"]);
-    same_as_gcc(&d, &h, "gcc", &["-DVALUE2=1", "-c", "src/answer.S"], &["answer.o"]);
+    same_as_gcc(
+        &d,
+        &h,
+        "gcc",
+        &["-c", "src/answer.S", "-o", "out/answer.o"],
+        &["out/answer.o"],
+    );
+    same_as_gcc(
+        &d,
+        &h,
+        "gcc",
+        &["-DVALUE2=1", "-c", "src/answer.S"],
+        &["answer.o"],
+    );
 }
 
 #[test]
@@ -159,13 +238,64 @@ fn dependency_files_equal_gcc_in_every_form() {
         v.extend_from_slice(extra);
         v
     };
-    same_as_gcc(&d, &h, "gcc", &with(&["-MD", "-o", "out/hello.o"]), &["out/hello.o", "out/hello.d"]);
-    same_as_gcc(&d, &h, "gcc", &with(&["-MMD", "-o", "out/hello.o"]), &["out/hello.o", "out/hello.d"]);
+    same_as_gcc(
+        &d,
+        &h,
+        "gcc",
+        &with(&["-MD", "-o", "out/hello.o"]),
+        &["out/hello.o", "out/hello.d"],
+    );
+    same_as_gcc(
+        &d,
+        &h,
+        "gcc",
+        &with(&["-MMD", "-o", "out/hello.o"]),
+        &["out/hello.o", "out/hello.d"],
+    );
     same_as_gcc(&d, &h, "gcc", &with(&["-MD"]), &["hello.o", "hello.d"]);
-    same_as_gcc(&d, &h, "gcc", &with(&["-MD", "-MF", "out/deps.d", "-o", "out/hello.o"]), &["out/hello.o", "out/deps.d"]);
-    same_as_gcc(&d, &h, "gcc", &with(&["-MMD", "-MP", "-MT", "custom", "-MF", "out/deps.d", "-o", "out/hello.o"]), &["out/hello.o", "out/deps.d"]);
-    same_as_gcc(&d, &h, "gcc", &with(&["-MD", "-MQ", "$(weird) name", "-o", "out/hello.o"]), &["out/hello.o", "out/hello.d"]);
+    same_as_gcc(
+        &d,
+        &h,
+        "gcc",
+        &with(&["-MD", "-MF", "out/deps.d", "-o", "out/hello.o"]),
+        &["out/hello.o", "out/deps.d"],
+    );
+    same_as_gcc(
+        &d,
+        &h,
+        "gcc",
+        &with(&[
+            "-MMD",
+            "-MP",
+            "-MT",
+            "custom",
+            "-MF",
+            "out/deps.d",
+            "-o",
+            "out/hello.o",
+        ]),
+        &["out/hello.o", "out/deps.d"],
+    );
+    same_as_gcc(
+        &d,
+        &h,
+        "gcc",
+        &with(&["-MD", "-MQ", "$(weird) name", "-o", "out/hello.o"]),
+        &["out/hello.o", "out/hello.d"],
+    );
     // The Linux kernel's form.
-    same_as_gcc(&d, &h, "gcc", &with(&["-Wp,-MD,out/.hello.o.d", "-o", "out/hello.o"]), &["out/hello.o", "out/.hello.o.d"]);
-    same_as_gcc(&d, &h, "gcc", &with(&["-Wp,-MMD,out/.hello.o.d", "-o", "out/hello.o"]), &["out/hello.o", "out/.hello.o.d"]);
+    same_as_gcc(
+        &d,
+        &h,
+        "gcc",
+        &with(&["-Wp,-MD,out/.hello.o.d", "-o", "out/hello.o"]),
+        &["out/hello.o", "out/.hello.o.d"],
+    );
+    same_as_gcc(
+        &d,
+        &h,
+        "gcc",
+        &with(&["-Wp,-MMD,out/.hello.o.d", "-o", "out/hello.o"]),
+        &["out/hello.o", "out/.hello.o.d"],
+    );
 }

@@ -45,17 +45,32 @@ fn refused(d: &Daemon, req: JobRequest, want: RejectReason) {
     let frame = protocol::encode(&Message::JobRequest(req.clone()), None);
     match exchange(&d.addr(), &frame) {
         Some(Message::Reject(r)) => {
-            assert_eq!(r.reason, want, "{:?} {:?}: {}", req.compiler, req.args, r.text);
+            assert_eq!(
+                r.reason, want,
+                "{:?} {:?}: {}",
+                req.compiler, req.args, r.text
+            );
             assert!(!r.text.is_empty());
         }
-        other => panic!("{:?} {:?} was not refused: {other:?}", req.compiler, req.args),
+        other => panic!(
+            "{:?} {:?} was not refused: {other:?}",
+            req.compiler, req.args
+        ),
     }
 }
 
 #[test]
 fn only_compilers_run() {
     let d = Daemon::start(2, &[]);
-    for name in ["sh", "/bin/sh", "python3", "../../bin/sh", "gcc/../../bin/sh", "bash", "env"] {
+    for name in [
+        "sh",
+        "/bin/sh",
+        "python3",
+        "../../bin/sh",
+        "gcc/../../bin/sh",
+        "bash",
+        "env",
+    ] {
         refused(&d, request(name, &["-c"]), RejectReason::BadRequest);
     }
     // A compiler name the box does not have.

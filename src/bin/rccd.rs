@@ -91,7 +91,11 @@ fn resolve(o: Opts) -> Result<Config, String> {
         AllowList::new(nets)
     };
     if let Some(p) = o.compiler_path {
-        c.compiler_path = p.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect();
+        c.compiler_path = p
+            .split(':')
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .collect();
     }
     if let Some(t) = o.temp_dir {
         c.temp_dir = t;
@@ -115,7 +119,10 @@ fn main() -> ExitCode {
     let level = match o.log_level.parse::<log::LevelFilter>() {
         Ok(l) => l,
         Err(_) => {
-            eprintln!("rccd: --log-level {}: use error, warn, info, debug or trace", o.log_level);
+            eprintln!(
+                "rccd: --log-level {}: use error, warn, info, debug or trace",
+                o.log_level
+            );
             return ExitCode::from(2);
         }
     };

@@ -291,7 +291,9 @@ impl Client<'_> {
     }
 
     fn compile(&mut self, compiler: &OsStr, args: Vec<OsString>, masquerade: bool) -> u8 {
-        let me = std::env::current_exe().ok().and_then(|p| p.canonicalize().ok());
+        let me = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.canonicalize().ok());
         let path = self.env.var_os("PATH");
         let Some(program) = local::find_compiler(compiler, path.as_deref(), me.as_deref()) else {
             eprintln!(
@@ -421,9 +423,10 @@ impl Client<'_> {
             };
             let cand = &usable[picked.index];
             if !cand.remote {
+                // The localhost entry won: run here, holding its slot until done.
+                let code = self.run_local_now(program, args, "a localhost slot was free");
                 drop(picked);
-                // The localhost entry won: run here, holding a localhost slot.
-                return Ok(self.run_local_with(program, args, "localhost slot", Some(local_limit)));
+                return Ok(code);
             }
             let host = hosts
                 .iter()
@@ -502,12 +505,18 @@ impl Client<'_> {
             Some(cpp_args) => {
                 // Preprocessing is the master's main cost: bound how many run at once.
                 let _slot = state
-                    .lock_cpp(local_limit.saturating_mul(2).max(2), Instant::now() + Duration::from_secs(600))
+                    .lock_cpp(
+                        local_limit.saturating_mul(2).max(2),
+                        Instant::now() + Duration::from_secs(600),
+                    )
                     .map_err(|e| format!("cannot lock a preprocessing slot: {e}"))?;
                 let out = cpp::run(program, cpp_args)
                     .map_err(|e| format!("cannot run the preprocessor: {e}"))?;
                 if out.code != 0 {
-                    self.log(format!("preprocessor failed with {}: the user's error", out.code));
+                    self.log(format!(
+                        "preprocessor failed with {}: the user's error",
+                        out.code
+                    ));
                     return Ok(Err(out.code));
                 }
                 out.text
@@ -585,7 +594,9 @@ impl Client<'_> {
             // Anything else (an internal compiler error, a compiler killed on the box by the
             // OOM killer or a signal) is the box's problem: the job goes elsewhere.
             other => {
-                self.log(format!("{addr}: compiler ended with {other:?}; backing it off"));
+                self.log(format!(
+                    "{addr}: compiler ended with {other:?}; backing it off"
+                ));
                 let _ = state.backoff(&key, now);
                 Next::Another
             }
@@ -601,9 +612,7 @@ impl Client<'_> {
     ) -> Next {
         let key = host.key();
         let now = SystemTime::now();
-        let later = |ms: u32, min: u64| {
-            now + Duration::from_millis((ms as u64).max(min))
-        };
+        let later = |ms: u32, min: u64| now + Duration::from_millis((ms as u64).max(min));
         match r.reason {
             RejectReason::Busy => {
                 let _ = state.mark("busy", &key, later(r.retry_after_ms, 200), &r.text);

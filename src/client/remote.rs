@@ -133,11 +133,7 @@ fn read_frame(
 }
 
 /// Sends the hello and waits for the box to accept the job.
-pub fn request(
-    addr: &str,
-    req: &JobRequest,
-    timeouts: Timeouts,
-) -> Result<Accepted, Failure> {
+pub fn request(addr: &str, req: &JobRequest, timeouts: Timeouts) -> Result<Accepted, Failure> {
     let mut stream = connect(addr, timeouts)?;
     let mut traffic = Traffic::default();
     let hello = protocol::encode(&Message::JobRequest(req.clone()), None);
@@ -146,7 +142,12 @@ pub fn request(
         .map_err(|e| broken(e, "sending the request"))?;
     traffic.sent += hello.len();
     let mut buf = Vec::new();
-    match read_frame(&mut stream, &mut buf, &mut traffic, "waiting for the box to accept")? {
+    match read_frame(
+        &mut stream,
+        &mut buf,
+        &mut traffic,
+        "waiting for the box to accept",
+    )? {
         Message::Accept(_) => Ok(Accepted {
             stream,
             timeouts,

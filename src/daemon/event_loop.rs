@@ -320,7 +320,11 @@ impl Daemon {
         };
         let reg = self.poll.registry();
         let ok = reg
-            .register(job.stdout.as_mut().expect("new job"), token(c, OUT), Interest::READABLE)
+            .register(
+                job.stdout.as_mut().expect("new job"),
+                token(c, OUT),
+                Interest::READABLE,
+            )
             .and_then(|_| {
                 reg.register(
                     job.stderr.as_mut().expect("new job"),
@@ -571,7 +575,11 @@ impl Daemon {
                             && now.duration_since(job.started) > job_timeout
                             && job.status.is_none()
                         {
-                            log::warn!("{}: {} ran past --job-timeout; killing", conn.peer, job.label);
+                            log::warn!(
+                                "{}: {} ran past --job-timeout; killing",
+                                conn.peer,
+                                job.label
+                            );
                             job.kill();
                         }
                     }

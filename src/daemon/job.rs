@@ -154,7 +154,10 @@ const DENY_PREFIX: &[(&str, &str)] = &[
     ("-specs", "reads a specs file that can run other programs"),
     ("--specs", "reads a specs file that can run other programs"),
     ("-B", "makes the driver run programs from another directory"),
-    ("-wrapper", "runs the compiler's subprocesses under another program"),
+    (
+        "-wrapper",
+        "runs the compiler's subprocesses under another program",
+    ),
     ("--sysroot", "reads files from the box's file system"),
     ("-isysroot", "reads files from the box's file system"),
     ("-o", "names an output path; rccd chooses the output itself"),
@@ -185,7 +188,10 @@ const DENY_PREFIX: &[(&str, &str)] = &[
     ("-Wp,", "passes options to the preprocessor"),
     ("-Xpreprocessor", "passes options to the preprocessor"),
     ("-Xassembler", "passes options to the assembler"),
-    ("-x", "sets the input language; rccd names the input by its extension"),
+    (
+        "-x",
+        "sets the input language; rccd names the input by its extension",
+    ),
     ("--help", "does not compile"),
     ("-print", "does not compile"),
     ("-dump", "does not compile"),
@@ -363,9 +369,7 @@ impl Job {
             let mut map = std::ffi::OsString::from("-fdebug-prefix-map=");
             map.push(&dir);
             map.push("=");
-            map.push(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(
-                &req.cwd,
-            ));
+            map.push(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&req.cwd));
             cmd.arg(map);
         }
         let mut child = cmd.spawn()?;

@@ -275,10 +275,18 @@ pub fn connect_from(src: std::net::Ipv4Addr, dst: std::net::SocketAddrV4) -> std
         let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
         assert!(fd >= 0);
         let from = sa(std::net::SocketAddrV4::new(src, 0));
-        assert_eq!(libc::bind(fd, &from as *const _ as *const libc::sockaddr, len), 0);
+        assert_eq!(
+            libc::bind(fd, &from as *const _ as *const libc::sockaddr, len),
+            0
+        );
         let to = sa(dst);
         let rc = libc::connect(fd, &to as *const _ as *const libc::sockaddr, len);
-        assert_eq!(rc, 0, "connect {src} -> {dst}: {}", std::io::Error::last_os_error());
+        assert_eq!(
+            rc,
+            0,
+            "connect {src} -> {dst}: {}",
+            std::io::Error::last_os_error()
+        );
         std::net::TcpStream::from_raw_fd(fd)
     }
 }
@@ -292,8 +300,11 @@ impl Daemon {
             std::net::SocketAddrV4::new("127.0.0.1".parse().unwrap(), self.port),
         );
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s.write_all(&rcc::protocol::encode(&rcc::protocol::Message::StatusRequest, None))
-            .unwrap();
+        s.write_all(&rcc::protocol::encode(
+            &rcc::protocol::Message::StatusRequest,
+            None,
+        ))
+        .unwrap();
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).unwrap();
         match rcc::protocol::decode(&buf, &Default::default()) {

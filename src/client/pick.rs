@@ -1,0 +1,344 @@
+//! What a build's rcc processes share: slot locks, backoff and marks, in `RCC_DIR`.
+//!
+//! `make -j24` starts 24 rcc processes that know nothing of each other. They agree through
+//! files: a job slot on a box is a lock file (`lock/<host>_<n>`) held with an
+//! open-file-description lock for as long as the job runs, so a crashed rcc frees its slot
+//! the moment it dies. A box that failed is backed off (`state/backoff_<host>`, its mtime
+//! is when); a box that said busy, hot or "different compiler" is marked until a time
+//! (`state/<kind>_<host>`). Every file is written whole through a rename, so a reader never
+//! sees half of one.
+
+use crate::sys;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, ErrorKind};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long a waiting rcc sleeps between looks at the slots. A compile takes hundreds of
+/// milliseconds at least, so 15 ms costs nothing in latency; distcc sleeps a whole second.
+const POLL: Duration = Duration::from_millis(15);
+
+/// How long "this box has a different compiler" is said only once.
+const SAY_ONCE_FOR: Duration = Duration::from_secs(600);
+
+/// A place to run a job, as the picker sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// `HostSpec::key()`.
+    pub key: String,
+    /// Jobs at once.
+    pub limit: u32,
+    /// A box (true) or this machine (false).
+    pub remote: bool,
+}
+
+/// A held slot; dropping it frees the slot.
+#[derive(Debug)]
+pub struct SlotLock {
+    _file: File,
+    pub name: String,
+}
+
+/// The winner of `pick_wait`: `index` into the candidates, holding its slot.
+#[derive(Debug)]
+pub struct Pick {
+    pub index: usize,
+    pub slot: SlotLock,
+}
+
+/// `RCC_DIR`, opened.
+pub struct State {
+    lock_dir: PathBuf,
+    state_dir: PathBuf,
+}
+
+impl State {
+    /// Creates `dir`, `dir/lock` and `dir/state` (mode 0700) as needed.
+    pub fn open(dir: &Path) -> io::Result<State> {
+        let lock_dir = dir.join("lock");
+        let state_dir = dir.join("state");
+        for d in [dir, &lock_dir, &state_dir] {
+            match fs::DirBuilder::new().mode(0o700).recursive(true).create(d) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", d.display()))),
+            }
+        }
+        Ok(State {
+            lock_dir,
+            state_dir,
+        })
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir.clone()
+    }
+
+    fn try_slot(&self, key: &str, n: u32) -> io::Result<Option<SlotLock>> {
+        let name = format!("{key}_{n}");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.lock_dir.join(&name))?;
+        Ok(sys::try_lock(&file)?.then_some(SlotLock { _file: file, name }))
+    }
+
+    /// Takes a free slot now, if there is one: boxes first, slot-major (every box's first
+    /// slot before any box's second, so load spreads across the farm instead of filling
+    /// the first box in the list); this machine only when no box has a free slot, because
+    /// the master also preprocesses and links and is the farm's usual bottleneck.
+    pub fn pick(&self, candidates: &[Candidate]) -> io::Result<Option<Pick>> {
+        for remote in [true, false] {
+            let max = candidates
+                .iter()
+                .filter(|c| c.remote == remote)
+                .map(|c| c.limit)
+                .max()
+                .unwrap_or(0);
+            for n in 0..max {
+                for (index, c) in candidates.iter().enumerate() {
+                    if c.remote != remote || n >= c.limit {
+                        continue;
+                    }
+                    if let Some(slot) = self.try_slot(&c.key, n)? {
+                        return Ok(Some(Pick { index, slot }));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// `pick`, waiting for a slot to free up until `deadline`. `None`: the deadline passed.
+    pub fn pick_wait(
+        &self,
+        candidates: &[Candidate],
+        deadline: Instant,
+    ) -> io::Result<Option<Pick>> {
+        loop {
+            if let Some(p) = self.pick(candidates)? {
+                return Ok(Some(p));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    fn wait_slot(&self, key: &str, limit: u32, deadline: Instant) -> io::Result<Option<SlotLock>> {
+        let c = [Candidate {
+            key: key.to_string(),
+            limit: limit.max(1),
+            remote: true,
+        }];
+        Ok(self.pick_wait(&c, deadline)?.map(|p| p.slot))
+    }
+
+    /// One of `limit` slots for compiling on this machine (the `localhost` entry's slots:
+    /// local fallbacks and local-only commands share them). `None` at the deadline.
+    pub fn lock_local(&self, limit: u32, deadline: Instant) -> io::Result<Option<SlotLock>> {
+        self.wait_slot("localhost", limit, deadline)
+    }
+
+    /// One of `limit` preprocessing slots; an error at the deadline.
+    pub fn lock_cpp(&self, limit: u32, deadline: Instant) -> io::Result<SlotLock> {
+        self.wait_slot("cpp", limit, deadline)?.ok_or_else(|| {
+            io::Error::new(
+                ErrorKind::TimedOut,
+                "no preprocessing slot freed up in time",
+            )
+        })
+    }
+
+    fn path(&self, kind: &str, key: &str) -> PathBuf {
+        self.state_dir.join(format!("{kind}_{key}"))
+    }
+
+    /// Writes `data` to a state file whole (temp file and rename).
+    fn put(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let r = fs::write(&tmp, data).and_then(|_| fs::rename(&tmp, path));
+        if r.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        r
+    }
+
+    /// Records that `key` failed at `now`: every rcc process skips it for the backoff period.
+    pub fn backoff(&self, key: &str, now: SystemTime) -> io::Result<()> {
+        self.put(
+            &self.path("backoff", key),
+            &millis(now).to_string().into_bytes(),
+        )
+    }
+
+    pub fn is_backed_off(&self, key: &str, period: Duration, now: SystemTime) -> bool {
+        let Ok(text) = fs::read_to_string(self.path("backoff", key)) else {
+            return false;
+        };
+        match text.trim().parse::<u64>() {
+            Ok(at) => millis(now) < at.saturating_add(period.as_millis() as u64),
+            Err(_) => false,
+        }
+    }
+
+    pub fn clear_backoff(&self, key: &str) -> io::Result<()> {
+        match fs::remove_file(self.path("backoff", key)) {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Marks `key` as `kind` (busy, hot, mismatch) until `until`, with the box's words.
+    pub fn mark(&self, kind: &str, key: &str, until: SystemTime, text: &str) -> io::Result<()> {
+        let body = format!("{}\n{}", millis(until), text.replace('\n', " "));
+        self.put(&self.path(kind, key), body.as_bytes())
+    }
+
+    /// The text of a mark still in force at `now`.
+    pub fn marked(&self, kind: &str, key: &str, now: SystemTime) -> Option<String> {
+        let text = fs::read_to_string(self.path(kind, key)).ok()?;
+        let (until, words) = text.split_once('\n').unwrap_or((&text, ""));
+        let until: u64 = until.trim().parse().ok()?;
+        (millis(now) < until).then(|| words.to_string())
+    }
+
+    /// True for the one rcc process (per ten minutes) that should say something about
+    /// `kind`/`key` — so a build of 3,000 files warns once, not 3,000 times.
+    pub fn first_to_say(&self, kind: &str, key: &str) -> io::Result<bool> {
+        let path = self.path(&format!("said_{kind}"), key);
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                let age = fs::metadata(&path)?
+                    .modified()?
+                    .elapsed()
+                    .unwrap_or(Duration::ZERO);
+                if age < SAY_ONCE_FOR {
+                    return Ok(false);
+                }
+                // Stale: claim it again. Two processes may both win this race; two
+                // warnings are fine.
+                fs::remove_file(&path)?;
+                self.first_to_say(kind, key)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn millis(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Dir(PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+    fn dir(name: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!("rcc-pick-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        Dir(d)
+    }
+    fn cand(key: &str, limit: u32, remote: bool) -> Candidate {
+        Candidate {
+            key: key.into(),
+            limit,
+            remote,
+        }
+    }
+
+    #[test]
+    fn slots_fill_boxes_first_slot_major_then_localhost() {
+        let d = dir("fill");
+        let s = State::open(&d.0).unwrap();
+        let c = [
+            cand("localhost", 1, false),
+            cand("a", 2, true),
+            cand("b", 1, true),
+        ];
+        let mut held = Vec::new();
+        let mut order = Vec::new();
+        for _ in 0..4 {
+            let p = s.pick(&c).unwrap().expect("a free slot");
+            order.push(p.slot.name.clone());
+            held.push(p);
+        }
+        assert_eq!(order, ["a_0", "b_0", "a_1", "localhost_0"]);
+        assert!(s.pick(&c).unwrap().is_none(), "all four slots are held");
+        // Freeing a box's slot makes the box win again, not localhost.
+        let freed = held.remove(2);
+        drop(freed);
+        assert_eq!(s.pick(&c).unwrap().unwrap().slot.name, "a_1");
+    }
+
+    #[test]
+    fn a_slot_held_by_another_process_is_busy_until_it_exits() {
+        let d = dir("proc");
+        let s = State::open(&d.0).unwrap();
+        // OFD locks belong to the open file, so a second open in this process contends
+        // exactly like another rcc process would.
+        let held = s.try_slot("a", 0).unwrap().expect("free");
+        assert!(s.try_slot("a", 0).unwrap().is_none());
+        drop(held);
+        assert!(s.try_slot("a", 0).unwrap().is_some());
+    }
+
+    #[test]
+    fn waiting_gives_up_at_the_deadline() {
+        let d = dir("wait");
+        let s = State::open(&d.0).unwrap();
+        let _held = s.lock_cpp(1, Instant::now()).unwrap();
+        let t = Instant::now();
+        assert!(s.lock_cpp(1, t + Duration::from_millis(50)).is_err());
+        assert!(s.lock_local(1, Instant::now()).unwrap().is_some());
+    }
+
+    #[test]
+    fn backoff_and_marks_expire() {
+        let d = dir("marks");
+        let s = State::open(&d.0).unwrap();
+        let now = SystemTime::now();
+        assert!(!s.is_backed_off("a", Duration::from_secs(60), now));
+        s.backoff("a", now).unwrap();
+        assert!(s.is_backed_off("a", Duration::from_secs(60), now));
+        assert!(!s.is_backed_off("a", Duration::from_secs(60), now + Duration::from_secs(61)));
+        s.clear_backoff("a").unwrap();
+        s.clear_backoff("a").unwrap();
+        assert!(!s.is_backed_off("a", Duration::from_secs(60), now));
+
+        s.mark(
+            "hot",
+            "b",
+            now + Duration::from_secs(5),
+            "82.0 C\nthrottled",
+        )
+        .unwrap();
+        assert_eq!(
+            s.marked("hot", "b", now).as_deref(),
+            Some("82.0 C throttled")
+        );
+        assert_eq!(s.marked("hot", "b", now + Duration::from_secs(6)), None);
+        assert_eq!(s.marked("busy", "b", now), None);
+    }
+
+    #[test]
+    fn only_the_first_says_it() {
+        let d = dir("say");
+        let s = State::open(&d.0).unwrap();
+        assert!(s.first_to_say("mismatch", "a").unwrap());
+        assert!(!s.first_to_say("mismatch", "a").unwrap());
+        assert!(s.first_to_say("mismatch", "b").unwrap());
+    }
+}
