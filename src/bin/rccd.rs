@@ -50,6 +50,27 @@ struct Opts {
     /// largest input or object in MiB (default 256)
     #[argh(option, default = "256")]
     max_body_mib: usize,
+    /// thermal zones and cooling devices to watch (default /sys/class/thermal; an empty
+    /// directory turns thermal admission off in practice: "thermal unknown")
+    #[argh(option)]
+    thermal_root: Option<PathBuf>,
+    /// cpufreq policies whose scaling_max_freq is watched (default
+    /// /sys/devices/system/cpu/cpufreq)
+    #[argh(option)]
+    cpufreq_root: Option<PathBuf>,
+    /// refuse new jobs at this temperature in °C (default: the CPU zone's lowest passive trip)
+    #[argh(option)]
+    max_temp: Option<f64>,
+    /// °C below --max-temp where the box starts taking fewer jobs (default 5)
+    #[argh(option)]
+    margin: Option<f64>,
+    /// °C of hysteresis before a throttled box accepts again (default: the trip's own, at
+    /// least 2)
+    #[argh(option)]
+    hysteresis: Option<f64>,
+    /// ignore the thermal state entirely
+    #[argh(switch)]
+    no_thermal: bool,
     /// error, warn, info, debug or trace (default info)
     #[argh(option, default = "String::from(\"info\")")]
     log_level: String,
@@ -107,6 +128,29 @@ fn resolve(o: Opts) -> Result<Config, String> {
     c.idle_timeout = Duration::from_secs(o.idle_timeout.max(1));
     c.job_timeout = Duration::from_secs(o.job_timeout);
     c.limits.max_body = o.max_body_mib.max(1) << 20;
+    if let Some(r) = o.thermal_root {
+        c.thermal.thermal_root = r;
+    }
+    if let Some(r) = o.cpufreq_root {
+        c.thermal.cpufreq_root = r;
+    }
+    let millis = |flag: &str, v: f64, lo: f64, hi: f64| -> Result<i64, String> {
+        if v.is_finite() && (lo..=hi).contains(&v) {
+            Ok((v * 1000.0).round() as i64)
+        } else {
+            Err(format!("{flag} {v}: give °C between {lo} and {hi}"))
+        }
+    };
+    if let Some(t) = o.max_temp {
+        c.thermal.max_temp_mc = Some(millis("--max-temp", t, 20.0, 150.0)?);
+    }
+    if let Some(m) = o.margin {
+        c.thermal.margin_mc = millis("--margin", m, 0.0, 50.0)?;
+    }
+    if let Some(h) = o.hysteresis {
+        c.thermal.hyst_mc = Some(millis("--hysteresis", h, 0.0, 50.0)?);
+    }
+    c.thermal.enabled = !o.no_thermal;
     Ok(c)
 }
 

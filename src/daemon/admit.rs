@@ -18,7 +18,10 @@ pub enum Admission {
 
 #[derive(Debug)]
 pub struct Slots {
+    /// The configured slots (`--jobs`).
     pub jobs: usize,
+    /// Slots usable now: `jobs`, fewer while the box is warm, none while it is throttled.
+    pub limit: usize,
     pub queue_len: usize,
     /// Slots reserved (requests accepted whose compile has not been reaped yet).
     pub held: usize,
@@ -37,12 +40,15 @@ pub struct Counters {
     pub connections: u64,
     pub refused_peers: u64,
     pub compile_ms: u64,
+    /// Jobs refused because the box was throttled.
+    pub throttled: u64,
 }
 
 impl Slots {
     pub fn new(jobs: usize, queue_len: usize) -> Slots {
         Slots {
             jobs,
+            limit: jobs,
             queue_len,
             held: 0,
             waiting: VecDeque::new(),
@@ -52,7 +58,7 @@ impl Slots {
 
     /// A request from connection `id` wants a slot.
     pub fn admit(&mut self, id: usize) -> Admission {
-        if self.held < self.jobs && self.waiting.is_empty() {
+        if self.held < self.limit && self.waiting.is_empty() {
             self.take();
             Admission::Run
         } else if self.waiting.len() < self.queue_len {
@@ -79,7 +85,7 @@ impl Slots {
 
     /// If a slot is free and someone waits, reserves the slot for it and says who.
     pub fn next_waiting(&mut self) -> Option<usize> {
-        if self.held < self.jobs {
+        if self.held < self.limit {
             let id = self.waiting.pop_front()?;
             self.take();
             return Some(id);
@@ -132,6 +138,19 @@ mod tests {
         assert_eq!(s.admit(2), Admission::Wait);
         assert_eq!(s.admit(3), Admission::Wait);
         s.forget(2);
+        s.release();
+        assert_eq!(s.next_waiting(), Some(3));
+    }
+
+    #[test]
+    fn a_lower_limit_holds_back_new_jobs_only() {
+        let mut s = Slots::new(3, 1);
+        assert_eq!(s.admit(1), Admission::Run);
+        assert_eq!(s.admit(2), Admission::Run);
+        s.limit = 1; // the box got warm: two run, none more until one ends
+        assert_eq!(s.admit(3), Admission::Wait);
+        s.release();
+        assert_eq!(s.next_waiting(), None);
         s.release();
         assert_eq!(s.next_waiting(), Some(3));
     }

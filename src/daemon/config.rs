@@ -1,6 +1,7 @@
 //! What the daemon runs with, after the command line was checked and defaults were filled in.
 //! The argh struct in `bin/rccd.rs` is what was typed; this is what the loop sees.
 
+use super::thermal;
 use crate::access::AllowList;
 use crate::protocol::Limits;
 use std::net::SocketAddr;
@@ -36,6 +37,8 @@ pub struct Config {
     pub job_timeout: Duration,
     /// How often a running job tells its client it is still alive.
     pub heartbeat: Duration,
+    /// Where the thermal state is read and the rule's numbers.
+    pub thermal: thermal::Settings,
 }
 
 impl Config {
@@ -57,6 +60,7 @@ impl Config {
             idle_timeout: Duration::from_secs(30),
             job_timeout: Duration::from_secs(3600),
             heartbeat: Duration::from_secs(2),
+            thermal: thermal::Settings::defaults(),
         }
     }
 }

@@ -10,6 +10,7 @@ use super::config::Config;
 use super::conn::{Conn, Pending, Phase, ReadOutcome};
 use super::job::{self, Compilers, Job};
 use super::status::{self, BoxIdentity};
+use super::thermal::{Thermal, Verdict};
 use crate::protocol::{Accept, Message, Reject, RejectReason};
 use crate::sys;
 use mio::net::TcpListener;
@@ -41,7 +42,11 @@ struct Daemon {
     identity: BoxIdentity,
     started: Instant,
     seq: u64,
+    thermal: Thermal,
 }
+
+/// How old a thermal sample may be when a job asks for a slot.
+const THERMAL_FRESH: Duration = Duration::from_secs(1);
 
 pub fn run(config: Config) -> io::Result<()> {
     sys::install_stop_handler();
@@ -69,6 +74,7 @@ pub fn run(config: Config) -> io::Result<()> {
         std::fs::write(&tmp, format!("{port}\n"))?;
         std::fs::rename(&tmp, p)?;
     }
+    let d_thermal = config.thermal.clone();
     let mut d = Daemon {
         poll,
         slots: Slots::new(config.jobs, config.queue),
@@ -81,7 +87,9 @@ pub fn run(config: Config) -> io::Result<()> {
         identity: BoxIdentity::load(),
         started: Instant::now(),
         seq: 0,
+        thermal: Thermal::new(d_thermal, Instant::now()),
     };
+    d.apply_thermal();
     log::info!(
         "rccd {} serving {} slots",
         env!("CARGO_PKG_VERSION"),
@@ -220,12 +228,13 @@ impl Daemon {
         let phase = std::mem::replace(&mut self.conn(c).phase, Phase::Closing);
         match (phase, msg) {
             (Phase::Hello, Message::StatusRequest) => {
-                let kv = status::build(
+                let mut kv = status::build(
                     &self.slots,
                     &self.compilers.identities(),
                     &self.identity,
                     self.started,
                 );
+                self.thermal.status(&mut kv);
                 self.conn(c).send(&Message::Status(kv), false);
                 self.flush(c);
             }
@@ -268,17 +277,39 @@ impl Daemon {
                 return self.reject(c, RejectReason::BadRequest, 0, text);
             }
         };
+        let now = Instant::now();
+        if now.duration_since(self.thermal.last_sample()) >= THERMAL_FRESH {
+            self.thermal.sample(now);
+            self.apply_thermal();
+        }
+        if !self.thermal.accepts() {
+            // Not a failure: the client sends the job to a cool box at once and skips this
+            // one until the hint runs out.
+            let text = self.thermal.describe();
+            let after = self.thermal.retry_after().as_millis().min(u32::MAX as u128) as u32;
+            self.slots.counters.throttled += 1;
+            return self.reject(c, RejectReason::Throttled, after, text);
+        }
         let pending = Box::new(Pending {
             req,
             args,
             compiler: path,
-            since: Instant::now(),
+            since: now,
         });
         match self.slots.admit(c) {
             Admission::Run => self.accept_job(c, pending),
             Admission::Wait => self.conn(c).phase = Phase::Waiting(pending),
             Admission::Busy => {
-                let text = format!("all {} slots and the queue are full", self.slots.jobs);
+                let text = if self.slots.limit < self.slots.jobs {
+                    format!(
+                        "{} of {} slots in use while {}",
+                        self.slots.held,
+                        self.slots.jobs,
+                        self.thermal.describe()
+                    )
+                } else {
+                    format!("all {} slots and the queue are full", self.slots.jobs)
+                };
                 // Counted as busy and rejected by `admit` already.
                 self.slots.counters.rejected -= 1;
                 self.reject(c, RejectReason::Busy, 500, text);
@@ -289,7 +320,7 @@ impl Daemon {
     /// The slot is reserved: tell the client to send its input.
     fn accept_job(&mut self, c: usize, pending: Box<Pending>) {
         let accept = Accept {
-            slots: self.slots.jobs as u32,
+            slots: self.slots.limit as u32,
             running: self.slots.held as u32,
         };
         let conn = self.conn(c);
@@ -434,15 +465,20 @@ impl Daemon {
             self.slots.release();
         }
         while let Some(w) = self.slots.next_waiting() {
-            let phase = std::mem::replace(&mut self.conn(w).phase, Phase::Closing);
-            match phase {
-                Phase::Waiting(p) => self.accept_job(w, p),
-                other => {
-                    // Not waiting any more (cannot happen: waiting conns are forgotten
-                    // when they leave); give the slot back.
-                    self.conn(w).phase = other;
-                    self.slots.release();
-                }
+            self.start_waiting(w);
+        }
+    }
+
+    /// A slot was reserved for waiting connection `w`: accept its job.
+    fn start_waiting(&mut self, w: usize) {
+        let phase = std::mem::replace(&mut self.conn(w).phase, Phase::Closing);
+        match phase {
+            Phase::Waiting(p) => self.accept_job(w, p),
+            other => {
+                // Not waiting any more (cannot happen: waiting conns are forgotten when
+                // they leave); give the slot back.
+                self.conn(w).phase = other;
+                self.slots.release();
             }
         }
     }
@@ -542,7 +578,45 @@ impl Daemon {
         }
     }
 
+    /// Carries the thermal verdict into the slot limit; at critical also stops running
+    /// compiles (their clients retry them elsewhere).
+    fn apply_thermal(&mut self) {
+        let before = self.slots.limit;
+        self.slots.limit = self.thermal.effective_slots(self.slots.jobs);
+        if self.slots.limit != before {
+            log::info!(
+                "slots now {} of {} ({})",
+                self.slots.limit,
+                self.slots.jobs,
+                self.thermal.describe()
+            );
+        }
+        if self.thermal.verdict() == Verdict::Critical {
+            for conn in self.conns.iter().flatten() {
+                if let Some(job) = &conn.job {
+                    if job.status.is_none() {
+                        log::warn!(
+                            "{}: stopping {}: {}",
+                            conn.peer,
+                            job.label,
+                            self.thermal.describe()
+                        );
+                        job.kill();
+                    }
+                }
+            }
+        }
+        // A slot may have opened for a waiting request (the box cooled down).
+        while let Some(w) = self.slots.next_waiting() {
+            self.start_waiting(w);
+        }
+    }
+
     fn timers(&mut self, now: Instant) {
+        if now.duration_since(self.thermal.last_sample()) >= THERMAL_FRESH {
+            self.thermal.sample(now);
+            self.apply_thermal();
+        }
         let idle = self.config.idle_timeout;
         let queue_wait = self.config.queue_wait;
         let job_timeout = self.config.job_timeout;

@@ -10,6 +10,7 @@
 //! | `admit.rs` | slots, the wait queue and the counters |
 //! | `job.rs` | compiler allow-list and identity, argument deny-list, temp dir, child process |
 //! | `status.rs` | the status reply |
+//! | `thermal.rs` | the SoC's thermal zones, coolers and cpufreq caps -> accept, fewer, or none |
 
 pub mod admit;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod conn;
 pub mod event_loop;
 pub mod job;
 pub mod status;
+pub mod thermal;
 
 pub use config::Config;
 

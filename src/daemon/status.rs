@@ -2,8 +2,9 @@
 //! newer daemon can add keys and an older client shows what it knows.
 //!
 //! Keys: `version`, `protocol`, `hostname`, `machine_id`, `uptime_s`, `slots`, `running`,
-//! `waiting`, `accepted`, `done`, `failed`, `rejected`, `busy`, `peak`, `connections`,
-//! `refused_peers`, `compile_ms`, `rss_kib`, and `compiler.<name>` = identity for each
+//! `slots_now` (fewer while warm), `waiting`, `accepted`, `done`, `failed`, `rejected`, `busy`, `peak`, `connections`,
+//! `refused_peers`, `compile_ms`, `throttled`, `rss_kib`, the thermal keys (`thermal`,
+//! `temp_c`, `limit_c`, ...), and `compiler.<name>` = identity for each
 //! compiler the box has probed.
 
 use super::admit::Slots;
@@ -45,6 +46,7 @@ pub fn build(
         ("machine_id", id.machine_id.clone()),
         ("uptime_s", started.elapsed().as_secs().to_string()),
         ("slots", slots.jobs.to_string()),
+        ("slots_now", slots.limit.to_string()),
         ("running", slots.held.to_string()),
         ("waiting", slots.waiting().to_string()),
         ("accepted", c.accepted.to_string()),
@@ -56,6 +58,7 @@ pub fn build(
         ("connections", c.connections.to_string()),
         ("refused_peers", c.refused_peers.to_string()),
         ("compile_ms", c.compile_ms.to_string()),
+        ("throttled", c.throttled.to_string()),
         ("rss_kib", sys::rss_kib().unwrap_or(0).to_string()),
     ]
     .into_iter()
