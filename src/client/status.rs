@@ -35,8 +35,20 @@ pub fn collect(list: &HostList, timeouts: Timeouts) -> Vec<Row> {
         .collect()
 }
 
-const KV_KEYS: [&str; 9] = [
-    "slots", "running", "done", "failed", "rejected", "peak", "waiting", "uptime_s", "hostname",
+const KV_KEYS: [&str; 13] = [
+    "slots",
+    "slots_now",
+    "running",
+    "done",
+    "failed",
+    "rejected",
+    "throttled",
+    "peak",
+    "waiting",
+    "thermal",
+    "temp_c",
+    "uptime_s",
+    "hostname",
 ];
 
 /// One line per host: `host=.. state=up|down key=value ...` (values never contain spaces;
@@ -88,6 +100,7 @@ pub fn render_table(rows: &[Row]) -> String {
         "FAILED".into(),
         "REJECTED".into(),
         "PEAK".into(),
+        "THERMAL".into(),
         "COMPILER".into(),
     ]];
     for r in rows {
@@ -96,11 +109,15 @@ pub fn render_table(rows: &[Row]) -> String {
             Ok(_) => lines.push([
                 r.host.clone(),
                 "up".into(),
-                format!("{}/{}", g("running"), g("slots")),
+                format!("{}/{}", g("running"), g("slots_now")),
                 g("done"),
                 g("failed"),
                 g("rejected"),
                 g("peak"),
+                match r.get("temp_c") {
+                    Some(t) => format!("{} {t}C", g("thermal")),
+                    None => g("thermal"),
+                },
                 compilers(r),
             ]),
             Err(e) => lines.push([
@@ -111,11 +128,12 @@ pub fn render_table(rows: &[Row]) -> String {
                 "-".into(),
                 "-".into(),
                 "-".into(),
+                "-".into(),
                 e.clone(),
             ]),
         }
     }
-    let mut widths = [0usize; 8];
+    let mut widths = [0usize; 9];
     for l in &lines {
         for (i, cell) in l.iter().enumerate() {
             widths[i] = widths[i].max(cell.chars().count());

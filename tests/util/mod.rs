@@ -59,6 +59,81 @@ pub struct Daemon {
     pub log: PathBuf,
 }
 
+/// Unless a test names its own, a daemon reads an empty thermal tree and no cpufreq
+/// policies, so the machine the tests run on never throttles them.
+fn own_thermal(dir: &TempDir, extra: &[&str]) -> Vec<std::ffi::OsString> {
+    let mut out = Vec::new();
+    for flag in ["--thermal-root", "--cpufreq-root"] {
+        if !extra.contains(&flag) {
+            let d = dir.join(&flag[2..]);
+            std::fs::create_dir_all(&d).unwrap();
+            out.push(flag.into());
+            out.push(d.into_os_string());
+        }
+    }
+    out
+}
+
+/// A fake `/sys/class/thermal` laid out like a mainline Amlogic GX box: one `cpu-thermal`
+/// zone (passive trip 80 °C, hysteresis 2 °C; critical 110 °C) and its cpufreq cooling
+/// device. Files are replaced by rename, as the kernel's values change under a reader.
+pub struct FakeThermal {
+    pub root: PathBuf,
+}
+
+impl FakeThermal {
+    pub fn new(t: &TempDir, name: &str, celsius: f64) -> FakeThermal {
+        let root = t.join(name);
+        let z = root.join("thermal_zone0");
+        let cd = root.join("cooling_device0");
+        std::fs::create_dir_all(&z).unwrap();
+        std::fs::create_dir_all(&cd).unwrap();
+        let f = FakeThermal { root };
+        for (p, v) in [
+            ("thermal_zone0/type", "cpu-thermal"),
+            ("thermal_zone0/mode", "enabled"),
+            ("thermal_zone0/trip_point_0_type", "passive"),
+            ("thermal_zone0/trip_point_0_temp", "80000"),
+            ("thermal_zone0/trip_point_0_hyst", "2000"),
+            ("thermal_zone0/trip_point_1_type", "critical"),
+            ("thermal_zone0/trip_point_1_temp", "110000"),
+            ("thermal_zone0/trip_point_1_hyst", "0"),
+            ("cooling_device0/type", "thermal-cpufreq-0"),
+            ("cooling_device0/max_state", "4"),
+            ("cooling_device0/cur_state", "0"),
+        ] {
+            f.put(p, v);
+        }
+        f.set_temp(celsius);
+        f
+    }
+
+    fn put(&self, rel: &str, value: &str) {
+        let p = self.root.join(rel);
+        let tmp = p.with_extension("new");
+        std::fs::write(&tmp, format!("{value}\n")).unwrap();
+        std::fs::rename(&tmp, &p).unwrap();
+    }
+
+    pub fn set_temp(&self, celsius: f64) {
+        self.put(
+            "thermal_zone0/temp",
+            &((celsius * 1000.0) as i64).to_string(),
+        );
+    }
+
+    pub fn set_cooling(&self, state: u32) {
+        self.put("cooling_device0/cur_state", &state.to_string());
+    }
+
+    pub fn flag(&self) -> [String; 2] {
+        [
+            "--thermal-root".into(),
+            self.root.to_string_lossy().into_owned(),
+        ]
+    }
+}
+
 impl Daemon {
     /// rccd on 127.0.0.1:0 with `jobs` slots and extra flags.
     pub fn start(jobs: usize, extra: &[&str]) -> Daemon {
@@ -79,6 +154,7 @@ impl Daemon {
             .arg(&tmp)
             .args(["--log-level", "debug"])
             .args(extra)
+            .args(own_thermal(&dir, extra))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -123,6 +199,14 @@ impl Daemon {
         let kv = rcc::client::remote::status(&self.addr(), Default::default())
             .unwrap_or_else(|e| panic!("status of {}: {e}\n{}", self.addr(), self.log_text()));
         kv.into_iter().collect()
+    }
+
+    /// A status value as text.
+    pub fn value(&self, key: &str) -> String {
+        self.status()
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {key} in status"))
     }
 
     pub fn counter(&self, key: &str) -> u64 {
