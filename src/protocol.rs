@@ -142,6 +142,23 @@ pub struct JobRequest {
     pub cwd: Vec<u8>,
     /// A name for logs (the source file as the user wrote it).
     pub label: String,
+    /// The client's locale variables (`LANG`, `LC_ALL`, `LC_CTYPE`, `LC_MESSAGES` only), so
+    /// the box's compiler words and quotes its diagnostics as the master's would.
+    pub locale: Vec<(String, String)>,
+}
+
+/// The environment variables a job may carry: locale only, never anything that changes
+/// what the compiler runs or reads.
+pub const LOCALE_VARS: [&str; 4] = ["LANG", "LC_ALL", "LC_CTYPE", "LC_MESSAGES"];
+
+/// Whether `value` looks like a locale name (`C`, `C.UTF-8`, `de_DE.utf8@euro`): nothing
+/// a path or a shell could make use of.
+pub fn is_locale_value(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'@'))
 }
 
 /// Why a daemon did not take or could not finish a job.
@@ -415,6 +432,21 @@ fn parse_body(kind: Kind, body: &[u8], limits: &Limits) -> Result<Message, Error
                 output_ext: r.text()?,
                 cwd: r.bytes()?.to_vec(),
                 label: r.text()?,
+                locale: {
+                    let n = r.u32()? as usize;
+                    if n > LOCALE_VARS.len() {
+                        return Err(r.bad("too many locale variables"));
+                    }
+                    let mut v = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        let (k, val) = (r.text()?, r.text()?);
+                        if !LOCALE_VARS.contains(&k.as_str()) || !is_locale_value(&val) {
+                            return Err(r.bad("a locale variable that is not a locale"));
+                        }
+                        v.push((k, val));
+                    }
+                    v
+                },
             })
         }
         Kind::StatusRequest => Message::StatusRequest,
@@ -551,6 +583,11 @@ pub fn body(msg: &Message) -> Vec<u8> {
             w.bytes(j.output_ext.as_bytes());
             w.bytes(&j.cwd);
             w.bytes(j.label.as_bytes());
+            w.u32(j.locale.len() as u32);
+            for (k, v) in &j.locale {
+                w.bytes(k.as_bytes());
+                w.bytes(v.as_bytes());
+            }
         }
         Message::StatusRequest | Message::Progress => {}
         Message::Input(data) => w.buf.extend_from_slice(data),
@@ -617,6 +654,7 @@ mod tests {
             output_ext: "o".into(),
             cwd: b"/home/me/src".to_vec(),
             label: "hello.c".into(),
+            locale: vec![("LANG".into(), "C.UTF-8".into())],
         })
     }
 

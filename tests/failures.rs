@@ -44,14 +44,8 @@ fn compile_error_is_reported_once_with_gccs_status() {
     let rcc_dir = t.join(".rcc");
     let out = run(rcc(t.path(), &rcc_dir, &d.addr()).args(["gcc", "-c", "bad.c", "-o", "bad.o"]));
     assert_eq!(out.status.code(), plain.status.code());
-    let err = s(&out.stderr);
-    let msg = "bad.c:1:22: error: 'undefined_name' undeclared";
-    assert!(
-        s(&plain.stderr).contains(msg),
-        "gcc said: {}",
-        s(&plain.stderr)
-    );
-    assert_eq!(err.matches(msg).count(), 1, "rcc said: {err}");
+    // Word for word what gcc says here, once.
+    assert_eq!(s(&out.stderr), s(&plain.stderr));
     assert_eq!(d.counter("failed"), 1, "the error came from the box");
     assert!(!t.join("bad.o").exists());
     // Not the box's fault: it is not backed off, the next job goes there.

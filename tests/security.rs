@@ -38,6 +38,7 @@ fn request(compiler: &str, args: &[&str]) -> JobRequest {
         output_ext: "o".into(),
         cwd: b"/tmp".to_vec(),
         label: "evil.c".into(),
+        locale: vec![],
     }
 }
 

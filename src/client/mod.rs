@@ -458,6 +458,11 @@ impl Client<'_> {
                 },
                 cwd: cwd.as_os_str().as_bytes().to_vec(),
                 label: plan.source.to_string_lossy().into_owned(),
+                locale: crate::protocol::LOCALE_VARS
+                    .iter()
+                    .filter_map(|k| Some((k.to_string(), self.env.var(k)?)))
+                    .filter(|(_, v)| crate::protocol::is_locale_value(v))
+                    .collect(),
             };
             match self.attempt(&state, host, &req, text, plan) {
                 Next::Exit(code) => return Ok(code),
@@ -586,11 +591,14 @@ impl Client<'_> {
                 relay(&done.stdout, &done.stderr);
                 Next::Exit(0)
             }
-            // gcc exits 1 for errors in the user's code: shown once, not retried.
-            Exit::Code(1) => {
-                relay(&done.stdout, &done.stderr);
-                Next::Exit(1)
-            }
+            // gcc exits 1 for errors in the user's code. The box's words lack the source
+            // excerpts (it has only the preprocessed text), and a few warnings only fire on
+            // unpreprocessed source (`-Wimplicit-fallthrough` comments under `-Werror`), so
+            // the verdict and the diagnostics come from the real compile here; the box is
+            // not to blame.
+            Exit::Code(1) => Next::Local(format!(
+                "{addr} reported errors; compiling here for gcc's own words"
+            )),
             // Anything else (an internal compiler error, a compiler killed on the box by the
             // OOM killer or a signal) is the box's problem: the job goes elsewhere.
             other => {

@@ -362,6 +362,11 @@ impl Job {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .env("TMPDIR", &dir)
+            .env_remove("LANG")
+            .env_remove("LC_ALL")
+            .env_remove("LC_CTYPE")
+            .env_remove("LC_MESSAGES")
+            .envs(req.locale.iter().map(|(k, v)| (k, v)))
             .process_group(0);
         if !req.cwd.is_empty() {
             // The preprocessed text names the master's directory; map ours away in case
