@@ -211,10 +211,6 @@ pub enum LocalReason {
     /// `-Wp,-MD,FILE` together with `-MD`, `-MMD` or `-MF`: which file gcc writes then
     /// depends on the order in which the driver hands them to cc1.
     DepFiles,
-    /// `-Wimplicit-fallthrough` (levels 1-4, also from `-Wextra`) as an error: it accepts
-    /// `/* fall through */` comments, which preprocessing drops, so the box would fail
-    /// where gcc here does not.
-    FallthroughComments,
     /// An option that keeps the compile here.
     Flag {
         arg: String,
@@ -255,10 +251,6 @@ impl fmt::Display for LocalReason {
             LocalReason::DepFiles => f.write_str(
                 "-Wp,-MD (or -MMD) together with -MD, -MMD or -MF: which dependency file gcc \
                  writes depends on option order",
-            ),
-            LocalReason::FallthroughComments => f.write_str(
-                "-Wimplicit-fallthrough (or -Wextra) with -Werror: preprocessing drops \
-                 /* fall through */ comments, so the box could fail where gcc here does not",
             ),
             LocalReason::Flag { arg, why } => write!(f, "{arg} {why}"),
         }
@@ -595,10 +587,39 @@ impl Fallthrough {
         }
     }
 
-    fn comments_could_fail_the_box(&self) -> bool {
+    /// Whether gcc reads fall-through comments here: full `-E` drops them, so the box
+    /// would warn where gcc does not.
+    fn reads_comments(&self) -> bool {
         let level = self.level.unwrap_or(if self.extra { 3 } else { 0 });
-        !self.silenced && (1..=4).contains(&level) && self.error.unwrap_or(self.werror)
+        !self.silenced && (1..=4).contains(&level)
     }
+}
+
+/// Whether the last word on debug info turns it on (`-g`, `-g2`, `-ggdb`, `-gdwarf-4`, ...)
+/// or off (`-g0`, `-ggdb0`). Other `-g` options (`-gz`, `-gno-…`, `-gcolumn-info`) only
+/// shape debug info that something else turned on.
+fn debug_switch(arg: &str) -> Option<bool> {
+    let digits = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
+    let rest = arg.strip_prefix("-g")?;
+    if rest.is_empty() {
+        return Some(true);
+    }
+    if digits(rest) {
+        return Some(rest != "0");
+    }
+    for kind in ["gdb", "dwarf", "stabs+", "stabs", "xcoff+", "xcoff", "vms"] {
+        if let Some(n) = rest.strip_prefix(kind) {
+            let n = n.strip_prefix('-').unwrap_or(n);
+            return match (kind, n) {
+                (_, "") => Some(true),
+                // -gdwarf-4 names a DWARF version and turns debug info on.
+                ("dwarf", n) if digits(n) => Some(true),
+                (_, n) if digits(n) => Some(n != "0"),
+                _ => None,
+            };
+        }
+    }
+    matches!(rest, "btf" | "ctf").then_some(true)
 }
 
 /// The dependency-file options seen.
@@ -716,6 +737,7 @@ pub fn classify(args: &[OsString]) -> Result<Plan, LocalReason> {
     let mut x_lang: Option<Lang> = None;
     let mut deps = Deps::default();
     let mut fallthrough = Fallthrough::default();
+    let mut debug = false;
 
     let mut i = 0;
     while i < args.len() {
@@ -767,6 +789,7 @@ pub fn classify(args: &[OsString]) -> Result<Plan, LocalReason> {
             }
             Class::WaList | Class::Both => {
                 fallthrough.note(arg);
+                debug = debug_switch(arg).unwrap_or(debug);
                 cpp.extend(words);
                 remote.extend(words);
             }
@@ -800,10 +823,20 @@ pub fn classify(args: &[OsString]) -> Result<Plan, LocalReason> {
     if lang == Lang::AsmCpp && stage == Stage::Assembly {
         return Err(LocalReason::AssemblyOfAsm);
     }
-    if fallthrough.comments_could_fail_the_box() && matches!(lang, Lang::C | Lang::Cxx) {
-        return Err(LocalReason::FallthroughComments);
-    }
     let extra = dep_file_args(&deps, output)?;
+    // Directives only: the master runs `#include`/`#if` and the box expands the macros.
+    // Cheaper here (no macro expansion, the master's scarce CPU), and the object and the
+    // diagnostics are exactly gcc's: comments (fall-through markers) survive and columns do
+    // not shift. Its one trace is `-fdirectives-only` in DW_AT_producer, so with debug info
+    // full preprocessing is kept — unless gcc reads fall-through comments, where right
+    // warnings matter more than a producer string.
+    let directives_only =
+        matches!(lang, Lang::C | Lang::Cxx) && (!debug || fallthrough.reads_comments());
+    if directives_only {
+        cpp.push("-fdirectives-only");
+        remote.push("-fpreprocessed");
+        remote.push("-fdirectives-only");
+    }
 
     let os = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
     let cpp_args = (!lang.is_preprocessed()).then(|| {
@@ -862,8 +895,18 @@ mod tests {
             Stage::Object
         };
         assert_eq!(p.stage, stage, "`{line}`");
-        assert_eq!(p.cpp_args.as_deref().map(owned), cpp.map(words), "`{line}`");
-        assert_eq!(owned(&p.remote_args), words(remote), "`{line}`");
+        // The preprocessing mode has a test of its own; here, everything else.
+        let mode = |v: Vec<String>| {
+            v.into_iter()
+                .filter(|a| a != "-fdirectives-only" && a != "-fpreprocessed")
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            p.cpp_args.as_deref().map(owned).map(mode),
+            cpp.map(words),
+            "`{line}`"
+        );
+        assert_eq!(mode(owned(&p.remote_args)), words(remote), "`{line}`");
         assert_eq!(p.remote_input_ext, lang.remote_input_ext(), "`{line}`");
     }
 
@@ -1131,13 +1174,17 @@ mod tests {
                 "-E",
                 "my dir/a b.c",
                 "-DMSG=\"hi there\"",
+                "-fdirectives-only",
                 "-MF",
                 "out dir/a$b c.d",
                 "-MQ",
                 "out dir/a$b c.o"
             ]
         );
-        assert_eq!(strs(&p.remote_args), ["-c"]);
+        assert_eq!(
+            strs(&p.remote_args),
+            ["-c", "-fpreprocessed", "-fdirectives-only"]
+        );
         let p = classify(&[OsString::from("-S"), OsString::from("dir.x/a b.cc")]).unwrap();
         assert_eq!(p.output, "a b.s");
     }
@@ -1446,22 +1493,6 @@ mod tests {
             ("-Wp,-MD,a.d -MD -c a.c -o o/a.o", DepFiles),
             ("-MMD -Wp,-MMD,a.d -c a.c", DepFiles),
             ("-Wp,-MD,a.d -MF b.d -c a.c", DepFiles),
-            // Warnings that preprocessing turns into errors on the box.
-            ("-Wextra -Werror -c a.c", FallthroughComments),
-            ("-W -Werror -c a.cc", FallthroughComments),
-            (
-                "-Werror -Wall -Wextra -O2 -c a.c -o a.o",
-                FallthroughComments,
-            ),
-            ("-Werror=implicit-fallthrough -c a.c", FallthroughComments),
-            (
-                "-Wimplicit-fallthrough=2 -Werror -c a.c",
-                FallthroughComments,
-            ),
-            (
-                "-Wno-implicit-fallthrough -Werror=implicit-fallthrough -c a.c",
-                FallthroughComments,
-            ),
             // An option whose value is missing.
             ("-c a.c -o", MissingValue("-o".into())),
             ("-c a.c -I", MissingValue("-I".into())),
@@ -1475,21 +1506,49 @@ mod tests {
     }
 
     #[test]
-    fn fallthrough_comments_matter_only_when_the_warning_is_an_error() {
+    fn directives_only_unless_debug_info_and_no_fall_through_comments() {
+        let mode = |line: &str| {
+            let p = plan(line);
+            let cpp = p
+                .cpp_args
+                .as_ref()
+                .map(|c| strs(c).contains(&"-fdirectives-only"));
+            let remote = strs(&p.remote_args);
+            let box_mode =
+                remote.contains(&"-fpreprocessed") && remote.contains(&"-fdirectives-only");
+            assert_eq!(cpp.unwrap_or(box_mode), box_mode, "`{line}`");
+            box_mode
+        };
         for line in [
+            "-O2 -c a.c",
+            "-c a.cc",
+            "-g -g0 -c a.c",
+            "-ggdb0 -c a.c",
+            "-gz -c a.c",
             "-Wextra -c a.c",
-            "-Wall -Werror -c a.c",
-            "-Wextra -Werror -Wno-error=implicit-fallthrough -c a.c",
-            "-Wextra -Werror -Wno-error -c a.c",
-            "-Wextra -Wno-implicit-fallthrough -Werror -c a.c",
-            "-Wextra -Wimplicit-fallthrough=5 -Werror -c a.c",
-            "-Wimplicit-fallthrough=0 -Werror -c a.c",
-            "-Wextra -Werror -w -c a.c",
-            "-Wextra -Werror -c a.i",
-            "-Wextra -Werror -c a.S",
+            "-g -Wextra -c a.c",
+            "-ggdb -Wimplicit-fallthrough=3 -c a.c",
+            "-gdwarf-4 -Werror=implicit-fallthrough -c a.c",
         ] {
-            plan(line);
+            assert!(mode(line), "`{line}` should preprocess directives only");
         }
+        for line in [
+            "-g -c a.c",
+            "-g2 -O2 -c a.c",
+            "-gdwarf-4 -c a.c",
+            "-ggdb -c a.cc",
+            "-g -Wextra -Wno-implicit-fallthrough -c a.c",
+            "-g -Wextra -Wimplicit-fallthrough=5 -c a.c",
+            "-g -Wextra -w -c a.c",
+            "-c a.S",
+            "-c a.i",
+            "-c a.ii",
+        ] {
+            assert!(!mode(line), "`{line}` should preprocess fully");
+        }
+        assert_eq!(debug_switch("-gsplit-dwarf"), None);
+        assert_eq!(debug_switch("-gno-column-info"), None);
+        assert_eq!(debug_switch("-gstabs+"), Some(true));
     }
 
     #[test]
@@ -2180,10 +2239,11 @@ mod tests {
             );
         }
 
-        /// Guards the `FallthroughComments` rule: if a later gcc kept the markers through
-        /// `-E`, this fails and the rule can go.
+        /// Full `-E` drops fall-through comments, so a box compiling its text would warn (and
+        /// under `-Werror` fail) where gcc does not; directives-only text keeps them. With
+        /// and without debug info, the plan gives gcc's object and gcc's (empty) stderr.
         #[test]
-        fn fallthrough_comments_do_not_survive_preprocessing() {
+        fn fallthrough_comments_reach_the_box() {
             if !have_compilers() {
                 return;
             }
@@ -2191,20 +2251,41 @@ mod tests {
             let source = "int f(int x) {\n  int r = 0;\n  switch (x) {\n  case 1:\n    r++;\n    \
                           /* fall through */\n  case 2:\n    r++;\n  }\n  return r;\n}\n";
             fs::write(tmp.0.join("ft.c"), source).unwrap();
-            let args = argv("-Wextra -Werror -c ft.c");
-            assert_eq!(classify(&args), Err(LocalReason::FallthroughComments));
-            run("gcc", &args, &tmp.0);
-            let text = run("gcc", &argv("-Wextra -Werror -E ft.c"), &tmp.0);
-            fs::write(tmp.0.join("box.i"), text).unwrap();
-            let on_box = Command::new("gcc")
-                .args(argv("-Wextra -Werror -c box.i -o box.o"))
-                .current_dir(&tmp.0)
-                .output()
-                .unwrap();
-            assert!(
-                !on_box.status.success(),
-                "the preprocessed text now compiles"
-            );
+            for line in [
+                "-Wextra -Werror -O2 -c ft.c",
+                "-g -Wextra -Werror -O2 -c ft.c",
+            ] {
+                let args = argv(line);
+                let p = classify(&args).unwrap_or_else(|r| panic!("{line}: {r}"));
+                assert!(
+                    super::strs(&p.remote_args).contains(&"-fdirectives-only"),
+                    "{line}"
+                );
+                run("gcc", &args, &tmp.0);
+                let want = fs::read(tmp.0.join("ft.o")).unwrap();
+                let text = run("gcc", p.cpp_args.as_ref().unwrap(), &tmp.0);
+                fs::write(tmp.0.join("box.i"), text).unwrap();
+                let mut remote = p.remote_args.clone();
+                remote.extend(argv("box.i -o box.o"));
+                let on_box = Command::new("gcc")
+                    .args(&remote)
+                    .current_dir(&tmp.0)
+                    .output()
+                    .unwrap();
+                assert!(
+                    on_box.status.success(),
+                    "{line}: {}",
+                    String::from_utf8_lossy(&on_box.stderr)
+                );
+                assert!(
+                    on_box.stderr.is_empty(),
+                    "{line}: {}",
+                    String::from_utf8_lossy(&on_box.stderr)
+                );
+                if !line.starts_with("-g") {
+                    assert!(fs::read(tmp.0.join("box.o")).unwrap() == want, "{line}");
+                }
+            }
         }
 
         #[test]
