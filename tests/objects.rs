@@ -155,6 +155,7 @@ fn compressed_and_plain_transfers_give_the_same_object() {
     let d = Daemon::start(2, &[]);
     for hosts in [
         d.addr(),
+        format!("{},nocompress", d.addr()),
         format!("{},lzo", d.addr()),
         format!("{},deflate", d.addr()),
     ] {
