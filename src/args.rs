@@ -544,10 +544,15 @@ fn wa_touches_files(list: &str) -> bool {
         .any(|part| BAD.iter().any(|b| part.starts_with(b)))
 }
 
+/// `-Wa,--version`, `-Wa,-v`, `-Wa,--help`: the assembler answers and writes nothing.
+fn wa_does_not_assemble(list: &str) -> bool {
+    list.split(',')
+        .any(|part| matches!(part, "--version" | "-v" | "--help" | "-version"))
+}
+
 /// What the warning options make of `-Wimplicit-fallthrough`. Its levels 1 to 4 accept a
-/// `/* fall through */` comment as the marker, but `-E` drops comments (and `-C`, which
-/// keeps them, breaks `/* x */ #define` lines), so on the box the warning fires where it
-/// does not here. A warning is noise; an error would fail a compile that works here.
+/// `/* fall through */` comment as the marker; full `-E` drops comments (and `-C`, which
+/// keeps them, breaks `/* x */ #define` lines), so the mode of preprocessing follows it.
 #[derive(Default)]
 struct Fallthrough {
     /// `-Wextra` (or its old name `-W`): level 3 unless set explicitly.
@@ -786,6 +791,10 @@ pub fn classify(args: &[OsString]) -> Result<Plan, LocalReason> {
             }
             Class::WaList if wa_touches_files(&arg["-Wa,".len()..]) => {
                 return Err(refuse(Why::AssemblerFiles));
+            }
+            // The kernel's as-version.sh: the assembler prints and writes no object.
+            Class::WaList if wa_does_not_assemble(&arg["-Wa,".len()..]) => {
+                return Err(refuse(Why::NotACompile));
             }
             Class::WaList | Class::Both => {
                 fallthrough.note(arg);
@@ -1493,6 +1502,11 @@ mod tests {
             ("-Wp,-MD,a.d -MD -c a.c -o o/a.o", DepFiles),
             ("-MMD -Wp,-MMD,a.d -c a.c", DepFiles),
             ("-Wp,-MD,a.d -MF b.d -c a.c", DepFiles),
+            // The kernel's as-version.sh: nothing to compile.
+            (
+                "-Wa,--version -c -x assembler-with-cpp /dev/null -o /dev/null",
+                flag("-Wa,--version", Why::NotACompile),
+            ),
             // An option whose value is missing.
             ("-c a.c -o", MissingValue("-o".into())),
             ("-c a.c -I", MissingValue("-I".into())),

@@ -85,9 +85,44 @@ pub fn probe_identity(path: &Path) -> io::Result<String> {
     Ok(identity_from(&version, &machine))
 }
 
+/// Whether text mentions the assembler directives that read a file (`.incbin`,
+/// `.include`): compiled on a box, they would read the box's file, not the master's. One
+/// pass over a few MB of preprocessed text per job, so it looks for ".inc" with a byte scan
+/// rather than comparing a window at every offset.
+pub fn mentions_assembler_include(text: &[u8]) -> bool {
+    let mut rest = text;
+    while let Some(p) = rest.iter().position(|&b| b == b'.') {
+        let tail = &rest[p..];
+        if tail.starts_with(b".incbin") || tail.starts_with(b".include") {
+            return true;
+        }
+        rest = &rest[p + 1..];
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn assembler_includes_are_found_anywhere() {
+        for (text, want) in [
+            (&b"asm(\".incbin \\\"x\\\"\");"[..], true),
+            (b"\t.include \"macros.s\"\n", true),
+            (b".incbin", true),
+            (b"a.b = c.inc; .incl", false),
+            (b"", false),
+            (b"...", false),
+        ] {
+            assert_eq!(
+                mentions_assembler_include(text),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(text)
+            );
+        }
+    }
 
     #[test]
     fn compiler_names() {

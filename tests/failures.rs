@@ -187,3 +187,27 @@ fn compiler_killed_on_the_box_goes_elsewhere() {
         d.leftovers()
     );
 }
+
+#[test]
+fn a_compiler_that_writes_nothing_is_compiled_here_without_blaming_the_box() {
+    let t = TempDir::new("noout");
+    // Succeeds without writing its output the first time (like `-Wa,--version`), then
+    // behaves.
+    let flag = t.join("first");
+    let bin = fixture_compiler(
+        &t,
+        "gcc",
+        &format!(
+            "case \"$*\" in *--version*|*-dumpmachine*) exec /usr/bin/gcc \"$@\";; esac\n\
+             if [ ! -e {f} ]; then : > {f}; exit 0; fi\nexec /usr/bin/gcc \"$@\"",
+            f = flag.display()
+        ),
+    );
+    let d = Daemon::start(1, &["--compiler-path", bin.to_str().unwrap()]);
+    still_builds(&d.addr(), &t);
+    // Not backed off: the next job goes to the box and comes back from it.
+    t.write("next.c", GOOD);
+    ok(rcc(t.path(), &t.join(".rcc"), &d.addr()).args(["gcc", "-c", "next.c"]));
+    assert_eq!(d.counter("done"), 2);
+    assert!(t.join("next.o").exists());
+}

@@ -74,9 +74,88 @@ struct Opts {
     /// error, warn, info, debug or trace (default info)
     #[argh(option, default = "String::from(\"info\")")]
     log_level: String,
+    /// read settings from this file (/etc/default/rccd); flags given here win over it
+    #[argh(option)]
+    config: Option<PathBuf>,
+    /// print the settings rccd would run with, and exit
+    #[argh(switch)]
+    check: bool,
     /// print the version and exit
     #[argh(switch)]
     version: bool,
+}
+
+/// The command line with `--config FILE`'s settings merged in (the command line wins).
+fn arguments() -> Result<Vec<String>, String> {
+    let mut cli = Vec::new();
+    for a in std::env::args_os().skip(1) {
+        cli.push(
+            a.into_string()
+                .map_err(|a| format!("argument {a:?} is not UTF-8"))?,
+        );
+    }
+    let Some(i) = cli.iter().position(|a| a == "--config") else {
+        return Ok(cli);
+    };
+    let path = cli
+        .get(i + 1)
+        .cloned()
+        .ok_or("--config needs a file (e.g. /etc/default/rccd)")?;
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("--config {path}: {e}"))?;
+    let file = daemon::config_file::parse(&text).map_err(|e| format!("{path}: {e}"))?;
+    let mut rest = cli;
+    rest.drain(i..i + 2);
+    // Keep --config in the list so --check can say where the settings came from.
+    let mut merged = daemon::config_file::merge(&file, &rest);
+    merged.extend(["--config".to_string(), path]);
+    Ok(merged)
+}
+
+/// What `--check` prints: the settings as rccd resolved them.
+fn describe(c: &Config, level: &str) -> String {
+    let listen: Vec<String> = c.listen.iter().map(|a| a.to_string()).collect();
+    let thermal = if c.thermal.enabled {
+        format!(
+            "on (zones {}, cpufreq {}, max temp {}, margin {} C, hysteresis {})",
+            c.thermal.thermal_root.display(),
+            c.thermal.cpufreq_root.display(),
+            c.thermal
+                .max_temp_mc
+                .map_or("the passive trip".into(), |t| format!(
+                    "{} C",
+                    t as f64 / 1000.0
+                )),
+            c.thermal.margin_mc as f64 / 1000.0,
+            c.thermal
+                .hyst_mc
+                .map_or("the trip's own".into(), |t| format!(
+                    "{} C",
+                    t as f64 / 1000.0
+                )),
+        )
+    } else {
+        "off".into()
+    };
+    let compilers: Vec<String> = c
+        .compiler_path
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    format!(
+        "listen: {}\nallow: {}\njobs: {}\nqueue: {}\ncompiler path: {}\ntemp dir: {}\n\
+         thermal: {thermal}\nmax connections: {}\nidle timeout: {} s\njob timeout: {} s\n\
+         max body: {} MiB\nlog level: {level}\n",
+        listen.join(" "),
+        c.allow,
+        c.jobs,
+        c.queue,
+        compilers.join(":"),
+        c.temp_dir.display(),
+        c.max_connections,
+        c.idle_timeout.as_secs(),
+        c.job_timeout.as_secs(),
+        c.limits.max_body >> 20,
+    )
 }
 
 fn resolve(o: Opts) -> Result<Config, String> {
@@ -155,7 +234,30 @@ fn resolve(o: Opts) -> Result<Config, String> {
 }
 
 fn main() -> ExitCode {
-    let o: Opts = argh::from_env();
+    let args = match arguments() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("rccd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = match Opts::from_args(&["rccd"], &refs) {
+        Ok(o) => o,
+        Err(argh::EarlyExit { output, status }) => {
+            return match status {
+                Ok(()) => {
+                    print!("{output}");
+                    ExitCode::SUCCESS
+                }
+                Err(()) => {
+                    eprint!("{output}");
+                    eprintln!("Run rccd --help for the flags.");
+                    ExitCode::from(2)
+                }
+            };
+        }
+    };
     if o.version {
         println!("rccd {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
@@ -170,7 +272,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let _ = simple_logger::SimpleLogger::new().with_level(level).init();
+    let check = o.check;
+    let level_name = o.log_level.clone();
+    let file = o.config.clone();
     let config = match resolve(o) {
         Ok(c) => c,
         Err(e) => {
@@ -178,6 +282,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if check {
+        if let Some(f) = file {
+            println!("settings file: {}", f.display());
+        }
+        print!("{}", describe(&config, &level_name));
+        return ExitCode::SUCCESS;
+    }
+    let _ = simple_logger::SimpleLogger::new().with_level(level).init();
     match daemon::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

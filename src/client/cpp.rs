@@ -38,7 +38,5 @@ pub fn run(compiler: &Path, cpp_args: &[OsString]) -> io::Result<Preprocessed> {
 /// Whether preprocessed text makes the assembler read a file, which would be the box's file
 /// there (distcc checks the same after a failure; we check before sending).
 pub fn reads_files_at_assembly(text: &[u8]) -> bool {
-    [&b".incbin"[..], &b".include"[..]]
-        .iter()
-        .any(|n| text.windows(n.len()).any(|w| w == *n))
+    crate::compiler::mentions_assembler_include(text)
 }

@@ -244,6 +244,10 @@ pub fn run(argv: Vec<OsString>, env: &dyn Env) -> u8 {
             } else {
                 print!("{}", status::render_table(&rows));
             }
+            // On stderr, so scripts reading the kv lines still see them.
+            for w in status::clones(&rows) {
+                eprintln!("rcc: {w}");
+            }
             0
         }
         Invocation::Compile {
@@ -578,8 +582,9 @@ impl Client<'_> {
             Exit::Code(0) => {
                 let Some((_, data)) = done.outputs.iter().find(|(n, _)| *n == req.output_ext)
                 else {
-                    let _ = state.backoff(&key, now);
-                    return Next::Local(format!("{addr} reported success but sent no output"));
+                    // The compiler wrote nothing (e.g. `-Wa,--version`): the job's doing,
+                    // not the box's, so no backoff; the real thing runs here.
+                    return Next::Local(format!("{addr}: the compiler wrote no output"));
                 };
                 if let Err(e) = write_atomically(Path::new(&plan.output), data) {
                     return Next::Local(format!(

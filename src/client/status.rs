@@ -35,7 +35,48 @@ pub fn collect(list: &HostList, timeouts: Timeouts) -> Vec<Row> {
         .collect()
 }
 
-const KV_KEYS: [&str; 13] = [
+/// Warnings about boxes that share an identity: a machine-id or a MAC address. Cloned TV
+/// boxes often do, and two boxes with one MAC make the LAN fail in baffling ways.
+pub fn clones(rows: &[Row]) -> Vec<String> {
+    let mut seen: Vec<(String, &str)> = Vec::new();
+    for r in rows {
+        if let Some(id) = r.get("machine_id").filter(|v| !v.is_empty()) {
+            seen.push((format!("machine-id {id}"), &r.host));
+        }
+        for mac in r
+            .get("macs")
+            .unwrap_or("")
+            .split(',')
+            .filter(|m| !m.is_empty())
+        {
+            let mac = mac.split_once('/').map_or(mac, |(_, m)| m);
+            seen.push((format!("MAC {mac}"), &r.host));
+        }
+    }
+    seen.sort();
+    seen.dedup();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < seen.len() {
+        let j = (i..seen.len())
+            .find(|&j| seen[j].0 != seen[i].0)
+            .unwrap_or(seen.len());
+        if j - i > 1 {
+            let hosts: Vec<&str> = seen[i..j].iter().map(|(_, h)| *h).collect();
+            out.push(format!(
+                "warning: {} report the same {}: if they are different boxes, they were \
+                 cloned (give each its own: rm /etc/machine-id && systemd-machine-id-setup, \
+                 and its own MAC); if it is one box listed twice, list it once",
+                hosts.join(" and "),
+                seen[i].0
+            ));
+        }
+        i = j;
+    }
+    out
+}
+
+const KV_KEYS: [&str; 15] = [
     "slots",
     "slots_now",
     "running",
@@ -49,6 +90,8 @@ const KV_KEYS: [&str; 13] = [
     "temp_c",
     "uptime_s",
     "hostname",
+    "machine_id",
+    "macs",
 ];
 
 /// One line per host: `host=.. state=up|down key=value ...` (values never contain spaces;

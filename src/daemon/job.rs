@@ -282,13 +282,10 @@ pub fn check_exts(input: &str, output: &str) -> Result<(), String> {
 /// Refuses preprocessed text that makes the assembler read a file: it would read the
 /// box's file, not the master's (wrong object, or a leak of the box's files).
 pub fn check_input(data: &[u8]) -> Result<(), String> {
-    for needle in [&b".incbin"[..], &b".include"[..]] {
-        if data.windows(needle.len()).any(|w| w == needle) {
-            return Err(format!(
-                "the input uses {}, which would read a file on the box",
-                String::from_utf8_lossy(needle)
-            ));
-        }
+    if crate::compiler::mentions_assembler_include(data) {
+        return Err(
+            "the input uses .incbin or .include, which would read a file on the box".into(),
+        );
     }
     Ok(())
 }
@@ -472,7 +469,14 @@ impl Job {
         };
         let mut outputs = Vec::new();
         if exit == Exit::Code(0) {
-            outputs.push((self.output_ext.clone(), fs::read(&self.output)?));
+            match fs::read(&self.output) {
+                Ok(data) => outputs.push((self.output_ext.clone(), data)),
+                // A compiler that succeeds without writing its output (`-Wa,--version`
+                // prints and stops) is the job's doing: say so with no output, and the
+                // client compiles it at home.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
         }
         let mut stderr = std::mem::take(&mut self.err_buf);
         if self.err_dropped > 0 || self.out_dropped > 0 {

@@ -5,6 +5,7 @@
 //! | file | job |
 //! | --- | --- |
 //! | `config.rs` | the resolved configuration the loop runs with |
+//! | `config_file.rs` | `/etc/default/rccd` (`--config`) into flags |
 //! | `event_loop.rs` | the only file that touches mio: accept, read, write, timers |
 //! | `conn.rs` | one connection's buffers and phase, driven by the loop |
 //! | `admit.rs` | slots, the wait queue and the counters |
@@ -14,6 +15,7 @@
 
 pub mod admit;
 pub mod config;
+pub mod config_file;
 pub mod conn;
 pub mod event_loop;
 pub mod job;

@@ -1,7 +1,7 @@
 //! The status reply: what `rcc --status` shows for a box. Ordered `key=value` pairs, so a
 //! newer daemon can add keys and an older client shows what it knows.
 //!
-//! Keys: `version`, `protocol`, `hostname`, `machine_id`, `uptime_s`, `slots`, `running`,
+//! Keys: `version`, `protocol`, `hostname`, `machine_id`, `macs`, `uptime_s`, `slots`, `running`,
 //! `slots_now` (fewer while warm), `waiting`, `accepted`, `done`, `failed`, `rejected`, `busy`, `peak`, `connections`,
 //! `refused_peers`, `compile_ms`, `throttled`, `rss_kib`, the thermal keys (`thermal`,
 //! `temp_c`, `limit_c`, ...), and `compiler.<name>` = identity for each
@@ -16,6 +16,9 @@ use std::time::Instant;
 pub struct BoxIdentity {
     pub hostname: String,
     pub machine_id: String,
+    /// MAC addresses of the box's physical network interfaces (`eth0/aa:bb:..`), so the
+    /// client can spot cloned boxes that share one.
+    pub macs: String,
 }
 
 impl BoxIdentity {
@@ -28,8 +31,29 @@ impl BoxIdentity {
         BoxIdentity {
             hostname: read("/proc/sys/kernel/hostname"),
             machine_id: read("/etc/machine-id"),
+            macs: physical_macs(std::path::Path::new("/sys/class/net")),
         }
     }
+}
+
+/// `if/mac` for every interface under `net` that is backed by a device (not lo, bridges,
+/// veths or tunnels), comma-separated and sorted.
+pub fn physical_macs(net: &std::path::Path) -> String {
+    let Ok(entries) = std::fs::read_dir(net) else {
+        return String::new();
+    };
+    let mut out: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.path().join("device").exists())
+        .filter_map(|e| {
+            let mac = std::fs::read_to_string(e.path().join("address")).ok()?;
+            let mac = mac.trim();
+            (!mac.is_empty() && mac != "00:00:00:00:00:00")
+                .then(|| format!("{}/{mac}", e.file_name().to_string_lossy()))
+        })
+        .collect();
+    out.sort();
+    out.join(",")
 }
 
 pub fn build(
@@ -44,6 +68,7 @@ pub fn build(
         ("protocol", crate::protocol::VERSION.to_string()),
         ("hostname", id.hostname.clone()),
         ("machine_id", id.machine_id.clone()),
+        ("macs", id.macs.clone()),
         ("uptime_s", started.elapsed().as_secs().to_string()),
         ("slots", slots.jobs.to_string()),
         ("slots_now", slots.limit.to_string()),
