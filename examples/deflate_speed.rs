@@ -1,6 +1,8 @@
 //! Measures deflate levels and strategies on a file: `cargo run --release --example
 //! deflate_speed -- FILE` (how the default level was chosen; see README.md).
-use miniz_oxide::deflate::core::{compress_to_output, create_comp_flags_from_zip_params, CompressorOxide, TDEFLFlush};
+use miniz_oxide::deflate::core::{
+    compress_to_output, create_comp_flags_from_zip_params, CompressorOxide, TDEFLFlush,
+};
 
 fn main() {
     let path = std::env::args().nth(1).expect("usage: deflate_speed FILE");
@@ -23,7 +25,10 @@ fn main() {
             true
         });
         let dt = t.elapsed();
-        assert!(matches!(status, miniz_oxide::deflate::core::TDEFLStatus::Done));
+        assert!(matches!(
+            status,
+            miniz_oxide::deflate::core::TDEFLStatus::Done
+        ));
         let t2 = std::time::Instant::now();
         let back = miniz_oxide::inflate::decompress_to_vec_zlib(&out).expect("round trip");
         assert_eq!(back.len(), data.len());

@@ -210,6 +210,8 @@ const DENY_EXACT: &[(&str, &str)] = &[
 pub fn check_args(args: &[Vec<u8>]) -> Result<Vec<String>, String> {
     let mut out = Vec::with_capacity(args.len());
     let mut stage = 0;
+    // `--param NAME=VALUE`: the one option with a separate value that reaches a box.
+    let mut param_value = false;
     for (i, raw) in args.iter().enumerate() {
         let n = i + 1;
         if raw.contains(&0) {
@@ -223,7 +225,23 @@ pub fn check_args(args: &[Vec<u8>]) -> Result<Vec<String>, String> {
                 "argument {n} \"{a}\" reads more arguments from a file on the box"
             ));
         }
-        if a == "-c" || a == "-S" {
+        if std::mem::take(&mut param_value) {
+            let ok = a.split_once('=').is_some_and(|(k, v)| {
+                !k.is_empty()
+                    && k.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            });
+            if !ok {
+                return Err(format!("argument {n} \"{a}\" is not a --param NAME=VALUE"));
+            }
+            out.push(a.to_string());
+            continue;
+        }
+        if a == "--param" {
+            param_value = true;
+        } else if a == "-c" || a == "-S" {
             stage += 1;
         } else if a.starts_with('-') {
             for (exact, why) in DENY_EXACT {
@@ -258,6 +276,9 @@ pub fn check_args(args: &[Vec<u8>]) -> Result<Vec<String>, String> {
             ));
         }
         out.push(a.to_string());
+    }
+    if param_value {
+        return Err("--param is missing its NAME=VALUE".to_string());
     }
     if stage != 1 {
         return Err("a job must have exactly one of -c or -S".to_string());
@@ -534,6 +555,11 @@ mod tests {
         assert!(check_args(&args(&["-c", "-O2", "-g", "-Wall", "-std=gnu11"])).is_ok());
         assert!(check_args(&args(&["-S", "-mcpu=cortex-a53", "-fno-common"])).is_ok());
         assert!(check_args(&args(&["-c", "-Wa,--noexecstack", "-Wl,-O1"])).is_ok());
+        // The kernel's tsan probe: a separate value that is not a file name.
+        assert!(check_args(&args(&["-c", "--param", "tsan-distinguish-volatile=1"])).is_ok());
+        assert!(check_args(&args(&["-c", "--param=max-inline-insns-single=10"])).is_ok());
+        assert!(check_args(&args(&["-c", "--param", "/etc/passwd"])).is_err());
+        assert!(check_args(&args(&["-c", "--param"])).is_err());
     }
 
     #[test]
