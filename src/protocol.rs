@@ -26,18 +26,22 @@
 //! ```text
 //! status:  client StatusRequest            -> daemon Status, close
 //! compile: client JobRequest               -> daemon Accept | Reject
-//!          client Input (preprocessed text)
+//!          client Input, Input, ... (the preprocessed text, in pieces as it is made)
+//!          client InputEnd
 //!                                          <- daemon Progress (every few seconds while compiling)
 //!                                          <- daemon Done (status, stdout, stderr, outputs) | Reject
 //! ```
 //!
 //! The daemon answers the `JobRequest` before the input travels, so a busy, throttled or
-//! mismatched box costs the client one round trip, not a transfer; the client sends the hello
-//! while its preprocessor is still running. `Progress` frames keep a long compile on a slow box
-//! alive: the client gives up on a box that stops talking, never on one that compiles slowly.
-//! `JobRequest::mode` says how the input travels: `Mode::Preprocessed` (one `Input` frame) is
-//! the only mode of version 1; a mode that ships sources and headers by content hash adds its
-//! own frames after the `Accept` without changing anything above.
+//! mismatched box costs the client one round trip, not a transfer. The client starts its
+//! preprocessor once the box accepted and sends the text in pieces as it comes (each `Input`
+//! frame compressed on its own), so preprocessing, compressing, the transfer and the box's
+//! writing overlap instead of adding up; the box spools the pieces to its job dir and starts the
+//! compiler at `InputEnd`. `Progress` frames keep a long compile on a slow box alive: the client
+//! gives up on a box that stops talking, never on one that compiles slowly.
+//! `JobRequest::mode` says how the input travels: `Mode::Preprocessed` (`Input` frames) is the
+//! only mode so far; a mode that ships sources and headers by content hash adds its own frames
+//! after the `Accept` without changing anything above.
 //!
 //! A daemon that cannot serve a request says why in a `Reject` (busy, throttled, compiler
 //! mismatch, not allowed, bad request...) with a human-readable text, then closes.
@@ -47,7 +51,7 @@ use std::fmt;
 
 pub const MAGIC: &[u8; 3] = b"RCC";
 /// The protocol version this build speaks.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 pub const HEADER_LEN: usize = 12;
 const FLAG_DEFLATE: u8 = 1;
 
@@ -58,6 +62,7 @@ pub enum Kind {
     JobRequest = 1,
     StatusRequest = 2,
     Input = 3,
+    InputEnd = 4,
     Accept = 16,
     Reject = 17,
     Progress = 18,
@@ -71,6 +76,7 @@ impl Kind {
             1 => Kind::JobRequest,
             2 => Kind::StatusRequest,
             3 => Kind::Input,
+            4 => Kind::InputEnd,
             16 => Kind::Accept,
             17 => Kind::Reject,
             18 => Kind::Progress,
@@ -85,7 +91,9 @@ impl Kind {
         match self {
             Kind::Input | Kind::Done => limits.max_body,
             Kind::JobRequest | Kind::Status => limits.max_small,
-            Kind::StatusRequest | Kind::Accept | Kind::Reject | Kind::Progress => 64 * 1024,
+            Kind::StatusRequest | Kind::InputEnd | Kind::Accept | Kind::Reject | Kind::Progress => {
+                64 * 1024
+            }
         }
     }
 }
@@ -118,7 +126,7 @@ impl Default for Limits {
 /// How a job's input travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// The client preprocessed; one `Input` frame carries the text.
+    /// The client preprocessed; `Input` frames carry the text, `InputEnd` ends it.
     Preprocessed,
 }
 
@@ -269,7 +277,10 @@ pub struct Done {
 pub enum Message {
     JobRequest(JobRequest),
     StatusRequest,
+    /// A piece of the input; the pieces in order are the whole.
     Input(Vec<u8>),
+    /// The input is complete: compile.
+    InputEnd,
     Accept(Accept),
     Reject(Reject),
     Progress,
@@ -284,6 +295,7 @@ impl Message {
             Message::JobRequest(_) => Kind::JobRequest,
             Message::StatusRequest => Kind::StatusRequest,
             Message::Input(_) => Kind::Input,
+            Message::InputEnd => Kind::InputEnd,
             Message::Accept(_) => Kind::Accept,
             Message::Reject(_) => Kind::Reject,
             Message::Progress => Kind::Progress,
@@ -451,6 +463,7 @@ fn parse_body(kind: Kind, body: &[u8], limits: &Limits) -> Result<Message, Error
         }
         Kind::StatusRequest => Message::StatusRequest,
         Kind::Input => Message::Input(body.to_vec()),
+        Kind::InputEnd => Message::InputEnd,
         Kind::Accept => Message::Accept(Accept {
             slots: r.u32()?,
             running: r.u32()?,
@@ -589,7 +602,7 @@ pub fn body(msg: &Message) -> Vec<u8> {
                 w.bytes(v.as_bytes());
             }
         }
-        Message::StatusRequest | Message::Progress => {}
+        Message::StatusRequest | Message::Progress | Message::InputEnd => {}
         Message::Input(data) => w.buf.extend_from_slice(data),
         Message::Accept(a) => {
             w.u32(a.slots);
@@ -663,6 +676,7 @@ mod tests {
             job(),
             Message::StatusRequest,
             Message::Input(b"int x;\n".repeat(100)),
+            Message::InputEnd,
             Message::Accept(Accept {
                 slots: 4,
                 running: 1,

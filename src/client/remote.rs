@@ -6,7 +6,7 @@ use crate::protocol::{self, Done, JobRequest, Limits, Message, Reject, RejectRea
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Timeouts for talking to a box.
 #[derive(Debug, Clone, Copy)]
@@ -58,7 +58,6 @@ pub struct Traffic {
 /// A connection to a box that has accepted a job and waits for its input.
 pub struct Accepted {
     stream: TcpStream,
-    timeouts: Timeouts,
     compress: bool,
     pub traffic: Traffic,
 }
@@ -150,7 +149,6 @@ pub fn request(addr: &str, req: &JobRequest, timeouts: Timeouts) -> Result<Accep
     )? {
         Message::Accept(_) => Ok(Accepted {
             stream,
-            timeouts,
             compress: req.compress,
             traffic,
         }),
@@ -162,33 +160,44 @@ pub fn request(addr: &str, req: &JobRequest, timeouts: Timeouts) -> Result<Accep
     }
 }
 
+/// How much input travels in one frame: large enough that headers and per-piece
+/// compression cost nothing, small enough that the box writes while the rest is still being
+/// made.
+pub const PIECE: usize = 256 * 1024;
+
 impl Accepted {
-    /// Sends the input and waits for the result.
-    pub fn compile(mut self, input: &[u8]) -> Result<(Done, Traffic), Failure> {
-        let (payload, compressed) = if self.compress {
-            (
-                crate::compress::deflate(input, crate::compress::DEFAULT_LEVEL),
-                true,
-            )
+    /// Sends one piece of the input (compressed on its own when the host asks for it).
+    pub fn send_piece(&mut self, piece: &[u8]) -> Result<(), Failure> {
+        let compressed;
+        let (payload, flag) = if self.compress {
+            compressed = crate::compress::deflate(piece, crate::compress::DEFAULT_LEVEL);
+            (&compressed[..], true)
         } else {
-            (input.to_vec(), false)
+            (piece, false)
         };
-        let header = protocol::header(protocol::Kind::Input, compressed, payload.len());
-        let _ = self.timeouts;
+        let header = protocol::header(protocol::Kind::Input, flag, payload.len());
         self.stream
             .write_all(&header)
-            .and_then(|_| self.stream.write_all(&payload))
+            .and_then(|_| self.stream.write_all(payload))
             .map_err(|e| broken(e, "sending the input"))?;
         self.traffic.sent += header.len() + payload.len();
+        Ok(())
+    }
+
+    /// Says the input is complete and waits for the result.
+    pub fn finish(mut self) -> Result<(Done, Traffic), Failure> {
+        let end = protocol::encode(&Message::InputEnd, None);
+        self.stream
+            .write_all(&end)
+            .map_err(|e| broken(e, "sending the input"))?;
+        self.traffic.sent += end.len();
         let mut buf = Vec::new();
-        let started = Instant::now();
         let msg = read_frame(
             &mut self.stream,
             &mut buf,
             &mut self.traffic,
             "waiting for the compile",
         )?;
-        let _ = started;
         match msg {
             Message::Done(d) => Ok((d, self.traffic)),
             Message::Reject(r) => Err(Failure::Rejected(r)),
@@ -197,6 +206,14 @@ impl Accepted {
                 other.kind()
             ))),
         }
+    }
+
+    /// Sends a whole input and waits for the result.
+    pub fn compile(mut self, input: &[u8]) -> Result<(Done, Traffic), Failure> {
+        for piece in input.chunks(PIECE) {
+            self.send_piece(piece)?;
+        }
+        self.finish()
     }
 }
 

@@ -2,7 +2,7 @@
 //! The event loop says when the socket is readable or writable; this file moves bytes and
 //! frames, never blocking (everything stops at `WouldBlock`).
 
-use super::job::Job;
+use super::job::{Job, Spool};
 use crate::protocol::{self, JobRequest, Limits, Message};
 use mio::net::TcpStream;
 use std::io::{self, Read, Write};
@@ -17,6 +17,8 @@ pub struct Pending {
     pub args: Vec<String>,
     pub compiler: PathBuf,
     pub since: Instant,
+    /// The input received so far (created with the first piece).
+    pub spool: Option<Spool>,
 }
 
 #[derive(Debug)]

@@ -8,7 +8,7 @@
 use super::admit::{Admission, Slots};
 use super::config::Config;
 use super::conn::{Conn, Pending, Phase, ReadOutcome};
-use super::job::{self, Compilers, Job};
+use super::job::{self, Compilers, Job, Spool};
 use super::status::{self, BoxIdentity};
 use super::thermal::{Thermal, Verdict};
 use crate::protocol::{Accept, Message, Reject, RejectReason};
@@ -239,7 +239,8 @@ impl Daemon {
                 self.flush(c);
             }
             (Phase::Hello, Message::JobRequest(req)) => self.on_job_request(c, req),
-            (Phase::Input(p), Message::Input(data)) => self.start_job(c, *p, data),
+            (Phase::Input(p), Message::Input(piece)) => self.spool_input(c, p, &piece),
+            (Phase::Input(p), Message::InputEnd) => self.start_job(c, *p),
             (phase, msg) => {
                 let what = format!("{:?} frame was not expected now", msg.kind());
                 self.conn(c).phase = phase;
@@ -295,6 +296,7 @@ impl Daemon {
             args,
             compiler: path,
             since: now,
+            spool: None,
         });
         match self.slots.admit(c) {
             Admission::Run => self.accept_job(c, pending),
@@ -331,13 +333,59 @@ impl Daemon {
         self.flush(c);
     }
 
-    fn start_job(&mut self, c: usize, p: Pending, data: Vec<u8>) {
-        if let Err(text) = job::check_input(&data) {
+    /// Writes a piece of the input to the job's dir (made with the first piece).
+    fn spool_input(&mut self, c: usize, mut p: Box<Pending>, piece: &[u8]) {
+        if p.spool.is_none() {
+            self.seq += 1;
+            match Spool::create(&self.config.temp_dir, self.seq, &p.req.input_ext) {
+                Ok(s) => p.spool = Some(s),
+                Err(e) => return self.cannot_spool(c, e),
+            }
+        }
+        let spool = p.spool.as_mut().expect("made above");
+        if spool.bytes + piece.len() > self.config.limits.max_body {
+            let text = format!(
+                "the input is larger than this box's limit of {} MiB (--max-body-mib)",
+                self.config.limits.max_body >> 20
+            );
             return self.reject(c, RejectReason::BadRequest, 0, text);
         }
-        self.seq += 1;
-        let started = job::make_dir(&self.config.temp_dir, self.seq)
-            .and_then(|dir| Job::start(dir, &p.compiler, &p.args, &p.req, &data));
+        if let Err(e) = spool.write(piece) {
+            return self.cannot_spool(c, e);
+        }
+        let conn = self.conn(c);
+        conn.last_io = Instant::now();
+        conn.phase = Phase::Input(p);
+    }
+
+    /// The box cannot hold the input (its temp dir is full or gone): its problem, not the
+    /// job's, so the client tries elsewhere and backs this box off for a while.
+    fn cannot_spool(&mut self, c: usize, e: std::io::Error) {
+        let text = format!(
+            "cannot write the input on this box ({}): {e}",
+            self.config.temp_dir.display()
+        );
+        log::error!("{text}");
+        self.reject(c, RejectReason::Internal, 10_000, text)
+    }
+
+    fn start_job(&mut self, c: usize, mut p: Pending) {
+        let spool = match p.spool.take() {
+            Some(s) => s,
+            // An empty input still compiles (to an empty object), as gcc does here.
+            None => {
+                self.seq += 1;
+                match Spool::create(&self.config.temp_dir, self.seq, &p.req.input_ext) {
+                    Ok(s) => s,
+                    Err(e) => return self.cannot_spool(c, e),
+                }
+            }
+        };
+        if spool.reads_files {
+            let text = "the input uses .incbin or .include, which would read a file on the box";
+            return self.reject(c, RejectReason::BadRequest, 0, text.into());
+        }
+        let started = Job::start(spool, &p.compiler, &p.args, &p.req);
         let mut job = match started {
             Ok(j) => j,
             Err(e) => {

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -311,6 +311,72 @@ pub fn check_input(data: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// The input of an accepted job, written piece by piece into the job's private dir as the
+/// client sends it (so a 3 MB kernel translation unit never sits in the daemon's memory
+/// whole). Dropping a spool that never became a job removes the dir.
+#[derive(Debug)]
+pub struct Spool {
+    guard: DirGuard,
+    file: fs::File,
+    path: PathBuf,
+    pub bytes: usize,
+    /// The last bytes of the previous piece, so `.incbin` split across pieces is found.
+    carry: Vec<u8>,
+    /// Set once the text names `.incbin`/`.include`; the job is refused at the end.
+    pub reads_files: bool,
+}
+
+impl Spool {
+    /// Creates the job dir (mode 0700) and its input file.
+    pub fn create(root: &Path, seq: u64, input_ext: &str) -> io::Result<Spool> {
+        let dir = make_dir(root, seq)?;
+        let guard = DirGuard(Some(dir.clone()));
+        let path = dir.join(format!("input.{input_ext}"));
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)?;
+        Ok(Spool {
+            guard,
+            file,
+            path,
+            bytes: 0,
+            carry: Vec::new(),
+            reads_files: false,
+        })
+    }
+
+    /// Appends a piece of the input.
+    pub fn write(&mut self, piece: &[u8]) -> io::Result<()> {
+        use std::io::Write as _;
+        if !self.reads_files {
+            let head = piece.len().min(16);
+            let mut seam = std::mem::take(&mut self.carry);
+            seam.extend_from_slice(&piece[..head]);
+            self.reads_files = crate::compiler::mentions_assembler_include(&seam)
+                || crate::compiler::mentions_assembler_include(piece);
+            let keep = piece.len().min(8);
+            self.carry = piece[piece.len() - keep..].to_vec();
+        }
+        self.file.write_all(piece)?;
+        self.bytes += piece.len();
+        Ok(())
+    }
+
+    /// The job dir, now owned by the caller (a `Job`).
+    fn into_dir(mut self) -> PathBuf {
+        self.guard
+            .0
+            .take()
+            .expect("a spool owns its dir until here")
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.path.parent().expect("input is inside the job dir")
+    }
+}
+
 /// A compile that is running or has finished.
 pub struct Job {
     pub dir: PathBuf,
@@ -357,19 +423,18 @@ pub fn clean_stale(root: &Path) {
 }
 
 impl Job {
-    /// Writes the input into `dir` and starts the compiler there. `dir` is removed when the
-    /// job is dropped, whatever happened.
+    /// Starts the compiler on the spooled input, in its dir. The dir is removed when the job
+    /// is dropped, whatever happened.
     pub fn start(
-        dir: PathBuf,
+        spool: Spool,
         compiler: &Path,
         args: &[String],
         req: &JobRequest,
-        input: &[u8],
     ) -> io::Result<Job> {
+        let input_path = spool.path.clone();
+        let dir = spool.into_dir();
         let guard = DirGuard(Some(dir.clone()));
-        let input_path = dir.join(format!("input.{}", req.input_ext));
         let output = dir.join(format!("output.{}", req.output_ext));
-        fs::write(&input_path, input)?;
         let mut cmd = Command::new(compiler);
         cmd.args(args)
             .arg(&input_path)
@@ -532,6 +597,7 @@ impl Drop for Job {
 }
 
 /// Removes a job dir if starting the job failed half-way.
+#[derive(Debug)]
 struct DirGuard(Option<PathBuf>);
 
 impl Drop for DirGuard {
