@@ -272,6 +272,17 @@ struct Client<'a> {
     started: Instant,
 }
 
+/// The preprocessor's run while streaming to a box.
+enum Streamed {
+    /// The text went to the box (`result` is the box's answer) and is kept for a retry.
+    Sent {
+        text: Vec<u8>,
+        result: Result<(crate::protocol::Done, remote::Traffic), Failure>,
+    },
+    /// The preprocessor failed: the user's error, already shown; exit with this code.
+    UserError(u8),
+}
+
 /// What to do after one attempt on a box.
 enum Next {
     /// Done: exit with this code.
@@ -437,14 +448,17 @@ impl Client<'_> {
                 .find(|h| h.key() == cand.key)
                 .expect("candidate comes from the list");
             tried.push(cand.key.clone());
-            if input.is_none() {
-                match self.preprocess(&state, program, plan, local_limit)? {
-                    Ok(text) => input = Some(text),
-                    // The user's error, shown once by the preprocessor itself.
-                    Err(code) => return Ok(code),
+            if input.is_none() && plan.cpp_args.is_none() {
+                // Already preprocessed (.i/.ii): the source is the input.
+                let text = std::fs::read(&plan.source)
+                    .map_err(|e| format!("cannot read {}: {e}", plan.source.to_string_lossy()))?;
+                if cpp::reads_files_at_assembly(&text) {
+                    return Err(
+                        "the source uses .incbin/.include, which reads files at assembly".into(),
+                    );
                 }
+                input = Some(text);
             }
-            let text = input.as_ref().expect("preprocessed");
             let req = JobRequest {
                 mode: Mode::Preprocessed,
                 compress: host.compress,
@@ -468,7 +482,23 @@ impl Client<'_> {
                     .filter(|(_, v)| crate::protocol::is_locale_value(v))
                     .collect(),
             };
-            match self.attempt(&state, host, &req, text, plan) {
+            let t = Instant::now();
+            let addr = host.addr_string();
+            let result = match remote::request(&addr, &req, self.settings.timeouts) {
+                Err(f) => Err(f),
+                Ok(accepted) => match &input {
+                    Some(text) => accepted.compile(text),
+                    // The first box that accepts gets the text as the preprocessor makes it.
+                    None => match self.stream_cpp(&state, program, plan, local_limit, accepted)? {
+                        Streamed::UserError(code) => return Ok(code),
+                        Streamed::Sent { text, result } => {
+                            input = Some(text);
+                            result
+                        }
+                    },
+                },
+            };
+            match self.conclude(&state, host, &req, plan, result, t) {
                 Next::Exit(code) => return Ok(code),
                 Next::Another => continue,
                 Next::Local(why) => return Err(why),
@@ -498,65 +528,80 @@ impl Client<'_> {
 }
 
 impl Client<'_> {
-    /// Preprocesses here (or reads an already preprocessed source). `Ok(Err(code))`: the
-    /// preprocessor reported the user's error and exited with `code`.
-    fn preprocess(
+    /// Runs the preprocessor here and sends its output to the box piece by piece as it
+    /// comes, so preprocessing, compressing, the transfer and the box's writing overlap. The
+    /// text is kept for another box should this one fail. `Err`: compile locally.
+    fn stream_cpp(
         &self,
         state: &State,
         program: &Path,
         plan: &Plan,
         local_limit: u32,
-    ) -> Result<Result<Vec<u8>, u8>, String> {
+        mut accepted: remote::Accepted,
+    ) -> Result<Streamed, String> {
+        let cpp_args = plan.cpp_args.as_ref().expect("a source to preprocess");
         let t = Instant::now();
-        let text = match &plan.cpp_args {
-            None => std::fs::read(&plan.source)
-                .map_err(|e| format!("cannot read {}: {e}", plan.source.to_string_lossy()))?,
-            Some(cpp_args) => {
-                // Preprocessing is the master's main cost: bound how many run at once.
-                let _slot = state
-                    .lock_cpp(
-                        local_limit.saturating_mul(2).max(2),
-                        Instant::now() + Duration::from_secs(600),
-                    )
-                    .map_err(|e| format!("cannot lock a preprocessing slot: {e}"))?;
-                let out = cpp::run(program, cpp_args)
-                    .map_err(|e| format!("cannot run the preprocessor: {e}"))?;
-                if out.code != 0 {
-                    self.log(format!(
-                        "preprocessor failed with {}: the user's error",
-                        out.code
-                    ));
-                    return Ok(Err(out.code));
-                }
-                out.text
+        // Preprocessing is the master's main cost: bound how many run at once.
+        let _slot = state
+            .lock_cpp(
+                local_limit.saturating_mul(2).max(2),
+                Instant::now() + Duration::from_secs(600),
+            )
+            .map_err(|e| format!("cannot lock a preprocessing slot: {e}"))?;
+        let mut cpp = cpp::Stream::start(program, cpp_args)
+            .map_err(|e| format!("cannot run the preprocessor: {e}"))?;
+        let mut text = Vec::with_capacity(4 << 20);
+        let mut failed: Option<Failure> = None;
+        loop {
+            let piece = cpp
+                .next_piece(remote::PIECE)
+                .map_err(|e| format!("cannot read the preprocessor's output: {e}"))?;
+            if piece.is_empty() {
+                break;
             }
-        };
+            if failed.is_none() {
+                // A box that fails mid-transfer still gets the whole text read, for the next.
+                failed = accepted.send_piece(piece).err();
+            }
+            text.extend_from_slice(piece);
+        }
+        let code = cpp
+            .wait()
+            .map_err(|e| format!("cannot run the preprocessor: {e}"))?;
+        if code != 0 {
+            // The user's error, shown once by the preprocessor itself; dropping the
+            // connection makes the box throw the partial input away.
+            self.log(format!("preprocessor failed with {code}: the user's error"));
+            return Ok(Streamed::UserError(code));
+        }
         if cpp::reads_files_at_assembly(&text) {
             return Err("the source uses .incbin/.include, which reads files at assembly".into());
         }
         self.log(format!(
-            "preprocessed {} in {:.1} ms: {} bytes",
+            "preprocessed {} in {:.1} ms while sending it: {} bytes",
             plan.source.to_string_lossy(),
             t.elapsed().as_secs_f64() * 1000.0,
             text.len()
         ));
-        Ok(Ok(text))
+        let result = match failed {
+            Some(f) => Err(f),
+            None => accepted.finish(),
+        };
+        Ok(Streamed::Sent { text, result })
     }
 
-    /// One try on one box.
-    fn attempt(
+    /// What one try on one box came to, and what to do next.
+    fn conclude(
         &self,
         state: &State,
         host: &HostSpec,
         req: &JobRequest,
-        input: &[u8],
         plan: &Plan,
+        result: Result<(crate::protocol::Done, remote::Traffic), Failure>,
+        t: Instant,
     ) -> Next {
         let key = host.key();
         let addr = host.addr_string();
-        let t = Instant::now();
-        let result = remote::request(&addr, req, self.settings.timeouts)
-            .and_then(|accepted| accepted.compile(input));
         let now = SystemTime::now();
         let (done, traffic) = match result {
             Ok(x) => x,
