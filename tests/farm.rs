@@ -154,3 +154,26 @@ fn status_shows_every_box_up_or_down() {
     assert!(table.starts_with("HOST"), "{table}");
     assert!(table.contains("0/3"), "{table}");
 }
+
+#[test]
+fn status_warns_when_two_boxes_share_an_identity() {
+    let id = std::fs::read_to_string("/etc/machine-id").unwrap_or_default();
+    if id.trim().is_empty() {
+        eprintln!("note: this machine has no /etc/machine-id; skipping");
+        return;
+    }
+    // Two daemons on one machine look exactly like two cloned boxes.
+    let a = Daemon::start(1, &[]);
+    let b = Daemon::start(1, &[]);
+    let t = TempDir::new("clones");
+    let both = format!("{} {}", a.addr(), b.addr());
+    let out = ok(rcc(t.path(), &t.join(".rcc"), &both).arg("--status"));
+    let err = s(&out.stderr);
+    assert!(err.contains("report the same machine-id"), "{err}");
+    assert!(err.contains(&a.addr()) && err.contains(&b.addr()), "{err}");
+    let kv = ok(rcc(t.path(), &t.join(".rcc"), &both).args(["--status", "--format", "kv"]));
+    assert!(s(&kv.stdout).contains(&format!("machine_id={}", id.trim())));
+    // One box alone: nothing to warn about.
+    let out = ok(rcc(t.path(), &t.join(".rcc"), &a.addr()).arg("--status"));
+    assert!(out.stderr.is_empty(), "{}", s(&out.stderr));
+}

@@ -7,6 +7,15 @@ use std::ffi::OsString;
 use std::io::{self, Read};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::mpsc::Receiver;
+
+/// What the reading thread reports.
+pub enum Event {
+    /// The next piece of output.
+    Piece(Vec<u8>),
+    /// The preprocessor ended with this exit code (or could not be read).
+    End(io::Result<u8>),
+}
 
 /// A running preprocessor.
 pub struct Stream {
@@ -50,6 +59,33 @@ impl Stream {
             }
         }
         Ok(&self.buf[..filled])
+    }
+
+    /// Reads the output on a thread of its own, in pieces of `size`, so the preprocessor
+    /// runs at the speed of the CPU, not of the network that carries its output. `hold` (the
+    /// preprocessing slot) is released the moment the preprocessor has exited.
+    pub fn read_ahead(mut self, size: usize, hold: impl Send + 'static) -> Receiver<Event> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            loop {
+                match self.next_piece(size) {
+                    Ok([]) => break,
+                    Ok(piece) => {
+                        if tx.send(Event::Piece(piece.to_vec())).is_err() {
+                            break; // the sender gave up; still reap the child below
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Event::End(Err(e)));
+                        return;
+                    }
+                }
+            }
+            let code = self.wait();
+            drop(hold);
+            let _ = tx.send(Event::End(code));
+        });
+        rx
     }
 
     /// Waits for the preprocessor; its exit code (128+n for a signal). Anything but 0 is

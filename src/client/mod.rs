@@ -541,33 +541,35 @@ impl Client<'_> {
     ) -> Result<Streamed, String> {
         let cpp_args = plan.cpp_args.as_ref().expect("a source to preprocess");
         let t = Instant::now();
-        // Preprocessing is the master's main cost: bound how many run at once.
-        let _slot = state
+        // Preprocessing is the master's main cost: bound how many run at once. The slot is
+        // held while the preprocessor runs, not while its output travels.
+        let slot = state
             .lock_cpp(
                 local_limit.saturating_mul(2).max(2),
                 Instant::now() + Duration::from_secs(600),
             )
             .map_err(|e| format!("cannot lock a preprocessing slot: {e}"))?;
-        let mut cpp = cpp::Stream::start(program, cpp_args)
-            .map_err(|e| format!("cannot run the preprocessor: {e}"))?;
+        let events = cpp::Stream::start(program, cpp_args)
+            .map_err(|e| format!("cannot run the preprocessor: {e}"))?
+            .read_ahead(remote::PIECE, slot);
         let mut text = Vec::with_capacity(4 << 20);
         let mut failed: Option<Failure> = None;
-        loop {
-            let piece = cpp
-                .next_piece(remote::PIECE)
-                .map_err(|e| format!("cannot read the preprocessor's output: {e}"))?;
-            if piece.is_empty() {
-                break;
+        let code = loop {
+            match events.recv() {
+                Ok(cpp::Event::Piece(piece)) => {
+                    if failed.is_none() {
+                        // A box that fails mid-transfer: the text is still read whole, for
+                        // the next box.
+                        failed = accepted.send_piece(&piece).err();
+                    }
+                    text.extend_from_slice(&piece);
+                }
+                Ok(cpp::Event::End(code)) => {
+                    break code.map_err(|e| format!("cannot run the preprocessor: {e}"))?
+                }
+                Err(_) => return Err("the preprocessor's reader stopped".into()),
             }
-            if failed.is_none() {
-                // A box that fails mid-transfer still gets the whole text read, for the next.
-                failed = accepted.send_piece(piece).err();
-            }
-            text.extend_from_slice(piece);
-        }
-        let code = cpp
-            .wait()
-            .map_err(|e| format!("cannot run the preprocessor: {e}"))?;
+        };
         if code != 0 {
             // The user's error, shown once by the preprocessor itself; dropping the
             // connection makes the box throw the partial input away.

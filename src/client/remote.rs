@@ -58,7 +58,7 @@ pub struct Traffic {
 /// A connection to a box that has accepted a job and waits for its input.
 pub struct Accepted {
     stream: TcpStream,
-    compress: bool,
+    deflater: Option<crate::compress::Deflater>,
     pub traffic: Traffic,
 }
 
@@ -149,7 +149,9 @@ pub fn request(addr: &str, req: &JobRequest, timeouts: Timeouts) -> Result<Accep
     )? {
         Message::Accept(_) => Ok(Accepted {
             stream,
-            compress: req.compress,
+            deflater: req
+                .compress
+                .then(|| crate::compress::Deflater::new(crate::compress::DEFAULT_LEVEL)),
             traffic,
         }),
         Message::Reject(r) => Err(Failure::Rejected(r)),
@@ -168,12 +170,9 @@ pub const PIECE: usize = 256 * 1024;
 impl Accepted {
     /// Sends one piece of the input (compressed on its own when the host asks for it).
     pub fn send_piece(&mut self, piece: &[u8]) -> Result<(), Failure> {
-        let compressed;
-        let (payload, flag) = if self.compress {
-            compressed = crate::compress::deflate(piece, crate::compress::DEFAULT_LEVEL);
-            (&compressed[..], true)
-        } else {
-            (piece, false)
+        let (payload, flag) = match self.deflater.as_mut() {
+            Some(d) => (d.compress(piece), true),
+            None => (piece, false),
         };
         let header = protocol::header(protocol::Kind::Input, flag, payload.len());
         self.stream
