@@ -3,11 +3,35 @@
 //! its diagnostics going straight to the user's stderr (so a `#warning` or a missing header
 //! is reported once, exactly as gcc reports it).
 
+use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io::{self, Read};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Condvar, Mutex};
+
+/// What the reading thread has read and not yet handed over.
+type Queue = (VecDeque<Vec<u8>>, Option<io::Result<u8>>);
+
+/// The receiving end of `Stream::read_ahead`.
+pub struct Pieces(Arc<(Mutex<Queue>, Condvar)>);
+
+impl Pieces {
+    /// The next piece, or the end; waits for the reading thread.
+    pub fn recv(&self) -> Event {
+        let (lock, cv) = &*self.0;
+        let mut q = lock.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(p) = q.0.pop_front() {
+                return Event::Piece(p);
+            }
+            if let Some(end) = q.1.take() {
+                return Event::End(end);
+            }
+            q = cv.wait(q).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
 
 /// What the reading thread reports.
 pub enum Event {
@@ -64,28 +88,36 @@ impl Stream {
     /// Reads the output on a thread of its own, in pieces of `size`, so the preprocessor
     /// runs at the speed of the CPU, not of the network that carries its output. `hold` (the
     /// preprocessing slot) is released the moment the preprocessor has exited.
-    pub fn read_ahead(mut self, size: usize, hold: impl Send + 'static) -> Receiver<Event> {
-        let (tx, rx) = std::sync::mpsc::channel();
+    pub fn read_ahead(mut self, size: usize, hold: impl Send + 'static) -> Pieces {
+        let pieces = Pieces(Arc::new((
+            Mutex::new((VecDeque::new(), None)),
+            Condvar::new(),
+        )));
+        let shared = pieces.0.clone();
+        // A Mutex and a Condvar rather than a channel: the same job in less code, which
+        // counts on a box-sized binary.
+        let post = move |e: Event| {
+            let (lock, cv) = &*shared;
+            let mut q = lock.lock().unwrap_or_else(|p| p.into_inner());
+            match e {
+                Event::Piece(p) => q.0.push_back(p),
+                Event::End(code) => q.1 = Some(code),
+            }
+            cv.notify_one();
+        };
         std::thread::spawn(move || {
             loop {
                 match self.next_piece(size) {
                     Ok([]) => break,
-                    Ok(piece) => {
-                        if tx.send(Event::Piece(piece.to_vec())).is_err() {
-                            break; // the sender gave up; still reap the child below
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Event::End(Err(e)));
-                        return;
-                    }
+                    Ok(piece) => post(Event::Piece(piece.to_vec())),
+                    Err(e) => return post(Event::End(Err(e))),
                 }
             }
             let code = self.wait();
             drop(hold);
-            let _ = tx.send(Event::End(code));
+            post(Event::End(code));
         });
-        rx
+        pieces
     }
 
     /// Waits for the preprocessor; its exit code (128+n for a signal). Anything but 0 is

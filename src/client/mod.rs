@@ -149,23 +149,51 @@ struct Settings {
 
 impl Settings {
     fn load(env: &dyn Env) -> Settings {
-        let secs = |k: &str, d: f64| {
+        let secs = |k: &str, d: u64| {
             env.var(k)
-                .and_then(|v| v.parse::<f64>().ok())
-                .filter(|v| v.is_finite() && *v >= 0.0)
-                .map(Duration::from_secs_f64)
-                .unwrap_or(Duration::from_secs_f64(d))
+                .and_then(|v| parse_seconds(&v))
+                .unwrap_or(Duration::from_secs(d))
         };
         Settings {
             verbose: env.var("RCC_VERBOSE").is_some_and(|v| v == "1"),
             rcc_dir: rcc_dir(env),
             timeouts: Timeouts {
-                connect: secs("RCC_CONNECT_TIMEOUT", 2.0),
-                io: secs("RCC_IO_TIMEOUT", 20.0),
+                connect: secs("RCC_CONNECT_TIMEOUT", 2),
+                io: secs("RCC_IO_TIMEOUT", 20),
             },
-            backoff: secs("RCC_BACKOFF_PERIOD", 60.0),
+            backoff: secs("RCC_BACKOFF_PERIOD", 60),
         }
     }
+}
+
+/// Seconds as `12` or `0.5` (to the millisecond). Parsed by hand: float parsing and
+/// printing would add some 30 KB to a binary that must stay small on the boxes.
+pub fn parse_seconds(text: &str) -> Option<Duration> {
+    let (whole, frac) = text.trim().split_once('.').unwrap_or((text.trim(), ""));
+    if whole.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || !digits(frac) || whole.len() > 9 {
+        return None;
+    }
+    let ms: u64 = frac
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(3)
+        .fold(0, |acc, b| acc * 10 + u64::from(b - b'0'));
+    let s: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    Some(Duration::from_millis(s * 1000 + ms))
+}
+
+/// A duration as milliseconds with one decimal, for `RCC_VERBOSE` (no floats; see above).
+fn ms(d: Duration) -> String {
+    let tenths = d.as_micros() / 100;
+    format!("{}.{}", tenths / 10, tenths % 10)
 }
 
 /// `RCC_DIR`, default `~/.rcc`.
@@ -297,9 +325,9 @@ impl Client<'_> {
     fn log(&self, msg: impl AsRef<str>) {
         if self.settings.verbose {
             eprintln!(
-                "rcc[{}] {:>6.1}ms {}",
+                "rcc[{}] {:>6}ms {}",
                 std::process::id(),
-                self.started.elapsed().as_secs_f64() * 1000.0,
+                ms(self.started.elapsed()),
                 msg.as_ref()
             );
         }
@@ -556,7 +584,7 @@ impl Client<'_> {
         let mut failed: Option<Failure> = None;
         let code = loop {
             match events.recv() {
-                Ok(cpp::Event::Piece(piece)) => {
+                cpp::Event::Piece(piece) => {
                     if failed.is_none() {
                         // A box that fails mid-transfer: the text is still read whole, for
                         // the next box.
@@ -564,10 +592,9 @@ impl Client<'_> {
                     }
                     text.extend_from_slice(&piece);
                 }
-                Ok(cpp::Event::End(code)) => {
+                cpp::Event::End(code) => {
                     break code.map_err(|e| format!("cannot run the preprocessor: {e}"))?
                 }
-                Err(_) => return Err("the preprocessor's reader stopped".into()),
             }
         };
         if code != 0 {
@@ -580,9 +607,9 @@ impl Client<'_> {
             return Err("the source uses .incbin/.include, which reads files at assembly".into());
         }
         self.log(format!(
-            "preprocessed {} in {:.1} ms while sending it: {} bytes",
+            "preprocessed {} in {} ms while sending it: {} bytes",
             plan.source.to_string_lossy(),
-            t.elapsed().as_secs_f64() * 1000.0,
+            ms(t.elapsed()),
             text.len()
         ));
         let result = match failed {
@@ -618,9 +645,9 @@ impl Client<'_> {
             }
         };
         self.log(format!(
-            "{addr} compiled {} in {:.1} ms: sent {} B, received {} B, {:?}",
+            "{addr} compiled {} in {} ms: sent {} B, received {} B, {:?}",
             req.label,
-            t.elapsed().as_secs_f64() * 1000.0,
+            ms(t.elapsed()),
             traffic.sent,
             traffic.received,
             done.exit
@@ -798,5 +825,35 @@ fn shuffle<T>(v: &mut [T]) {
         x ^= x >> 7;
         x ^= x << 17;
         v.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_parse_to_the_millisecond() {
+        for (text, want) in [
+            ("2", Some(2000)),
+            ("0.5", Some(500)),
+            (".25", Some(250)),
+            ("20.", Some(20_000)),
+            (" 1.2345 ", Some(1234)),
+            ("", None),
+            (".", None),
+            ("-1", None),
+            ("1e3", None),
+            ("abc", None),
+            ("9999999999", None),
+        ] {
+            assert_eq!(
+                parse_seconds(text).map(|d| d.as_millis() as u64),
+                want,
+                "{text:?}"
+            );
+        }
+        assert_eq!(ms(Duration::from_micros(12_345)), "12.3");
+        assert_eq!(ms(Duration::ZERO), "0.0");
     }
 }
