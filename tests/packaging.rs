@@ -128,6 +128,16 @@ fn the_sysv_script_starts_reports_and_stops_rccd() {
             .env("RCCD_USER", "root"))
     };
     assert_eq!(script("status").status.code(), Some(3), "not running yet");
+    // Whatever fails below, the daemon is stopped when the test ends.
+    struct StopOnDrop<F: Fn()>(F);
+    impl<F: Fn()> Drop for StopOnDrop<F> {
+        fn drop(&mut self) {
+            (self.0)();
+        }
+    }
+    let _stop = StopOnDrop(|| {
+        script("stop");
+    });
     assert!(script("start").status.success());
     let addr = format!("127.0.0.1:{port}");
     let mut up = false;
@@ -138,9 +148,7 @@ fn the_sysv_script_starts_reports_and_stops_rccd() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let stop_anyway = || script("stop");
     if !up {
-        stop_anyway();
         panic!(
             "rccd did not answer: {}",
             std::fs::read_to_string(t.join("rccd.log")).unwrap_or_default()

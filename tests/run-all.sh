@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Every test: the unit and integration tests (real gcc, real rccd on 127.0.0.1) natively,
 # the shipped static binaries (tests/static.sh), and the whole suite again for aarch64
-# under qemu-user, as the boxes run it.
+# under qemu-user, as the boxes run it, and the Armbian overlay in an arm64 rootfs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/setup.sh
 cargo test --all-targets -- --test-threads 2
 bash tests/static.sh
 cargo test --target aarch64-unknown-linux-musl --tests -- --test-threads 2
+bash tests/rootfs.sh
