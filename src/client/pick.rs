@@ -277,10 +277,13 @@ mod tests {
         }
         assert_eq!(order, ["a_0", "b_0", "a_1", "localhost_0"]);
         assert!(s.pick(&c).unwrap().is_none(), "all four slots are held");
-        // Freeing a box's slot makes the box win again, not localhost.
+        // Freeing a box's slot makes the box win again, not localhost. Through `pick_wait`,
+        // as rcc waits: a child another test thread forks in that instant holds a copy of the
+        // fd (and so the lock) until it execs, which under qemu-user takes a moment.
         let freed = held.remove(2);
         drop(freed);
-        assert_eq!(s.pick(&c).unwrap().unwrap().slot.name, "a_1");
+        let again = s.pick_wait(&c, Instant::now() + Duration::from_secs(2));
+        assert_eq!(again.unwrap().expect("the freed slot").slot.name, "a_1");
     }
 
     #[test]
