@@ -167,10 +167,6 @@ impl AllowList {
     pub fn permits(&self, ip: IpAddr) -> bool {
         self.nets.iter().any(|n| n.contains(ip))
     }
-
-    pub fn nets(&self) -> &[Cidr] {
-        &self.nets
-    }
 }
 
 impl fmt::Display for AllowList {

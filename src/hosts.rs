@@ -121,24 +121,18 @@ pub enum Source {
 }
 
 /// Picks the host list's source, in order: `RCC_HOSTS`, `DISTCC_HOSTS`, `$RCC_DIR/hosts`
-/// (`RCC_DIR` defaults to `~/.rcc`), `/etc/rcc/hosts`. A variable that is set but empty is
+/// (`rcc_dir`, as the client resolves it), `/etc/rcc/hosts`. A variable that is set but empty is
 /// still chosen (and then fails to parse, saying so) — like distcc, so an accidentally
 /// cleared variable is noticed instead of silently reading some other list.
-pub fn source(get: impl Fn(&str) -> Option<String>, home: Option<PathBuf>) -> Source {
+pub fn source(get: impl Fn(&str) -> Option<String>, rcc_dir: &Path) -> Source {
     for name in ["RCC_HOSTS", "DISTCC_HOSTS"] {
         if get(name).is_some() {
             return Source::Env(name);
         }
     }
-    let dir = get("RCC_DIR")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| home.map(|h| h.join(".rcc")));
-    let mut files: Vec<PathBuf> = dir.map(|d| d.join("hosts")).into_iter().collect();
-    files.push(PathBuf::from("/etc/rcc/hosts"));
-    files
+    [rcc_dir.join("hosts"), PathBuf::from("/etc/rcc/hosts")]
         .into_iter()
-        .find(|f| Path::new(f).is_file())
+        .find(|f| f.is_file())
         .map(Source::File)
         .unwrap_or(Source::None)
 }
@@ -432,23 +426,20 @@ mod tests {
                     .map(|(_, v)| v.to_string())
             }
         };
-        let home = Some(dir.clone());
+        let rcc_dir = dir.join(".rcc");
         assert_eq!(
-            source(
-                env(&[("RCC_HOSTS", "a"), ("DISTCC_HOSTS", "b")]),
-                home.clone()
-            ),
+            source(env(&[("RCC_HOSTS", "a"), ("DISTCC_HOSTS", "b")]), &rcc_dir),
             Source::Env("RCC_HOSTS")
         );
         assert_eq!(
-            source(env(&[("DISTCC_HOSTS", "")]), home.clone()),
+            source(env(&[("DISTCC_HOSTS", "")]), &rcc_dir),
             Source::Env("DISTCC_HOSTS")
         );
-        let before = source(env(&[]), home.clone());
+        let before = source(env(&[]), &rcc_dir);
         assert!(matches!(before, Source::None | Source::File(_)));
         std::fs::write(dir.join(".rcc/hosts"), "box1\n").unwrap();
         assert_eq!(
-            source(env(&[]), home.clone()),
+            source(env(&[]), &rcc_dir),
             Source::File(dir.join(".rcc/hosts"))
         );
         std::fs::remove_dir_all(&dir).unwrap();

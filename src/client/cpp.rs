@@ -130,9 +130,3 @@ impl Stream {
         Ok(crate::exit::from_status(self.child.wait()?))
     }
 }
-
-/// Whether preprocessed text makes the assembler read a file, which would be the box's file
-/// there (distcc checks the same after a failure; we check before the box compiles).
-pub fn reads_files_at_assembly(text: &[u8]) -> bool {
-    crate::compiler::mentions_assembler_include(text)
-}

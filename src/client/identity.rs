@@ -8,7 +8,8 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-fn fnv(bytes: &[u8]) -> u64 {
+/// FNV-1a: a stable short name for a file name (not a security hash).
+pub(crate) fn fnv(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf29ce484222325;
     for b in bytes {
         h ^= *b as u64;
@@ -34,9 +35,7 @@ pub fn get(path: &Path, state_dir: &Path) -> io::Result<String> {
         }
     }
     let id = compiler::probe_identity(&real)?;
-    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-    if fs::write(&tmp, format!("{stamp}\n{id}\n")).is_ok() {
-        let _ = fs::rename(&tmp, &file);
-    }
+    // A cache: if it cannot be written, the next job asks the compiler again.
+    let _ = super::write_atomically(&file, format!("{stamp}\n{id}\n").as_bytes());
     Ok(id)
 }

@@ -216,8 +216,7 @@ fn unsafe_free_uid() -> String {
 /// Loads the host list, or says why there is none.
 pub fn load_hosts(env: &dyn Env) -> Result<HostList, String> {
     let get = |k: &str| env.var(k);
-    let home = env.var_os("HOME").map(PathBuf::from);
-    let (text, source) = match hosts::source(get, home) {
+    let (text, source) = match hosts::source(get, &rcc_dir(env)) {
         hosts::Source::Env(name) => (env.var(name).unwrap_or_default(), name.to_string()),
         hosts::Source::File(p) => match std::fs::read_to_string(&p) {
             Ok(t) => (t, p.display().to_string()),
@@ -480,7 +479,7 @@ impl Client<'_> {
                 // Already preprocessed (.i/.ii): the source is the input.
                 let text = std::fs::read(&plan.source)
                     .map_err(|e| format!("cannot read {}: {e}", plan.source.to_string_lossy()))?;
-                if cpp::reads_files_at_assembly(&text) {
+                if crate::compiler::mentions_assembler_include(&text) {
                     return Err(
                         "the source uses .incbin/.include, which reads files at assembly".into(),
                     );
@@ -546,7 +545,7 @@ impl Client<'_> {
                 return false;
             }
         }
-        let id_key = format!("{key}_{:016x}", hash(identity));
+        let id_key = format!("{key}_{:016x}", identity::fnv(identity.as_bytes()));
         if let Some(t) = state.marked("mismatch", &id_key, now) {
             self.log(format!("{key}: {t}"));
             return false;
@@ -603,7 +602,7 @@ impl Client<'_> {
             self.log(format!("preprocessor failed with {code}: the user's error"));
             return Ok(Streamed::UserError(code));
         }
-        if cpp::reads_files_at_assembly(&text) {
+        if crate::compiler::mentions_assembler_include(&text) {
             return Err("the source uses .incbin/.include, which reads files at assembly".into());
         }
         self.log(format!(
@@ -710,7 +709,7 @@ impl Client<'_> {
                 Next::Another
             }
             RejectReason::CompilerMismatch | RejectReason::NoCompiler => {
-                let id_key = format!("{key}_{:016x}", hash(&req.identity));
+                let id_key = format!("{key}_{:016x}", identity::fnv(req.identity.as_bytes()));
                 let _ = state.mark("mismatch", &id_key, now + Duration::from_secs(600), &r.text);
                 if state.first_to_say("mismatch", &id_key).unwrap_or(true) {
                     eprintln!(
@@ -804,12 +803,6 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
-}
-
-fn hash(s: &str) -> u64 {
-    s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100000001b3)
-    })
 }
 
 fn shuffle<T>(v: &mut [T]) {

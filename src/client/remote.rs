@@ -2,7 +2,7 @@
 //! wait for the result while the box's heartbeats say it is alive. Every way this can go
 //! wrong comes back as a `Failure` the caller can act on (try another box, back off, go local).
 
-use crate::protocol::{self, Done, JobRequest, Limits, Message, Reject, RejectReason};
+use crate::protocol::{self, Done, JobRequest, Limits, Message, Reject};
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -232,9 +232,4 @@ pub fn status(addr: &str, timeouts: Timeouts) -> Result<Vec<(String, String)>, F
             other.kind()
         ))),
     }
-}
-
-/// Whether a rejection means "this box is fine, just not now" (no backoff).
-pub fn is_transient(reason: RejectReason) -> bool {
-    matches!(reason, RejectReason::Busy | RejectReason::Throttled)
 }

@@ -300,17 +300,6 @@ pub fn check_exts(input: &str, output: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Refuses preprocessed text that makes the assembler read a file: it would read the
-/// box's file, not the master's (wrong object, or a leak of the box's files).
-pub fn check_input(data: &[u8]) -> Result<(), String> {
-    if crate::compiler::mentions_assembler_include(data) {
-        return Err(
-            "the input uses .incbin or .include, which would read a file on the box".into(),
-        );
-    }
-    Ok(())
-}
-
 /// The input of an accepted job, written piece by piece into the job's private dir as the
 /// client sends it (so a 3 MB kernel translation unit never sits in the daemon's memory
 /// whole). Dropping a spool that never became a job removes the dir.
@@ -321,8 +310,10 @@ pub struct Spool {
     path: PathBuf,
     pub bytes: usize,
     /// The last bytes of the previous piece, so `.incbin` split across pieces is found.
-    carry: Vec<u8>,
-    /// Set once the text names `.incbin`/`.include`; the job is refused at the end.
+    carry: [u8; 8],
+    carry_len: usize,
+    /// Set once the text names `.incbin`/`.include`, which would make the assembler read the
+    /// box's file, not the master's; the job is refused at the end.
     pub reads_files: bool,
 }
 
@@ -342,7 +333,8 @@ impl Spool {
             file,
             path,
             bytes: 0,
-            carry: Vec::new(),
+            carry: [0; 8],
+            carry_len: 0,
             reads_files: false,
         })
     }
@@ -351,13 +343,15 @@ impl Spool {
     pub fn write(&mut self, piece: &[u8]) -> io::Result<()> {
         use std::io::Write as _;
         if !self.reads_files {
-            let head = piece.len().min(16);
-            let mut seam = std::mem::take(&mut self.carry);
-            seam.extend_from_slice(&piece[..head]);
-            self.reads_files = crate::compiler::mentions_assembler_include(&seam)
-                || crate::compiler::mentions_assembler_include(piece);
-            let keep = piece.len().min(8);
-            self.carry = piece[piece.len() - keep..].to_vec();
+            // The seam: the end of the last piece and the start of this one.
+            let mut seam = [0u8; 16];
+            let head = piece.len().min(8);
+            seam[..self.carry_len].copy_from_slice(&self.carry[..self.carry_len]);
+            seam[self.carry_len..self.carry_len + head].copy_from_slice(&piece[..head]);
+            self.reads_files = compiler::mentions_assembler_include(&seam[..self.carry_len + head])
+                || compiler::mentions_assembler_include(piece);
+            self.carry_len = piece.len().min(8);
+            self.carry[..self.carry_len].copy_from_slice(&piece[piece.len() - self.carry_len..]);
         }
         self.file.write_all(piece)?;
         self.bytes += piece.len();
@@ -370,10 +364,6 @@ impl Spool {
             .0
             .take()
             .expect("a spool owns its dir until here")
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.path.parent().expect("input is inside the job dir")
     }
 }
 
@@ -657,9 +647,22 @@ mod tests {
         assert!(check_args(&[b"-c".to_vec(), vec![b'-', 0xff]]).is_err());
     }
 
+    /// Whether the spooled text, sent in `pieces`, is refused for reading a box's file.
+    fn refused(pieces: &[&[u8]]) -> bool {
+        let root = std::env::temp_dir();
+        let seq = 1_000_000 + pieces.len() as u64 * 1000 + pieces[0].len() as u64;
+        let mut s = Spool::create(&root, seq, "i").unwrap();
+        for p in pieces {
+            s.write(p).unwrap();
+        }
+        s.reads_files
+    }
+
     #[test]
     fn incbin_is_refused() {
-        assert!(check_input(b"int x;").is_ok());
-        assert!(check_input(b"asm(\".incbin \\\"/etc/shadow\\\"\");").is_err());
+        assert!(!refused(&[b"int x;"]));
+        assert!(refused(&[b"asm(\".incbin \\\"/etc/shadow\\\"\");"]));
+        // Also when the directive is split across two pieces.
+        assert!(refused(&[b"asm(\".inc", b"bin \\\"/etc/shadow\\\"\");"]));
     }
 }
