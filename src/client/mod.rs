@@ -60,7 +60,10 @@ pub enum Invocation {
     },
     Status {
         kv: bool,
+        watch: bool,
     },
+    /// Options rcc itself does not know; the text says which.
+    BadUsage(String),
     Version,
     Help,
     ShowHosts,
@@ -69,7 +72,9 @@ pub enum Invocation {
 const USAGE: &str = "\
 usage: rcc COMPILER ARGS...      compile, on a box of the farm when possible
        rcc ARGS...               the same with the compiler cc
-       rcc --status [--format kv]  ask every box in the host list how it is
+       rcc --status [--format kv] [--watch]
+                                 ask every box in the host list how it is;
+                                 --watch redraws the table every second until Ctrl-C
        rcc --show-hosts          print the host list as rcc reads it
        rcc --version | --help
 
@@ -117,10 +122,7 @@ pub fn parse_invocation(argv: &[OsString]) -> Invocation {
         None | Some("--help") | Some("-h") => return Invocation::Help,
         Some("--version") => return Invocation::Version,
         Some("--show-hosts") => return Invocation::ShowHosts,
-        Some("--status") => {
-            let kv = rest.len() >= 3 && rest[1] == "--format" && rest[2] == "kv";
-            return Invocation::Status { kv };
-        }
+        Some("--status") => return parse_status(&rest[1..]),
         _ => {}
     }
     let first = &rest[0];
@@ -233,6 +235,35 @@ pub fn load_hosts(env: &dyn Env) -> Result<HostList, String> {
     hosts::parse(&text, &source).map_err(|e| e.to_string())
 }
 
+/// `rcc --status` options, in any order.
+fn parse_status(opts: &[OsString]) -> Invocation {
+    let (mut kv, mut watch) = (false, false);
+    let mut it = opts.iter().map(|o| o.to_string_lossy());
+    while let Some(o) = it.next() {
+        match o.as_ref() {
+            "--watch" => watch = true,
+            "--format" => match it.next().as_deref() {
+                Some("kv") => kv = true,
+                Some("table") => kv = false,
+                other => {
+                    return Invocation::BadUsage(format!(
+                        "--format takes kv or table, not {}",
+                        other.unwrap_or("nothing")
+                    ))
+                }
+            },
+            "--format=kv" => kv = true,
+            "--format=table" => kv = false,
+            other => {
+                return Invocation::BadUsage(format!(
+                    "--status does not take {other:?} (it takes --format kv|table and --watch)"
+                ))
+            }
+        }
+    }
+    Invocation::Status { kv, watch }
+}
+
 /// Runs rcc with `argv` and returns the process exit code.
 pub fn run(argv: Vec<OsString>, env: &dyn Env) -> u8 {
     match parse_invocation(&argv) {
@@ -256,7 +287,11 @@ pub fn run(argv: Vec<OsString>, env: &dyn Env) -> u8 {
                 exit::BAD_ARGUMENTS
             }
         },
-        Invocation::Status { kv } => {
+        Invocation::BadUsage(e) => {
+            eprintln!("rcc: {e}\n\n{USAGE}");
+            exit::BAD_ARGUMENTS
+        }
+        Invocation::Status { kv, watch } => {
             let settings = Settings::load(env);
             let list = match load_hosts(env) {
                 Ok(l) => l,
@@ -265,6 +300,9 @@ pub fn run(argv: Vec<OsString>, env: &dyn Env) -> u8 {
                     return exit::BAD_ARGUMENTS;
                 }
             };
+            if watch {
+                return status::watch(&list, settings.timeouts, kv);
+            }
             let rows = status::collect(&list, settings.timeouts);
             if kv {
                 print!("{}", status::render_kv(&rows));

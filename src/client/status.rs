@@ -1,9 +1,12 @@
 //! `rcc --status`: ask every box in the host list how it is and print one row per box, as a
-//! table for people or as `key=value` lines (`--format kv`) for scripts and monitoring.
+//! table for people or as `key=value` lines (`--format kv`) for scripts and monitoring;
+//! `--watch` redraws it every second, a terminal monitor for the whole farm.
 
 use super::remote::{self, Timeouts};
 use crate::hosts::{HostKind, HostList};
 use std::fmt::Write as _;
+use std::io::Write as _;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// One box's answer, or why there was none.
 pub struct Row {
@@ -22,17 +25,75 @@ impl Row {
     }
 }
 
-/// Asks every TCP host of the list (the boxes are asked one after another; each answers in
-/// a millisecond or times out at the connect timeout).
+/// Asks every TCP host of the list, all at once (a box that is down costs the connect
+/// timeout once, not once per box after it), and keeps the list's order.
 pub fn collect(list: &HostList, timeouts: Timeouts) -> Vec<Row> {
-    list.hosts
+    let addrs: Vec<String> = list
+        .hosts
         .iter()
         .filter(|h| matches!(h.kind, HostKind::Tcp { .. }))
-        .map(|h| Row {
-            host: h.addr_string(),
-            reply: remote::status(&h.addr_string(), timeouts).map_err(|e| e.to_string()),
-        })
-        .collect()
+        .map(|h| h.addr_string())
+        .collect();
+    std::thread::scope(|s| {
+        let asks: Vec<_> = addrs
+            .iter()
+            .map(|a| s.spawn(move || remote::status(a, timeouts).map_err(|e| e.to_string())))
+            .collect();
+        addrs
+            .iter()
+            .zip(asks)
+            .map(|(a, ask)| Row {
+                host: a.clone(),
+                reply: ask
+                    .join()
+                    .unwrap_or_else(|_| Err("asking it failed".to_string())),
+            })
+            .collect()
+    })
+}
+
+/// `rcc --status --watch`: asks again every second and redraws the table in place (ANSI
+/// home and clear), with the time of the last answer; `--format kv` instead prints one
+/// block of lines per second, for a log. Ends when interrupted or when nobody reads the
+/// output any more.
+pub fn watch(list: &HostList, timeouts: Timeouts, kv: bool) -> u8 {
+    let mut out = std::io::stdout();
+    loop {
+        let started = Instant::now();
+        let rows = collect(list, timeouts);
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let clock = format!(
+            "{:02}:{:02}:{:02} UTC",
+            secs / 3600 % 24,
+            secs / 60 % 60,
+            secs % 60
+        );
+        let mut frame = String::new();
+        if kv {
+            let _ = writeln!(frame, "time={secs}");
+            frame.push_str(&render_kv(&rows));
+            frame.push('\n');
+        } else {
+            let _ = write!(
+                frame,
+                "\x1b[H\x1b[2Jrcc farm status at {clock}, every second (Ctrl-C to stop)\n\n"
+            );
+            frame.push_str(&render_table(&rows));
+            for w in clones(&rows) {
+                let _ = writeln!(frame, "\nrcc: {w}");
+            }
+        }
+        if out
+            .write_all(frame.as_bytes())
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            return 0;
+        }
+        std::thread::sleep(Duration::from_secs(1).saturating_sub(started.elapsed()));
+    }
 }
 
 /// Warnings about boxes that share an identity: a machine-id or a MAC address. Cloned TV
@@ -76,7 +137,7 @@ pub fn clones(rows: &[Row]) -> Vec<String> {
     out
 }
 
-const KV_KEYS: [&str; 15] = [
+const KV_KEYS: [&str; 20] = [
     "slots",
     "slots_now",
     "running",
@@ -88,6 +149,11 @@ const KV_KEYS: [&str; 15] = [
     "waiting",
     "thermal",
     "temp_c",
+    "limit_c",
+    "headroom_c",
+    "cooling",
+    "freq_cap",
+    "throttled_s",
     "uptime_s",
     "hostname",
     "machine_id",
@@ -133,50 +199,65 @@ fn compilers(r: &Row) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-/// A table for people.
+/// A table for people. THERMAL is the box's verdict (ok, warm, throttled, unknown, off),
+/// TEMP its hottest CPU zone against the limit it holds it to, COOLING the busiest cpufreq
+/// cooler's state, HOT how long it has been throttled since it started and how many jobs
+/// it refused for heat.
 pub fn render_table(rows: &[Row]) -> String {
-    let mut lines = vec![[
-        "HOST".to_string(),
-        "STATE".into(),
-        "RUN/SLOTS".into(),
-        "DONE".into(),
-        "FAILED".into(),
-        "REJECTED".into(),
-        "PEAK".into(),
-        "THERMAL".into(),
-        "COMPILER".into(),
-    ]];
+    const HEAD: [&str; 12] = [
+        "HOST",
+        "STATE",
+        "RUN/SLOTS",
+        "DONE",
+        "FAILED",
+        "REJECTED",
+        "PEAK",
+        "THERMAL",
+        "TEMP/LIMIT",
+        "COOLING",
+        "HOT",
+        "COMPILER",
+    ];
+    let mut lines: Vec<Vec<String>> = vec![HEAD.iter().map(|h| h.to_string()).collect()];
     for r in rows {
         let g = |k| r.get(k).unwrap_or("-").to_string();
         match &r.reply {
-            Ok(_) => lines.push([
+            Ok(_) => lines.push(vec![
                 r.host.clone(),
                 "up".into(),
-                format!("{}/{}", g("running"), g("slots_now")),
+                // Effective slots, and the configured ones when heat has shrunk them.
+                match (r.get("slots_now"), r.get("slots")) {
+                    (Some(now), Some(all)) if now != all => {
+                        format!("{}/{now} of {all}", g("running"))
+                    }
+                    _ => format!("{}/{}", g("running"), g("slots_now")),
+                },
                 g("done"),
                 g("failed"),
                 g("rejected"),
                 g("peak"),
-                match r.get("temp_c") {
-                    Some(t) => format!("{} {t}C", g("thermal")),
-                    None => g("thermal"),
+                g("thermal"),
+                match (r.get("temp_c"), r.get("limit_c")) {
+                    (Some(t), Some(l)) => format!("{t}/{l}C"),
+                    (Some(t), None) => format!("{t}C"),
+                    _ => "-".into(),
+                },
+                g("cooling"),
+                match r.get("throttled_s") {
+                    Some(s) => format!("{s}s {} refused", g("throttled")),
+                    None => "-".into(),
                 },
                 compilers(r),
             ]),
-            Err(e) => lines.push([
-                r.host.clone(),
-                "down".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                "-".into(),
-                e.clone(),
-            ]),
+            Err(e) => {
+                let mut l = vec![r.host.clone(), "down".into()];
+                l.resize(HEAD.len() - 1, "-".into());
+                l.push(e.clone());
+                lines.push(l);
+            }
         }
     }
-    let mut widths = [0usize; 9];
+    let mut widths = [0usize; HEAD.len()];
     for l in &lines {
         for (i, cell) in l.iter().enumerate() {
             widths[i] = widths[i].max(cell.chars().count());
