@@ -411,3 +411,17 @@ fn status_watch_redraws_the_farm_every_second_until_ctrl_c() {
     // script -e passes on rcc's end: killed by SIGINT.
     assert_eq!(status.code(), Some(130), "{status}");
 }
+
+#[test]
+fn check_shows_what_rccd_found_on_the_box() {
+    let t = TempDir::new("check");
+    let tree = FakeThermal::new(&t, "sys", 77.0);
+    let out = ok(Command::new(RCCD).args(["--check"]).args(tree.flag()));
+    let text = s(&out.stdout);
+    assert!(
+        text.contains("CPU zones cpu-thermal (thermal_zone0); limit = passive trip 80.0 C"),
+        "{text}"
+    );
+    assert!(text.contains("cpufreq coolers [thermal-cpufreq-0]"), "{text}");
+    assert!(text.contains("thermal now: warm: cpu-thermal 77.0 C"), "{text}");
+}

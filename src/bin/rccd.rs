@@ -7,6 +7,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+use std::time::Instant;
 
 /// rccd: serve compile jobs from rcc clients on the LAN with this box's own compiler.
 #[derive(FromArgs)]
@@ -287,6 +288,9 @@ fn main() -> ExitCode {
             println!("settings file: {}", f.display());
         }
         print!("{}", describe(&config, &level_name));
+        // Read the box once, the way the daemon will.
+        let t = rcc::daemon::thermal::Thermal::new(config.thermal.clone(), Instant::now());
+        println!("{}", t.report());
         return ExitCode::SUCCESS;
     }
     let _ = simple_logger::SimpleLogger::new().with_level(level).init();

@@ -443,6 +443,20 @@ impl Thermal {
         t
     }
 
+    /// What is watched (zones, the limit, coolers, policies) and what it says now: for
+    /// `rccd --check`, so a user sees on a real box what rccd found there.
+    pub fn report(&self) -> String {
+        if !self.settings.enabled {
+            return "thermal: off".into();
+        }
+        format!(
+            "{}
+thermal now: {}",
+            self.announced,
+            self.describe()
+        )
+    }
+
     /// Re-reads every temperature, mode, cooling state and frequency cap, and steps the rule.
     pub fn sample(&mut self, now: Instant) {
         if !self.settings.enabled {
