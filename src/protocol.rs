@@ -251,9 +251,12 @@ pub struct Reject {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Accept {
-    /// The daemon's slot count and jobs running (this one included), for scheduling.
+    /// The slots the daemon offers now (fewer than `jobs` while warm) and the jobs running
+    /// (this one included), for scheduling.
     pub slots: u32,
     pub running: u32,
+    /// Its `--jobs`. Appended in 0.1 (a decoder of an older daemon's Accept reads `slots`).
+    pub jobs: u32,
 }
 
 /// How the compiler process ended on the box.
@@ -270,6 +273,9 @@ pub struct Done {
     pub stderr: Vec<u8>,
     /// Files the compile produced, by role (`"o"` for the object); empty unless it succeeded.
     pub outputs: Vec<(String, Vec<u8>)>,
+    /// How long the compiler ran on the box, from start to exit: how fast the box is now,
+    /// without the transfer. Appended (0 from a daemon that does not say).
+    pub compile_ms: u32,
 }
 
 /// Everything that travels, one variant per frame kind.
@@ -464,10 +470,15 @@ fn parse_body(kind: Kind, body: &[u8], limits: &Limits) -> Result<Message, Error
         Kind::StatusRequest => Message::StatusRequest,
         Kind::Input => Message::Input(body.to_vec()),
         Kind::InputEnd => Message::InputEnd,
-        Kind::Accept => Message::Accept(Accept {
-            slots: r.u32()?,
-            running: r.u32()?,
-        }),
+        Kind::Accept => {
+            let (slots, running) = (r.u32()?, r.u32()?);
+            let jobs = r.u32_or(slots)?;
+            Message::Accept(Accept {
+                slots,
+                running,
+                jobs,
+            })
+        }
         Kind::Reject => Message::Reject(Reject {
             reason: RejectReason::from_code(r.u8()?),
             retry_after_ms: r.u32()?,
@@ -495,6 +506,7 @@ fn parse_body(kind: Kind, body: &[u8], limits: &Limits) -> Result<Message, Error
                 stdout,
                 stderr,
                 outputs,
+                compile_ms: r.u32_or(0)?,
             })
         }
         Kind::Status => {
@@ -537,6 +549,14 @@ impl<'a> Reader<'a> {
     fn u32(&mut self) -> Result<u32, Error> {
         let b = self.take(4)?;
         Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    /// An appended field: `default` when the body ends before it (an older peer).
+    fn u32_or(&mut self, default: u32) -> Result<u32, Error> {
+        if self.buf.is_empty() {
+            Ok(default)
+        } else {
+            self.u32()
+        }
     }
     fn bytes(&mut self) -> Result<&'a [u8], Error> {
         let n = self.u32()? as usize;
@@ -607,6 +627,7 @@ pub fn body(msg: &Message) -> Vec<u8> {
         Message::Accept(a) => {
             w.u32(a.slots);
             w.u32(a.running);
+            w.u32(a.jobs);
         }
         Message::Reject(r) => {
             w.u8(r.reason.code());
@@ -627,6 +648,7 @@ pub fn body(msg: &Message) -> Vec<u8> {
                 w.bytes(name.as_bytes());
                 w.bytes(data);
             }
+            w.u32(d.compile_ms);
         }
         Message::Status(kv) => {
             w.u32(kv.len() as u32);
@@ -671,6 +693,27 @@ mod tests {
         })
     }
 
+    #[test]
+    fn appended_fields_default_when_an_older_peer_leaves_them_out() {
+        // An Accept and a Done as the first 0.1 daemons wrote them, without `jobs` and
+        // `compile_ms`.
+        let mut body = Vec::new();
+        body.extend_from_slice(&4u32.to_be_bytes());
+        body.extend_from_slice(&1u32.to_be_bytes());
+        match parse_body(Kind::Accept, &body, &Limits::default()).unwrap() {
+            Message::Accept(a) => assert_eq!((a.slots, a.running, a.jobs), (4, 1, 4)),
+            other => panic!("{other:?}"),
+        }
+        let mut done = vec![0u8];
+        for n in [0u32, 0, 0, 0] {
+            done.extend_from_slice(&n.to_be_bytes());
+        }
+        match parse_body(Kind::Done, &done, &Limits::default()).unwrap() {
+            Message::Done(d) => assert_eq!((d.exit, d.compile_ms), (Exit::Code(0), 0)),
+            other => panic!("{other:?}"),
+        }
+    }
+
     fn all() -> Vec<Message> {
         vec![
             job(),
@@ -678,8 +721,9 @@ mod tests {
             Message::Input(b"int x;\n".repeat(100)),
             Message::InputEnd,
             Message::Accept(Accept {
-                slots: 4,
+                slots: 3,
                 running: 1,
+                jobs: 4,
             }),
             Message::Reject(Reject {
                 reason: RejectReason::Throttled,
@@ -692,6 +736,7 @@ mod tests {
                 stdout: b"out".to_vec(),
                 stderr: b"err".to_vec(),
                 outputs: vec![("o".into(), vec![1, 2, 3])],
+                compile_ms: 812,
             }),
             Message::Status(vec![("slots".into(), "4".into())]),
         ]

@@ -72,6 +72,26 @@ pub fn kill(pid: u32, sig: i32) -> io::Result<()> {
     }
 }
 
+/// Reaps `pid` if it has exited, without blocking: its wait status and the peak resident
+/// size (KiB) of it and the children it waited for (cc1 under gcc), which is what a compile
+/// needs in memory. `None`: still running.
+pub fn reap(pid: u32) -> io::Result<Option<(std::process::ExitStatus, u64)>> {
+    use std::os::unix::process::ExitStatusExt;
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain old data that wait4 fills in; zeroed is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 writes only to the two pointers, which point at live locals.
+    let rc = unsafe { libc::wait4(pid as libc::pid_t, &mut status, libc::WNOHANG, &mut usage) };
+    match rc {
+        0 => Ok(None),
+        r if r > 0 => Ok(Some((
+            std::process::ExitStatus::from_raw(status),
+            usage.ru_maxrss.max(0) as u64,
+        ))),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
 /// Whether a process with this pid exists (it may belong to someone else).
 pub fn pid_alive(pid: u32) -> bool {
     // SAFETY: signal 0 only checks for existence and permission.

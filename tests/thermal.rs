@@ -50,11 +50,18 @@ fn a_box_above_its_passive_trip_gets_no_jobs() {
     let cool = start(2, &cool_tree);
     assert_eq!(hot.value("thermal"), "throttled");
     assert_eq!(cool.value("thermal"), "ok");
-    // The hot box is first in the list: it would win every job if it said yes.
-    compile_n(&t, &format!("{} {}", hot.addr(), cool.addr()), 4);
+    // With a /LIMIT rcc asks the hot box (first in the list) and hears "throttled".
+    compile_n(&t, &format!("{}/2 {}/2", hot.addr(), cool.addr()), 4);
     assert_eq!(hot.counter("accepted"), 0);
-    assert!(hot.counter("throttled") >= 1);
+    let refused = hot.counter("throttled");
+    assert!(refused >= 1);
     assert_eq!(cool.counter("done"), 4);
+    // Without one, rcc goes by the box's advert (no slots now) and does not even ask.
+    let fresh = TempDir::new("hot-advert");
+    compile_n(&fresh, &format!("{} {}", hot.addr(), cool.addr()), 4);
+    assert_eq!(hot.counter("accepted"), 0);
+    assert_eq!(hot.counter("throttled"), refused);
+    assert_eq!(cool.counter("done"), 8);
 }
 
 #[test]
@@ -422,6 +429,12 @@ fn check_shows_what_rccd_found_on_the_box() {
         text.contains("CPU zones cpu-thermal (thermal_zone0); limit = passive trip 80.0 C"),
         "{text}"
     );
-    assert!(text.contains("cpufreq coolers [thermal-cpufreq-0]"), "{text}");
-    assert!(text.contains("thermal now: warm: cpu-thermal 77.0 C"), "{text}");
+    assert!(
+        text.contains("cpufreq coolers [thermal-cpufreq-0]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("thermal now: warm: cpu-thermal 77.0 C"),
+        "{text}"
+    );
 }

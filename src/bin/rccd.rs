@@ -72,6 +72,13 @@ struct Opts {
     /// ignore the thermal state entirely
     #[argh(switch)]
     no_thermal: bool,
+    /// where MemAvailable is read (default /proc/meminfo)
+    #[argh(option)]
+    meminfo: Option<PathBuf>,
+    /// least memory in MiB a compile is assumed to need; a new job waits for that much
+    /// MemAvailable (default 64; recent compiles' peaks raise it; 0 turns this off)
+    #[argh(option)]
+    job_mem_mib: Option<u64>,
     /// error, warn, info, debug or trace (default info)
     #[argh(option, default = "String::from(\"info\")")]
     log_level: String,
@@ -142,10 +149,20 @@ fn describe(c: &Config, level: &str) -> String {
         .iter()
         .map(|p| p.display().to_string())
         .collect();
+    let memory = if c.job_mem_floor_kib == 0 {
+        "not checked (--job-mem-mib 0)".to_string()
+    } else {
+        format!(
+            "a new job needs MemAvailable in {} of at least {} MiB, or the most recent \
+             compiles took",
+            c.meminfo.display(),
+            c.job_mem_floor_kib / 1024
+        )
+    };
     format!(
         "listen: {}\nallow: {}\njobs: {}\nqueue: {}\ncompiler path: {}\ntemp dir: {}\n\
          thermal: {thermal}\nmax connections: {}\nidle timeout: {} s\njob timeout: {} s\n\
-         max body: {} MiB\nlog level: {level}\n",
+         max body: {} MiB\nmemory: {memory}\nlog level: {level}\n",
         listen.join(" "),
         c.allow,
         c.jobs,
@@ -231,6 +248,12 @@ fn resolve(o: Opts) -> Result<Config, String> {
         c.thermal.hyst_mc = Some(millis("--hysteresis", h, 0.0, 50.0)?);
     }
     c.thermal.enabled = !o.no_thermal;
+    if let Some(m) = o.meminfo {
+        c.meminfo = m;
+    }
+    if let Some(m) = o.job_mem_mib {
+        c.job_mem_floor_kib = m.saturating_mul(1024);
+    }
     Ok(c)
 }
 

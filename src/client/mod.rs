@@ -5,13 +5,15 @@
 //! | file | job |
 //! | --- | --- |
 //! | `mod.rs` | how rcc was called, and the decision flow with its fallbacks |
-//! | `pick.rs` | slots, locks, backoff and marks shared by a build's rcc processes |
+//! | `pick.rs` | slots, locks, backoff, marks and speeds shared by a build's rcc processes; which box gets a job |
+//! | `advert.rs` | what boxes say about their slots; `rcc --jobs` |
 //! | `remote.rs` | one exchange with a box |
 //! | `cpp.rs` | local preprocessing |
 //! | `local.rs` | finding and running the real compiler |
 //! | `identity.rs` | the master compiler's identity, cached |
 //! | `status.rs` | `rcc --status` |
 
+pub mod advert;
 pub mod cpp;
 pub mod identity;
 pub mod local;
@@ -64,6 +66,8 @@ pub enum Invocation {
     },
     /// Options rcc itself does not know; the text says which.
     BadUsage(String),
+    /// `rcc --jobs`: the `-j` for make that keeps the farm full.
+    Jobs,
     Version,
     Help,
     ShowHosts,
@@ -75,6 +79,9 @@ usage: rcc COMPILER ARGS...      compile, on a box of the farm when possible
        rcc --status [--format kv] [--watch]
                                  ask every box in the host list how it is;
                                  --watch redraws the table every second until Ctrl-C
+       rcc --jobs                the make -j that keeps the farm full: every box's slots
+                                 (as it advertises them, or its /LIMIT) and localhost's,
+                                 plus a quarter (at least 2) for jobs being preprocessed
        rcc --show-hosts          print the host list as rcc reads it
        rcc --version | --help
 
@@ -122,6 +129,7 @@ pub fn parse_invocation(argv: &[OsString]) -> Invocation {
         None | Some("--help") | Some("-h") => return Invocation::Help,
         Some("--version") => return Invocation::Version,
         Some("--show-hosts") => return Invocation::ShowHosts,
+        Some("--jobs") if rest.len() == 1 => return Invocation::Jobs,
         Some("--status") => return parse_status(&rest[1..]),
         _ => {}
     }
@@ -287,6 +295,22 @@ pub fn run(argv: Vec<OsString>, env: &dyn Env) -> u8 {
                 exit::BAD_ARGUMENTS
             }
         },
+        Invocation::Jobs => {
+            let settings = Settings::load(env);
+            let list = match load_hosts(env) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("rcc: {e}");
+                    return exit::BAD_ARGUMENTS;
+                }
+            };
+            let (jobs, notes) = advert::make_jobs(&list, settings.timeouts);
+            for n in notes {
+                eprintln!("rcc: {n}");
+            }
+            println!("{jobs}");
+            0
+        }
         Invocation::BadUsage(e) => {
             eprintln!("rcc: {e}\n\n{USAGE}");
             exit::BAD_ARGUMENTS
@@ -468,15 +492,37 @@ impl Client<'_> {
         let local_limit = list
             .local_slots
             .unwrap_or_else(|| crate::sys::online_cpus() as u32);
+        let now = SystemTime::now();
         let candidates: Vec<Candidate> = hosts
             .iter()
-            .map(|h| Candidate {
-                key: h.key(),
-                limit: h.limit.unwrap_or(match h.kind {
-                    HostKind::Local => 2,
-                    HostKind::Tcp { .. } => 4,
-                }),
-                remote: matches!(h.kind, HostKind::Tcp { .. }),
+            .map(|h| {
+                let key = h.key();
+                let limit = match h.kind {
+                    HostKind::Local => h.limit.unwrap_or(advert::DEFAULT_LOCAL_SLOTS),
+                    // A box that is backed off is not asked; it is skipped below anyway.
+                    HostKind::Tcp { .. }
+                        if state.is_backed_off(&key, self.settings.backoff, now) =>
+                    {
+                        h.limit.unwrap_or(advert::DEFAULT_BOX_SLOTS)
+                    }
+                    HostKind::Tcp { .. } => {
+                        match advert::box_slots(&state, h, self.settings.timeouts, now) {
+                            Ok(n) => n,
+                            Err(e) => {
+                                self.log(format!("{key}: no advert ({e}); backing it off"));
+                                let _ = state.backoff(&key, now);
+                                advert::DEFAULT_BOX_SLOTS
+                            }
+                        }
+                    }
+                };
+                let remote = matches!(h.kind, HostKind::Tcp { .. });
+                Candidate {
+                    cost: if remote { state.cost(&key, now) } else { None },
+                    key,
+                    limit,
+                    remote,
+                }
             })
             .collect();
 
@@ -488,6 +534,8 @@ impl Client<'_> {
             let usable: Vec<Candidate> = candidates
                 .iter()
                 .filter(|c| !tried.contains(&c.key))
+                // A box offering no slots now (throttled when it last said) is skipped.
+                .filter(|c| c.limit > 0)
                 .filter(|c| !c.remote || self.usable(&state, &c.key, &identity, now))
                 .cloned()
                 .collect();
@@ -551,25 +599,44 @@ impl Client<'_> {
             let addr = host.addr_string();
             let result = match remote::request(&addr, &req, self.settings.timeouts) {
                 Err(f) => Err(f),
-                Ok(accepted) => match &input {
-                    Some(text) => accepted.compile(text),
-                    // The first box that accepts gets the text as the preprocessor makes it.
-                    None => match self.stream_cpp(&state, program, plan, local_limit, accepted)? {
-                        Streamed::UserError(code) => return Ok(code),
-                        Streamed::Sent { text, result } => {
-                            input = Some(text);
-                            result
+                Ok(accepted) => {
+                    self.note_accept(&state, host, &accepted);
+                    match &input {
+                        Some(text) => accepted.compile(text),
+                        // The first box that accepts gets the text as the preprocessor
+                        // makes it.
+                        None => {
+                            match self.stream_cpp(&state, program, plan, local_limit, accepted)? {
+                                Streamed::UserError(code) => return Ok(code),
+                                Streamed::Sent { text, result } => {
+                                    input = Some(text);
+                                    result
+                                }
+                            }
                         }
-                    },
-                },
+                    }
+                }
             };
-            match self.conclude(&state, host, &req, plan, result, t) {
+            let attempt = Attempt {
+                started: t,
+                input_len: input.as_ref().map_or(0, |t| t.len()),
+            };
+            match self.conclude(&state, host, &req, plan, result, attempt) {
                 Next::Exit(code) => return Ok(code),
                 Next::Another => continue,
                 Next::Local(why) => return Err(why),
             }
         }
         Err("every box failed".into())
+    }
+
+    /// What the box said as it accepted (its slots now), for the build's other rcc processes.
+    fn note_accept(&self, state: &State, host: &HostSpec, accepted: &remote::Accepted) {
+        let a = pick::Advert {
+            jobs: accepted.accept.jobs,
+            slots_now: accepted.accept.slots,
+        };
+        advert::note_accept(state, &host.key(), a, SystemTime::now());
     }
 
     fn usable(&self, state: &State, key: &str, identity: &str, now: SystemTime) -> bool {
@@ -590,6 +657,12 @@ impl Client<'_> {
         }
         true
     }
+}
+
+/// One try of a job on a box: when it began and how much input it carried.
+struct Attempt {
+    started: Instant,
+    input_len: usize,
 }
 
 impl Client<'_> {
@@ -664,7 +737,7 @@ impl Client<'_> {
         req: &JobRequest,
         plan: &Plan,
         result: Result<(crate::protocol::Done, remote::Traffic), Failure>,
-        t: Instant,
+        attempt: Attempt,
     ) -> Next {
         let key = host.key();
         let addr = host.addr_string();
@@ -684,7 +757,7 @@ impl Client<'_> {
         self.log(format!(
             "{addr} compiled {} in {} ms: sent {} B, received {} B, {:?}",
             req.label,
-            ms(t.elapsed()),
+            ms(attempt.started.elapsed()),
             traffic.sent,
             traffic.received,
             done.exit
@@ -704,6 +777,9 @@ impl Client<'_> {
                     ));
                 }
                 let _ = state.clear_backoff(&key);
+                if done.compile_ms > 0 {
+                    let _ = state.record_speed(&key, done.compile_ms, attempt.input_len, now);
+                }
                 relay(&done.stdout, &done.stderr);
                 Next::Exit(0)
             }

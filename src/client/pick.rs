@@ -5,8 +5,15 @@
 //! open-file-description lock for as long as the job runs, so a crashed rcc frees its slot
 //! the moment it dies. A box that failed is backed off (`state/backoff_<host>`, its mtime
 //! is when); a box that said busy, hot or "different compiler" is marked until a time
-//! (`state/<kind>_<host>`). Every file is written whole through a rename, so a reader never
-//! sees half of one.
+//! (`state/<kind>_<host>`). What the boxes advertise (`state/advert_<host>`) and how fast
+//! each compiled lately (`state/speed_<host>`) are kept the same way. Every file is written
+//! whole through a rename, so a reader never sees half of one.
+//!
+//! Which box gets a job: among the boxes with a free slot, the one with the most headroom —
+//! its free share of its slots, scaled by its recent speed against the fastest box's — so
+//! load spreads by what the boxes can take, not by their place in the list, and a box that
+//! got slow (throttling it cannot see, a noisy neighbour) gets fewer jobs until it speeds
+//! up. This machine only when no box has a free slot.
 
 use crate::sys;
 use std::fs::{self, File, OpenOptions};
@@ -22,6 +29,13 @@ const POLL: Duration = Duration::from_millis(15);
 /// How long "this box has a different compiler" is said only once.
 const SAY_ONCE_FOR: Duration = Duration::from_secs(600);
 
+/// How long a box's speed record counts. Older, the box is taken to be as fast as the
+/// best again, so a box that was slow gets jobs (and a new record) once it has recovered.
+pub const SPEED_FOR: Duration = Duration::from_secs(60);
+
+/// How long what a box advertised is trusted before it is asked again.
+pub const ADVERT_FOR: Duration = Duration::from_secs(10);
+
 /// A place to run a job, as the picker sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
@@ -31,6 +45,15 @@ pub struct Candidate {
     pub limit: u32,
     /// A box (true) or this machine (false).
     pub remote: bool,
+    /// Its recent compile cost (ms per MiB of input), if it has a fresh record.
+    pub cost: Option<u32>,
+}
+
+/// What a box said about its size: `--jobs` and the slots it offers now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Advert {
+    pub jobs: u32,
+    pub slots_now: u32,
 }
 
 /// A held slot; dropping it frees the slot.
@@ -85,26 +108,52 @@ impl State {
         Ok(sys::try_lock(&file)?.then_some(SlotLock { _file: file, name }))
     }
 
-    /// Takes a free slot now, if there is one: boxes first, slot-major (every box's first
-    /// slot before any box's second, so load spreads across the farm instead of filling
-    /// the first box in the list); this machine only when no box has a free slot, because
-    /// the master also preprocesses and links and is the farm's usual bottleneck.
+    /// Takes a free slot now, if there is one: on the box with the most headroom (see the
+    /// module's text; ties go to the earlier in the list), else on this machine.
     pub fn pick(&self, candidates: &[Candidate]) -> io::Result<Option<Pick>> {
-        for remote in [true, false] {
-            let max = candidates
-                .iter()
-                .filter(|c| c.remote == remote)
-                .map(|c| c.limit)
-                .max()
-                .unwrap_or(0);
-            for n in 0..max {
-                for (index, c) in candidates.iter().enumerate() {
-                    if c.remote != remote || n >= c.limit {
-                        continue;
-                    }
-                    if let Some(slot) = self.try_slot(&c.key, n)? {
-                        return Ok(Some(Pick { index, slot }));
-                    }
+        let fastest = candidates
+            .iter()
+            .filter(|c| c.remote)
+            .filter_map(|c| c.cost)
+            .min();
+        let mut best: Option<(u64, Pick)> = None;
+        for (index, c) in candidates.iter().enumerate() {
+            if !c.remote || c.limit == 0 {
+                continue;
+            }
+            let mut free = 0u64;
+            let mut first = None;
+            for n in 0..c.limit {
+                if let Some(slot) = self.try_slot(&c.key, n)? {
+                    free += 1;
+                    first.get_or_insert(slot);
+                }
+            }
+            let Some(slot) = first else { continue };
+            let share = free * 1_000_000 / u64::from(c.limit);
+            // A box with no fresh record counts as fast as the fastest: new and
+            // recovered boxes get tried.
+            let speed = match (c.cost, fastest) {
+                (Some(cost), Some(f)) => u64::from(f) * 1000 / u64::from(cost.max(1)),
+                _ => 1000,
+            };
+            let score = share * speed.max(1);
+            if best.as_ref().map_or(true, |(s, _)| score > *s) {
+                best = Some((score, Pick { index, slot }));
+            }
+        }
+        if let Some((_, p)) = best {
+            return Ok(Some(p));
+        }
+        // This machine also preprocesses and links, and is the farm's usual bottleneck:
+        // it compiles only when every box is full.
+        for (index, c) in candidates.iter().enumerate() {
+            if c.remote {
+                continue;
+            }
+            for n in 0..c.limit {
+                if let Some(slot) = self.try_slot(&c.key, n)? {
+                    return Ok(Some(Pick { index, slot }));
                 }
             }
         }
@@ -133,6 +182,7 @@ impl State {
             key: key.to_string(),
             limit: limit.max(1),
             remote: true,
+            cost: None,
         }];
         Ok(self.pick_wait(&c, deadline)?.map(|p| p.slot))
     }
@@ -180,6 +230,57 @@ impl State {
             Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
+    }
+
+    /// Records how long a job took on box `key`: `compile_ms` for `input` bytes, folded into
+    /// a moving average (a quarter per job) of the cost per MiB. Inputs under 64 KiB count as
+    /// 64 KiB: a tiny file's time is mostly the compiler starting.
+    pub fn record_speed(
+        &self,
+        key: &str,
+        compile_ms: u32,
+        input: usize,
+        now: SystemTime,
+    ) -> io::Result<()> {
+        let kib = (input as u64 / 1024).max(64);
+        let sample = (u64::from(compile_ms) * 1024 / kib).min(u64::from(u32::MAX)) as u32;
+        let cost = match self.cost(key, now) {
+            Some(old) => ((u64::from(old) * 3 + u64::from(sample)) / 4) as u32,
+            None => sample,
+        };
+        let body = format!("{cost} {}", millis(now));
+        super::write_atomically(&self.path("speed", key), body.as_bytes())
+    }
+
+    /// Box `key`'s recent cost (ms per MiB of input), if its record is fresh.
+    pub fn cost(&self, key: &str, now: SystemTime) -> Option<u32> {
+        let text = fs::read_to_string(self.path("speed", key)).ok()?;
+        let (cost, at) = text.trim().split_once(' ')?;
+        let at: u64 = at.parse().ok()?;
+        (millis(now) < at.saturating_add(SPEED_FOR.as_millis() as u64))
+            .then(|| cost.parse().ok())
+            .flatten()
+    }
+
+    /// Keeps what box `key` advertised, for the build's other rcc processes.
+    pub fn save_advert(&self, key: &str, a: Advert, now: SystemTime) -> io::Result<()> {
+        let body = format!("{} {} {}", a.jobs, a.slots_now, millis(now));
+        super::write_atomically(&self.path("advert", key), body.as_bytes())
+    }
+
+    /// What box `key` advertised, if it said so less than `ADVERT_FOR` ago; with its age.
+    pub fn advert(&self, key: &str, now: SystemTime) -> Option<(Advert, Duration)> {
+        let text = fs::read_to_string(self.path("advert", key)).ok()?;
+        let mut it = text.split_whitespace().map(|v| v.parse::<u64>().ok());
+        let (jobs, slots_now, at) = (it.next()??, it.next()??, it.next()??);
+        let age = Duration::from_millis(millis(now).checked_sub(at)?);
+        (age < ADVERT_FOR).then_some((
+            Advert {
+                jobs: jobs.min(u64::from(u32::MAX)) as u32,
+                slots_now: slots_now.min(u64::from(u32::MAX)) as u32,
+            },
+            age,
+        ))
     }
 
     /// Marks `key` as `kind` (busy, hot, mismatch) until `until`, with the box's words.
@@ -246,6 +347,7 @@ mod tests {
             key: key.into(),
             limit,
             remote,
+            cost: None,
         }
     }
 
@@ -274,6 +376,65 @@ mod tests {
         drop(freed);
         let again = s.pick_wait(&c, Instant::now() + Duration::from_secs(2));
         assert_eq!(again.unwrap().expect("the freed slot").slot.name, "a_1");
+    }
+
+    #[test]
+    fn a_slower_box_wins_only_with_more_free_room() {
+        let d = dir("speed");
+        let s = State::open(&d.0).unwrap();
+        let slow = Candidate {
+            cost: Some(3000),
+            ..cand("slow", 4, true)
+        };
+        let fast = Candidate {
+            cost: Some(1000),
+            ..cand("fast", 4, true)
+        };
+        let c = [slow, fast];
+        // Both idle: the fast one, though listed second.
+        let mut held = vec![s.pick(&c).unwrap().unwrap()];
+        assert_eq!(held[0].slot.name, "fast_0");
+        // Fast at 3/4 free (750 x 1000) beats slow at 4/4 (1000 x 333)...
+        held.push(s.pick(&c).unwrap().unwrap());
+        assert_eq!(held[1].slot.name, "fast_1");
+        held.push(s.pick(&c).unwrap().unwrap());
+        assert_eq!(held[2].slot.name, "fast_2");
+        // ... but at 1/4 free (250 x 1000) it loses to the idle slow box.
+        held.push(s.pick(&c).unwrap().unwrap());
+        assert_eq!(held[3].slot.name, "slow_0");
+    }
+
+    #[test]
+    fn speed_records_average_and_expire() {
+        let d = dir("speedrec");
+        let s = State::open(&d.0).unwrap();
+        let now = SystemTime::now();
+        assert_eq!(s.cost("a", now), None);
+        // 500 ms for 2 MiB: 250 ms/MiB.
+        s.record_speed("a", 500, 2 << 20, now).unwrap();
+        assert_eq!(s.cost("a", now), Some(250));
+        // A quarter of the new sample: (3 x 250 + 1250) / 4.
+        s.record_speed("a", 2500, 2 << 20, now).unwrap();
+        assert_eq!(s.cost("a", now), Some(500));
+        // Tiny inputs count as 64 KiB.
+        s.record_speed("b", 100, 10, now).unwrap();
+        assert_eq!(s.cost("b", now), Some(1600));
+        assert_eq!(s.cost("a", now + SPEED_FOR), None);
+    }
+
+    #[test]
+    fn adverts_are_kept_briefly() {
+        let d = dir("advert");
+        let s = State::open(&d.0).unwrap();
+        let now = SystemTime::now();
+        let a = Advert {
+            jobs: 4,
+            slots_now: 3,
+        };
+        s.save_advert("a", a, now).unwrap();
+        assert_eq!(s.advert("a", now).map(|(x, _)| x), Some(a));
+        assert_eq!(s.advert("a", now + ADVERT_FOR), None);
+        assert_eq!(s.advert("b", now), None);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! wait for the result while the box's heartbeats say it is alive. Every way this can go
 //! wrong comes back as a `Failure` the caller can act on (try another box, back off, go local).
 
-use crate::protocol::{self, Done, JobRequest, Limits, Message, Reject};
+use crate::protocol::{self, Accept, Done, JobRequest, Limits, Message, Reject};
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -57,6 +57,8 @@ pub struct Traffic {
 
 /// A connection to a box that has accepted a job and waits for its input.
 pub struct Accepted {
+    /// What the box said about its slots as it accepted.
+    pub accept: Accept,
     stream: TcpStream,
     deflater: Option<crate::compress::Deflater>,
     pub traffic: Traffic,
@@ -147,7 +149,8 @@ pub fn request(addr: &str, req: &JobRequest, timeouts: Timeouts) -> Result<Accep
         &mut traffic,
         "waiting for the box to accept",
     )? {
-        Message::Accept(_) => Ok(Accepted {
+        Message::Accept(accept) => Ok(Accepted {
+            accept,
             stream,
             deflater: req
                 .compress

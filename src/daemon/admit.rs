@@ -42,6 +42,8 @@ pub struct Counters {
     pub compile_ms: u64,
     /// Jobs refused because the box was throttled.
     pub throttled: u64,
+    /// Jobs refused because a compile would not fit in memory (also counted in `busy`).
+    pub low_memory: u64,
 }
 
 impl Slots {

@@ -39,6 +39,10 @@ pub struct Config {
     pub heartbeat: Duration,
     /// Where the thermal state is read and the rule's numbers.
     pub thermal: thermal::Settings,
+    /// Where `MemAvailable` is read (`/proc/meminfo`).
+    pub meminfo: PathBuf,
+    /// The least memory a job is assumed to need (KiB); recent compiles' peaks raise it.
+    pub job_mem_floor_kib: u64,
 }
 
 impl Config {
@@ -61,9 +65,15 @@ impl Config {
             job_timeout: Duration::from_secs(3600),
             heartbeat: Duration::from_secs(2),
             thermal: thermal::Settings::defaults(),
+            meminfo: PathBuf::from("/proc/meminfo"),
+            job_mem_floor_kib: DEFAULT_JOB_MEM_MIB * 1024,
         }
     }
 }
+
+/// What a compile is assumed to need at least before the box has seen any: cc1 on a
+/// small C file stays under 30 MiB, a kernel file takes 60-150 MiB.
+pub const DEFAULT_JOB_MEM_MIB: u64 = 64;
 
 /// Where a box keeps its compilers.
 pub fn default_compiler_path() -> Vec<PathBuf> {

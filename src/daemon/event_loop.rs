@@ -9,6 +9,7 @@ use super::admit::{Admission, Slots};
 use super::config::Config;
 use super::conn::{Conn, Pending, Phase, ReadOutcome};
 use super::job::{self, Compilers, Job, Spool};
+use super::memory::Memory;
 use super::status::{self, BoxIdentity};
 use super::thermal::{Thermal, Verdict};
 use crate::protocol::{Accept, Message, Reject, RejectReason};
@@ -43,6 +44,7 @@ struct Daemon {
     started: Instant,
     seq: u64,
     thermal: Thermal,
+    memory: Memory,
 }
 
 /// How old a thermal sample may be when a job asks for a slot.
@@ -75,6 +77,7 @@ pub fn run(config: Config) -> io::Result<()> {
         std::fs::rename(&tmp, p)?;
     }
     let d_thermal = config.thermal.clone();
+    let (d_meminfo, d_mem_floor) = (config.meminfo.clone(), config.job_mem_floor_kib);
     let mut d = Daemon {
         poll,
         slots: Slots::new(config.jobs, config.queue),
@@ -88,7 +91,9 @@ pub fn run(config: Config) -> io::Result<()> {
         started: Instant::now(),
         seq: 0,
         thermal: Thermal::new(d_thermal, Instant::now()),
+        memory: Memory::new(d_meminfo, d_mem_floor),
     };
+    d.memory.sample(Instant::now());
     d.apply_thermal();
     log::info!(
         "rccd {} serving {} slots",
@@ -235,6 +240,8 @@ impl Daemon {
                     self.started,
                 );
                 self.thermal.status(&mut kv);
+                self.memory.sample(Instant::now());
+                self.memory.status(&mut kv);
                 self.conn(c).send(&Message::Status(kv), false);
                 self.flush(c);
             }
@@ -291,6 +298,13 @@ impl Daemon {
             self.slots.counters.throttled += 1;
             return self.reject(c, RejectReason::Throttled, after, text);
         }
+        self.memory.sample(now);
+        if let Some(text) = self.memory.refuse() {
+            // Busy, not failed: the OOM killer would take a compiler (or rccd) instead.
+            self.slots.counters.busy += 1;
+            self.slots.counters.low_memory += 1;
+            return self.reject(c, RejectReason::Busy, 2000, text);
+        }
         let pending = Box::new(Pending {
             req,
             args,
@@ -324,6 +338,7 @@ impl Daemon {
         let accept = Accept {
             slots: self.slots.limit as u32,
             running: self.slots.held as u32,
+            jobs: self.slots.jobs as u32,
         };
         let conn = self.conn(c);
         conn.holds_slot = true;
@@ -468,6 +483,9 @@ impl Daemon {
         }
         let started = job.started;
         let label = job.label.clone();
+        if job.peak_kib > 0 {
+            self.memory.learn(job.peak_kib);
+        }
         let result = job.result();
         conn.job = None; // removes the job dir
         let compress = matches!(conn.phase, Phase::Running { compress: true });

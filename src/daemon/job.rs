@@ -380,6 +380,9 @@ pub struct Job {
     err_dropped: usize,
     pub status: Option<std::process::ExitStatus>,
     pub started: Instant,
+    /// When the compiler exited, and the most memory it held (KiB).
+    pub ended: Option<Instant>,
+    pub peak_kib: u64,
     output: PathBuf,
     output_ext: String,
     pub label: String,
@@ -478,6 +481,8 @@ impl Job {
             err_dropped: 0,
             status: None,
             started: Instant::now(),
+            ended: None,
+            peak_kib: 0,
             output,
             output_ext: req.output_ext.clone(),
             label: req.label.clone(),
@@ -519,8 +524,12 @@ impl Job {
     /// Collects the exit status once the pidfd said the child exited.
     pub fn reap(&mut self) {
         if self.status.is_none() {
-            if let Ok(Some(st)) = self.child.try_wait() {
+            // wait4 rather than std's try_wait: it also says how much memory the compile
+            // took, which the box's memory admission learns from.
+            if let Ok(Some((st, peak_kib))) = sys::reap(self.child.id()) {
                 self.status = Some(st);
+                self.ended = Some(Instant::now());
+                self.peak_kib = peak_kib;
             }
         }
     }
@@ -569,6 +578,9 @@ impl Job {
             stdout: std::mem::take(&mut self.out_buf),
             stderr,
             outputs,
+            compile_ms: self
+                .ended
+                .map_or(0, |e| e.duration_since(self.started).as_millis() as u32),
         })
     }
 }
@@ -579,6 +591,7 @@ impl Drop for Job {
             // Only on shutdown or a bug: never leave a compiler running or a zombie behind.
             self.kill();
             let _ = self.child.wait();
+            self.status = None;
         }
         if let Err(e) = fs::remove_dir_all(&self.dir) {
             log::warn!("could not remove job dir {}: {e}", self.dir.display());

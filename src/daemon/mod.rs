@@ -19,6 +19,7 @@ pub mod config_file;
 pub mod conn;
 pub mod event_loop;
 pub mod job;
+pub mod memory;
 pub mod status;
 pub mod thermal;
 

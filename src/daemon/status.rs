@@ -73,6 +73,7 @@ pub fn build(
         ("slots", slots.jobs.to_string()),
         ("slots_now", slots.limit.to_string()),
         ("running", slots.held.to_string()),
+        ("free", slots.limit.saturating_sub(slots.held).to_string()),
         ("waiting", slots.waiting().to_string()),
         ("accepted", c.accepted.to_string()),
         ("done", c.done.to_string()),
@@ -84,6 +85,7 @@ pub fn build(
         ("refused_peers", c.refused_peers.to_string()),
         ("compile_ms", c.compile_ms.to_string()),
         ("throttled", c.throttled.to_string()),
+        ("low_memory", c.low_memory.to_string()),
         ("rss_kib", sys::rss_kib().unwrap_or(0).to_string()),
     ]
     .into_iter()
