@@ -137,9 +137,14 @@ pub fn clones(rows: &[Row]) -> Vec<String> {
     out
 }
 
-const KV_KEYS: [&str; 20] = [
+const KV_KEYS: [&str; 25] = [
     "slots",
     "slots_now",
+    "free",
+    "load1",
+    "mem_available_kib",
+    "job_mem_kib",
+    "low_memory",
     "running",
     "done",
     "failed",
