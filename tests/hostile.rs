@@ -1,0 +1,492 @@
+//! What a hostile or broken peer may send, as a table: each row goes over a real socket to
+//! one real rccd, which must answer with a clear rejection or close cleanly, and keep serving
+//! the next good request. At the end the daemon still compiles, holds no job dirs, and its
+//! memory has not grown with the garbage.
+
+mod util;
+use util::*;
+
+use rcc::protocol::{self, JobRequest, Kind, Message, Mode, RejectReason};
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+/// What the daemon must do with a row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Want {
+    /// A Reject frame with this reason (after an Accept, for rows that get that far).
+    Reject(RejectReason),
+    /// A Reject of any reason, or a close without a reply: both are clean.
+    RejectOrClose,
+    /// A status reply: bytes after the fields a decoder knows are ignored, so that a later
+    /// minor revision can append fields (see src/protocol.rs).
+    Status,
+}
+
+/// How the daemon ended the exchange.
+#[derive(Debug)]
+enum Got {
+    Reject(RejectReason, String),
+    Closed,
+    Other(Message),
+    /// Nothing within the deadline: the daemon hung on this peer.
+    Hung,
+}
+
+/// Sends `bytes`, says "no more" (so a truncated frame meets end of file instead of the
+/// idle timeout), and reads until the daemon replies or closes. Accept frames are skipped:
+/// some rows are bad only after the job was accepted.
+fn send(addr: &str, bytes: &[u8]) -> Got {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // The daemon may close before reading it all; a failed write is a clean end too.
+    if s.write_all(bytes).is_err() {
+        return Got::Closed;
+    }
+    let _ = s.shutdown(Shutdown::Write);
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let limits = protocol::Limits::default();
+    loop {
+        match protocol::decode(&buf, &limits) {
+            Ok(Some((Message::Accept(_), used))) => {
+                buf.drain(..used);
+                continue;
+            }
+            Ok(Some((Message::Reject(r), _))) => return Got::Reject(r.reason, r.text),
+            Ok(Some((m, _))) => return Got::Other(m),
+            Ok(None) => {}
+            Err(e) => panic!("the daemon sent garbage: {e}"),
+        }
+        match s.read(&mut chunk) {
+            Ok(0) => return Got::Closed,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Got::Closed,
+            Err(_) => return Got::Hung,
+        }
+    }
+}
+
+fn request(compiler: &str, args: &[&[u8]]) -> JobRequest {
+    let identity = rcc::compiler::probe_identity(std::path::Path::new("/usr/bin/gcc")).unwrap();
+    JobRequest {
+        mode: Mode::Preprocessed,
+        compress: false,
+        compiler: compiler.into(),
+        identity,
+        args: args.iter().map(|a| a.to_vec()).collect(),
+        input_ext: "i".into(),
+        output_ext: "o".into(),
+        cwd: b"/tmp".to_vec(),
+        label: "hostile.c".into(),
+        locale: vec![],
+    }
+}
+
+fn job(compiler: &str, args: &[&[u8]]) -> Vec<u8> {
+    protocol::encode(&Message::JobRequest(request(compiler, args)), None)
+}
+
+fn good_job() -> Vec<u8> {
+    job("gcc", &[b"-O2", b"-c"])
+}
+
+/// A frame with a hand-made header.
+fn frame(magic: &[u8; 3], version: u8, kind: u8, flags: u8, len: u32, body: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(magic);
+    f.extend_from_slice(&[version, kind, flags, 0, 0]);
+    f.extend_from_slice(&len.to_be_bytes());
+    f.extend_from_slice(body);
+    f
+}
+
+fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+fn input(piece: &[u8]) -> Vec<u8> {
+    protocol::encode(&Message::Input(piece.to_vec()), None)
+}
+
+fn table() -> Vec<(String, Vec<u8>, Want)> {
+    use RejectReason::BadRequest;
+    let v = protocol::VERSION;
+    let good = good_job();
+    let body = protocol::body(&Message::JobRequest(request("gcc", &[b"-c"])));
+    let zeros = vec![0u8; 4 << 20];
+    let bomb = rcc::compress::deflate(&zeros, 9);
+    let end = protocol::encode(&Message::InputEnd, None);
+    let mut rows: Vec<(String, Vec<u8>, Want)> = vec![
+        // Frames.
+        (
+            "wrong magic".into(),
+            frame(b"DCC", v, 1, 0, 0, b""),
+            Want::RejectOrClose,
+        ),
+        (
+            "distcc's hello".into(),
+            b"DIST00000001ARGC00000002".to_vec(),
+            Want::RejectOrClose,
+        ),
+        (
+            "an HTTP request".into(),
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            Want::RejectOrClose,
+        ),
+        (
+            "wrong version".into(),
+            frame(b"RCC", v + 1, 1, 0, 0, b""),
+            Want::Reject(BadRequest),
+        ),
+        (
+            "version 0".into(),
+            frame(b"RCC", 0, 2, 0, 0, b""),
+            Want::Reject(BadRequest),
+        ),
+        (
+            "unknown kind".into(),
+            frame(b"RCC", v, 99, 0, 0, b""),
+            Want::RejectOrClose,
+        ),
+        (
+            "a reply kind as hello".into(),
+            frame(b"RCC", v, Kind::Accept as u8, 0, 8, &[0; 8]),
+            Want::RejectOrClose,
+        ),
+        (
+            "unknown flag bits".into(),
+            frame(b"RCC", v, 1, 0x80, body.len() as u32, &body),
+            Want::RejectOrClose,
+        ),
+        (
+            "reserved bytes set".into(),
+            {
+                let mut f = frame(b"RCC", v, 1, 0, body.len() as u32, &body);
+                f[6] = 1;
+                f
+            },
+            Want::RejectOrClose,
+        ),
+        (
+            "job request of length 0".into(),
+            frame(b"RCC", v, 1, 0, 0, b""),
+            Want::Reject(BadRequest),
+        ),
+        (
+            "length 2^32-1".into(),
+            frame(b"RCC", v, 1, 0, u32::MAX, b"xx"),
+            Want::RejectOrClose,
+        ),
+        (
+            "input frame of length 2^32-1".into(),
+            cat(&[
+                &good,
+                &frame(b"RCC", v, Kind::Input as u8, 0, u32::MAX, b"xx"),
+            ]),
+            Want::RejectOrClose,
+        ),
+        (
+            "invalid deflate".into(),
+            frame(b"RCC", v, 1, 1, 16, &[0xff; 16]),
+            Want::RejectOrClose,
+        ),
+        (
+            "deflate bomb as a job request".into(),
+            frame(b"RCC", v, 1, 1, bomb.len() as u32, &bomb),
+            Want::RejectOrClose,
+        ),
+        // Appended bytes are a later revision's fields: the job is accepted and, the input
+        // never coming, dropped at end of file.
+        (
+            "a body with bytes after its fields".into(),
+            {
+                let mut b = body.clone();
+                b.extend_from_slice(&[0xff; 7]);
+                frame(b"RCC", v, 1, 0, b.len() as u32, &b)
+            },
+            Want::RejectOrClose,
+        ),
+        (
+            "a field longer than the body".into(),
+            {
+                let mut b = body.clone();
+                // The compiler name's length (after mode and compress bytes) claims 1 GiB.
+                b[2..6].copy_from_slice(&(1u32 << 30).to_be_bytes());
+                frame(b"RCC", v, 1, 0, b.len() as u32, &b)
+            },
+            Want::RejectOrClose,
+        ),
+        (
+            "input before the job request".into(),
+            input(b"int x;\n"),
+            Want::RejectOrClose,
+        ),
+        (
+            "input end before any input".into(),
+            end.clone(),
+            Want::RejectOrClose,
+        ),
+        (
+            "a second job request instead of input".into(),
+            cat(&[&good, &good]),
+            Want::RejectOrClose,
+        ),
+        (
+            "status request with a body".into(),
+            frame(b"RCC", v, 2, 0, 4, b"abcd"),
+            Want::Status,
+        ),
+        (
+            "invalid deflate in an input piece".into(),
+            cat(&[
+                &good,
+                &frame(b"RCC", v, Kind::Input as u8, 1, 16, &[0x55; 16]),
+            ]),
+            Want::RejectOrClose,
+        ),
+        (
+            "an input piece that inflates past --max-body-mib".into(),
+            {
+                let big = vec![0u8; 3 << 20];
+                let z = rcc::compress::deflate(&big, 9);
+                let piece = frame(b"RCC", v, Kind::Input as u8, 1, z.len() as u32, &z);
+                cat(&[&good, &piece])
+            },
+            Want::RejectOrClose,
+        ),
+        (
+            "input pieces adding up past --max-body-mib".into(),
+            {
+                let piece = input(&vec![b' '; 256 * 1024]);
+                let mut f = good.clone();
+                for _ in 0..13 {
+                    f.extend_from_slice(&piece);
+                }
+                f.extend_from_slice(&end);
+                f
+            },
+            Want::RejectOrClose,
+        ),
+        // Requests.
+        (
+            "unknown job mode".into(),
+            {
+                let mut b = body.clone();
+                b[0] = 77;
+                frame(b"RCC", v, 1, 0, b.len() as u32, &b)
+            },
+            Want::Reject(BadRequest),
+        ),
+        (
+            "argument with a NUL byte".into(),
+            job("gcc", &[b"-c", b"-DX=1\0-fplugin=/tmp/e.so"]),
+            Want::Reject(BadRequest),
+        ),
+        (
+            "argument that is not UTF-8".into(),
+            job("gcc", &[b"-c", b"-DX=\xff\xfe"]),
+            Want::Reject(BadRequest),
+        ),
+        (
+            "10,000 arguments".into(),
+            {
+                let many: Vec<&[u8]> = std::iter::once(&b"-c"[..])
+                    .chain(std::iter::repeat(&b"-O2"[..]).take(10_000))
+                    .collect();
+                job("gcc", &many)
+            },
+            Want::RejectOrClose,
+        ),
+        (
+            "an argument of 100 KiB".into(),
+            job("gcc", &[b"-c", &cat(&[b"-DX=", &vec![b'a'; 100 * 1024]])]),
+            Want::RejectOrClose,
+        ),
+        (
+            "compiler name with a slash".into(),
+            job("/bin/sh", &[b"-c"]),
+            Want::Reject(BadRequest),
+        ),
+        (
+            "compiler name with ..".into(),
+            job("../../bin/sh", &[b"-c"]),
+            Want::Reject(BadRequest),
+        ),
+        (
+            "compiler name that is not a compiler".into(),
+            job("python3", &[b"-c"]),
+            Want::Reject(BadRequest),
+        ),
+        (
+            "empty compiler name".into(),
+            job("", &[b"-c"]),
+            Want::Reject(BadRequest),
+        ),
+        (
+            "a compiler the box lacks".into(),
+            job("clang-99", &[b"-c"]),
+            Want::Reject(RejectReason::NoCompiler),
+        ),
+        (
+            "another compiler identity".into(),
+            {
+                let mut r = request("gcc", &[b"-c"]);
+                r.identity = "gcc (Other) 1.0 x86_64-linux-gnu".into();
+                protocol::encode(&Message::JobRequest(r), None)
+            },
+            Want::Reject(RejectReason::CompilerMismatch),
+        ),
+        (
+            "an input extension with a slash".into(),
+            {
+                let mut r = request("gcc", &[b"-c"]);
+                r.input_ext = "/../../etc/x".into();
+                protocol::encode(&Message::JobRequest(r), None)
+            },
+            Want::Reject(BadRequest),
+        ),
+        (
+            "an output extension with a slash".into(),
+            {
+                let mut r = request("gcc", &[b"-c"]);
+                r.output_ext = "../o".into();
+                protocol::encode(&Message::JobRequest(r), None)
+            },
+            Want::Reject(BadRequest),
+        ),
+        (
+            "a locale variable that is not one".into(),
+            {
+                let mut r = request("gcc", &[b"-c"]);
+                r.locale = vec![("LD_PRELOAD".into(), "/tmp/e.so".into())];
+                protocol::encode(&Message::JobRequest(r), None)
+            },
+            Want::RejectOrClose,
+        ),
+    ];
+    // Arguments that would run, load or read other code or files on the box.
+    for args in [
+        &[&b"-c"[..], b"-fplugin=/tmp/evil.so"][..],
+        &[b"-c", b"-fplugin-arg-evil-x=1"],
+        &[b"-c", b"-specs=/tmp/evil.specs"],
+        &[b"-c", b"--specs", b"/tmp/evil.specs"],
+        &[b"-c", b"-B/tmp/evil"],
+        &[b"-c", b"-B", b"/tmp/evil"],
+        &[b"-c", b"@/tmp/args"],
+        &[b"-c", b"-wrapper", b"/bin/sh,-c"],
+        &[b"-c", b"-o", b"/etc/cron.d/x"],
+        &[b"-c", b"-o/etc/cron.d/x"],
+        &[b"-c", b"--sysroot=/"],
+        &[b"-c", b"-isysroot", b"/"],
+        &[b"-c", b"-include", b"/etc/shadow"],
+        &[b"-c", b"-imacros", b"/etc/shadow"],
+        &[b"-c", b"-I/etc"],
+        &[b"-c", b"-Xassembler", b"--defsym"],
+        &[b"-c", b"-Wa,@/tmp/args"],
+        &[b"-c", b"-fprofile-generate=/tmp"],
+        &[b"-c", b"-save-temps=/tmp"],
+        &[b"-c", b"-fdump-tree-all=/tmp/x"],
+        &[b"-c", b"-MF", b"/etc/x.d"],
+        &[b"-O2"],
+        &[b"-E"],
+        &[b"-c", b"x.c", b"y.c"],
+    ] {
+        let name = String::from_utf8_lossy(&args.join(&b' ')).into_owned();
+        rows.push((
+            format!("arguments {name}"),
+            job("gcc", args),
+            Want::Reject(BadRequest),
+        ));
+    }
+    // A good request cut at every offset: the daemon sees end of file mid-frame.
+    for cut in 1..good.len() {
+        rows.push((
+            format!("job request cut at byte {cut}"),
+            good[..cut].to_vec(),
+            Want::RejectOrClose,
+        ));
+    }
+    // Accepted, then the input cut mid-frame: the box must throw the spooled part away.
+    let piece = input(b"int x;\n");
+    for cut in [1, 5, 11, 12, piece.len() - 1] {
+        rows.push((
+            format!("input piece cut at byte {cut}"),
+            cat(&[&good, &piece[..cut]]),
+            Want::RejectOrClose,
+        ));
+    }
+    rows
+}
+
+#[test]
+fn every_row_of_hostile_input_is_refused_and_the_daemon_keeps_serving() {
+    let d = Daemon::start(2, &["--max-body-mib", "2"]);
+    let rss_before: u64 = d.value("rss_kib").parse().unwrap();
+    let rows = table();
+    let mut failures = Vec::new();
+    for (name, bytes, want) in &rows {
+        let got = send(&d.addr(), bytes);
+        let fine = match (&got, want) {
+            (Got::Reject(r, text), Want::Reject(w)) => r == w && !text.is_empty(),
+            (Got::Reject(_, text), Want::RejectOrClose) => !text.is_empty(),
+            (Got::Closed, Want::RejectOrClose) => true,
+            (Got::Other(Message::Status(_)), Want::Status) => true,
+            _ => false,
+        };
+        if !fine {
+            failures.push(format!("{name}: wanted {want:?}, got {got:?}"));
+        }
+        // The next good request is served after every row.
+        if d.status().get("slots").is_none() {
+            failures.push(format!("{name}: the daemon stopped answering"));
+            break;
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} rows failed:\n{}",
+        failures.len(),
+        rows.len(),
+        failures.join("\n")
+    );
+    eprintln!("{} hostile rows, all refused or closed", rows.len());
+    // Nothing ran, nothing is left, and the daemon still compiles.
+    assert_eq!(d.counter("done"), 0);
+    assert_eq!(d.counter("running"), 0);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !d.leftovers().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        d.leftovers().is_empty(),
+        "job dirs left: {:?}",
+        d.leftovers()
+    );
+    let t = TempDir::new("hostile-after");
+    t.write("a.c", "int a(void) { return 1; }\n");
+    ok(rcc(t.path(), &t.join(".rcc"), &d.addr()).args(["gcc", "-c", "a.c"]));
+    assert_eq!(d.counter("done"), 1);
+    let rss_after: u64 = d.value("rss_kib").parse().unwrap();
+    assert!(
+        rss_after < rss_before + 8 * 1024,
+        "rss grew from {rss_before} to {rss_after} KiB"
+    );
+}
+
+#[test]
+fn a_peer_that_trickles_is_dropped_at_the_idle_timeout() {
+    let d = Daemon::start(1, &["--idle-timeout", "1"]);
+    let good = good_job();
+    let mut s = TcpStream::connect(d.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&good[..3]).unwrap();
+    let t = Instant::now();
+    let mut buf = [0u8; 64];
+    // No reply and no further bytes: closed (EOF or reset) after about a second.
+    let r = s.read(&mut buf);
+    assert!(matches!(r, Ok(0) | Err(_)), "{r:?}");
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+    // Meanwhile and after, others are served.
+    assert_eq!(d.value("slots"), "1");
+}
