@@ -141,17 +141,33 @@ impl Daemon {
     }
 
     pub fn start_on(listen: &str, jobs: usize, extra: &[&str]) -> Daemon {
+        Self::start_wrapped(&[], listen, jobs, extra)
+    }
+
+    /// rccd run through `wrapper` (e.g. `ip netns exec NS`), which must exec it.
+    pub fn start_wrapped(wrapper: &[&str], listen: &str, jobs: usize, extra: &[&str]) -> Daemon {
         let dir = TempDir::new("rccd");
         let port_file = dir.join("port");
         let log = dir.join("rccd.log");
         let tmp = dir.join("tmp");
         std::fs::create_dir_all(&tmp).unwrap();
-        let child = Command::new(RCCD)
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(RCCD);
+                c
+            }
+            None => Command::new(RCCD),
+        };
+        let child = cmd
             .args(["--listen", listen, "--jobs", &jobs.to_string()])
             .arg("--port-file")
             .arg(&port_file)
-            .arg("--temp-dir")
-            .arg(&tmp)
+            .args(if extra.contains(&"--temp-dir") {
+                vec![]
+            } else {
+                vec!["--temp-dir".into(), tmp.clone().into_os_string()]
+            })
             .args(["--log-level", "debug"])
             .args(extra)
             .args(own_thermal(&dir, extra))

@@ -1,0 +1,502 @@
+//! Faults, end to end with real processes: a box that goes silent or loses its link, a
+//! client killed mid-job, Ctrl-C on make, full disks on the box and on the master, a
+//! thousand idle connections, a flood from a stranger. Each time the build either succeeds
+//! with gcc's objects or fails exactly as gcc would, and nothing is left behind.
+//!
+//! The tests that need root (namespaces, tmpfs mounts) say so and skip without it; CI runs
+//! as root.
+
+mod util;
+use util::*;
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const GOOD: &str = "int add(int a, int b) { return a + b; }\n";
+
+fn root() -> bool {
+    // SAFETY: geteuid has no side effects.
+    let uid = unsafe { libc::geteuid() };
+    if uid != 0 {
+        eprintln!("note: not root; skipping (namespaces and mounts need root)");
+    }
+    uid == 0
+}
+
+/// A compiler on the box that takes `secs` before the real work.
+fn slow_gcc(t: &TempDir, secs: &str) -> std::path::PathBuf {
+    fixture_compiler(
+        t,
+        "gcc",
+        &format!(
+            "case \"$*\" in *--version*|*-dumpmachine*) exec /usr/bin/gcc \"$@\";; esac\n\
+             sleep {secs}\nexec /usr/bin/gcc \"$@\""
+        ),
+    )
+}
+
+fn want_object(t: &TempDir, src: &str) -> Vec<u8> {
+    let out = gcc(t.path(), "gcc", &["-O2", "-c", src, "-o", "want.o"]);
+    assert!(out.status.success());
+    read(t.join("want.o"))
+}
+
+/// Processes whose command line mentions `needle` (our temp dirs are unique per test),
+/// other than this test and its daemons (whose flags name the test's dirs too).
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(needle)
+                && pid != std::process::id().to_string()
+                && !cmd.starts_with(RCCD)
+            {
+                found.push(format!("{pid}: {cmd}"));
+            }
+        }
+    }
+    found
+}
+
+fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "{what}: not within {secs} s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_box_that_accepts_and_never_answers_is_given_up() {
+    // A listener that takes connections and says nothing, ever.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let held = std::thread::spawn(move || {
+        let mut conns = Vec::new();
+        l.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline && conns.len() < 4 {
+            if let Ok((c, _)) = l.accept() {
+                conns.push(c);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        conns
+    });
+    let t = TempDir::new("silent");
+    t.write("good.c", GOOD);
+    let want = want_object(&t, "good.c");
+    // With and without a /LIMIT: the first asks for the advert, the second for a job.
+    for hosts in [addr.clone(), format!("{addr}/2")] {
+        let rcc_dir = t.join(format!(".rcc{}", hosts.len()));
+        let started = Instant::now();
+        ok(rcc(t.path(), &rcc_dir, &hosts)
+            .env("RCC_IO_TIMEOUT", "2")
+            .args(["gcc", "-O2", "-c", "good.c"]));
+        assert!(started.elapsed() < Duration::from_secs(15));
+        assert!(read(t.join("good.o")) == want);
+    }
+    drop(held);
+}
+
+#[test]
+fn a_client_killed_mid_job_frees_the_box() {
+    let t = TempDir::new("clientkill");
+    let bin = slow_gcc(&t, "30");
+    let d = Daemon::start(1, &["--compiler-path", bin.to_str().unwrap()]);
+    t.write("good.c", GOOD);
+    let mut child = rcc(t.path(), &t.join(".rcc"), &d.addr())
+        .args(["gcc", "-O2", "-c", "good.c"])
+        .spawn()
+        .unwrap();
+    wait_until("the job runs on the box", 10, || d.counter("running") == 1);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The box notices the closed connection, kills the compiler (and its sleep) and removes
+    // the job dir, long before the 30 s compile would have ended.
+    wait_until("the box frees its slot", 10, || d.counter("running") == 0);
+    wait_until("the job dir goes", 10, || d.leftovers().is_empty());
+    let gone = || {
+        processes_mentioning(&bin.display().to_string()).is_empty()
+            && processes_mentioning("sleep 30").is_empty()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !gone() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        gone(),
+        "left: {:?} {:?}",
+        processes_mentioning(&bin.display().to_string()),
+        processes_mentioning("sleep 30")
+    );
+    assert!(!t.join("good.o").exists());
+}
+
+#[test]
+fn ctrl_c_on_make_leaves_no_process_and_no_half_object() {
+    let src = lua_src();
+    let mk = fixture("lua.mk");
+    let t = TempDir::new("ctrlc");
+    let plain = TempDir::new("ctrlc-plain");
+    let bin = slow_gcc(&t, "1");
+    let d = Daemon::start(2, &["--compiler-path", bin.to_str().unwrap()]);
+    let make = |dir: &TempDir, cc: &str| {
+        let mut c = Command::new("make");
+        c.current_dir(dir.path())
+            .arg("-f")
+            .arg(&mk)
+            .arg(format!("SRC={}", src.display()))
+            .arg(format!("CC={cc}"))
+            .arg("-j4")
+            .env("RCC_DIR", dir.join(".rcc"))
+            .env("RCC_HOSTS", d.addr())
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    std::path::Path::new(RCC).parent().unwrap().display(),
+                    std::env::var("PATH").unwrap()
+                ),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    };
+    ok(&mut make(&plain, "gcc"));
+    // make in its own process group, as a shell runs a foreground job; Ctrl-C signals the
+    // whole group.
+    use std::os::unix::process::CommandExt;
+    let mut build = make(&t, "rcc gcc").process_group(0).spawn().unwrap();
+    wait_until("jobs run on the box", 20, || d.counter("running") >= 1);
+    std::thread::sleep(Duration::from_millis(700));
+    let pgid = build.id() as i32;
+    // SAFETY: kill on our own child's process group.
+    unsafe { libc::kill(-pgid, libc::SIGINT) };
+    let status = build.wait().unwrap();
+    assert!(!status.success());
+    // No rcc, gcc or make of this build is left, here or on the box.
+    let here = t.path().display().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !processes_mentioning(&here).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(processes_mentioning(&here), Vec::<String>::new());
+    wait_until("the box's compilers end", 10, || d.counter("running") == 0);
+    wait_until("the box's job dirs go", 10, || d.leftovers().is_empty());
+    // Every object make would trust is whole: equal to the plain build's. No temp names.
+    let mut whole = 0;
+    for e in std::fs::read_dir(t.join("obj")).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        assert!(!name.contains(".rcc-"), "temp file left: {name}");
+        if name.ends_with(".o") {
+            assert!(
+                read(e.path()) == read(plain.join("obj").join(&name)),
+                "{name} is not gcc's object"
+            );
+            whole += 1;
+        }
+    }
+    eprintln!("{whole} objects were done when Ctrl-C came; all whole");
+}
+
+/// A tmpfs of `kib` KiB mounted on a fresh dir; unmounted on drop.
+struct Tmpfs(TempDir);
+
+impl Tmpfs {
+    fn new(name: &str, kib: u32) -> Tmpfs {
+        let d = TempDir::new(name);
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
+            .arg(d.path())
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount tmpfs");
+        Tmpfs(d)
+    }
+
+    /// Fills it to the last byte.
+    fn fill(&self) {
+        let _ = Command::new("dd")
+            .args(["if=/dev/zero", "bs=4k"])
+            .arg(format!("of={}", self.0.join("filler").display()))
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+#[test]
+fn a_full_disk_on_the_box_sends_the_job_elsewhere() {
+    if !root() {
+        return;
+    }
+    let fs = Tmpfs::new("boxfull", 256);
+    fs.fill();
+    let full = Daemon::start(1, &["--temp-dir", fs.0.path().to_str().unwrap()]);
+    let good = Daemon::start(1, &[]);
+    let t = TempDir::new("boxfull-src");
+    let src = lua_src().join("lvm.c");
+    let want = {
+        let out = Command::new("gcc")
+            .current_dir(t.path())
+            .args(["-O2", "-c"])
+            .arg(&src)
+            .args(["-o", "want.o"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        read(t.join("want.o"))
+    };
+    let out = ok(rcc(
+        t.path(),
+        &t.join(".rcc"),
+        &format!("{}/1 {}/1", full.addr(), good.addr()),
+    )
+    .env("RCC_VERBOSE", "1")
+    .args(["gcc", "-O2", "-c"])
+    .arg(&src)
+    .args(["-o", "got.o"]));
+    assert!(read(t.join("got.o")) == want, "{}", s(&out.stderr));
+    assert_eq!(full.counter("done"), 0);
+    assert_eq!(good.counter("done"), 1);
+    assert!(
+        full.log_text().contains("No space left"),
+        "{}",
+        full.log_text()
+    );
+    // The full box kept nothing but the filler.
+    let left: Vec<_> = std::fs::read_dir(fs.0.path()).unwrap().flatten().collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+}
+
+#[test]
+fn a_full_disk_on_the_master_fails_as_gcc_does() {
+    if !root() {
+        return;
+    }
+    let fs = Tmpfs::new("masterfull", 64);
+    fs.fill();
+    let d = Daemon::start(1, &[]);
+    let t = TempDir::new("masterfull-src");
+    t.write("good.c", GOOD);
+    let out_path = fs.0.join("good.o");
+    let plain = Command::new("gcc")
+        .current_dir(t.path())
+        .args(["-O2", "-c", "good.c", "-o"])
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    let ours = run(rcc(t.path(), &t.join(".rcc"), &d.addr())
+        .args(["gcc", "-O2", "-c", "good.c", "-o"])
+        .arg(&out_path));
+    assert!(!plain.status.success());
+    assert_eq!(
+        ours.status.code(),
+        plain.status.code(),
+        "{}",
+        s(&ours.stderr)
+    );
+    assert!(
+        s(&ours.stderr).contains("No space left"),
+        "{}",
+        s(&ours.stderr)
+    );
+    // Nothing half-written where make would look, no temp file.
+    let left: Vec<String> = std::fs::read_dir(fs.0.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["filler"], "{left:?}");
+}
+
+/// Two network namespaces joined by a veth pair: the master (`m`, 198.18.72.1) and a box
+/// (`b`, 198.18.72.2). No default route, so nothing can leave. Removed on drop.
+struct Net {
+    m: String,
+    b: String,
+}
+
+impl Net {
+    fn new() -> Net {
+        let tag = format!("rcct{}", std::process::id());
+        let n = Net {
+            m: format!("{tag}m"),
+            b: format!("{tag}b"),
+        };
+        let ip = |args: &[&str]| {
+            let st = Command::new("ip").args(args).status().unwrap();
+            assert!(st.success(), "ip {args:?}");
+        };
+        ip(&["netns", "add", &n.m]);
+        ip(&["netns", "add", &n.b]);
+        ip(&[
+            "-n", &n.m, "link", "add", "vm", "type", "veth", "peer", "name", "vb", "netns", &n.b,
+        ]);
+        ip(&["-n", &n.m, "addr", "add", "198.18.72.1/24", "dev", "vm"]);
+        ip(&["-n", &n.b, "addr", "add", "198.18.72.2/24", "dev", "vb"]);
+        for (ns, dev) in [(&n.m, "vm"), (&n.b, "vb")] {
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        n
+    }
+
+    /// The box's status, asked from inside its namespace.
+    fn status(&self, port: u16) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.b, RCC, "--status", "--format", "kv"])
+            .env("RCC_HOSTS", format!("127.0.0.1:{port}"))
+            .output()
+            .unwrap();
+        s(&out.stdout)
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for ns in [&self.m, &self.b] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+fn kv(status: &str, key: &str) -> String {
+    status
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .unwrap_or("-")
+        .to_string()
+}
+
+#[test]
+fn a_box_whose_link_goes_down_mid_job_is_given_up_and_the_build_succeeds() {
+    if !root() {
+        return;
+    }
+    let net = Net::new();
+    let t = TempDir::new("linkdown");
+    let bin = slow_gcc(&t, "4");
+    let wrapper = ["ip", "netns", "exec", net.b.as_str()];
+    let d = Daemon::start_wrapped(
+        &wrapper,
+        "0.0.0.0:0",
+        1,
+        &[
+            "--compiler-path",
+            bin.to_str().unwrap(),
+            "--allow",
+            "198.18.72.0/24",
+            "--allow",
+            "127.0.0.0/8",
+        ],
+    );
+    t.write("good.c", GOOD);
+    let want = want_object(&t, "good.c");
+    let child = Command::new("ip")
+        .args(["netns", "exec", &net.m, RCC, "gcc", "-O2", "-c", "good.c"])
+        .current_dir(t.path())
+        .env("RCC_DIR", t.join(".rcc"))
+        .env("RCC_HOSTS", format!("198.18.72.2:{}", d.port))
+        .env("RCC_IO_TIMEOUT", "3")
+        .env("RCC_VERBOSE", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("the job runs on the box", 10, || {
+        kv(&net.status(d.port), "running") == "1"
+    });
+    let st = Command::new("ip")
+        .args(["-n", &net.b, "link", "set", "vb", "down"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let started = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", s(&out.stderr));
+    assert!(read(t.join("good.o")) == want);
+    // Given up after the silence timeout, not after TCP's minutes of retries.
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(s(&out.stderr).contains("local"), "{}", s(&out.stderr));
+    // The box finishes the orphaned compile and cleans up after itself.
+    wait_until("the box's job dir goes", 15, || d.leftovers().is_empty());
+}
+
+#[test]
+fn a_thousand_idle_connections_do_not_stop_jobs() {
+    let d = Daemon::start(2, &["--max-connections", "1100"]);
+    let mut idle = Vec::new();
+    for _ in 0..1000 {
+        idle.push(TcpStream::connect(d.addr()).unwrap());
+    }
+    wait_until("the daemon sees them", 10, || {
+        d.counter("connections") >= 1000
+    });
+    let t = TempDir::new("idle");
+    t.write("good.c", GOOD);
+    let want = want_object(&t, "good.c");
+    ok(rcc(t.path(), &t.join(".rcc"), &d.addr()).args(["gcc", "-O2", "-c", "good.c"]));
+    assert!(read(t.join("good.o")) == want);
+    assert_eq!(d.counter("done"), 1);
+    // One more than --max-connections is closed at once, and the daemon goes on.
+    let mut extra: Vec<TcpStream> = (0..150)
+        .filter_map(|_| TcpStream::connect(d.addr()).ok())
+        .collect();
+    let mut closed = 0;
+    for c in extra.iter_mut() {
+        c.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        if matches!(c.read(&mut [0u8; 8]), Ok(0)) {
+            closed += 1;
+        }
+    }
+    assert!(closed > 0);
+    drop(idle);
+    drop(extra);
+    assert_eq!(d.value("slots"), "2");
+}
+
+#[test]
+fn a_flood_from_a_stranger_costs_nothing() {
+    // Admits only 127.0.0.3; the flood comes from 127.0.0.1.
+    let d = Daemon::start(1, &["--allow", "127.0.0.3/32"]);
+    let rss = |d: &Daemon| -> u64 { d.counter_from("127.0.0.3", "rss_kib") };
+    let before = rss(&d);
+    for _ in 0..3000 {
+        if let Ok(mut c) = TcpStream::connect(d.addr()) {
+            let _ = std::io::Write::write_all(&mut c, b"RCC\x02\x01\x00\x00\x00\x00\x00\x00\x10");
+        }
+    }
+    let refused = d.counter_from("127.0.0.3", "refused_peers");
+    assert!(refused >= 3000, "{refused}");
+    assert_eq!(d.counter_from("127.0.0.3", "accepted"), 0);
+    let after = rss(&d);
+    assert!(after < before + 1024, "rss {before} -> {after} KiB");
+    // Logged, but not 3,000 times.
+    let lines = d
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("not in --allow"))
+        .count();
+    assert!(lines < 50, "{lines} log lines for one flood");
+}
