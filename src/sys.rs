@@ -92,6 +92,25 @@ pub fn reap(pid: u32) -> io::Result<Option<(std::process::ExitStatus, u64)>> {
     }
 }
 
+/// Raises the soft limit on open files to the hard limit and returns it: every connection
+/// may hold a socket, two pipes and a pidfd, and the soft limit is often 1024.
+pub fn raise_fd_limit() -> io::Result<u64> {
+    // SAFETY: rlimit is plain old data; getrlimit/setrlimit only read and write it.
+    unsafe {
+        let mut r: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if r.rlim_cur < r.rlim_max {
+            r.rlim_cur = r.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &r) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(r.rlim_cur as u64)
+    }
+}
+
 /// Whether a process with this pid exists (it may belong to someone else).
 pub fn pid_alive(pid: u32) -> bool {
     // SAFETY: signal 0 only checks for existence and permission.

@@ -471,6 +471,7 @@ fn a_thousand_idle_connections_do_not_stop_jobs() {
         }
     }
     assert!(closed > 0);
+    assert!(d.counter("over_limit") >= closed as u64);
     drop(idle);
     drop(extra);
     assert_eq!(d.value("slots"), "2");

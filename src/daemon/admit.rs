@@ -44,6 +44,8 @@ pub struct Counters {
     pub throttled: u64,
     /// Jobs refused because a compile would not fit in memory (also counted in `busy`).
     pub low_memory: u64,
+    /// Connections closed at once because `--max-connections` were open.
+    pub over_limit: u64,
 }
 
 impl Slots {

@@ -52,6 +52,16 @@ const THERMAL_FRESH: Duration = Duration::from_secs(1);
 
 pub fn run(config: Config) -> io::Result<()> {
     sys::install_stop_handler();
+    match sys::raise_fd_limit() {
+        // A connection holds up to four fds (socket, two pipes, pidfd).
+        Ok(n) if (n as usize) < config.max_connections * 4 + 64 => log::warn!(
+            "open files limited to {n}: fewer than --max-connections {} may be served \
+             (raise LimitNOFILE or ulimit -n)",
+            config.max_connections
+        ),
+        Ok(_) => {}
+        Err(e) => log::warn!("cannot raise the open files limit: {e}"),
+    }
     let poll = Poll::new()?;
     let mut listeners = Vec::new();
     for (i, addr) in config.listen.iter().enumerate() {
@@ -172,10 +182,15 @@ impl Daemon {
                 continue; // dropping the stream closes it
             }
             if self.live >= self.config.max_connections {
-                log::warn!(
-                    "refused {peer}: {} connections open (--max-connections)",
-                    self.live
-                );
+                self.slots.counters.over_limit += 1;
+                let n = self.slots.counters.over_limit;
+                if n <= 10 || n.is_power_of_two() {
+                    log::warn!(
+                        "refused {peer}: {} connections open (--max-connections; {n} \
+                         refused so far)",
+                        self.live
+                    );
+                }
                 continue;
             }
             let c = self.free.pop().unwrap_or_else(|| {

@@ -83,6 +83,7 @@ pub fn build(
         ("peak", c.peak.to_string()),
         ("connections", c.connections.to_string()),
         ("refused_peers", c.refused_peers.to_string()),
+        ("over_limit", c.over_limit.to_string()),
         ("compile_ms", c.compile_ms.to_string()),
         ("throttled", c.throttled.to_string()),
         ("low_memory", c.low_memory.to_string()),
