@@ -9,7 +9,6 @@
 mod util;
 use util::*;
 
-use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
