@@ -44,6 +44,9 @@ pub struct Conn {
     pub wpos: usize,
     pub phase: Phase,
     pub last_io: Instant,
+    /// When the peer connected: its hello must be whole within the idle timeout of this, so
+    /// a peer that trickles a byte at a time cannot hold a connection open.
+    pub opened: Instant,
     pub job: Option<Job>,
     pub holds_slot: bool,
     pub wants_write: bool,
@@ -68,6 +71,7 @@ impl Conn {
             wpos: 0,
             phase: Phase::Hello,
             last_io: now,
+            opened: now,
             job: None,
             holds_slot: false,
             wants_write: false,

@@ -707,6 +707,10 @@ impl Daemon {
                 continue;
             };
             match &conn.phase {
+                Phase::Hello if now.duration_since(conn.opened) > idle => {
+                    log::info!("{}: no whole request within {idle:?}; closing", conn.peer);
+                    self.peer_gone(c);
+                }
                 Phase::Hello | Phase::Input(_) | Phase::Closing => {
                     if now.duration_since(conn.last_io) > idle && conn.job.is_none() {
                         log::info!("{}: idle for {idle:?}; closing", conn.peer);
