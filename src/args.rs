@@ -211,6 +211,8 @@ pub enum LocalReason {
     /// `-Wp,-MD,FILE` together with `-MD`, `-MMD` or `-MF`: which file gcc writes then
     /// depends on the order in which the driver hands them to cc1.
     DepFiles,
+    /// The remote command breaks a box's argument rules (`box_rules`): a box would refuse it.
+    BoxRefuses(String),
     /// An option that keeps the compile here.
     Flag {
         arg: String,
@@ -248,6 +250,7 @@ impl fmt::Display for LocalReason {
             }
             LocalReason::Nul(arg) => write!(f, "argument {arg:?} contains a NUL byte"),
             LocalReason::MissingValue(arg) => write!(f, "{arg} is missing its value"),
+            LocalReason::BoxRefuses(why) => write!(f, "a box would refuse it: {why}"),
             LocalReason::DepFiles => f.write_str(
                 "-Wp,-MD (or -MMD) together with -MD, -MMD or -MF: which dependency file gcc \
                  writes depends on option order",
@@ -796,6 +799,10 @@ pub fn classify(args: &[OsString]) -> Result<Plan, LocalReason> {
             Class::WaList if wa_does_not_assemble(&arg["-Wa,".len()..]) => {
                 return Err(refuse(Why::NotACompile));
             }
+            // A `--param` value the box would refuse: gcc would reject it too, here.
+            Class::Both if arg == "--param" && !crate::box_rules::is_param_setting(value) => {
+                return Err(refuse(Why::Unrecognized));
+            }
             Class::WaList | Class::Both => {
                 fallthrough.note(arg);
                 debug = debug_switch(arg).unwrap_or(debug);
@@ -845,6 +852,13 @@ pub fn classify(args: &[OsString]) -> Result<Plan, LocalReason> {
         cpp.push("-fdirectives-only");
         remote.push("-fpreprocessed");
         remote.push("-fdirectives-only");
+    }
+
+    // Whatever the rules above let through, a box applies its own: a job it would refuse is
+    // compiled here at once, without the round trip.
+    let wire: Vec<Vec<u8>> = remote.iter().map(|a| a.as_bytes().to_vec()).collect();
+    if let Err(why) = crate::box_rules::check_args(&wire) {
+        return Err(LocalReason::BoxRefuses(why));
     }
 
     let os = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
@@ -1578,6 +1592,19 @@ mod tests {
             classify(&latin1),
             Err(LocalReason::NotUtf8("caf\u{fffd}.c".into()))
         );
+        // Found by fuzzing (tests/fuzz/corpus/classifier/regress-*): a job a box would
+        // refuse stays here instead of costing a round trip.
+        let argv = |s: &str| s.split(' ').map(OsString::from).collect::<Vec<_>>();
+        assert!(matches!(
+            classify(&argv("--param max-inline-insns-sin~le=1000 -c x.c")),
+            Err(LocalReason::Flag { .. })
+        ));
+        assert!(matches!(
+            classify(&argv("-fuse-ldct-aliasing -c x.c")),
+            Err(LocalReason::BoxRefuses(_))
+        ));
+        // ... and `-G 8` goes to a box that takes it.
+        assert!(classify(&argv("-G 8 -c x.c")).is_ok());
     }
 
     #[test]

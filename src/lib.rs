@@ -7,6 +7,7 @@
 //! | --- | --- |
 //! | [`args`] | compiler argv -> distribute (with the local preprocessing and remote argv) or local, with a reason |
 //! | [`hosts`] | the host-list grammar (`RCC_HOSTS`, distcc-compatible) -> host specs, errors per entry |
+//! | [`box_rules`] | the arguments a box runs (rccd enforces them; the client checks its own jobs against them) |
 //! | [`access`] | CIDR allow-list for the daemon's peers |
 //! | [`sys`] | the only `unsafe`: record locks, pidfds, process-group signals |
 //!
@@ -15,6 +16,7 @@
 
 pub mod access;
 pub mod args;
+pub mod box_rules;
 pub mod client;
 pub mod compiler;
 pub mod compress;

@@ -6,7 +6,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let args: Vec<Vec<u8>> = data.split(|b| *b == 0).take(256).map(|a| a.to_vec()).collect();
-    if let Ok(ok) = rcc::daemon::job::check_args(&args) {
+    if let Ok(ok) = rcc::box_rules::check_args(&args) {
         for a in &ok {
             for bad in ["-fplugin", "-specs", "--specs", "-wrapper", "-B", "@", "--sysroot", "-o"] {
                 assert!(!a.starts_with(bad), "{bad} let through in {ok:?}");
