@@ -58,7 +58,7 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
             let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
             if cmd.contains(needle)
                 && pid != std::process::id().to_string()
-                && !cmd.starts_with(RCCD)
+                && !cmd.contains(RCCD)
             {
                 found.push(format!("{pid}: {cmd}"));
             }

@@ -11,6 +11,10 @@ cd "$(dirname "$0")/.."
 secs="${1:-60}"; shift || true
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(frame_decoder inflate host_list classifier box_args)
+if ! cargo +nightly --version >/dev/null 2>&1; then
+    echo "fuzz: installing the nightly toolchain (cargo fuzz needs it)"
+    rustup toolchain install nightly --profile minimal
+fi
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
     echo "fuzz: installing cargo-fuzz"
     cargo +nightly install cargo-fuzz --locked >/dev/null 2>&1 || cargo +nightly install cargo-fuzz

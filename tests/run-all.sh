@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test: the unit and integration tests (real gcc, real rccd on 127.0.0.1) natively,
-# the shipped static binaries (tests/static.sh), and the whole suite again for aarch64
-# under qemu-user, as the boxes run it, and the Armbian overlay in an arm64 rootfs.
+# the shipped static binaries (tests/static.sh), the whole suite again for aarch64 under
+# qemu-user, as the boxes run it, the Armbian overlay in an arm64 rootfs, and a minute of
+# fuzzing per target (tests/fuzz.sh; RCC_FUZZ_SECONDS changes it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/setup.sh
@@ -10,3 +11,4 @@ bash tests/static.sh
 # One test thread: qemu-user can deadlock when a multi-threaded guest forks.
 cargo test --target aarch64-unknown-linux-musl --tests -- --test-threads 1
 bash tests/rootfs.sh
+bash tests/fuzz.sh "${RCC_FUZZ_SECONDS:-60}"
