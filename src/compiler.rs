@@ -6,6 +6,7 @@
 //! `aarch64-linux-gnu-gcc` of one release agree) plus the target of `-dumpmachine`.
 
 use std::io;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -56,23 +57,52 @@ pub fn identity_from(version_out: &str, machine_out: &str) -> String {
     format!("{what} for {machine}")
 }
 
+/// How long a compiler may take to say who it is.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Runs the compiler at `path` to find its identity. Takes a few milliseconds; callers cache.
 pub fn probe_identity(path: &Path) -> io::Result<String> {
+    // The daemon probes on its event loop (a compiler changed by an upgrade): a compiler
+    // that hangs must not hang the box, so each question gets a few seconds.
     let run = |arg: &str| -> io::Result<String> {
-        let out = Command::new(path)
+        let mut child = Command::new(path)
             .arg(arg)
             .stdin(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .env("LC_ALL", "C")
-            .output()?;
-        if !out.status.success() {
+            // Its own group, so a timeout kills whatever it started too.
+            .process_group(0)
+            .spawn()?;
+        let deadline = std::time::Instant::now() + PROBE_TIMEOUT;
+        let status = loop {
+            if let Some(st) = child.try_wait()? {
+                break st;
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = crate::sys::kill_group(child.id(), libc::SIGKILL);
+                let _ = child.wait();
+                return Err(io::Error::other(format!(
+                    "{} {arg} did not answer within {} s",
+                    path.display(),
+                    PROBE_TIMEOUT.as_secs()
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        };
+        // What it printed is a line or two: it fit in the pipe while we waited.
+        let mut text = String::new();
+        if let Some(mut out) = child.stdout.take() {
+            use std::io::Read;
+            out.read_to_string(&mut text)?;
+        }
+        if !status.success() {
             return Err(io::Error::other(format!(
-                "{} {arg} failed ({})",
-                path.display(),
-                out.status
+                "{} {arg} failed ({status})",
+                path.display()
             )));
         }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        Ok(text)
     };
     let version = run("--version")?;
     let machine = run("-dumpmachine")?;

@@ -56,9 +56,7 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
         };
         if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
             let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains(needle)
-                && pid != std::process::id().to_string()
-                && !cmd.contains(RCCD)
+            if cmd.contains(needle) && pid != std::process::id().to_string() && !cmd.contains(RCCD)
             {
                 found.push(format!("{pid}: {cmd}"));
             }
@@ -498,4 +496,32 @@ fn a_flood_from_a_stranger_costs_nothing() {
         .filter(|l| l.contains("not in --allow"))
         .count();
     assert!(lines < 50, "{lines} log lines for one flood");
+}
+
+#[test]
+fn a_compiler_that_hangs_does_not_hang_the_box() {
+    let t = TempDir::new("hangcc");
+    let bin = fixture_compiler(&t, "gcc", "sleep 120");
+    let started = Instant::now();
+    // rccd asks every compiler who it is as it starts: this one never answers, and is given
+    // up after the probe timeout (5 s), its sleep killed with it.
+    let d = Daemon::start(1, &["--compiler-path", bin.to_str().unwrap()]);
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(d.log_text().contains("did not answer"), "{}", d.log_text());
+    wait_until("the probe's sleep is killed", 5, || {
+        processes_mentioning("sleep 120").is_empty()
+    });
+    // A job for it is refused at once (the failure is remembered), and built here.
+    t.write("good.c", GOOD);
+    let want = want_object(&t, "good.c");
+    let asked = Instant::now();
+    ok(rcc(t.path(), &t.join(".rcc"), &format!("{}/1", d.addr()))
+        .args(["gcc", "-O2", "-c", "good.c"]));
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert!(read(t.join("good.o")) == want);
+    assert_eq!(d.counter("accepted"), 0);
 }

@@ -33,7 +33,9 @@ pub struct Compilers {
 struct Known {
     path: PathBuf,
     stamp: (u64, i64, u64),
-    identity: String,
+    /// Its identity, or why probing it failed: a broken compiler is not probed again (each
+    /// probe may take the whole probe timeout) until its file changes.
+    identity: Result<String, String>,
 }
 
 /// Why a request's compiler cannot be used.
@@ -90,9 +92,8 @@ impl Compilers {
         }
         names.sort();
         for name in names {
-            if let Err(e) = self.resolve(&name) {
-                log::warn!("{e}");
-            }
+            // resolve logs what it finds, good or bad.
+            let _ = self.resolve(&name);
         }
     }
 
@@ -115,12 +116,17 @@ impl Compilers {
         let st = stamp(&path).map_err(|e| CompilerProblem::Unusable(name.into(), e.to_string()))?;
         if let Some(k) = self.known.get(name) {
             if k.path == path && k.stamp == st {
-                return Ok((k.path.clone(), k.identity.clone()));
+                return match &k.identity {
+                    Ok(id) => Ok((k.path.clone(), id.clone())),
+                    Err(e) => Err(CompilerProblem::Unusable(name.into(), e.clone())),
+                };
             }
         }
-        let identity = compiler::probe_identity(&path)
-            .map_err(|e| CompilerProblem::Unusable(name.into(), e.to_string()))?;
-        log::info!("compiler {name} = {} ({identity})", path.display());
+        let identity = compiler::probe_identity(&path).map_err(|e| e.to_string());
+        match &identity {
+            Ok(id) => log::info!("compiler {name} = {} ({id})", path.display()),
+            Err(e) => log::warn!("compiler {name} at {} is unusable: {e}", path.display()),
+        }
         self.known.insert(
             name.to_string(),
             Known {
@@ -129,7 +135,9 @@ impl Compilers {
                 identity: identity.clone(),
             },
         );
-        Ok((path, identity))
+        identity
+            .map(|id| (path, id))
+            .map_err(|e| CompilerProblem::Unusable(name.into(), e))
     }
 
     /// Distinct identities known so far, with the names that have them.
@@ -137,7 +145,7 @@ impl Compilers {
         let mut v: Vec<(String, String)> = self
             .known
             .iter()
-            .map(|(n, k)| (n.clone(), k.identity.clone()))
+            .filter_map(|(n, k)| Some((n.clone(), k.identity.clone().ok()?)))
             .collect();
         v.sort();
         v
