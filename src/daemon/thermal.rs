@@ -522,7 +522,10 @@ thermal now: {}",
                 } else if headroom <= 0 {
                     1
                 } else {
-                    let extra = (slots - 1) as u128 * headroom as u128 / margin as u128;
+                    // Rounded, not floored: a 2-slot box keeps both for the first half of
+                    // the band instead of halving its work the moment it turns warm.
+                    let extra = ((slots - 1) as u128 * headroom as u128 + margin as u128 / 2)
+                        / margin as u128;
                     1 + extra as usize
                 }
             }
@@ -1628,6 +1631,15 @@ mod tests {
         tree.temp(77.5);
         th.sample(at(t0, 20_000.0));
         assert_eq!(th.effective_slots(9), 5, "half way: 1 + 8 * 2.5/5");
+        // A 2-slot box keeps both for the first half of the band.
+        tree.temp(77.0);
+        th.sample(at(t0, 20_001.0));
+        assert_eq!(th.effective_slots(2), 2, "3 C of headroom");
+        tree.temp(78.0);
+        th.sample(at(t0, 20_002.0));
+        assert_eq!(th.effective_slots(2), 1, "2 C of headroom");
+        tree.temp(77.5);
+        th.sample(at(t0, 20_003.0));
         assert_eq!(th.retry_after(), Duration::from_secs(1));
         assert_eq!(
             th.describe(),
