@@ -9,6 +9,7 @@
 //! | [`hosts`] | the host-list grammar (`RCC_HOSTS`, distcc-compatible) -> host specs, errors per entry |
 //! | [`box_rules`] | the arguments a box runs (rccd enforces them; the client checks its own jobs against them) |
 //! | [`access`] | CIDR allow-list for the daemon's peers |
+//! | [`sha256`] | content hashes for files shipped by content |
 //! | [`sys`] | the only `unsafe`: record locks, pidfds, process-group signals |
 //!
 //! What must never depend on what: parsers and deciders do no I/O; `client` and `daemon`
@@ -24,4 +25,5 @@ pub mod daemon;
 pub mod exit;
 pub mod hosts;
 pub mod protocol;
+pub mod sha256;
 pub mod sys;
