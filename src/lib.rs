@@ -10,6 +10,7 @@
 //! | [`box_rules`] | the arguments a box runs (rccd enforces them; the client checks its own jobs against them) |
 //! | [`access`] | CIDR allow-list for the daemon's peers |
 //! | [`sha256`] | content hashes for files shipped by content |
+//! | [`includes`] | the include directives of a C/C++ file, without preprocessing |
 //! | [`sys`] | the only `unsafe`: record locks, pidfds, process-group signals |
 //!
 //! What must never depend on what: parsers and deciders do no I/O; `client` and `daemon`
@@ -24,6 +25,7 @@ pub mod compress;
 pub mod daemon;
 pub mod exit;
 pub mod hosts;
+pub mod includes;
 pub mod protocol;
 pub mod sha256;
 pub mod sys;

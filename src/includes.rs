@@ -1,0 +1,354 @@
+//! The include directives of one C/C++ file, found without preprocessing: every `#include`,
+//! `#include_next` and `#import`, and every `__has_include`/`__has_include_next` probe,
+//! whatever `#if` surrounds them. Over-approximating is the point: the files a compile may
+//! open are a subset of what these name (a file shipped needlessly costs a cache lookup on
+//! the box). A directive whose name is a macro (`#include TRACE_INCLUDE(x)`) cannot be
+//! followed; it is reported as `Computed` and the caller preprocesses that job at home.
+//!
+//! Text in, directives out: no I/O. Comments are skipped (a commented-out include is not
+//! one), line continuations are joined, and a line only counts when `#` starts it.
+
+/// How a name is looked up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// `"name"`: the including file's directory first, then the quote and bracket paths.
+    Quote,
+    /// `<name>`: the bracket paths only.
+    Angle,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Directive {
+    /// `#include`/`#import` (`next: false`) or `#include_next` (`next: true`), and the
+    /// `__has_include` family (which only asks whether the file exists, so the answer must be
+    /// the same on the box).
+    Include {
+        form: Form,
+        name: String,
+        next: bool,
+        probe: bool,
+    },
+    /// A name the scanner cannot know without the preprocessor, with the line for messages.
+    Computed { line: usize, text: String },
+}
+
+/// Scans `text` (a whole file).
+pub fn scan(text: &[u8]) -> Vec<Directive> {
+    let mut out = Vec::new();
+    let clean = strip_comments(text);
+    for (i, line) in logical_lines(&clean) {
+        scan_line(&line, i + 1, &mut out);
+    }
+    out
+}
+
+/// Replaces comments by a space and keeps newlines (so line numbers hold). String and
+/// character literals are kept whole, so `"/*"` in a string does not start a comment.
+fn strip_comments(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        let c = text[i];
+        match c {
+            b'/' if text.get(i + 1) == Some(&b'*') => {
+                out.push(b' ');
+                i += 2;
+                while i < text.len() && !(text[i] == b'*' && text.get(i + 1) == Some(&b'/')) {
+                    if text[i] == b'\n' {
+                        out.push(b'\n');
+                    }
+                    i += 1;
+                }
+                i += 2;
+            }
+            b'/' if text.get(i + 1) == Some(&b'/') => {
+                // To the end of the line; a backslash-newline continues the comment.
+                while i < text.len() && text[i] != b'\n' {
+                    if text[i] == b'\\' && text.get(i + 1) == Some(&b'\n') {
+                        out.push(b'\n');
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            b'"' | b'\'' => {
+                // A literal, to its closing quote on the same line.
+                out.push(c);
+                i += 1;
+                while i < text.len() && text[i] != c && text[i] != b'\n' {
+                    if text[i] == b'\\' && i + 1 < text.len() {
+                        out.push(text[i]);
+                        i += 1;
+                    }
+                    out.push(text[i]);
+                    i += 1;
+                }
+                if i < text.len() && text[i] == c {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Physical lines joined at backslash-newlines, each with the index of its first line.
+fn logical_lines(text: &[u8]) -> Vec<(usize, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut cur = Vec::new();
+    let mut start = 0;
+    let mut n = 0;
+    let mut i = 0;
+    while i < text.len() {
+        match text[i] {
+            b'\\' if text.get(i + 1) == Some(&b'\n') => {
+                n += 1;
+                i += 2;
+            }
+            b'\\' if text.get(i + 1) == Some(&b'\r') && text.get(i + 2) == Some(&b'\n') => {
+                n += 1;
+                i += 3;
+            }
+            b'\n' => {
+                out.push((start, std::mem::take(&mut cur)));
+                n += 1;
+                start = n;
+                i += 1;
+            }
+            c => {
+                cur.push(c);
+                i += 1;
+            }
+        }
+    }
+    if !cur.is_empty() {
+        out.push((start, cur));
+    }
+    out
+}
+
+fn skip_space(s: &[u8]) -> &[u8] {
+    let n = s
+        .iter()
+        .take_while(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\x0b' | b'\x0c'))
+        .count();
+    &s[n..]
+}
+
+fn ident(s: &[u8]) -> (&[u8], &[u8]) {
+    let n = s
+        .iter()
+        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+        .count();
+    s.split_at(n)
+}
+
+/// `"name"` or `<name>` at the start of `s`: the form, the name and what follows.
+fn header_name(s: &[u8]) -> Option<(Form, String, &[u8])> {
+    let (form, close) = match s.first()? {
+        b'"' => (Form::Quote, b'"'),
+        b'<' => (Form::Angle, b'>'),
+        _ => return None,
+    };
+    let end = s[1..].iter().position(|b| *b == close)?;
+    let name = std::str::from_utf8(&s[1..1 + end]).ok()?;
+    if name.is_empty() {
+        return None;
+    }
+    Some((form, name.to_string(), &s[end + 2..]))
+}
+
+fn scan_line(line: &[u8], number: usize, out: &mut Vec<Directive>) {
+    let rest = skip_space(line);
+    if let Some(rest) = rest.strip_prefix(b"#") {
+        let (word, after) = ident(skip_space(rest));
+        let next = match word {
+            b"include" | b"import" => Some(false),
+            b"include_next" => Some(true),
+            _ => None,
+        };
+        if let Some(next) = next {
+            let arg = skip_space(after);
+            match header_name(arg) {
+                Some((form, name, _)) => out.push(Directive::Include {
+                    form,
+                    name,
+                    next,
+                    probe: false,
+                }),
+                None => out.push(Directive::Computed {
+                    line: number,
+                    text: String::from_utf8_lossy(line).trim().to_string(),
+                }),
+            }
+            return;
+        }
+    }
+    // `__has_include` anywhere on the line (in `#if`, `#elif`, or a macro that expands to
+    // one later).
+    let mut s = line;
+    while let Some(p) = find(s, b"__has_include") {
+        let after = &s[p + b"__has_include".len()..];
+        let (next, after) = match after.strip_prefix(b"_next") {
+            Some(a) => (true, a),
+            None => (false, after),
+        };
+        // Part of a longer identifier: not the operator.
+        if after
+            .first()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        {
+            s = after;
+            continue;
+        }
+        let arg = skip_space(after);
+        match arg.strip_prefix(b"(").map(skip_space).and_then(header_name) {
+            Some((form, name, tail)) if skip_space(tail).starts_with(b")") => {
+                out.push(Directive::Include {
+                    form,
+                    name,
+                    next,
+                    probe: true,
+                })
+            }
+            // `#define __has_include(x)`-style uses and macro arguments: unknowable.
+            _ if arg.starts_with(b"(") => out.push(Directive::Computed {
+                line: number,
+                text: String::from_utf8_lossy(line).trim().to_string(),
+            }),
+            // `#ifdef __has_include` and the like: no file involved.
+            _ => {}
+        }
+        s = after;
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inc(form: Form, name: &str) -> Directive {
+        Directive::Include {
+            form,
+            name: name.into(),
+            next: false,
+            probe: false,
+        }
+    }
+
+    #[test]
+    fn includes_of_every_kind() {
+        let text = b"#include <stdio.h>\n\
+                     #  include \"lua.h\" // the API\n\
+                     \t#include_next <limits.h>\n\
+                     #import <objc.h>\n\
+                     #ifdef X\n#include \"maybe.h\"\n#endif\n\
+                     int x; /* #include \"not.h\" */\n\
+                     // #include \"nor.h\"\n\
+                     #define F \"#include <nope.h>\"\n\
+                     #inc\\\nlude \"joined.h\"\n";
+        assert_eq!(
+            scan(text),
+            vec![
+                inc(Form::Angle, "stdio.h"),
+                inc(Form::Quote, "lua.h"),
+                Directive::Include {
+                    form: Form::Angle,
+                    name: "limits.h".into(),
+                    next: true,
+                    probe: false
+                },
+                inc(Form::Angle, "objc.h"),
+                inc(Form::Quote, "maybe.h"),
+                inc(Form::Quote, "joined.h"),
+            ]
+        );
+    }
+
+    #[test]
+    fn comments_spanning_lines_and_comments_before_the_directive() {
+        let text = b"/* a\n#include \"in-comment.h\"\n*/ #include \"after.h\"\n\
+                     /**/#include <x.h>\n# /* c */ include <y.h>\n";
+        // After a comment that spans lines, `*/ #include` is a directive to gcc (checked
+        // with gcc -M), and to us.
+        assert_eq!(
+            scan(text),
+            vec![
+                inc(Form::Quote, "after.h"),
+                inc(Form::Angle, "x.h"),
+                inc(Form::Angle, "y.h")
+            ]
+        );
+    }
+
+    #[test]
+    fn computed_includes_are_reported_with_their_line() {
+        let text = b"#include \"a.h\"\n#define H <b.h>\n#include H\n\
+                     #include TRACE_INCLUDE(TRACE_INCLUDE_FILE)\n";
+        let got = scan(text);
+        assert_eq!(got[0], inc(Form::Quote, "a.h"));
+        assert_eq!(
+            got[1],
+            Directive::Computed {
+                line: 3,
+                text: "#include H".into()
+            }
+        );
+        assert!(matches!(got[2], Directive::Computed { line: 4, .. }));
+    }
+
+    #[test]
+    fn has_include_probes() {
+        let text = b"#if __has_include(<stdatomic.h>) && __has_include_next(\"cfg.h\")\n\
+                     #endif\n#ifdef __has_include\n#endif\n\
+                     #if defined(__has_include_x)\n#endif\n\
+                     #if __has_include(HDR)\n#endif\n";
+        assert_eq!(
+            scan(text),
+            vec![
+                Directive::Include {
+                    form: Form::Angle,
+                    name: "stdatomic.h".into(),
+                    next: false,
+                    probe: true
+                },
+                Directive::Include {
+                    form: Form::Quote,
+                    name: "cfg.h".into(),
+                    next: true,
+                    probe: true
+                },
+                Directive::Computed {
+                    line: 7,
+                    text: "#if __has_include(HDR)".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn literals_do_not_start_comments() {
+        let text = b"const char *s = \"/*\";\n#include \"real.h\"\nchar c = '\"';\n#include <also.h>\n";
+        assert_eq!(
+            scan(text),
+            vec![inc(Form::Quote, "real.h"), inc(Form::Angle, "also.h")]
+        );
+    }
+
+    #[test]
+    fn crlf_and_no_final_newline() {
+        assert_eq!(
+            scan(b"#include <a.h>\r\n#include \"b.h\""),
+            vec![inc(Form::Angle, "a.h"), inc(Form::Quote, "b.h")]
+        );
+    }
+}
