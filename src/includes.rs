@@ -337,7 +337,8 @@ mod tests {
 
     #[test]
     fn literals_do_not_start_comments() {
-        let text = b"const char *s = \"/*\";\n#include \"real.h\"\nchar c = '\"';\n#include <also.h>\n";
+        let text =
+            b"const char *s = \"/*\";\n#include \"real.h\"\nchar c = '\"';\n#include <also.h>\n";
         assert_eq!(
             scan(text),
             vec![inc(Form::Quote, "real.h"), inc(Form::Angle, "also.h")]

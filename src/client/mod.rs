@@ -19,6 +19,7 @@ pub mod identity;
 pub mod local;
 pub mod pick;
 pub mod remote;
+pub mod scan;
 pub mod status;
 
 use crate::args::{self, Plan, Stage};

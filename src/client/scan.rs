@@ -1,0 +1,322 @@
+//! Which files a compile may read, found without preprocessing: the source, the files the
+//! compiler includes on its own (`stdc-predef.h`, `-include`, `-imacros`), and everything
+//! reachable from them through include directives, each looked up the way gcc looks it up
+//! (the includer's directory for `"..."`, then the quote paths, then the bracket chain; an
+//! `#include_next` continues after the directory its includer came from).
+//!
+//! The search paths are the compiler's own answer (`gcc ARGS -v -M` on an empty input): gcc
+//! drops missing and duplicate directories and knows its system directories, so asking it is
+//! the only way to be exact; the same run lists what it reads before any source (the
+//! implicit `stdc-predef.h`, `-include` and `-imacros` files and what they include), which
+//! become roots of the scan. A box that gets exactly these files, at these paths, and no
+//! other system directories, finds the same file for every name gcc looks up here: each
+//! lookup's first hit is shipped, and nothing that is not here exists there.
+
+use crate::includes::{self, Directive, Form};
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Where the compiler looks, as it said.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SearchPaths {
+    /// `#include "..."` only (`-iquote`), after the includer's directory.
+    pub quote: Vec<PathBuf>,
+    /// Both forms: `-I`, `-isystem`, the system directories, `-idirafter`, in order.
+    pub bracket: Vec<PathBuf>,
+    /// Files the compiler reads before the source (`stdc-predef.h`, `-include`, `-imacros`
+    /// and what they include), in order.
+    pub preincludes: Vec<PathBuf>,
+}
+
+/// Asks `compiler` where it looks with `args` (the compile's own options: its `-I`, `-isystem`,
+/// `-nostdinc`, `-include`, `--sysroot`, `-m` and `-std` settings all matter) for language
+/// `lang` (gcc's `-x` name), run in `cwd`.
+pub fn probe(
+    compiler: &Path,
+    args: &[OsString],
+    lang: &str,
+    cwd: &Path,
+) -> io::Result<SearchPaths> {
+    let out = Command::new(compiler)
+        .args(args)
+        .args(["-v", "-M", "-x", lang, "/dev/null"])
+        .current_dir(cwd)
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!(
+            "{} -v -M could not tell its search paths ({})",
+            compiler.display(),
+            out.status
+        )));
+    }
+    let mut sp = parse_probe(&String::from_utf8_lossy(&out.stderr), cwd);
+    sp.preincludes = parse_deps(&String::from_utf8_lossy(&out.stdout), cwd)
+        .into_iter()
+        .filter(|p| p != Path::new("/dev/null"))
+        .collect();
+    Ok(sp)
+}
+
+/// The prerequisites of a make rule as gcc writes it (`target: a b \` continued lines;
+/// spaces in names escaped with a backslash).
+pub fn parse_deps(text: &str, cwd: &Path) -> Vec<PathBuf> {
+    let joined = text.replace("\\\n", " ");
+    let Some((_, deps)) = joined.split_once(": ") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = deps.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&' ') => {
+                cur.push(' ');
+                chars.next();
+            }
+            ' ' | '\t' | '\n' => {
+                if !cur.is_empty() {
+                    out.push(clean(&cwd.join(std::mem::take(&mut cur))));
+                }
+            }
+            _ => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(clean(&cwd.join(cur)));
+    }
+    out
+}
+
+/// Reads the search lists `gcc -v` printed.
+pub fn parse_probe(text: &str, cwd: &Path) -> SearchPaths {
+    let mut sp = SearchPaths::default();
+    let mut list: Option<bool> = None; // Some(true): quote list, Some(false): bracket list
+    for line in text.lines() {
+        if line.starts_with("#include \"...\" search starts here") {
+            list = Some(true);
+            continue;
+        }
+        if line.starts_with("#include <...> search starts here") {
+            list = Some(false);
+            continue;
+        }
+        if line.starts_with("End of search list") {
+            list = None;
+            continue;
+        }
+        match list {
+            Some(quote) if line.starts_with(' ') => {
+                // gcc marks framework directories (macOS) with a suffix; not on Linux.
+                let dir = clean(&cwd.join(line.trim()));
+                if quote {
+                    sp.quote.push(dir);
+                } else {
+                    sp.bracket.push(dir);
+                }
+            }
+            _ => {}
+        }
+    }
+    sp
+}
+
+/// `p` with `.` components dropped and no trailing slash; `..` is kept (it is resolved
+/// against the real directories, as the compiler does).
+pub fn clean(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// The files a compile of `source` may read.
+#[derive(Debug, Default)]
+pub struct Closure {
+    /// Absolute paths as the compiler opens them, each once, the source first.
+    pub files: Vec<PathBuf>,
+    /// Files only probed by `__has_include` (shipped so the answer is the same there).
+    pub probed: Vec<PathBuf>,
+    /// Why the closure cannot be trusted (a computed include), if so.
+    pub unknowable: Option<String>,
+}
+
+/// A file found through lookup: its path and, when it came from the bracket chain, the
+/// chain index (for `#include_next`).
+struct Found {
+    path: PathBuf,
+    chain: Option<usize>,
+}
+
+fn is_file(p: &Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| m.is_file())
+}
+
+/// Looks `name` up as gcc would from a file in `dir` found at chain index `from`.
+fn lookup(
+    name: &str,
+    form: Form,
+    next: bool,
+    dir: &Path,
+    from: Option<usize>,
+    sp: &SearchPaths,
+) -> Option<Found> {
+    if Path::new(name).is_absolute() {
+        let p = clean(Path::new(name));
+        return is_file(&p).then_some(Found {
+            path: p,
+            chain: None,
+        });
+    }
+    if next {
+        // After the includer's own directory in the chain (from the top when it did not come
+        // from the chain, as gcc then does): the first hit, which is what gcc opens.
+        let start = from.map_or(0, |i| i + 1).min(sp.bracket.len());
+        return sp.bracket[start..]
+            .iter()
+            .enumerate()
+            .map(|(k, d)| (start + k, clean(&d.join(name))))
+            .find(|(_, p)| is_file(p))
+            .map(|(i, path)| Found {
+                path,
+                chain: Some(i),
+            });
+    }
+    if form == Form::Quote {
+        let p = clean(&dir.join(name));
+        if is_file(&p) {
+            // Found beside its includer: not from the chain.
+            return Some(Found {
+                path: p,
+                chain: None,
+            });
+        }
+        if let Some(path) = sp
+            .quote
+            .iter()
+            .map(|d| clean(&d.join(name)))
+            .find(|p| is_file(p))
+        {
+            return Some(Found { path, chain: None });
+        }
+    }
+    sp.bracket
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (i, clean(&d.join(name))))
+        .find(|(_, p)| is_file(p))
+        .map(|(i, path)| Found {
+            path,
+            chain: Some(i),
+        })
+}
+
+/// Follows every include from `source` (absolute) and the preincludes. `directives` reads
+/// one file's directives (from a cache, or by scanning it).
+pub fn closure(
+    source: &Path,
+    sp: &SearchPaths,
+    mut directives: impl FnMut(&Path) -> io::Result<Vec<Directive>>,
+) -> io::Result<Closure> {
+    let mut c = Closure::default();
+    let mut seen: HashMap<PathBuf, ()> = HashMap::new();
+    // (file, its bracket-chain index)
+    let mut todo: Vec<(PathBuf, Option<usize>)> = Vec::new();
+    for p in std::iter::once(source).chain(sp.preincludes.iter().map(|p| p.as_path())) {
+        let p = clean(p);
+        if seen.insert(p.clone(), ()).is_none() {
+            c.files.push(p.clone());
+            todo.push((p, None));
+        }
+    }
+    // Bounded by the number of distinct files.
+    while let Some((file, chain)) = todo.pop() {
+        let dir = file.parent().unwrap_or(Path::new("/")).to_path_buf();
+        for d in directives(&file)? {
+            match d {
+                Directive::Computed { line, text } => {
+                    if c.unknowable.is_none() {
+                        c.unknowable = Some(format!(
+                            "{}:{line}: `{text}` names its file with a macro",
+                            file.display()
+                        ));
+                    }
+                }
+                Directive::Include {
+                    form,
+                    name,
+                    next,
+                    probe,
+                } => {
+                    let Some(f) = lookup(&name, form, next, &dir, chain, sp) else {
+                        // Not here, so not there either: the box sees the same absence.
+                        continue;
+                    };
+                    if seen.insert(f.path.clone(), ()).is_some() {
+                        continue;
+                    }
+                    if probe {
+                        c.probed.push(f.path);
+                    } else {
+                        c.files.push(f.path.clone());
+                        todo.push((f.path, f.chain));
+                    }
+                }
+            }
+        }
+    }
+    Ok(c)
+}
+
+/// Reads and scans a file.
+pub fn scan_file(p: &Path) -> io::Result<Vec<Directive>> {
+    Ok(includes::scan(&std::fs::read(p)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gccs_verbose_output_gives_the_lists() {
+        let text = "ignoring nonexistent directory \"/usr/local/include/x86_64-linux-gnu\"\n\
+                    #include \"...\" search starts here:\n /q\n\
+                    #include <...> search starts here:\n inc\n /usr/lib/gcc/x86_64-linux-gnu/12/include\n \
+                    /usr/include\nEnd of search list.\n";
+        let sp = parse_probe(text, Path::new("/work"));
+        assert_eq!(sp.quote, [PathBuf::from("/q")]);
+        assert_eq!(
+            sp.bracket,
+            [
+                PathBuf::from("/work/inc"),
+                PathBuf::from("/usr/lib/gcc/x86_64-linux-gnu/12/include"),
+                PathBuf::from("/usr/include")
+            ]
+        );
+    }
+
+    #[test]
+    fn make_rules_as_gcc_writes_them() {
+        let rule =
+            "null.o: /dev/null /usr/include/stdc-predef.h \\\n ./include/a\\ b.h \\\n  x.h\n";
+        assert_eq!(
+            parse_deps(rule, Path::new("/w")),
+            [
+                PathBuf::from("/dev/null"),
+                PathBuf::from("/usr/include/stdc-predef.h"),
+                PathBuf::from("/w/include/a b.h"),
+                PathBuf::from("/w/x.h")
+            ]
+        );
+    }
+}
