@@ -12,8 +12,11 @@
 //! | `job.rs` | compiler allow-list and identity, argument deny-list, temp dir, child process |
 //! | `status.rs` | the status reply |
 //! | `thermal.rs` | the SoC's thermal zones, coolers and cpufreq caps -> accept, fewer, or none |
+//! | `memory.rs` | MemAvailable against what recent compiles needed -> accept or busy |
+//! | `cache.rs` | sources and headers by content hash, checked, bounded, least recently used out |
 
 pub mod admit;
+pub mod cache;
 pub mod config;
 pub mod config_file;
 pub mod conn;

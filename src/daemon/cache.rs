@@ -1,0 +1,199 @@
+//! The box's store of sources and headers by content (for jobs whose files travel by hash):
+//! one file per SHA-256 under `--cache-dir`, written through a temp name and renamed, so a
+//! reader never sees half of one; every file is checked against the hash it was announced
+//! with before it is kept, so a peer cannot plant content under another file's name. The
+//! total size stays under a bound: the least recently used files go first (use is recorded
+//! in the file's mtime, so the order survives a restart).
+//!
+//! No sockets, no event loop: the loop hands it bytes and asks for paths.
+
+use crate::sha256::{self, Digest};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+pub struct Cache {
+    dir: PathBuf,
+    /// Most bytes kept.
+    limit: u64,
+    /// Bytes kept now (the sum of the files' sizes, as last counted).
+    used: u64,
+    seq: u64,
+}
+
+/// Why a file was not stored.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PutError {
+    /// The content's hash is not the one announced.
+    WrongHash,
+    /// The file alone is larger than the whole cache may be.
+    TooLarge,
+    Io(String),
+}
+
+impl Cache {
+    /// Opens (creating) the cache at `dir`, removes temp files a crash left, counts what is
+    /// there and trims it to `limit` bytes.
+    pub fn open(dir: &Path, limit: u64) -> io::Result<Cache> {
+        fs::create_dir_all(dir)?;
+        let mut c = Cache {
+            dir: dir.to_path_buf(),
+            limit,
+            used: 0,
+            seq: 0,
+        };
+        for e in fs::read_dir(dir)?.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with("tmp-") {
+                let _ = fs::remove_file(e.path());
+            } else if let Ok(m) = e.metadata() {
+                c.used += m.len();
+            }
+        }
+        c.trim(0)?;
+        Ok(c)
+    }
+
+    pub fn used(&self) -> u64 {
+        self.used
+    }
+
+    fn path(&self, d: &Digest) -> PathBuf {
+        self.dir.join(sha256::hex(d))
+    }
+
+    /// The path of the file with hash `d`, if the cache has it; marks it used.
+    pub fn get(&self, d: &Digest) -> Option<PathBuf> {
+        let p = self.path(d);
+        let f = fs::File::options().write(true).open(&p).ok()?;
+        let _ = f.set_modified(SystemTime::now());
+        Some(p)
+    }
+
+    /// Whether the cache has `d` (without marking it used).
+    pub fn has(&self, d: &Digest) -> bool {
+        self.path(d).is_file()
+    }
+
+    /// Stores `data` as the content of hash `d`, after checking it; makes room first.
+    pub fn put(&mut self, d: &Digest, data: &[u8]) -> Result<PathBuf, PutError> {
+        if sha256::digest(data) != *d {
+            return Err(PutError::WrongHash);
+        }
+        let len = data.len() as u64;
+        if len > self.limit {
+            return Err(PutError::TooLarge);
+        }
+        let dest = self.path(d);
+        if dest.is_file() {
+            return Ok(dest);
+        }
+        self.trim(len).map_err(|e| PutError::Io(e.to_string()))?;
+        self.seq += 1;
+        let tmp = self
+            .dir
+            .join(format!("tmp-{}-{}", std::process::id(), self.seq));
+        let written = fs::write(&tmp, data).and_then(|()| fs::rename(&tmp, &dest));
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(PutError::Io(e.to_string()));
+        }
+        self.used += len;
+        Ok(dest)
+    }
+
+    /// Removes the least recently used files until `extra` more bytes fit under the limit.
+    fn trim(&mut self, extra: u64) -> io::Result<()> {
+        if self.used + extra <= self.limit {
+            return Ok(());
+        }
+        let mut files: Vec<(SystemTime, u64, PathBuf)> = fs::read_dir(&self.dir)?
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with("tmp-"))
+            .filter_map(|e| {
+                let m = e.metadata().ok()?;
+                Some((m.modified().ok()?, m.len(), e.path()))
+            })
+            .collect();
+        // Recount while we are at it: files may have gone behind our back.
+        self.used = files.iter().map(|f| f.1).sum();
+        files.sort();
+        // Oldest first; bounded by the number of files.
+        for (_, len, p) in files {
+            if self.used + extra <= self.limit {
+                break;
+            }
+            // A job may hold a hard link to it; removing the name is still safe.
+            if fs::remove_file(&p).is_ok() {
+                self.used = self.used.saturating_sub(len);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Dir(PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+    fn dir(name: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!("rcc-cache-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        Dir(d)
+    }
+
+    #[test]
+    fn stores_by_hash_and_refuses_a_lie() {
+        let d = dir("put");
+        let mut c = Cache::open(&d.0, 1 << 20).unwrap();
+        let text = b"#define X 1\n";
+        let h = sha256::digest(text);
+        assert!(!c.has(&h));
+        let p = c.put(&h, text).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), text);
+        assert_eq!(c.get(&h), Some(p));
+        assert_eq!(c.used(), text.len() as u64);
+        // Content that is not what its hash says is not kept.
+        let other = sha256::digest(b"something else");
+        assert_eq!(c.put(&other, text), Err(PutError::WrongHash));
+        assert!(!c.has(&other));
+    }
+
+    #[test]
+    fn stays_under_its_bound_dropping_the_least_recently_used() {
+        let d = dir("lru");
+        let mut c = Cache::open(&d.0, 3000).unwrap();
+        let blobs: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 1000]).collect();
+        let hashes: Vec<Digest> = blobs.iter().map(|b| sha256::digest(b)).collect();
+        let old = SystemTime::now() - std::time::Duration::from_secs(100);
+        for (i, (h, b)) in hashes.iter().zip(&blobs).take(3).enumerate() {
+            let p = c.put(h, b).unwrap();
+            // Distinct ages: 0 oldest.
+            let f = fs::File::options().write(true).open(p).unwrap();
+            f.set_modified(old + std::time::Duration::from_secs(i as u64))
+                .unwrap();
+        }
+        // Using 0 makes 1 the least recently used.
+        assert!(c.get(&hashes[0]).is_some());
+        c.put(&hashes[3], &blobs[3]).unwrap();
+        assert!(c.used() <= 3000);
+        assert!(c.has(&hashes[0]) && !c.has(&hashes[1]) && c.has(&hashes[2]));
+        assert!(c.has(&hashes[3]));
+        // Larger than the whole cache: refused, nothing dropped for it.
+        let big = vec![9u8; 4000];
+        assert_eq!(c.put(&sha256::digest(&big), &big), Err(PutError::TooLarge));
+        assert!(c.has(&hashes[3]));
+        // Reopened: counted again, and still within the bound.
+        drop(c);
+        let c = Cache::open(&d.0, 2000).unwrap();
+        assert!(c.used() <= 2000);
+    }
+}
