@@ -9,7 +9,7 @@
 //! | `event_loop.rs` | the only file that touches mio: accept, read, write, timers |
 //! | `conn.rs` | one connection's buffers and phase, driven by the loop |
 //! | `admit.rs` | slots, the wait queue and the counters |
-//! | `job.rs` | compiler allow-list and identity, argument deny-list, temp dir, child process |
+//! | `job.rs` | compiler allow-list and identity, temp dir, child process (the argument rules are `crate::box_rules`) |
 //! | `status.rs` | the status reply |
 //! | `thermal.rs` | the SoC's thermal zones, coolers and cpufreq caps -> accept, fewer, or none |
 //! | `memory.rs` | MemAvailable against what recent compiles needed -> accept or busy |
