@@ -11,6 +11,7 @@
 //! | [`access`] | CIDR allow-list for the daemon's peers |
 //! | [`sha256`] | content hashes for files shipped by content |
 //! | [`includes`] | the include directives of a C/C++ file, without preprocessing |
+//! | [`depfile`] | make dependency files, read and written as gcc writes them |
 //! | [`sys`] | the only `unsafe`: record locks, pidfds, process-group signals |
 //!
 //! What must never depend on what: parsers and deciders do no I/O; `client` and `daemon`
@@ -23,6 +24,7 @@ pub mod client;
 pub mod compiler;
 pub mod compress;
 pub mod daemon;
+pub mod depfile;
 pub mod exit;
 pub mod hosts;
 pub mod includes;
