@@ -12,9 +12,12 @@
 //! | `local.rs` | finding and running the real compiler |
 //! | `identity.rs` | the master compiler's identity, cached |
 //! | `status.rs` | `rcc --status` |
+//! | `scan.rs` | the files a compile may read, without preprocessing (shipping sources) |
+//! | `files.rs` | each file's hash and include directives, cached per build by its stamp |
 
 pub mod advert;
 pub mod cpp;
+pub mod files;
 pub mod identity;
 pub mod local;
 pub mod pick;
