@@ -14,6 +14,7 @@
 //! | `thermal.rs` | the SoC's thermal zones, coolers and cpufreq caps -> accept, fewer, or none |
 //! | `memory.rs` | MemAvailable against what recent compiles needed -> accept or busy |
 //! | `cache.rs` | sources and headers by content hash, checked, bounded, least recently used out |
+//! | `tree.rs` | a job's private mirror of the master's paths, from the cache |
 
 pub mod admit;
 pub mod cache;
@@ -25,6 +26,7 @@ pub mod job;
 pub mod memory;
 pub mod status;
 pub mod thermal;
+pub mod tree;
 
 pub use config::Config;
 
