@@ -163,3 +163,70 @@ pub fn check_args(args: &[Vec<u8>]) -> Result<Vec<String>, String> {
     }
     Ok(out)
 }
+
+/// Whether an include directive's `name`, looked up from a file in `includer_dir` or any of
+/// `search` (absolute paths as the master has them), can only reach paths inside the
+/// master's file system as a box mirrors it. On a box the mirror is a directory, so a name
+/// that climbs above `/` (`../../../../etc/passwd` from a shallow directory) would leave it,
+/// and an absolute name would read the box's own file: both are refused, and the job is
+/// preprocessed at home instead. Names with `..` that stay inside are fine (the kernel has
+/// hundreds: `#include "../workqueue_internal.h"`).
+pub fn include_stays_inside(
+    name: &str,
+    includer_dir: &std::path::Path,
+    search: &[std::path::PathBuf],
+) -> bool {
+    use std::path::{Component, Path};
+    let name_path = Path::new(name);
+    if name_path.is_absolute() || name.contains('\0') {
+        return false;
+    }
+    if !name_path
+        .components()
+        .any(|c| matches!(c, Component::ParentDir))
+    {
+        return true;
+    }
+    std::iter::once(includer_dir)
+        .chain(search.iter().map(|p| p.as_path()))
+        .all(|base| {
+            let mut depth: i64 = 0;
+            for c in base.join(name_path).components() {
+                match c {
+                    Component::RootDir => depth = 0,
+                    Component::Normal(_) => depth += 1,
+                    Component::ParentDir => {
+                        depth -= 1;
+                        if depth < 0 {
+                            return false;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            true
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::{Path, PathBuf};
+
+    #[test]
+    fn includes_that_would_leave_the_mirror_are_caught() {
+        let search = [PathBuf::from("/usr/include"), PathBuf::from("/w/include")];
+        let dir = Path::new("/w/kernel/sched");
+        assert!(include_stays_inside("linux/sched.h", dir, &search));
+        assert!(include_stays_inside(
+            "../workqueue_internal.h",
+            dir,
+            &search
+        ));
+        assert!(include_stays_inside("../../include/x.h", dir, &search));
+        // From /usr/include, three levels up is above the root.
+        assert!(!include_stays_inside("../../../etc/passwd", dir, &search));
+        assert!(!include_stays_inside("/etc/passwd", dir, &search));
+        assert!(!include_stays_inside("a/../../../../../x", dir, &search));
+    }
+}
