@@ -493,9 +493,15 @@ impl Client<'_> {
         if list.randomize {
             shuffle(&mut hosts);
         }
-        let local_limit = list
-            .local_slots
-            .unwrap_or_else(|| crate::sys::online_cpus() as u32);
+        // Preprocessing is the master's main cost for a remote job: at most this many run at
+        // once (`--localslots_cpp=N`, else twice the local slots, at least 2), so a `make -j`
+        // far above the farm's slots does not flood the master with preprocessors.
+        let cpp_limit = list.local_slots_cpp.unwrap_or_else(|| {
+            list.local_slots
+                .unwrap_or_else(|| crate::sys::online_cpus() as u32)
+                .saturating_mul(2)
+                .max(2)
+        });
         let now = SystemTime::now();
         let candidates: Vec<Candidate> = hosts
             .iter()
@@ -610,7 +616,7 @@ impl Client<'_> {
                         // The first box that accepts gets the text as the preprocessor
                         // makes it.
                         None => {
-                            match self.stream_cpp(&state, program, plan, local_limit, accepted)? {
+                            match self.stream_cpp(&state, program, plan, cpp_limit, accepted)? {
                                 Streamed::UserError(code) => return Ok(code),
                                 Streamed::Sent { text, result } => {
                                     input = Some(text);
@@ -678,7 +684,7 @@ impl Client<'_> {
         state: &State,
         program: &Path,
         plan: &Plan,
-        local_limit: u32,
+        cpp_limit: u32,
         mut accepted: remote::Accepted,
     ) -> Result<Streamed, String> {
         let cpp_args = plan.cpp_args.as_ref().expect("a source to preprocess");
@@ -687,7 +693,7 @@ impl Client<'_> {
         // held while the preprocessor runs, not while its output travels.
         let slot = state
             .lock_cpp(
-                local_limit.saturating_mul(2).max(2),
+                cpp_limit,
                 Instant::now() + Duration::from_secs(600),
             )
             .map_err(|e| format!("cannot lock a preprocessing slot: {e}"))?;
