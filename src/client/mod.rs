@@ -692,10 +692,7 @@ impl Client<'_> {
         // Preprocessing is the master's main cost: bound how many run at once. The slot is
         // held while the preprocessor runs, not while its output travels.
         let slot = state
-            .lock_cpp(
-                cpp_limit,
-                Instant::now() + Duration::from_secs(600),
-            )
+            .lock_cpp(cpp_limit, Instant::now() + Duration::from_secs(600))
             .map_err(|e| format!("cannot lock a preprocessing slot: {e}"))?;
         let events = cpp::Stream::start(program, cpp_args)
             .map_err(|e| format!("cannot run the preprocessor: {e}"))?

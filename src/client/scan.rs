@@ -29,6 +29,51 @@ pub struct SearchPaths {
     /// Files the compiler reads before the source (`stdc-predef.h`, `-include`, `-imacros`
     /// and what they include), in order.
     pub preincludes: Vec<PathBuf>,
+    /// Directories named on the command line that gcc left out because they did not exist.
+    /// If one appears later (a build creating `include/generated`), the lists are stale.
+    pub missing: Vec<PathBuf>,
+}
+
+impl SearchPaths {
+    /// Text for the probe cache: one `kind path` line each.
+    pub fn encode(&self) -> String {
+        let mut s = String::new();
+        for (kind, list) in [
+            ('q', &self.quote),
+            ('b', &self.bracket),
+            ('p', &self.preincludes),
+            ('m', &self.missing),
+        ] {
+            for p in list {
+                s.push(kind);
+                s.push(' ');
+                s.push_str(&p.to_string_lossy());
+                s.push('\n');
+            }
+        }
+        s
+    }
+
+    pub fn decode(text: &str) -> Option<SearchPaths> {
+        let mut sp = SearchPaths::default();
+        for line in text.lines() {
+            let (kind, path) = line.split_once(' ')?;
+            let list = match kind {
+                "q" => &mut sp.quote,
+                "b" => &mut sp.bracket,
+                "p" => &mut sp.preincludes,
+                "m" => &mut sp.missing,
+                _ => return None,
+            };
+            list.push(PathBuf::from(path));
+        }
+        Some(sp)
+    }
+
+    /// Still true: every directory gcc left out is still missing.
+    pub fn still_true(&self) -> bool {
+        self.missing.iter().all(|d| !d.exists())
+    }
 }
 
 /// Asks `compiler` where it looks with `args` (the compile's own options: its `-I`, `-isystem`,
@@ -109,6 +154,12 @@ pub fn parse_probe(text: &str, cwd: &Path) -> SearchPaths {
         }
         if line.starts_with("End of search list") {
             list = None;
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("ignoring nonexistent directory \"") {
+            if let Some(dir) = rest.strip_suffix('"') {
+                sp.missing.push(clean(&cwd.join(dir)));
+            }
             continue;
         }
         match list {
@@ -295,6 +346,12 @@ mod tests {
                     /usr/include\nEnd of search list.\n";
         let sp = parse_probe(text, Path::new("/work"));
         assert_eq!(sp.quote, [PathBuf::from("/q")]);
+        assert_eq!(
+            sp.missing,
+            [PathBuf::from("/usr/local/include/x86_64-linux-gnu")]
+        );
+        assert_eq!(SearchPaths::decode(&sp.encode()), Some(sp.clone()));
+        assert!(sp.still_true());
         assert_eq!(
             sp.bracket,
             [
