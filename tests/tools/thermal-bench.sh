@@ -6,6 +6,8 @@
 #   cargo build --release --target x86_64-unknown-linux-musl
 #   bash tests/tools/thermal-bench.sh [ROUNDS] [HEAT...]     (default: 3 '1.2,0.6,0.6' 0.6)
 # Each run takes ~3 min; 3 rounds of 2 profiles ~1 h. Results: $OUT/summary.tsv.
+# FARM_FLAGS adds compare flags (e.g. '--cpu 0.4 --master-cpu 0.8' for a farm whose boxes,
+# not the master, are the bottleneck); VARIANTS picks from 'on off distcc'.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/../.." && pwd)"
 bench="$here/../shared/bench"
@@ -17,18 +19,20 @@ OUT="${OUT:-/var/tmp/rcc-bench/thermal-$(date +%Y%m%d-%H%M%S)}"
 mkdir -p "$OUT/on" "$OUT/off"
 cp "$bin/rcc" "$bin/rccd" "$OUT/on/"
 cp "$bin/rcc" "$OUT/off/"; cp "$bin/rccd" "$OUT/off/rccd.real"
+# shellcheck disable=SC2016 # the wrapper expands them when it runs
 printf '#!/bin/sh\nexec "$(dirname "$0")/rccd.real" "$@" --no-thermal\n' >"$OUT/off/rccd"
 chmod +x "$OUT/off/rccd"
 printf 'heat\tround\tvariant\twall_s\tmaster_cpu_s\thosts_cpu_s\tmax_temp_c\tthrottled_s\tthrottled_s_per_box\tjobs_per_box\tobj_cksum\n' >"$OUT/summary.tsv"
 for heat in "$@"; do
     for r in $(seq 1 "$rounds"); do
-        for v in on off distcc; do
+        for v in ${VARIANTS:-on off distcc}; do
             run="$OUT/$heat-$r-$v"
             case $v in
                 distcc) tool=distcc; bd="$OUT/on" ;;
                 *) tool=rcc; bd="$OUT/$v" ;;
             esac
-            RCC_BIN_DIR="$bd" "$bench/compare" --tools "$tool" --rounds 1 --thermal --heat "$heat" \
+            # shellcheck disable=SC2086 # FARM_FLAGS is a list of flags
+            RCC_BIN_DIR="$bd" "$bench/compare" --tools "$tool" --rounds 1 --thermal --heat "$heat" ${FARM_FLAGS:-} \
                 --out "$run" >"$run.log" 2>&1 || { echo "run $run failed: see $run.log" >&2; continue; }
             row="$(awk -F'\t' 'NR==2' "$run/results.tsv")"
             logs="$run/run-1-$tool"
