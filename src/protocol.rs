@@ -39,9 +39,21 @@
 //! writing overlap instead of adding up; the box spools the pieces to its job dir and starts the
 //! compiler at `InputEnd`. `Progress` frames keep a long compile on a slow box alive: the client
 //! gives up on a box that stops talking, never on one that compiles slowly.
-//! `JobRequest::mode` says how the input travels: `Mode::Preprocessed` (`Input` frames) is the
-//! only mode so far; a mode that ships sources and headers by content hash adds its own frames
-//! after the `Accept` without changing anything above.
+//! `JobRequest::mode` says how the input travels. `Mode::Preprocessed`: `Input` frames, as
+//! above. `Mode::Sources`: the box preprocesses, from the master's own files sent by content
+//! hash:
+//!
+//! ```text
+//! sources: client JobRequest (mode Sources)  -> daemon Accept | Reject
+//!          client Manifest (cwd, source, search options, dependency file, files: path+hash)
+//!                                            <- daemon Need (the files whose hash it lacks)
+//!          client Blob, Blob, ... (one per needed file, each compressed on its own)
+//!          client InputEnd
+//!                                            <- daemon Progress ... Done ("o", and "d") | Reject
+//! ```
+//!
+//! A daemon that does not know a mode refuses the request as malformed; the client then sends
+//! that box preprocessed jobs.
 //!
 //! A daemon that cannot serve a request says why in a `Reject` (busy, throttled, compiler
 //! mismatch, not allowed, bad request...) with a human-readable text, then closes.
@@ -63,11 +75,14 @@ pub enum Kind {
     StatusRequest = 2,
     Input = 3,
     InputEnd = 4,
+    Manifest = 5,
+    Blob = 6,
     Accept = 16,
     Reject = 17,
     Progress = 18,
     Done = 19,
     Status = 20,
+    Need = 21,
 }
 
 impl Kind {
@@ -77,11 +92,14 @@ impl Kind {
             2 => Kind::StatusRequest,
             3 => Kind::Input,
             4 => Kind::InputEnd,
+            5 => Kind::Manifest,
+            6 => Kind::Blob,
             16 => Kind::Accept,
             17 => Kind::Reject,
             18 => Kind::Progress,
             19 => Kind::Done,
             20 => Kind::Status,
+            21 => Kind::Need,
             _ => return None,
         })
     }
@@ -89,8 +107,11 @@ impl Kind {
     /// Largest body of this kind, before and after inflating, given the limits.
     fn cap(self, limits: &Limits) -> usize {
         match self {
-            Kind::Input | Kind::Done => limits.max_body,
+            Kind::Input | Kind::Done | Kind::Blob => limits.max_body,
             Kind::JobRequest | Kind::Status => limits.max_small,
+            // A kernel job names some 600 files; 16 MiB leaves room for 100,000.
+            Kind::Manifest => 16 << 20,
+            Kind::Need => 1 << 20,
             Kind::StatusRequest | Kind::InputEnd | Kind::Accept | Kind::Reject | Kind::Progress => {
                 64 * 1024
             }
@@ -128,7 +149,58 @@ impl Default for Limits {
 pub enum Mode {
     /// The client preprocessed; `Input` frames carry the text, `InputEnd` ends it.
     Preprocessed,
+    /// The box preprocesses: `Manifest`, `Need`, `Blob`s, `InputEnd`.
+    Sources,
 }
+
+/// Most files one manifest may name.
+pub const MAX_FILES: usize = 100_000;
+
+/// A file a sources job reads, as the master has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEntry {
+    /// Absolute, in plain form (no `.`, `..`, `//`).
+    pub path: String,
+    pub size: u64,
+    pub hash: [u8; 32],
+}
+
+/// The dependency file a sources job writes (`-MD`/`-MMD`), made on the box and rewritten
+/// on the master.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DepRequest {
+    /// `-MMD` (system headers left out) rather than `-MD`.
+    pub user_only: bool,
+    /// `-MT` targets, as given.
+    pub mt: Vec<String>,
+    /// `-MQ` targets, as given.
+    pub mq: Vec<String>,
+    /// `-MP`.
+    pub phony: bool,
+}
+
+/// What a sources job compiles, and the files it may read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// The source as the command names it (relative to `JobRequest::cwd`, or absolute).
+    pub source: String,
+    /// Options naming a directory or file, in order: `-iquote`, `-I`, `-isystem`,
+    /// `-idirafter`, `-include`, `-imacros`, each with its path as gcc would see it. The box
+    /// puts its private tree in front of absolute ones.
+    pub paths: Vec<(String, String)>,
+    pub deps: Option<DepRequest>,
+    pub files: Vec<FileEntry>,
+}
+
+/// The options a manifest may name a path with.
+pub const PATH_OPTIONS: [&str; 6] = [
+    "-iquote",
+    "-I",
+    "-isystem",
+    "-idirafter",
+    "-include",
+    "-imacros",
+];
 
 /// The hello of a compile: who should compile what, with which flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -293,6 +365,11 @@ pub enum Message {
     Done(Done),
     /// Ordered `key=value` pairs; see the daemon's status module for the keys.
     Status(Vec<(String, String)>),
+    Manifest(Manifest),
+    /// Indexes into the manifest's files, ascending.
+    Need(Vec<u32>),
+    /// One needed file: its index in the manifest and its content.
+    Blob(u32, Vec<u8>),
 }
 
 impl Message {
@@ -307,6 +384,9 @@ impl Message {
             Message::Progress => Kind::Progress,
             Message::Done(_) => Kind::Done,
             Message::Status(_) => Kind::Status,
+            Message::Manifest(_) => Kind::Manifest,
+            Message::Need(_) => Kind::Need,
+            Message::Blob(..) => Kind::Blob,
         }
     }
 }
@@ -423,6 +503,7 @@ fn parse_body(kind: Kind, body: &[u8], limits: &Limits) -> Result<Message, Error
         Kind::JobRequest => {
             let mode = match r.u8()? {
                 1 => Mode::Preprocessed,
+                2 => Mode::Sources,
                 _ => return Err(r.bad("unknown job mode")),
             };
             let compress = r.u8()? != 0;
@@ -520,6 +601,78 @@ fn parse_body(kind: Kind, body: &[u8], limits: &Limits) -> Result<Message, Error
             }
             Message::Status(kv)
         }
+        Kind::Manifest => {
+            let source = r.text()?;
+            let n = r.u32()? as usize;
+            if n > 4 * limits.max_args {
+                return Err(r.bad("too many path options"));
+            }
+            let mut paths = Vec::with_capacity(n);
+            for _ in 0..n {
+                let opt = r.text()?;
+                if !PATH_OPTIONS.contains(&opt.as_str()) {
+                    return Err(r.bad("a path option that is not one"));
+                }
+                paths.push((opt, r.text()?));
+            }
+            let deps = match r.u8()? {
+                0 => None,
+                kind @ (1 | 2) => {
+                    let phony = r.u8()? != 0;
+                    let mut lists = [Vec::new(), Vec::new()];
+                    for list in &mut lists {
+                        let n = r.u32()? as usize;
+                        if n > 64 {
+                            return Err(r.bad("too many dependency targets"));
+                        }
+                        for _ in 0..n {
+                            list.push(r.text()?);
+                        }
+                    }
+                    let [mt, mq] = lists;
+                    Some(DepRequest {
+                        user_only: kind == 2,
+                        mt,
+                        mq,
+                        phony,
+                    })
+                }
+                _ => return Err(r.bad("unknown dependency kind")),
+            };
+            let n = r.u32()? as usize;
+            if n > MAX_FILES {
+                return Err(r.bad("too many files"));
+            }
+            let mut files = Vec::with_capacity(n.min(4096));
+            for _ in 0..n {
+                let path = r.text()?;
+                let size = (r.u32()? as u64) << 32 | r.u32()? as u64;
+                let mut hash = [0u8; 32];
+                hash.copy_from_slice(r.take(32)?);
+                files.push(FileEntry { path, size, hash });
+            }
+            Message::Manifest(Manifest {
+                source,
+                paths,
+                deps,
+                files,
+            })
+        }
+        Kind::Need => {
+            let n = r.u32()? as usize;
+            if n > MAX_FILES {
+                return Err(r.bad("too many files"));
+            }
+            let mut v = Vec::with_capacity(n.min(4096));
+            for _ in 0..n {
+                v.push(r.u32()?);
+            }
+            Message::Need(v)
+        }
+        Kind::Blob => {
+            let index = r.u32()?;
+            Message::Blob(index, r.buf.to_vec())
+        }
     })
 }
 
@@ -604,6 +757,7 @@ pub fn body(msg: &Message) -> Vec<u8> {
         Message::JobRequest(j) => {
             w.u8(match j.mode {
                 Mode::Preprocessed => 1,
+                Mode::Sources => 2,
             });
             w.u8(j.compress as u8);
             w.bytes(j.compiler.as_bytes());
@@ -656,6 +810,44 @@ pub fn body(msg: &Message) -> Vec<u8> {
                 w.bytes(k.as_bytes());
                 w.bytes(v.as_bytes());
             }
+        }
+        Message::Manifest(m) => {
+            w.bytes(m.source.as_bytes());
+            w.u32(m.paths.len() as u32);
+            for (opt, path) in &m.paths {
+                w.bytes(opt.as_bytes());
+                w.bytes(path.as_bytes());
+            }
+            match &m.deps {
+                None => w.u8(0),
+                Some(d) => {
+                    w.u8(if d.user_only { 2 } else { 1 });
+                    w.u8(d.phony as u8);
+                    for list in [&d.mt, &d.mq] {
+                        w.u32(list.len() as u32);
+                        for t in list {
+                            w.bytes(t.as_bytes());
+                        }
+                    }
+                }
+            }
+            w.u32(m.files.len() as u32);
+            for f in &m.files {
+                w.bytes(f.path.as_bytes());
+                w.u32((f.size >> 32) as u32);
+                w.u32(f.size as u32);
+                w.buf.extend_from_slice(&f.hash);
+            }
+        }
+        Message::Need(v) => {
+            w.u32(v.len() as u32);
+            for i in v {
+                w.u32(*i);
+            }
+        }
+        Message::Blob(index, data) => {
+            w.u32(*index);
+            w.buf.extend_from_slice(data);
         }
     }
     w.buf
@@ -739,6 +931,34 @@ mod tests {
                 compile_ms: 812,
             }),
             Message::Status(vec![("slots".into(), "4".into())]),
+            Message::Manifest(Manifest {
+                source: "src/lvm.c".into(),
+                paths: vec![
+                    ("-I".into(), "include".into()),
+                    ("-isystem".into(), "/usr/include".into()),
+                    ("-include".into(), "/usr/include/stdc-predef.h".into()),
+                ],
+                deps: Some(DepRequest {
+                    user_only: true,
+                    mt: vec!["m".into()],
+                    mq: vec!["obj/lvm.o".into(), "a$b".into()],
+                    phony: true,
+                }),
+                files: vec![FileEntry {
+                    path: "/w/src/lvm.c".into(),
+                    size: 5 << 32 | 7,
+                    hash: [7; 32],
+                }],
+            }),
+            Message::Manifest(Manifest {
+                source: "/abs/x.cc".into(),
+                paths: vec![],
+                deps: None,
+                files: vec![],
+            }),
+            Message::Need(vec![0, 3, 99]),
+            Message::Blob(3, b"#include <stdio.h>\n".to_vec()),
+            Message::Blob(0, vec![]),
         ]
     }
 
@@ -768,6 +988,23 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_manifest_names_only_path_options() {
+        let m = Message::Manifest(Manifest {
+            source: "a.c".into(),
+            paths: vec![("-fplugin=".into(), "/x.so".into())],
+            deps: None,
+            files: vec![],
+        });
+        assert!(matches!(
+            decode(&encode(&m, None), &Limits::default()),
+            Err(Error::Malformed {
+                what: "a path option that is not one",
+                ..
+            })
+        ));
     }
 
     #[test]
