@@ -275,7 +275,7 @@ enum Form {
 
 /// What an option means for the two argument lists.
 #[derive(Clone, Copy)]
-enum Class {
+pub(crate) enum Class {
     Stage(Stage),
     Output,
     Language,
@@ -295,7 +295,7 @@ enum Class {
 }
 
 #[derive(Clone, Copy)]
-enum Dep {
+pub(crate) enum Dep {
     /// `-MD`, `-MMD`.
     Write,
     /// `-MF`.
@@ -500,7 +500,10 @@ const RULES: &[Rule] = &[
 ];
 
 /// The rule for the option at `args[i]`, its value, and how many arguments it used.
-fn lookup<'a>(args: &[&'a str], i: usize) -> Result<(Class, Option<&'a str>, usize), LocalReason> {
+pub(crate) fn lookup<'a>(
+    args: &[&'a str],
+    i: usize,
+) -> Result<(Class, Option<&'a str>, usize), LocalReason> {
     let arg = args[i];
     for rule in RULES {
         let hit = match rule.form {
@@ -690,7 +693,7 @@ fn dep_file_args(deps: &Deps, output: Option<&str>) -> Result<Vec<String>, Local
 
 /// gcc's `%.d` on the `-o` value: the suffix after the last `.` of the last path
 /// component (wherever it is) becomes `.d`; with no `.`, `.d` is appended.
-fn dep_file_for(output: &str) -> String {
+pub(crate) fn dep_file_for(output: &str) -> String {
     let start = output.rfind('/').map_or(0, |i| i + 1);
     let stem = match output[start..].rfind('.') {
         Some(dot) => &output[..start + dot],
@@ -699,13 +702,13 @@ fn dep_file_for(output: &str) -> String {
     format!("{stem}.d")
 }
 
-fn basename(path: &str) -> &str {
+pub(crate) fn basename(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
 /// gcc's output name without `-o`: the basename minus its suffix (a leading `.` is not a
 /// suffix), plus `.o` or `.s`, in the current directory.
-fn default_output(source: &str, stage: Stage) -> String {
+pub(crate) fn default_output(source: &str, stage: Stage) -> String {
     let base = basename(source);
     let stem = match base.rfind('.') {
         Some(dot) if dot > 0 => &base[..dot],
@@ -716,7 +719,7 @@ fn default_output(source: &str, stage: Stage) -> String {
 
 /// The arguments as text. Boxes take UTF-8 only; NUL cannot reach a compiler intact; and
 /// `@file` anywhere (even as an option's value) makes gcc read more arguments from a file.
-fn texts(args: &[OsString]) -> Result<Vec<&str>, LocalReason> {
+pub(crate) fn texts(args: &[OsString]) -> Result<Vec<&str>, LocalReason> {
     args.iter()
         .map(|a| {
             let s = a

@@ -6,6 +6,7 @@
 //! | module | job |
 //! | --- | --- |
 //! | [`args`] | compiler argv -> distribute (with the local preprocessing and remote argv) or local, with a reason |
+//! | [`ship_args`] | compiler argv -> the box's half of a job that ships its sources (the box preprocesses) |
 //! | [`hosts`] | the host-list grammar (`RCC_HOSTS`, distcc-compatible) -> host specs, errors per entry |
 //! | [`box_rules`] | the arguments a box runs (rccd enforces them; the client checks its own jobs against them) |
 //! | [`access`] | CIDR allow-list for the daemon's peers |
@@ -30,4 +31,5 @@ pub mod hosts;
 pub mod includes;
 pub mod protocol;
 pub mod sha256;
+pub mod ship_args;
 pub mod sys;

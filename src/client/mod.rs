@@ -14,6 +14,7 @@
 //! | `status.rs` | `rcc --status` |
 //! | `scan.rs` | the files a compile may read, without preprocessing (shipping sources) |
 //! | `files.rs` | each file's hash and include directives, cached per build by its stamp |
+//! | `ship.rs` | a job that ships its sources: the manifest, the files' content, the `.d` back |
 
 pub mod advert;
 pub mod cpp;
@@ -23,6 +24,7 @@ pub mod local;
 pub mod pick;
 pub mod remote;
 pub mod scan;
+pub mod ship;
 pub mod status;
 
 use crate::args::{self, Plan, Stage};
@@ -536,10 +538,19 @@ impl Client<'_> {
             })
             .collect();
 
+        // Shipping the sources (the box preprocesses) unless this job or the user says no.
+        let ship_plan = match self.ship_plan(args, plan) {
+            Ok(sp) => Some(sp),
+            Err(why) => {
+                self.log(format!("preprocessing here: {why}"));
+                None
+            }
+        };
+        let mut shipment: Option<Result<ship::Shipment, String>> = None;
         let mut input: Option<Vec<u8>> = None;
         let mut tried = Vec::new();
-        // Each box is tried at most once per job; bounded by the list.
-        for _ in 0..=hosts.len() {
+        // Each box is tried at most once per job in each mode; bounded by the list.
+        for _ in 0..=2 * hosts.len() {
             let now = SystemTime::now();
             let usable: Vec<Candidate> = candidates
                 .iter()
@@ -571,6 +582,82 @@ impl Client<'_> {
                 .find(|h| h.key() == cand.key)
                 .expect("candidate comes from the list");
             tried.push(cand.key.clone());
+            let wants_sources = ship_plan.is_some()
+                && state.marked("nosources", &cand.key, now).is_none();
+            if wants_sources && shipment.is_none() {
+                // Scanning is the master's cost in this mode: bounded like preprocessing.
+                let slot = state
+                    .lock_cpp(cpp_limit, Instant::now() + Duration::from_secs(600))
+                    .map_err(|e| format!("cannot lock a preprocessing slot: {e}"))?;
+                let t = Instant::now();
+                let sp = ship_plan.as_ref().expect("checked above");
+                let source = plan.source.to_str().unwrap_or_default();
+                let made = ship::prepare(program, &identity, sp, source, &cwd, &self.settings.rcc_dir);
+                drop(slot);
+                match &made {
+                    Ok(sh) => self.log(format!(
+                        "scanned {source} in {} ms: {} files, {} bytes",
+                        ms(t.elapsed()),
+                        sh.manifest.files.len(),
+                        sh.bytes
+                    )),
+                    Err(why) => self.log(format!("preprocessing here: {why}")),
+                }
+                shipment = Some(made);
+            }
+            let sources = match &shipment {
+                Some(Ok(sh)) if wants_sources => Some(sh),
+                _ => None,
+            };
+            if sources.is_some() {
+                let req = self.request(name, &identity, plan, &cwd, host.compress, sources);
+                let t = Instant::now();
+                let sh = sources.expect("checked");
+                let result = match remote::request(&host.addr_string(), &req, self.settings.timeouts) {
+                    Err(f) => Err(f),
+                    Ok(accepted) => {
+                        self.note_accept(&state, host, &accepted);
+                        accepted.ship(&sh.manifest, |i| sh.content(i)).map(|(d, t, needed)| {
+                            self.log(format!(
+                                "{}: box needed {needed} of {} files",
+                                host.addr_string(),
+                                sh.manifest.files.len()
+                            ));
+                            (d, t)
+                        })
+                    }
+                };
+                if let Err(Failure::Rejected(r)) = &result {
+                    if r.reason == RejectReason::BadRequest {
+                        // An older box, or one that will not take these files: the same box
+                        // gets the job preprocessed.
+                        self.log(format!(
+                            "{} refused the sources ({}); preprocessing here",
+                            host.addr_string(),
+                            r.text
+                        ));
+                        if r.text.contains("unknown job mode") {
+                            let until = now + Duration::from_secs(600);
+                            let _ = state.mark("nosources", &cand.key, until, &r.text);
+                        }
+                        shipment = Some(Err(r.text.clone()));
+                        tried.pop();
+                        continue;
+                    }
+                }
+                if let Err(Failure::Source(why)) = &result {
+                    return Err(why.clone());
+                }
+                let attempt = Attempt {
+                    started: t,
+                    input_len: sh.bytes as usize,
+                };
+                match self.conclude(&state, host, &req, plan, result, attempt, Some(sh)) {
+                    Next::Exit(code) => return Ok(code),
+                    Next::Another => continue,
+                    Next::Local(why) => return Err(why),
+                }
+            }
             if input.is_none() && plan.cpp_args.is_none() {
                 // Already preprocessed (.i/.ii): the source is the input.
                 let text = std::fs::read(&plan.source)
@@ -582,29 +669,7 @@ impl Client<'_> {
                 }
                 input = Some(text);
             }
-            let req = JobRequest {
-                mode: Mode::Preprocessed,
-                compress: host.compress,
-                compiler: name.to_string(),
-                identity: identity.clone(),
-                args: plan
-                    .remote_args
-                    .iter()
-                    .map(|a| a.as_bytes().to_vec())
-                    .collect(),
-                input_ext: plan.remote_input_ext.to_string(),
-                output_ext: match plan.stage {
-                    Stage::Object => "o".into(),
-                    Stage::Assembly => "s".into(),
-                },
-                cwd: cwd.as_os_str().as_bytes().to_vec(),
-                label: plan.source.to_string_lossy().into_owned(),
-                locale: crate::protocol::LOCALE_VARS
-                    .iter()
-                    .filter_map(|k| Some((k.to_string(), self.env.var(k)?)))
-                    .filter(|(_, v)| crate::protocol::is_locale_value(v))
-                    .collect(),
-            };
+            let req = self.request(name, &identity, plan, &cwd, host.compress, None);
             let t = Instant::now();
             let addr = host.addr_string();
             let result = match remote::request(&addr, &req, self.settings.timeouts) {
@@ -631,13 +696,71 @@ impl Client<'_> {
                 started: t,
                 input_len: input.as_ref().map_or(0, |t| t.len()),
             };
-            match self.conclude(&state, host, &req, plan, result, attempt) {
+            match self.conclude(&state, host, &req, plan, result, attempt, None) {
                 Next::Exit(code) => return Ok(code),
                 Next::Another => continue,
                 Next::Local(why) => return Err(why),
             }
         }
         Err("every box failed".into())
+    }
+
+    /// Whether this job may ship its sources, and how; `Err` says why not.
+    fn ship_plan(&self, args: &[OsString], plan: &Plan) -> Result<crate::ship_args::ShipPlan, String> {
+        if self.env.var("RCC_SHIP").is_some_and(|v| v == "0") {
+            return Err("RCC_SHIP=0".into());
+        }
+        if let Some(why) = ship::env_blocks(|k| self.env.var_os(k)) {
+            return Err(why);
+        }
+        crate::ship_args::ship_plan(args, plan)
+    }
+
+    /// The hello for a job: preprocessed, or shipping its sources with `sources`.
+    fn request(
+        &self,
+        name: &str,
+        identity: &str,
+        plan: &Plan,
+        cwd: &Path,
+        compress: bool,
+        sources: Option<&ship::Shipment>,
+    ) -> JobRequest {
+        let (mode, args, input_ext) = match sources {
+            None => (
+                Mode::Preprocessed,
+                plan.remote_args
+                    .iter()
+                    .map(|a| a.as_bytes().to_vec())
+                    .collect(),
+                plan.remote_input_ext.to_string(),
+            ),
+            Some(sh) => (
+                Mode::Sources,
+                sh.literal.iter().map(|a| a.as_bytes().to_vec()).collect(),
+                // The box names the source as the command does; this is only for its logs.
+                String::new(),
+            ),
+        };
+        JobRequest {
+            mode,
+            compress,
+            compiler: name.to_string(),
+            identity: identity.to_string(),
+            args,
+            input_ext,
+            output_ext: match plan.stage {
+                Stage::Object => "o".into(),
+                Stage::Assembly => "s".into(),
+            },
+            cwd: cwd.as_os_str().as_bytes().to_vec(),
+            label: plan.source.to_string_lossy().into_owned(),
+            locale: crate::protocol::LOCALE_VARS
+                .iter()
+                .filter_map(|k| Some((k.to_string(), self.env.var(k)?)))
+                .filter(|(_, v)| crate::protocol::is_locale_value(v))
+                .collect(),
+        }
     }
 
     /// What the box said as it accepted (its slots now), for the build's other rcc processes.
@@ -745,6 +868,7 @@ impl Client<'_> {
         plan: &Plan,
         result: Result<(crate::protocol::Done, remote::Traffic), Failure>,
         attempt: Attempt,
+        shipped: Option<&ship::Shipment>,
     ) -> Next {
         let key = host.key();
         let addr = host.addr_string();
@@ -777,6 +901,22 @@ impl Client<'_> {
                     // not the box's, so no backoff; the real thing runs here.
                     return Next::Local(format!("{addr}: the compiler wrote no output"));
                 };
+                // The dependency file first: make trusts the object's time, so by the time
+                // the object is there, so is the list of what it was made from.
+                if let Some(sh) = shipped.filter(|sh| sh.deps.is_some()) {
+                    let Some((_, text)) = done.outputs.iter().find(|(n, _)| n == "d") else {
+                        return Next::Local(format!("{addr}: no dependency file came back"));
+                    };
+                    let written = sh
+                        .depfile(&String::from_utf8_lossy(text))
+                        .and_then(|(file, text)| {
+                            write_atomically(Path::new(&file), text.as_bytes())
+                                .map_err(|e| format!("cannot write {file}: {e}"))
+                        });
+                    if let Err(e) = written {
+                        return Next::Local(format!("{addr}: {e}"));
+                    }
+                }
                 if let Err(e) = write_atomically(Path::new(&plan.output), data) {
                     return Next::Local(format!(
                         "cannot write {}: {e}",

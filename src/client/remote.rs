@@ -36,6 +36,9 @@ pub enum Failure {
     Rejected(Reject),
     /// The connection broke, timed out, or carried something that is not the protocol.
     Broken(String),
+    /// A file to ship could not be read as announced (it changed during the job): the job,
+    /// not the box.
+    Source(String),
 }
 
 impl fmt::Display for Failure {
@@ -43,7 +46,7 @@ impl fmt::Display for Failure {
         match self {
             Failure::Connect(e) => write!(f, "cannot connect: {e}"),
             Failure::Rejected(r) => write!(f, "refused the job ({}): {}", r.reason.name(), r.text),
-            Failure::Broken(e) => write!(f, "{e}"),
+            Failure::Broken(e) | Failure::Source(e) => write!(f, "{e}"),
         }
     }
 }
@@ -208,6 +211,58 @@ impl Accepted {
                 other.kind()
             ))),
         }
+    }
+
+    /// Ships a job's sources: the manifest, then the content of each file the box asks for
+    /// (`content(i)` reads manifest file `i`), then waits for the result. Returns how many
+    /// files the box needed with the result.
+    pub fn ship(
+        mut self,
+        manifest: &crate::protocol::Manifest,
+        mut content: impl FnMut(usize) -> io::Result<Vec<u8>>,
+    ) -> Result<(Done, Traffic, usize), Failure> {
+        let m = protocol::encode(
+            &Message::Manifest(manifest.clone()),
+            self.deflater.is_some().then_some(crate::compress::DEFAULT_LEVEL),
+        );
+        self.stream
+            .write_all(&m)
+            .map_err(|e| broken(e, "sending the manifest"))?;
+        self.traffic.sent += m.len();
+        let mut buf = Vec::new();
+        let need = match read_frame(
+            &mut self.stream,
+            &mut buf,
+            &mut self.traffic,
+            "waiting for the box to say what it lacks",
+        )? {
+            Message::Need(v) => v,
+            Message::Reject(r) => return Err(Failure::Rejected(r)),
+            other => {
+                return Err(Failure::Broken(format!(
+                    "unexpected {:?} frame instead of the files needed",
+                    other.kind()
+                )))
+            }
+        };
+        for &i in &need {
+            let data = content(i as usize).map_err(|e| Failure::Source(e.to_string()))?;
+            let mut body = Vec::with_capacity(4 + data.len());
+            body.extend_from_slice(&i.to_be_bytes());
+            body.extend_from_slice(&data);
+            let (payload, flag) = match self.deflater.as_mut() {
+                Some(d) => (d.compress(&body), true),
+                None => (&body[..], false),
+            };
+            let header = protocol::header(protocol::Kind::Blob, flag, payload.len());
+            self.stream
+                .write_all(&header)
+                .and_then(|_| self.stream.write_all(payload))
+                .map_err(|e| broken(e, "sending the sources"))?;
+            self.traffic.sent += header.len() + payload.len();
+        }
+        let needed = need.len();
+        self.finish().map(|(d, t)| (d, t, needed))
     }
 
     /// Sends a whole input and waits for the result.

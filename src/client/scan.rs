@@ -32,6 +32,11 @@ pub struct SearchPaths {
     /// Directories named on the command line that gcc left out because they did not exist.
     /// If one appears later (a build creating `include/generated`), the lists are stale.
     pub missing: Vec<PathBuf>,
+    /// `quote` and `bracket` as gcc printed them (relative where the command was): the
+    /// strings gcc joins with a header's name, so the names it records (`__FILE__`, debug
+    /// info, dependency files) come from these.
+    pub quote_raw: Vec<String>,
+    pub bracket_raw: Vec<String>,
 }
 
 impl SearchPaths {
@@ -51,6 +56,14 @@ impl SearchPaths {
                 s.push('\n');
             }
         }
+        for (kind, list) in [('Q', &self.quote_raw), ('B', &self.bracket_raw)] {
+            for p in list {
+                s.push(kind);
+                s.push(' ');
+                s.push_str(p);
+                s.push('\n');
+            }
+        }
         s
     }
 
@@ -58,6 +71,17 @@ impl SearchPaths {
         let mut sp = SearchPaths::default();
         for line in text.lines() {
             let (kind, path) = line.split_once(' ')?;
+            match kind {
+                "Q" => {
+                    sp.quote_raw.push(path.to_string());
+                    continue;
+                }
+                "B" => {
+                    sp.bracket_raw.push(path.to_string());
+                    continue;
+                }
+                _ => {}
+            }
             let list = match kind {
                 "q" => &mut sp.quote,
                 "b" => &mut sp.bracket,
@@ -165,11 +189,14 @@ pub fn parse_probe(text: &str, cwd: &Path) -> SearchPaths {
         match list {
             Some(quote) if line.starts_with(' ') => {
                 // gcc marks framework directories (macOS) with a suffix; not on Linux.
-                let dir = clean(&cwd.join(line.trim()));
+                let raw = line.trim();
+                let dir = clean(&cwd.join(raw));
                 if quote {
                     sp.quote.push(dir);
+                    sp.quote_raw.push(raw.to_string());
                 } else {
                     sp.bracket.push(dir);
+                    sp.bracket_raw.push(raw.to_string());
                 }
             }
             _ => {}
@@ -346,6 +373,7 @@ mod tests {
                     /usr/include\nEnd of search list.\n";
         let sp = parse_probe(text, Path::new("/work"));
         assert_eq!(sp.quote, [PathBuf::from("/q")]);
+        assert_eq!(sp.bracket_raw[0], "inc");
         assert_eq!(
             sp.missing,
             [PathBuf::from("/usr/local/include/x86_64-linux-gnu")]

@@ -1,0 +1,250 @@
+//! A job that ships its sources: the manifest a box needs to preprocess and compile it
+//! itself (every file the compile may read, by content hash, and the compiler's search path
+//! as gcc uses it here), the content of the files the box lacks, and the dependency file
+//! written here from the box's. Preprocessing leaves the master; what stays is one cached
+//! probe of the search path per set of options, a stat per file, and hashing what changed.
+
+use super::files::Files;
+use super::scan::{self, SearchPaths};
+use crate::depfile;
+use crate::protocol::{FileEntry, Manifest};
+use crate::ship_args::{DepPlan, ShipPlan};
+use std::ffi::OsString;
+use std::fs;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+
+/// Everything a box gets for one job, and where each file's content is here.
+pub struct Shipment {
+    pub manifest: Manifest,
+    /// The arguments the box's compiler gets as they are.
+    pub literal: Vec<String>,
+    /// The master's path of each manifest file, in the same order.
+    pub paths: Vec<PathBuf>,
+    pub deps: Option<DepPlan>,
+    /// The implicit `stdc-predef.h` the box is told to include by name (it compiles with
+    /// `-nostdinc`, which drops the implicit one): `-MMD` leaves it out here, so it is taken
+    /// out of the box's list again.
+    pub predef: Option<String>,
+    /// Bytes of all the files named.
+    pub bytes: u64,
+}
+
+/// The search path for `args` as `compiler` answers it, from `RCC_DIR/probes` while it still
+/// holds (no directory gcc left out has appeared since).
+fn search_paths(
+    compiler: &Path,
+    identity: &str,
+    sp: &ShipPlan,
+    cwd: &Path,
+    rcc_dir: &Path,
+) -> Result<SearchPaths, String> {
+    let mut key = Vec::new();
+    key.extend_from_slice(identity.as_bytes());
+    key.push(0);
+    key.extend_from_slice(sp.lang.as_bytes());
+    for a in sp.probe_args.iter().map(|a| a.as_bytes()).chain([cwd.as_os_str().as_bytes()]) {
+        key.push(0);
+        key.extend_from_slice(a);
+    }
+    let dir = rcc_dir.join("probes");
+    let file = dir.join(&crate::sha256::hex(&crate::sha256::digest(&key))[..32]);
+    if let Some(known) = fs::read_to_string(&file)
+        .ok()
+        .and_then(|t| SearchPaths::decode(&t))
+        .filter(|s| s.still_true())
+    {
+        return Ok(known);
+    }
+    let found = scan::probe(compiler, &sp.probe_args, sp.lang, cwd).map_err(|e| e.to_string())?;
+    let _ = fs::create_dir_all(&dir);
+    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+    if fs::write(&tmp, found.encode()).is_ok() {
+        let _ = fs::rename(&tmp, &file);
+    }
+    Ok(found)
+}
+
+/// `p` (absolute) with `.` and `..` resolved by the names alone, as a box resolves them in its
+/// mirror (which has no symlinks).
+fn lexical(p: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (fs::metadata(a), fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+/// Builds the manifest for compiling `source` (as the command names it) with `sp`, or says
+/// why this job is preprocessed here instead.
+pub fn prepare(
+    compiler: &Path,
+    identity: &str,
+    sp: &ShipPlan,
+    source: &str,
+    cwd: &Path,
+    rcc_dir: &Path,
+) -> Result<Shipment, String> {
+    let search = search_paths(compiler, identity, sp, cwd, rcc_dir)?;
+    let files = Files::open(rcc_dir).map_err(|e| format!("RCC_DIR/files: {e}"))?;
+    let source_abs = scan::clean(&cwd.join(source));
+    let closure = scan::closure(&source_abs, &search, |p| Ok(files.get(p)?.0.directives))
+        .map_err(|e| format!("cannot read what {source} includes: {e}"))?;
+    if let Some(why) = closure.unknowable {
+        return Err(why);
+    }
+
+    // The search path as the box must use it: quote directories, then the `-I` directories
+    // gcc kept (they come first in its list), then everything else as system directories,
+    // which is what they are here (-isystem, the compiler's own, -idirafter).
+    let mut paths: Vec<(String, String)> = Vec::new();
+    for raw in &search.quote_raw {
+        paths.push(("-iquote".into(), raw.clone()));
+    }
+    let user: Vec<PathBuf> = sp
+        .user_dirs
+        .iter()
+        .map(|d| scan::clean(&cwd.join(d)))
+        .collect();
+    let mut system = false;
+    for (raw, abs) in search.bracket_raw.iter().zip(&search.bracket) {
+        system |= !user.contains(abs);
+        let opt = if system { "-isystem" } else { "-I" };
+        paths.push((opt.into(), raw.clone()));
+    }
+    if search.bracket_raw.len() != search.bracket.len() || search.quote_raw.len() != search.quote.len() {
+        return Err("the cached search path is from an older rcc".into());
+    }
+    for (dir, raw) in search.bracket.iter().zip(&search.bracket_raw) {
+        if raw.contains("..") && !same_file(dir, &lexical(dir)) {
+            return Err(format!("{raw} climbs out of a symlinked directory"));
+        }
+    }
+    // gcc reads `stdc-predef.h` before the source unless told not to; the box, which must
+    // not see its own system headers, is told to read the master's by name.
+    let predef = search
+        .preincludes
+        .first()
+        .filter(|p| p.file_name().is_some_and(|n| n == "stdc-predef.h"))
+        .filter(|_| !sp.includes.iter().any(|(_, f)| f.ends_with("stdc-predef.h")))
+        .map(|p| lexical(p).to_string_lossy().into_owned());
+    if let Some(p) = &predef {
+        paths.push(("-include".into(), p.clone()));
+    }
+    paths.extend(sp.includes.iter().cloned());
+
+    let mut entries = Vec::with_capacity(closure.files.len() + closure.probed.len());
+    let mut where_ = Vec::with_capacity(entries.capacity());
+    let mut bytes = 0;
+    for p in closure.files.iter().chain(&closure.probed) {
+        let plain = lexical(p);
+        if plain != *p && !same_file(p, &plain) {
+            return Err(format!("{} climbs out of a symlinked directory", p.display()));
+        }
+        let name = plain
+            .to_str()
+            .ok_or_else(|| format!("{} is not UTF-8", plain.display()))?
+            .to_string();
+        let (known, _) = files.get(&plain).map_err(|e| format!("{name}: {e}"))?;
+        for d in &known.directives {
+            if let crate::includes::Directive::Include { name: n, .. } = d {
+                if Path::new(n).is_absolute() {
+                    return Err(format!("{name} includes {n} by absolute path"));
+                }
+            }
+        }
+        bytes += known.size;
+        entries.push(FileEntry {
+            path: name,
+            size: known.size,
+            hash: known.hash,
+        });
+        where_.push(plain);
+    }
+    Ok(Shipment {
+        manifest: Manifest {
+            source: source.to_string(),
+            paths,
+            deps: sp.deps.as_ref().map(|d| d.request.clone()),
+            files: entries,
+        },
+        literal: sp.literal.clone(),
+        paths: where_,
+        deps: sp.deps.clone(),
+        predef,
+        bytes,
+    })
+}
+
+impl Shipment {
+    /// The content of manifest file `i`, checked against the hash announced: a file rewritten
+    /// since is an error (the job is then compiled here, from what is on disk now).
+    pub fn content(&self, i: usize) -> io::Result<Vec<u8>> {
+        let p = self.paths.get(i).ok_or(io::ErrorKind::InvalidInput)?;
+        let data = fs::read(p)?;
+        if crate::sha256::digest(&data) != self.manifest.files[i].hash {
+            return Err(io::Error::other(format!(
+                "{} changed while the job was sent",
+                p.display()
+            )));
+        }
+        Ok(data)
+    }
+
+    /// The dependency file a local compile writes, from the box's (`text`, already named with
+    /// the master's paths).
+    pub fn depfile(&self, text: &str) -> Result<(String, String), String> {
+        let dep = self.deps.as_ref().ok_or("no dependency file was asked for")?;
+        let targets = depfile::targets(&dep.request.mt, &dep.request.mq);
+        let mut deps = depfile::prerequisites(text, &targets.join(" "))
+            .ok_or("the box's dependency file does not start with the expected targets")?;
+        if dep.request.user_only {
+            if let Some(p) = &self.predef {
+                deps.retain(|d| d != p);
+            }
+        }
+        Ok((
+            dep.file.clone(),
+            depfile::write(&targets, &deps, dep.request.phony),
+        ))
+    }
+}
+
+/// Why this job's sources cannot travel: environment settings that make gcc write a
+/// dependency file the box would not.
+pub fn env_blocks(var: impl Fn(&str) -> Option<OsString>) -> Option<String> {
+    ["DEPENDENCIES_OUTPUT", "SUNPRO_DEPENDENCIES", "CPATH", "C_INCLUDE_PATH", "CPLUS_INCLUDE_PATH"]
+        .iter()
+        .find(|v| var(v).is_some())
+        .map(|v| format!("{v} is set"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_resolve_as_in_a_mirror_without_links() {
+        assert_eq!(lexical(Path::new("/a/b/../c/./d")), PathBuf::from("/a/c/d"));
+        assert_eq!(lexical(Path::new("/../../x")), PathBuf::from("/x"));
+        assert_eq!(
+            lexical(Path::new("/usr/lib/gcc/x86_64-linux-gnu/12/../../../../include/c++/12")),
+            PathBuf::from("/usr/include/c++/12")
+        );
+    }
+}
