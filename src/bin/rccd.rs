@@ -79,6 +79,16 @@ struct Opts {
     /// MemAvailable (default 64; recent compiles' peaks raise it; 0 turns this off)
     #[argh(option)]
     job_mem_mib: Option<u64>,
+    /// where sources and headers shipped by clients are kept by content hash (default
+    /// TEMP_DIR/rccd-cache; on the same file system as --temp-dir, so jobs use hard links)
+    #[argh(option)]
+    cache_dir: Option<PathBuf>,
+    /// most MiB the file cache keeps, least recently used out first (default 256)
+    #[argh(option)]
+    cache_size: Option<u64>,
+    /// take preprocessed jobs only: clients preprocess every job themselves
+    #[argh(switch)]
+    no_sources: bool,
     /// error, warn, info, debug or trace (default info)
     #[argh(option, default = "String::from(\"info\")")]
     log_level: String,
@@ -254,6 +264,15 @@ fn resolve(o: Opts) -> Result<Config, String> {
     if let Some(m) = o.job_mem_mib {
         c.job_mem_floor_kib = m.saturating_mul(1024);
     }
+    c.cache = (!o.no_sources).then(|| {
+        (
+            o.cache_dir.unwrap_or_else(|| c.temp_dir.join("rccd-cache")),
+            o.cache_size
+                .unwrap_or(rcc::daemon::config::DEFAULT_CACHE_MIB)
+                .max(1)
+                << 20,
+        )
+    });
     Ok(c)
 }
 

@@ -43,7 +43,13 @@ pub struct Config {
     pub meminfo: PathBuf,
     /// The least memory a job is assumed to need (KiB); recent compiles' peaks raise it.
     pub job_mem_floor_kib: u64,
+    /// Where shipped sources and headers are kept by hash, and at most how many bytes
+    /// (`None`: this box takes preprocessed jobs only).
+    pub cache: Option<(PathBuf, u64)>,
 }
+
+/// The file cache's default bound: a kernel build's headers take some 40 MiB.
+pub const DEFAULT_CACHE_MIB: u64 = 256;
 
 impl Config {
     /// A configuration for one loopback listener on an ephemeral port, as tests and the
@@ -67,6 +73,10 @@ impl Config {
             thermal: thermal::Settings::defaults(),
             meminfo: PathBuf::from("/proc/meminfo"),
             job_mem_floor_kib: DEFAULT_JOB_MEM_MIB * 1024,
+            cache: Some((
+                std::env::temp_dir().join("rccd-cache"),
+                DEFAULT_CACHE_MIB << 20,
+            )),
         }
     }
 }

@@ -19,6 +19,8 @@ pub struct Pending {
     pub since: Instant,
     /// The input received so far (created with the first piece).
     pub spool: Option<Spool>,
+    /// A sources job's files, from its manifest on.
+    pub tree: Option<Box<super::sources::Tree>>,
 }
 
 #[derive(Debug)]

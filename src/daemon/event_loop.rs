@@ -12,7 +12,9 @@ use super::job::{self, Compilers, Job, Spool};
 use super::memory::Memory;
 use super::status::{self, BoxIdentity};
 use super::thermal::{Thermal, Verdict};
-use crate::protocol::{Accept, Message, Reject, RejectReason};
+use super::cache::Cache;
+use super::sources::{self, Tree, Verdicts};
+use crate::protocol::{Accept, Message, Mode, Reject, RejectReason};
 use crate::sys;
 use mio::net::TcpListener;
 use mio::unix::SourceFd;
@@ -45,6 +47,9 @@ struct Daemon {
     seq: u64,
     thermal: Thermal,
     memory: Memory,
+    /// Sources and headers by hash, for jobs that ship them (`None`: `--no-sources`).
+    cache: Option<Cache>,
+    verdicts: Verdicts,
 }
 
 /// How old a thermal sample may be when a job asks for a slot.
@@ -86,6 +91,28 @@ pub fn run(config: Config) -> io::Result<()> {
         std::fs::write(&tmp, format!("{port}\n"))?;
         std::fs::rename(&tmp, p)?;
     }
+    let cache = match &config.cache {
+        None => None,
+        Some((dir, size)) => match Cache::open(dir, *size) {
+            Ok(c) => {
+                log::info!(
+                    "file cache {} holds {} of {} MiB",
+                    dir.display(),
+                    c.used() >> 20,
+                    size >> 20
+                );
+                Some(c)
+            }
+            Err(e) => {
+                // Preprocessed jobs still work: say why sources jobs do not.
+                log::error!(
+                    "cannot use --cache-dir {}: {e}; taking preprocessed jobs only",
+                    dir.display()
+                );
+                None
+            }
+        },
+    };
     let d_thermal = config.thermal.clone();
     let (d_meminfo, d_mem_floor) = (config.meminfo.clone(), config.job_mem_floor_kib);
     let mut d = Daemon {
@@ -102,6 +129,8 @@ pub fn run(config: Config) -> io::Result<()> {
         seq: 0,
         thermal: Thermal::new(d_thermal, Instant::now()),
         memory: Memory::new(d_meminfo, d_mem_floor),
+        cache,
+        verdicts: Verdicts::default(),
     };
     d.memory.sample(Instant::now());
     d.apply_thermal();
@@ -261,8 +290,21 @@ impl Daemon {
                 self.flush(c);
             }
             (Phase::Hello, Message::JobRequest(req)) => self.on_job_request(c, req),
-            (Phase::Input(p), Message::Input(piece)) => self.spool_input(c, p, &piece),
-            (Phase::Input(p), Message::InputEnd) => self.start_job(c, *p),
+            (Phase::Input(p), Message::Input(piece)) if p.req.mode == Mode::Preprocessed => {
+                self.spool_input(c, p, &piece)
+            }
+            (Phase::Input(p), Message::InputEnd) if p.req.mode == Mode::Preprocessed => {
+                self.start_job(c, *p)
+            }
+            (Phase::Input(p), Message::Manifest(m))
+                if p.req.mode == Mode::Sources && p.tree.is_none() =>
+            {
+                self.take_manifest(c, p, m)
+            }
+            (Phase::Input(p), Message::Blob(i, data)) if p.tree.is_some() => {
+                self.take_blob(c, p, i, &data)
+            }
+            (Phase::Input(p), Message::InputEnd) if p.tree.is_some() => self.start_sources(c, *p),
             (phase, msg) => {
                 let what = format!("{:?} frame was not expected now", msg.kind());
                 self.conn(c).phase = phase;
@@ -291,8 +333,11 @@ impl Daemon {
             );
             return self.reject(c, RejectReason::CompilerMismatch, 0, text);
         }
-        let checked = job::check_args(&req.args)
-            .and_then(|a| job::check_exts(&req.input_ext, &req.output_ext).map(|_| a));
+        let checked = job::check_args(&req.args).and_then(|a| {
+            // A sources job's input is named by its manifest.
+            let input = if req.mode == Mode::Sources { "i" } else { &req.input_ext };
+            job::check_exts(input, &req.output_ext).map(|_| a)
+        });
         let args = match checked {
             Ok(a) => a,
             Err(text) => {
@@ -320,12 +365,17 @@ impl Daemon {
             self.slots.counters.low_memory += 1;
             return self.reject(c, RejectReason::Busy, 2000, text);
         }
+        if req.mode == Mode::Sources && self.cache.is_none() {
+            let text = "unknown job mode: this box takes preprocessed jobs only (--no-sources)";
+            return self.reject(c, RejectReason::BadRequest, 0, text.into());
+        }
         let pending = Box::new(Pending {
             req,
             args,
             compiler: path,
             since: now,
             spool: None,
+            tree: None,
         });
         match self.slots.admit(c) {
             Admission::Run => self.accept_job(c, pending),
@@ -399,6 +449,84 @@ impl Daemon {
         self.reject(c, RejectReason::Internal, 10_000, text)
     }
 
+    /// A sources job's manifest: lay out what the cache has, ask for the rest.
+    fn take_manifest(&mut self, c: usize, mut p: Box<Pending>, m: crate::protocol::Manifest) {
+        self.seq += 1;
+        let cache = self.cache.as_ref().expect("sources jobs need the cache");
+        match Tree::open(&self.config.temp_dir, self.seq, &p.req.cwd, m, cache) {
+            Ok(t) => {
+                let need = Message::Need(t.needed().to_vec());
+                p.tree = Some(Box::new(t));
+                let conn = self.conn(c);
+                conn.last_io = Instant::now();
+                conn.phase = Phase::Input(p);
+                conn.send(&need, false);
+                self.flush(c);
+            }
+            Err(r) => self.refuse_sources(c, &p, r),
+        }
+    }
+
+    fn refuse_sources(&mut self, c: usize, p: &Pending, r: sources::Refusal) {
+        let peer = self.conn(c).peer;
+        log::warn!("{peer}: refused {}: {}", p.req.label, r.text);
+        let after = if r.reason == RejectReason::Internal { 10_000 } else { 0 };
+        self.reject(c, r.reason, after, r.text);
+    }
+
+    /// One file a sources job's box lacked.
+    fn take_blob(&mut self, c: usize, mut p: Box<Pending>, index: u32, data: &[u8]) {
+        let cache = self.cache.as_mut().expect("sources jobs need the cache");
+        let t = p.tree.as_mut().expect("matched on a tree");
+        let limit = self.config.limits.max_body.saturating_mul(4);
+        let taken = if t.bytes_received + data.len() > limit {
+            Err(sources::Refusal {
+                reason: RejectReason::BadRequest,
+                text: format!(
+                    "the job's files are larger than this box's limit of {} MiB (4 x --max-body-mib)",
+                    limit >> 20
+                ),
+            })
+        } else {
+            t.blob(index, data, cache)
+        };
+        match taken {
+            Ok(()) => {
+                let conn = self.conn(c);
+                conn.last_io = Instant::now();
+                conn.phase = Phase::Input(p);
+            }
+            Err(r) => self.refuse_sources(c, &p, r),
+        }
+    }
+
+    /// Every file is there: check what they include, and compile.
+    fn start_sources(&mut self, c: usize, mut p: Pending) {
+        let t = p.tree.take().expect("matched on a tree");
+        if !t.complete() {
+            let r = sources::Refusal {
+                reason: RejectReason::BadRequest,
+                text: "the input ended before every file asked for came".into(),
+            };
+            return self.refuse_sources(c, &p, r);
+        }
+        if let Err(r) = t.check_includes(&mut self.verdicts) {
+            return self.refuse_sources(c, &p, r);
+        }
+        let cmd = t.command(&p.args, &p.req.output_ext);
+        match Job::start_sources(cmd, &p.compiler, &p.req) {
+            Ok(job) => self.run_job(c, job, &p),
+            Err(e) => {
+                let text = format!(
+                    "cannot start the compile on this box ({}): {e}",
+                    self.config.temp_dir.display()
+                );
+                log::error!("{text}");
+                self.reject(c, RejectReason::Internal, 10_000, text)
+            }
+        }
+    }
+
     fn start_job(&mut self, c: usize, mut p: Pending) {
         let spool = match p.spool.take() {
             Some(s) => s,
@@ -416,7 +544,7 @@ impl Daemon {
             return self.reject(c, RejectReason::BadRequest, 0, text.into());
         }
         let started = Job::start(spool, &p.compiler, &p.args, &p.req);
-        let mut job = match started {
+        let job = match started {
             Ok(j) => j,
             Err(e) => {
                 let text = format!(
@@ -427,6 +555,11 @@ impl Daemon {
                 return self.reject(c, RejectReason::Internal, 10_000, text);
             }
         };
+        self.run_job(c, job, &p);
+    }
+
+    /// Watches a started compiler's pipes and exit.
+    fn run_job(&mut self, c: usize, mut job: Job, p: &Pending) {
         let reg = self.poll.registry();
         let ok = reg
             .register(

@@ -15,6 +15,7 @@ use std::io::{self, Read};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
@@ -254,6 +255,28 @@ pub struct Job {
     output: PathBuf,
     output_ext: String,
     pub label: String,
+    /// Where a sources job's compiler writes the dependency file.
+    depfile: Option<PathBuf>,
+    /// The mirror's root, taken out of what the compiler says and of the dependency file.
+    strip: Option<Vec<u8>>,
+}
+
+/// `text` with every `root/` made `/`.
+fn strip_root(text: Vec<u8>, root: Option<&[u8]>) -> Vec<u8> {
+    let Some(root) = root.filter(|r| !r.is_empty()) else {
+        return text;
+    };
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        if text[i..].starts_with(root) && text.get(i + root.len()) == Some(&b'/') {
+            i += root.len();
+        } else {
+            out.push(text[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 /// Creates the job's private temp dir (mode 0700).
@@ -294,14 +317,51 @@ impl Job {
     ) -> io::Result<Job> {
         let input_path = spool.path.clone();
         let dir = spool.into_dir();
-        let guard = DirGuard(Some(dir.clone()));
         let output = dir.join(format!("output.{}", req.output_ext));
+        let mut argv: Vec<OsString> = args.iter().map(OsString::from).collect();
+        argv.push(input_path.into());
+        argv.push("-o".into());
+        argv.push(output.clone().into());
+        if !req.cwd.is_empty() {
+            // The preprocessed text names the master's directory; map ours away in case
+            // anything (the assembler's debug info) still records where the compiler ran.
+            let mut map = OsString::from("-fdebug-prefix-map=");
+            map.push(&dir);
+            map.push("=");
+            map.push(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&req.cwd));
+            argv.push(map);
+        }
+        let cwd = dir.clone();
+        Job::spawn(dir, compiler, &argv, &cwd, req, output, None, None)
+    }
+
+    /// Starts the compiler of a job that ships its sources, as `sources::Tree::command` made
+    /// it. What the compiler says and the dependency file name the master's paths, not the
+    /// box's mirror.
+    pub fn start_sources(
+        c: super::sources::Command,
+        compiler: &Path,
+        req: &JobRequest,
+    ) -> io::Result<Job> {
+        let root = c.root.as_os_str().as_encoded_bytes().to_vec();
+        Job::spawn(c.dir, compiler, &c.argv, &c.cwd, req, c.output, c.depfile, Some(root))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn spawn(
+        dir: PathBuf,
+        compiler: &Path,
+        argv: &[OsString],
+        cwd: &Path,
+        req: &JobRequest,
+        output: PathBuf,
+        depfile: Option<PathBuf>,
+        strip: Option<Vec<u8>>,
+    ) -> io::Result<Job> {
+        let guard = DirGuard(Some(dir.clone()));
         let mut cmd = Command::new(compiler);
-        cmd.args(args)
-            .arg(&input_path)
-            .arg("-o")
-            .arg(&output)
-            .current_dir(&dir)
+        cmd.args(argv)
+            .current_dir(cwd)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -312,15 +372,6 @@ impl Job {
             .env_remove("LC_MESSAGES")
             .envs(req.locale.iter().map(|(k, v)| (k, v)))
             .process_group(0);
-        if !req.cwd.is_empty() {
-            // The preprocessed text names the master's directory; map ours away in case
-            // anything (the assembler's debug info) still records where the compiler ran.
-            let mut map = std::ffi::OsString::from("-fdebug-prefix-map=");
-            map.push(&dir);
-            map.push("=");
-            map.push(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&req.cwd));
-            cmd.arg(map);
-        }
         let mut child = cmd.spawn()?;
         let pidfd = match sys::pidfd_open(child.id()) {
             Ok(fd) => fd,
@@ -354,6 +405,8 @@ impl Job {
             output,
             output_ext: req.output_ext.clone(),
             label: req.label.clone(),
+            depfile,
+            strip,
         })
     }
 
@@ -430,6 +483,10 @@ impl Job {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
+            if let Some(d) = &self.depfile {
+                let text = fs::read(d)?;
+                outputs.push(("d".into(), strip_root(text, self.strip.as_deref())));
+            }
         }
         let mut stderr = std::mem::take(&mut self.err_buf);
         if self.err_dropped > 0 || self.out_dropped > 0 {
@@ -441,10 +498,11 @@ impl Job {
                 .as_bytes(),
             );
         }
+        let root = self.strip.as_deref();
         Ok(Done {
             exit,
-            stdout: std::mem::take(&mut self.out_buf),
-            stderr,
+            stdout: strip_root(std::mem::take(&mut self.out_buf), root),
+            stderr: strip_root(stderr, root),
             outputs,
             compile_ms: self
                 .ended

@@ -15,6 +15,7 @@
 //! | `memory.rs` | MemAvailable against what recent compiles needed -> accept or busy |
 //! | `cache.rs` | sources and headers by content hash, checked, bounded, least recently used out |
 //! | `tree.rs` | a job's private mirror of the master's paths, from the cache |
+//! | `sources.rs` | a job that ships its sources: manifest checks, the mirror, include checks, the command |
 
 pub mod admit;
 pub mod cache;
@@ -24,6 +25,7 @@ pub mod conn;
 pub mod event_loop;
 pub mod job;
 pub mod memory;
+pub mod sources;
 pub mod status;
 pub mod thermal;
 pub mod tree;
