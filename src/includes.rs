@@ -132,6 +132,38 @@ fn logical_lines(text: &[u8]) -> Vec<(usize, Vec<u8>)> {
     out
 }
 
+/// The macro a computed include names first (`#include LUA_USER_H` -> `LUA_USER_H`), if
+/// the directive's text starts with one.
+pub fn computed_macro(text: &str) -> Option<&str> {
+    let rest = skip_space(text.as_bytes()).strip_prefix(b"#")?;
+    let (word, after) = ident(skip_space(rest));
+    if !matches!(word, b"include" | b"include_next" | b"import") {
+        return None;
+    }
+    let (name, _) = ident(skip_space(after));
+    let name = std::str::from_utf8(name).ok()?;
+    (!name.is_empty() && !name.as_bytes()[0].is_ascii_digit()).then_some(name)
+}
+
+/// Whether `text` (a whole file) has a `#define NAME` for any of `names`. A computed include
+/// whose macro no file defines (and the command line does not) cannot name any file: it is
+/// either in code the preprocessor skips or an error on every machine alike (Lua's
+/// `#include LUA_USER_H`).
+pub fn defines_any(text: &[u8], names: &[&str]) -> bool {
+    let clean = strip_comments(text);
+    logical_lines(&clean).iter().any(|(_, line)| {
+        let Some(rest) = skip_space(line).strip_prefix(b"#") else {
+            return false;
+        };
+        let (word, after) = ident(skip_space(rest));
+        if word != b"define" {
+            return false;
+        }
+        let (name, _) = ident(skip_space(after));
+        names.iter().any(|n| n.as_bytes() == name)
+    })
+}
+
 fn skip_space(s: &[u8]) -> &[u8] {
     let n = s
         .iter()

@@ -582,8 +582,8 @@ impl Client<'_> {
                 .find(|h| h.key() == cand.key)
                 .expect("candidate comes from the list");
             tried.push(cand.key.clone());
-            let wants_sources = ship_plan.is_some()
-                && state.marked("nosources", &cand.key, now).is_none();
+            let wants_sources =
+                ship_plan.is_some() && state.marked("nosources", &cand.key, now).is_none();
             if wants_sources && shipment.is_none() {
                 // Scanning is the master's cost in this mode: bounded like preprocessing.
                 let slot = state
@@ -592,7 +592,8 @@ impl Client<'_> {
                 let t = Instant::now();
                 let sp = ship_plan.as_ref().expect("checked above");
                 let source = plan.source.to_str().unwrap_or_default();
-                let made = ship::prepare(program, &identity, sp, source, &cwd, &self.settings.rcc_dir);
+                let made =
+                    ship::prepare(program, &identity, sp, source, &cwd, &self.settings.rcc_dir);
                 drop(slot);
                 match &made {
                     Ok(sh) => self.log(format!(
@@ -613,20 +614,23 @@ impl Client<'_> {
                 let req = self.request(name, &identity, plan, &cwd, host.compress, sources);
                 let t = Instant::now();
                 let sh = sources.expect("checked");
-                let result = match remote::request(&host.addr_string(), &req, self.settings.timeouts) {
-                    Err(f) => Err(f),
-                    Ok(accepted) => {
-                        self.note_accept(&state, host, &accepted);
-                        accepted.ship(&sh.manifest, |i| sh.content(i)).map(|(d, t, needed)| {
-                            self.log(format!(
-                                "{}: box needed {needed} of {} files",
-                                host.addr_string(),
-                                sh.manifest.files.len()
-                            ));
-                            (d, t)
-                        })
-                    }
-                };
+                let result =
+                    match remote::request(&host.addr_string(), &req, self.settings.timeouts) {
+                        Err(f) => Err(f),
+                        Ok(accepted) => {
+                            self.note_accept(&state, host, &accepted);
+                            accepted
+                                .ship(&sh.manifest, |i| sh.content(i))
+                                .map(|(d, t, needed)| {
+                                    self.log(format!(
+                                        "{}: box needed {needed} of {} files",
+                                        host.addr_string(),
+                                        sh.manifest.files.len()
+                                    ));
+                                    (d, t)
+                                })
+                        }
+                    };
                 if let Err(Failure::Rejected(r)) = &result {
                     if r.reason == RejectReason::BadRequest {
                         // An older box, or one that will not take these files: the same box
@@ -706,7 +710,11 @@ impl Client<'_> {
     }
 
     /// Whether this job may ship its sources, and how; `Err` says why not.
-    fn ship_plan(&self, args: &[OsString], plan: &Plan) -> Result<crate::ship_args::ShipPlan, String> {
+    fn ship_plan(
+        &self,
+        args: &[OsString],
+        plan: &Plan,
+    ) -> Result<crate::ship_args::ShipPlan, String> {
         if self.env.var("RCC_SHIP").is_some_and(|v| v == "0") {
             return Err("RCC_SHIP=0".into());
         }
@@ -907,12 +915,12 @@ impl Client<'_> {
                     let Some((_, text)) = done.outputs.iter().find(|(n, _)| n == "d") else {
                         return Next::Local(format!("{addr}: no dependency file came back"));
                     };
-                    let written = sh
-                        .depfile(&String::from_utf8_lossy(text))
-                        .and_then(|(file, text)| {
-                            write_atomically(Path::new(&file), text.as_bytes())
-                                .map_err(|e| format!("cannot write {file}: {e}"))
-                        });
+                    let written =
+                        sh.depfile(&String::from_utf8_lossy(text))
+                            .and_then(|(file, text)| {
+                                write_atomically(Path::new(&file), text.as_bytes())
+                                    .map_err(|e| format!("cannot write {file}: {e}"))
+                            });
                     if let Err(e) = written {
                         return Next::Local(format!("{addr}: {e}"));
                     }

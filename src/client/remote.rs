@@ -223,7 +223,9 @@ impl Accepted {
     ) -> Result<(Done, Traffic, usize), Failure> {
         let m = protocol::encode(
             &Message::Manifest(manifest.clone()),
-            self.deflater.is_some().then_some(crate::compress::DEFAULT_LEVEL),
+            self.deflater
+                .is_some()
+                .then_some(crate::compress::DEFAULT_LEVEL),
         );
         self.stream
             .write_all(&m)

@@ -227,6 +227,8 @@ pub struct Closure {
     pub probed: Vec<PathBuf>,
     /// Why the closure cannot be trusted (a computed include), if so.
     pub unknowable: Option<String>,
+    /// Every computed include: the file and the directive's text.
+    pub computed: Vec<(PathBuf, String)>,
 }
 
 /// A file found through lookup: its path and, when it came from the bracket chain, the
@@ -323,6 +325,7 @@ pub fn closure(
         for d in directives(&file)? {
             match d {
                 Directive::Computed { line, text } => {
+                    c.computed.push((file.clone(), text.clone()));
                     if c.unknowable.is_none() {
                         c.unknowable = Some(format!(
                             "{}:{line}: `{text}` names its file with a macro",

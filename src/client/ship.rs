@@ -45,7 +45,12 @@ fn search_paths(
     key.extend_from_slice(identity.as_bytes());
     key.push(0);
     key.extend_from_slice(sp.lang.as_bytes());
-    for a in sp.probe_args.iter().map(|a| a.as_bytes()).chain([cwd.as_os_str().as_bytes()]) {
+    for a in sp
+        .probe_args
+        .iter()
+        .map(|a| a.as_bytes())
+        .chain([cwd.as_os_str().as_bytes()])
+    {
         key.push(0);
         key.extend_from_slice(a);
     }
@@ -105,8 +110,8 @@ pub fn prepare(
     let source_abs = scan::clean(&cwd.join(source));
     let closure = scan::closure(&source_abs, &search, |p| Ok(files.get(p)?.0.directives))
         .map_err(|e| format!("cannot read what {source} includes: {e}"))?;
-    if let Some(why) = closure.unknowable {
-        return Err(why);
+    if let Some(why) = &closure.unknowable {
+        computed_includes_are_dead(&closure, sp).map_err(|e| e.unwrap_or_else(|| why.clone()))?;
     }
 
     // The search path as the box must use it: quote directories, then the `-I` directories
@@ -127,7 +132,9 @@ pub fn prepare(
         let opt = if system { "-isystem" } else { "-I" };
         paths.push((opt.into(), raw.clone()));
     }
-    if search.bracket_raw.len() != search.bracket.len() || search.quote_raw.len() != search.quote.len() {
+    if search.bracket_raw.len() != search.bracket.len()
+        || search.quote_raw.len() != search.quote.len()
+    {
         return Err("the cached search path is from an older rcc".into());
     }
     for (dir, raw) in search.bracket.iter().zip(&search.bracket_raw) {
@@ -141,7 +148,11 @@ pub fn prepare(
         .preincludes
         .first()
         .filter(|p| p.file_name().is_some_and(|n| n == "stdc-predef.h"))
-        .filter(|_| !sp.includes.iter().any(|(_, f)| f.ends_with("stdc-predef.h")))
+        .filter(|_| {
+            !sp.includes
+                .iter()
+                .any(|(_, f)| f.ends_with("stdc-predef.h"))
+        })
         .map(|p| lexical(p).to_string_lossy().into_owned());
     if let Some(p) = &predef {
         paths.push(("-include".into(), p.clone()));
@@ -154,7 +165,10 @@ pub fn prepare(
     for p in closure.files.iter().chain(&closure.probed) {
         let plain = lexical(p);
         if plain != *p && !same_file(p, &plain) {
-            return Err(format!("{} climbs out of a symlinked directory", p.display()));
+            return Err(format!(
+                "{} climbs out of a symlinked directory",
+                p.display()
+            ));
         }
         let name = plain
             .to_str()
@@ -191,6 +205,38 @@ pub fn prepare(
     })
 }
 
+/// `Ok` when every computed include in the closure names a macro that nothing defines (no
+/// file of the closure, not the command line, not the compiler: no `__` names), so it can
+/// never pick a file; `Err(Some(why))` / `Err(None)` (the closure's own reason) otherwise.
+fn computed_includes_are_dead(
+    closure: &scan::Closure,
+    sp: &ShipPlan,
+) -> Result<(), Option<String>> {
+    let mut names = Vec::new();
+    for (_, text) in &closure.computed {
+        match crate::includes::computed_macro(text) {
+            Some(m) if !m.starts_with("__") => names.push(m),
+            _ => return Err(None),
+        }
+    }
+    for m in &names {
+        let set = |a: &String| {
+            a.strip_prefix("-D")
+                .is_some_and(|d| d.split('=').next() == Some(*m))
+        };
+        if sp.literal.iter().any(set) {
+            return Err(Some(format!("{m} names an include and is set with -D")));
+        }
+    }
+    for f in &closure.files {
+        let data = fs::read(f).map_err(|e| Some(format!("{}: {e}", f.display())))?;
+        if crate::includes::defines_any(&data, &names) {
+            return Err(None);
+        }
+    }
+    Ok(())
+}
+
 impl Shipment {
     /// The content of manifest file `i`, checked against the hash announced: a file rewritten
     /// since is an error (the job is then compiled here, from what is on disk now).
@@ -209,7 +255,10 @@ impl Shipment {
     /// The dependency file a local compile writes, from the box's (`text`, already named with
     /// the master's paths).
     pub fn depfile(&self, text: &str) -> Result<(String, String), String> {
-        let dep = self.deps.as_ref().ok_or("no dependency file was asked for")?;
+        let dep = self
+            .deps
+            .as_ref()
+            .ok_or("no dependency file was asked for")?;
         let targets = depfile::targets(&dep.request.mt, &dep.request.mq);
         let mut deps = depfile::prerequisites(text, &targets.join(" "))
             .ok_or("the box's dependency file does not start with the expected targets")?;
@@ -228,10 +277,16 @@ impl Shipment {
 /// Why this job's sources cannot travel: environment settings that make gcc write a
 /// dependency file the box would not.
 pub fn env_blocks(var: impl Fn(&str) -> Option<OsString>) -> Option<String> {
-    ["DEPENDENCIES_OUTPUT", "SUNPRO_DEPENDENCIES", "CPATH", "C_INCLUDE_PATH", "CPLUS_INCLUDE_PATH"]
-        .iter()
-        .find(|v| var(v).is_some())
-        .map(|v| format!("{v} is set"))
+    [
+        "DEPENDENCIES_OUTPUT",
+        "SUNPRO_DEPENDENCIES",
+        "CPATH",
+        "C_INCLUDE_PATH",
+        "CPLUS_INCLUDE_PATH",
+    ]
+    .iter()
+    .find(|v| var(v).is_some())
+    .map(|v| format!("{v} is set"))
 }
 
 #[cfg(test)]
@@ -243,7 +298,9 @@ mod tests {
         assert_eq!(lexical(Path::new("/a/b/../c/./d")), PathBuf::from("/a/c/d"));
         assert_eq!(lexical(Path::new("/../../x")), PathBuf::from("/x"));
         assert_eq!(
-            lexical(Path::new("/usr/lib/gcc/x86_64-linux-gnu/12/../../../../include/c++/12")),
+            lexical(Path::new(
+                "/usr/lib/gcc/x86_64-linux-gnu/12/../../../../include/c++/12"
+            )),
             PathBuf::from("/usr/include/c++/12")
         );
     }

@@ -6,14 +6,14 @@
 //! `4c` (socket), `4c+1` (compiler stdout), `4c+2` (stderr), `4c+3` (pidfd).
 
 use super::admit::{Admission, Slots};
+use super::cache::Cache;
 use super::config::Config;
 use super::conn::{Conn, Pending, Phase, ReadOutcome};
 use super::job::{self, Compilers, Job, Spool};
 use super::memory::Memory;
+use super::sources::{self, Tree, Verdicts};
 use super::status::{self, BoxIdentity};
 use super::thermal::{Thermal, Verdict};
-use super::cache::Cache;
-use super::sources::{self, Tree, Verdicts};
 use crate::protocol::{Accept, Message, Mode, Reject, RejectReason};
 use crate::sys;
 use mio::net::TcpListener;
@@ -335,7 +335,11 @@ impl Daemon {
         }
         let checked = job::check_args(&req.args).and_then(|a| {
             // A sources job's input is named by its manifest.
-            let input = if req.mode == Mode::Sources { "i" } else { &req.input_ext };
+            let input = if req.mode == Mode::Sources {
+                "i"
+            } else {
+                &req.input_ext
+            };
             job::check_exts(input, &req.output_ext).map(|_| a)
         });
         let args = match checked {
@@ -470,7 +474,11 @@ impl Daemon {
     fn refuse_sources(&mut self, c: usize, p: &Pending, r: sources::Refusal) {
         let peer = self.conn(c).peer;
         log::warn!("{peer}: refused {}: {}", p.req.label, r.text);
-        let after = if r.reason == RejectReason::Internal { 10_000 } else { 0 };
+        let after = if r.reason == RejectReason::Internal {
+            10_000
+        } else {
+            0
+        };
         self.reject(c, r.reason, after, r.text);
     }
 
@@ -510,7 +518,7 @@ impl Daemon {
             };
             return self.refuse_sources(c, &p, r);
         }
-        if let Err(r) = t.check_includes(&mut self.verdicts) {
+        if let Err(r) = t.check_includes(&mut self.verdicts, &p.args) {
             return self.refuse_sources(c, &p, r);
         }
         let cmd = t.command(&p.args, &p.req.output_ext);

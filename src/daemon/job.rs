@@ -10,12 +10,12 @@ use crate::protocol::{Done, Exit, JobRequest};
 use crate::sys;
 use mio::unix::pipe::Receiver;
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
@@ -344,7 +344,16 @@ impl Job {
         req: &JobRequest,
     ) -> io::Result<Job> {
         let root = c.root.as_os_str().as_encoded_bytes().to_vec();
-        Job::spawn(c.dir, compiler, &c.argv, &c.cwd, req, c.output, c.depfile, Some(root))
+        Job::spawn(
+            c.dir,
+            compiler,
+            &c.argv,
+            &c.cwd,
+            req,
+            c.output,
+            c.depfile,
+            Some(root),
+        )
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -72,7 +72,9 @@ fn depth(p: &Path) -> usize {
 /// (for its depth and to make its directories).
 fn inside(cwd: &Path, p: &str) -> Result<PathBuf, Refusal> {
     if p.is_empty() || p.contains('\0') || p.len() > 4096 {
-        return Err(bad(format!("path {p:?} is empty, too long or has a NUL byte")));
+        return Err(bad(format!(
+            "path {p:?} is empty, too long or has a NUL byte"
+        )));
     }
     let full = cwd.join(p);
     if ascent(&full) > 0 {
@@ -114,6 +116,8 @@ fn make_dirs(root: &Path, cwd: &Path, p: &str) -> std::io::Result<()> {
 struct Verdict {
     refused: Option<String>,
     ascent: usize,
+    /// Macros that computed includes name: allowed only when nothing defines them.
+    computed: Vec<String>,
 }
 
 fn judge(data: &[u8]) -> Verdict {
@@ -121,18 +125,23 @@ fn judge(data: &[u8]) -> Verdict {
         return Verdict {
             refused: Some("uses .incbin or .include, which would read a file on the box".into()),
             ascent: 0,
+            computed: Vec::new(),
         };
     }
     let mut v = Verdict {
         refused: None,
         ascent: 0,
+        computed: Vec::new(),
     };
     for d in includes::scan(data) {
         match d {
-            Directive::Computed { line, text } => {
-                v.refused = Some(format!("line {line}: `{text}` names its file with a macro"));
-                break;
-            }
+            Directive::Computed { line, text } => match includes::computed_macro(&text) {
+                Some(m) if !m.starts_with("__") => v.computed.push(m.to_string()),
+                _ => {
+                    v.refused = Some(format!("line {line}: `{text}` names its file with a macro"));
+                    break;
+                }
+            },
             Directive::Include { name, .. } => {
                 if Path::new(&name).is_absolute() || name.contains('\0') {
                     v.refused = Some(format!("includes {name:?} by absolute path"));
@@ -154,7 +163,8 @@ impl Verdicts {
         if let Some(v) = self.0.get(hash) {
             return Ok(v.clone());
         }
-        let data = fs::read(path).map_err(|e| internal(format!("cannot read a shipped file: {e}")))?;
+        let data =
+            fs::read(path).map_err(|e| internal(format!("cannot read a shipped file: {e}")))?;
         let v = judge(&data);
         if self.0.len() >= 200_000 {
             self.0.clear();
@@ -178,7 +188,12 @@ pub struct Tree {
 
 impl std::fmt::Debug for Tree {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Tree({} files, {} needed)", self.manifest.files.len(), self.needed.len())
+        write!(
+            f,
+            "Tree({} files, {} needed)",
+            self.manifest.files.len(),
+            self.needed.len()
+        )
     }
 }
 
@@ -200,7 +215,8 @@ impl Tree {
         manifest: Manifest,
         cache: &Cache,
     ) -> Result<Tree, Refusal> {
-        let cwd = std::str::from_utf8(cwd).map_err(|_| bad("the working directory is not UTF-8"))?;
+        let cwd =
+            std::str::from_utf8(cwd).map_err(|_| bad("the working directory is not UTF-8"))?;
         let cwd = tree::check_path(cwd)
             .map_err(|e| bad(format!("working directory: {e}")))?
             .to_path_buf();
@@ -292,8 +308,8 @@ impl Tree {
         self.arrived.iter().all(|a| *a)
     }
 
-    /// Checks what every file includes (see the module doc).
-    pub fn check_includes(&self, verdicts: &mut Verdicts) -> Result<(), Refusal> {
+    /// Checks what every file includes (see the module doc); `args` are the compiler's.
+    pub fn check_includes(&self, verdicts: &mut Verdicts, args: &[String]) -> Result<(), Refusal> {
         // The shallowest place a name is looked up from: any search directory, or the
         // directory of the file that includes it.
         let mut shallowest = usize::MAX;
@@ -302,18 +318,46 @@ impl Tree {
                 shallowest = shallowest.min(depth(&inside(&self.cwd, p)?));
             }
         }
+        let mut computed: Vec<String> = Vec::new();
         for f in &self.manifest.files {
             let path = Path::new(&f.path);
             let v = verdicts.get(&f.hash, &tree::under(&self.root, path))?;
             if let Some(why) = v.refused {
                 return Err(bad(format!("{} {why}", f.path)));
             }
+            computed.extend(v.computed.iter().cloned());
             let from = shallowest.min(depth(path).saturating_sub(1));
             if v.ascent > from {
                 return Err(bad(format!(
                     "{} includes a name with `..` that would climb out of the job's files",
                     f.path
                 )));
+            }
+        }
+        if computed.is_empty() {
+            return Ok(());
+        }
+        // A computed include is harmless only if nothing can give its macro a value.
+        let names: Vec<&str> = computed.iter().map(|s| s.as_str()).collect();
+        let refuse = |m: &str| {
+            bad(format!(
+                "an include names its file with {m}, which is defined"
+            ))
+        };
+        for a in args {
+            if let Some(m) = a
+                .strip_prefix("-D")
+                .and_then(|d| d.split('=').next())
+                .filter(|d| names.contains(d))
+            {
+                return Err(refuse(m));
+            }
+        }
+        for f in &self.manifest.files {
+            let data = fs::read(tree::under(&self.root, Path::new(&f.path)))
+                .map_err(|e| internal(format!("cannot read a shipped file: {e}")))?;
+            if includes::defines_any(&data, &names) {
+                return Err(refuse(&names.join(", ")));
             }
         }
         Ok(())
@@ -337,7 +381,11 @@ impl Tree {
         let mut argv: Vec<OsString> = vec![format!("-ffile-prefix-map={root}=").into()];
         for a in args {
             let mut done = false;
-            for map in ["-ffile-prefix-map=", "-fdebug-prefix-map=", "-fmacro-prefix-map="] {
+            for map in [
+                "-ffile-prefix-map=",
+                "-fdebug-prefix-map=",
+                "-fmacro-prefix-map=",
+            ] {
                 if let Some(rest) = a.strip_prefix(map).filter(|r| r.starts_with('/')) {
                     argv.push(format!("{map}{root}{rest}").into());
                     done = true;
@@ -411,7 +459,10 @@ mod tests {
     fn manifest(source: &str, paths: &[(&str, &str)], files: &[(&str, &[u8])]) -> Manifest {
         Manifest {
             source: source.into(),
-            paths: paths.iter().map(|(o, p)| (o.to_string(), p.to_string())).collect(),
+            paths: paths
+                .iter()
+                .map(|(o, p)| (o.to_string(), p.to_string()))
+                .collect(),
             deps: Some(DepRequest {
                 user_only: true,
                 mt: vec![],
@@ -436,7 +487,10 @@ mod tests {
         assert!(inside(cwd, "../../../x").is_err());
         assert!(inside(cwd, "/usr/lib/gcc/x/12/../../../../include").is_ok());
         assert!(inside(cwd, "/usr/../../etc").is_err());
-        assert_eq!(inside(cwd, "a/./b/../c").unwrap(), PathBuf::from("/w/p/a/c"));
+        assert_eq!(
+            inside(cwd, "a/./b/../c").unwrap(),
+            PathBuf::from("/w/p/a/c")
+        );
         assert_eq!(ascent(Path::new("a/../../x")), 1);
         assert_eq!(ascent(Path::new("../../x")), 2);
     }
@@ -466,12 +520,15 @@ mod tests {
         assert!(!t.complete());
         t.blob(2, b"\n", &mut cache).unwrap();
         assert!(t.complete());
-        t.check_includes(&mut Verdicts::default()).unwrap();
+        t.check_includes(&mut Verdicts::default(), &[]).unwrap();
         let c = t.command(&["-c".into(), "-fdebug-prefix-map=/w=.".into()], "o");
         let root = c.dir.join("root");
         let argv: Vec<String> = c.argv.iter().map(|a| a.to_string_lossy().into()).collect();
         assert_eq!(argv[0], format!("-ffile-prefix-map={}=", root.display()));
-        assert_eq!(argv[2], format!("-fdebug-prefix-map={}/w=.", root.display()));
+        assert_eq!(
+            argv[2],
+            format!("-fdebug-prefix-map={}/w=.", root.display())
+        );
         assert!(argv.contains(&format!("{}/usr/include", root.display())));
         assert!(argv.contains(&"inc".to_string()));
         assert_eq!(c.cwd, root.join("w/p"));
@@ -480,7 +537,11 @@ mod tests {
             .current_dir(&c.cwd)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let deps = fs::read_to_string(c.depfile.as_ref().unwrap()).unwrap();
         assert!(deps.starts_with("a.o: src/main.c inc/a.h"), "{deps}");
         // A second job finds everything in the cache.
@@ -493,7 +554,7 @@ mod tests {
     fn files_that_would_read_the_box_are_refused() {
         for (text, why) in [
             (&b"#include \"/etc/passwd\"\n"[..], "absolute"),
-            (b"#define F <x.h>\n#include F\n", "macro"),
+            (b"#include __FILE__\n", "macro"),
             (b"asm(\".incbin \\\"/etc/shadow\\\"\");\n", ".incbin"),
         ] {
             let v = judge(text);
@@ -508,7 +569,7 @@ mod tests {
         let m = manifest("a.c", &[], &[("/w/a.c", src)]);
         let mut t = Tree::open(&d.0, 3, b"/w", m, &cache).unwrap();
         t.blob(0, src, &mut cache).unwrap();
-        let e = t.check_includes(&mut Verdicts::default()).unwrap_err();
+        let e = t.check_includes(&mut Verdicts::default(), &[]).unwrap_err();
         assert!(e.text.contains("climb out"), "{}", e.text);
         assert!(Tree::open(&d.0, 4, b"/w", manifest("../../x.c", &[], &[]), &cache).is_err());
         assert!(Tree::open(&d.0, 5, b"/w", manifest("a.s", &[], &[]), &cache).is_err());
