@@ -262,9 +262,14 @@ impl Shipment {
         let targets = depfile::targets(&dep.request.mt, &dep.request.mq);
         let mut deps = depfile::prerequisites(text, &targets.join(" "))
             .ok_or("the box's dependency file does not start with the expected targets")?;
-        if dep.request.user_only {
-            if let Some(p) = &self.predef {
+        if let Some(p) = &self.predef {
+            if dep.request.user_only {
                 deps.retain(|d| d != p);
+            } else {
+                // Named once by the `-include` and again where a system header includes
+                // it; gcc here lists it once, found both times the same way.
+                let mut seen = false;
+                deps.retain(|d| d != p || !std::mem::replace(&mut seen, true));
             }
         }
         Ok((

@@ -46,6 +46,12 @@ pub struct Counters {
     pub low_memory: u64,
     /// Connections closed at once because `--max-connections` were open.
     pub over_limit: u64,
+    /// Jobs that shipped their sources (the box preprocessed), files those jobs named, and
+    /// the files and bytes the box lacked and received.
+    pub sources: u64,
+    pub files_named: u64,
+    pub files_received: u64,
+    pub file_bytes_received: u64,
 }
 
 impl Slots {

@@ -286,6 +286,12 @@ impl Daemon {
                 self.thermal.status(&mut kv);
                 self.memory.sample(Instant::now());
                 self.memory.status(&mut kv);
+                let (used, limit) = match (&self.cache, &self.config.cache) {
+                    (Some(c), Some((_, limit))) => (c.used(), *limit),
+                    _ => (0, 0),
+                };
+                kv.push(("cache_kib".into(), (used >> 10).to_string()));
+                kv.push(("cache_limit_kib".into(), (limit >> 10).to_string()));
                 self.conn(c).send(&Message::Status(kv), false);
                 self.flush(c);
             }
@@ -460,6 +466,8 @@ impl Daemon {
         match Tree::open(&self.config.temp_dir, self.seq, &p.req.cwd, m, cache) {
             Ok(t) => {
                 let need = Message::Need(t.needed().to_vec());
+                self.slots.counters.files_named += t.files() as u64;
+                self.slots.counters.files_received += t.needed().len() as u64;
                 p.tree = Some(Box::new(t));
                 let conn = self.conn(c);
                 conn.last_io = Instant::now();
@@ -496,6 +504,7 @@ impl Daemon {
                 ),
             })
         } else {
+            self.slots.counters.file_bytes_received += data.len() as u64;
             t.blob(index, data, cache)
         };
         match taken {
@@ -521,6 +530,7 @@ impl Daemon {
         if let Err(r) = t.check_includes(&mut self.verdicts, &p.args) {
             return self.refuse_sources(c, &p, r);
         }
+        self.slots.counters.sources += 1;
         let cmd = t.command(&p.args, &p.req.output_ext);
         match Job::start_sources(cmd, &p.compiler, &p.req) {
             Ok(job) => self.run_job(c, job, &p),

@@ -265,6 +265,11 @@ impl Tree {
         Ok(t)
     }
 
+    /// How many files the manifest names.
+    pub fn files(&self) -> usize {
+        self.manifest.files.len()
+    }
+
     /// The files the box lacks.
     pub fn needed(&self) -> &[u32] {
         &self.needed

@@ -87,6 +87,10 @@ pub fn build(
         ("compile_ms", c.compile_ms.to_string()),
         ("throttled", c.throttled.to_string()),
         ("low_memory", c.low_memory.to_string()),
+        ("sources", c.sources.to_string()),
+        ("files_named", c.files_named.to_string()),
+        ("files_received", c.files_received.to_string()),
+        ("file_bytes_received", c.file_bytes_received.to_string()),
         ("rss_kib", sys::rss_kib().unwrap_or(0).to_string()),
     ]
     .into_iter()

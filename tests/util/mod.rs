@@ -233,12 +233,14 @@ impl Daemon {
             .unwrap()
     }
 
-    /// Job dirs left in the daemon's temp dir.
+    /// Job dirs left in the daemon's temp dir (its file cache, `rccd-cache`, is meant to
+    /// stay).
     pub fn leftovers(&self) -> Vec<String> {
         std::fs::read_dir(self.dir.join("tmp"))
             .map(|r| {
                 r.flatten()
                     .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n != "rccd-cache")
                     .collect()
             })
             .unwrap_or_default()
