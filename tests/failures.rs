@@ -61,12 +61,21 @@ fn preprocessor_error_is_reported_once() {
     t.write("bad.c", "#include \"missing.h\"\nint x;\n");
     let plain = gcc(t.path(), "gcc", &["-c", "bad.c"]);
     let rcc_dir = t.join(".rcc");
+    // Preprocessed here (RCC_SHIP=0): the box had accepted (the text streams to it as it is
+    // made) but compiled nothing, and threw the partial input away when the client hung up.
+    let out = run(rcc(t.path(), &rcc_dir, &d.addr())
+        .env("RCC_SHIP", "0")
+        .args(["gcc", "-c", "bad.c"]));
+    assert_eq!(out.status.code(), plain.status.code());
+    assert_eq!(s(&out.stderr), s(&plain.stderr));
+    assert_eq!(d.counter("done") + d.counter("failed"), 0);
+    // Shipping the sources, the box's preprocessor finds the header missing too; the words
+    // come from the compile here, once.
     let out = run(rcc(t.path(), &rcc_dir, &d.addr()).args(["gcc", "-c", "bad.c"]));
     assert_eq!(out.status.code(), plain.status.code());
     assert_eq!(s(&out.stderr), s(&plain.stderr));
-    // The box had accepted (the text streams to it as it is made) but compiled nothing,
-    // and threw the partial input away when the client hung up.
-    assert_eq!(d.counter("done") + d.counter("failed"), 0);
+    assert_eq!(d.counter("failed"), 1);
+    assert!(!t.join("bad.o").exists());
     let deadline = Instant::now() + Duration::from_secs(5);
     while !d.leftovers().is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));

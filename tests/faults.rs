@@ -277,9 +277,18 @@ fn a_full_disk_on_the_box_sends_the_job_elsewhere() {
         "{}",
         full.log_text()
     );
-    // The full box kept nothing but the filler.
-    let left: Vec<_> = std::fs::read_dir(fs.0.path()).unwrap().flatten().collect();
+    // The full box kept nothing but the filler (and its file cache's empty dir).
+    let left: Vec<_> = std::fs::read_dir(fs.0.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name() != "rccd-cache")
+        .collect();
     assert_eq!(left.len(), 1, "{left:?}");
+    let cached = std::fs::read_dir(fs.0.join("rccd-cache")).map_or(0, |r| r.count());
+    assert_eq!(
+        cached, 0,
+        "a full disk keeps no half-written file in the cache"
+    );
 }
 
 #[test]

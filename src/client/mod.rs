@@ -610,10 +610,9 @@ impl Client<'_> {
                 Some(Ok(sh)) if wants_sources => Some(sh),
                 _ => None,
             };
-            if sources.is_some() {
-                let req = self.request(name, &identity, plan, &cwd, host.compress, sources);
+            if let Some(sh) = sources {
+                let req = self.request(name, &identity, plan, &cwd, host.compress, Some(sh));
                 let t = Instant::now();
-                let sh = sources.expect("checked");
                 let result =
                     match remote::request(&host.addr_string(), &req, self.settings.timeouts) {
                         Err(f) => Err(f),
@@ -655,8 +654,9 @@ impl Client<'_> {
                 let attempt = Attempt {
                     started: t,
                     input_len: sh.bytes as usize,
+                    shipped: Some(sh),
                 };
-                match self.conclude(&state, host, &req, plan, result, attempt, Some(sh)) {
+                match self.conclude(&state, host, &req, plan, result, attempt) {
                     Next::Exit(code) => return Ok(code),
                     Next::Another => continue,
                     Next::Local(why) => return Err(why),
@@ -699,8 +699,9 @@ impl Client<'_> {
             let attempt = Attempt {
                 started: t,
                 input_len: input.as_ref().map_or(0, |t| t.len()),
+                shipped: None,
             };
-            match self.conclude(&state, host, &req, plan, result, attempt, None) {
+            match self.conclude(&state, host, &req, plan, result, attempt) {
                 Next::Exit(code) => return Ok(code),
                 Next::Another => continue,
                 Next::Local(why) => return Err(why),
@@ -800,10 +801,12 @@ impl Client<'_> {
     }
 }
 
-/// One try of a job on a box: when it began and how much input it carried.
-struct Attempt {
+/// One try of a job on a box: when it began, how much input it carried, and the sources it
+/// shipped (if it did).
+struct Attempt<'a> {
     started: Instant,
     input_len: usize,
+    shipped: Option<&'a ship::Shipment>,
 }
 
 impl Client<'_> {
@@ -876,7 +879,6 @@ impl Client<'_> {
         plan: &Plan,
         result: Result<(crate::protocol::Done, remote::Traffic), Failure>,
         attempt: Attempt,
-        shipped: Option<&ship::Shipment>,
     ) -> Next {
         let key = host.key();
         let addr = host.addr_string();
@@ -911,7 +913,7 @@ impl Client<'_> {
                 };
                 // The dependency file first: make trusts the object's time, so by the time
                 // the object is there, so is the list of what it was made from.
-                if let Some(sh) = shipped.filter(|sh| sh.deps.is_some()) {
+                if let Some(sh) = attempt.shipped.filter(|sh| sh.deps.is_some()) {
                     let Some((_, text)) = done.outputs.iter().find(|(n, _)| n == "d") else {
                         return Next::Local(format!("{addr}: no dependency file came back"));
                     };

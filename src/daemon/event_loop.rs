@@ -140,6 +140,19 @@ pub fn run(config: Config) -> io::Result<()> {
         d.config.jobs
     );
     let result = d.serve();
+    let c = &d.slots.counters;
+    // One line for whoever reads the log after a run (the farm bench does).
+    log::info!(
+        "stopping: {} jobs done, {} failed, {} rejected; {} shipped their sources, naming {} \
+         files of which {} were not cached ({} bytes received)",
+        c.done,
+        c.failed,
+        c.rejected,
+        c.sources,
+        c.files_named,
+        c.files_received,
+        c.file_bytes_received
+    );
     // Dropping the connections kills running compilers and removes their dirs.
     d.conns.clear();
     if let Some(p) = &d.config.pid_file {
