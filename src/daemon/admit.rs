@@ -52,6 +52,9 @@ pub struct Counters {
     pub files_named: u64,
     pub files_received: u64,
     pub file_bytes_received: u64,
+    /// Bytes read from and written to every connection closed so far.
+    pub bytes_in: u64,
+    pub bytes_out: u64,
 }
 
 impl Slots {

@@ -53,6 +53,9 @@ pub struct Conn {
     pub holds_slot: bool,
     pub wants_write: bool,
     pub next_heartbeat: Instant,
+    /// Bytes read from and written to the peer, for the daemon's totals.
+    pub bytes_in: u64,
+    pub bytes_out: u64,
 }
 
 /// What reading found.
@@ -78,6 +81,8 @@ impl Conn {
             holds_slot: false,
             wants_write: false,
             next_heartbeat: now,
+            bytes_in: 0,
+            bytes_out: 0,
         }
     }
 
@@ -99,6 +104,7 @@ impl Conn {
                 Ok(0) => return ReadOutcome::Closed,
                 Ok(n) => {
                     self.rbuf.extend_from_slice(&chunk[..n]);
+                    self.bytes_in += n as u64;
                     self.last_io = now;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return ReadOutcome::Open,
@@ -135,6 +141,7 @@ impl Conn {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     self.wpos += n;
+                    self.bytes_out += n as u64;
                     self.last_io = now;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),

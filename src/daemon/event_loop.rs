@@ -144,14 +144,16 @@ pub fn run(config: Config) -> io::Result<()> {
     // One line for whoever reads the log after a run (the farm bench does).
     log::info!(
         "stopping: {} jobs done, {} failed, {} rejected; {} shipped their sources, naming {} \
-         files of which {} were not cached ({} bytes received)",
+         files of which {} were not cached ({} bytes received); {} bytes in, {} out",
         c.done,
         c.failed,
         c.rejected,
         c.sources,
         c.files_named,
         c.files_received,
-        c.file_bytes_received
+        c.file_bytes_received,
+        c.bytes_in,
+        c.bytes_out
     );
     // Dropping the connections kills running compilers and removes their dirs.
     d.conns.clear();
@@ -818,6 +820,8 @@ impl Daemon {
             if conn.holds_slot {
                 self.slots.release();
             }
+            self.slots.counters.bytes_in += conn.bytes_in;
+            self.slots.counters.bytes_out += conn.bytes_out;
             self.live -= 1;
             self.free.push(c);
         }

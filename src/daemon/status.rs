@@ -91,6 +91,8 @@ pub fn build(
         ("files_named", c.files_named.to_string()),
         ("files_received", c.files_received.to_string()),
         ("file_bytes_received", c.file_bytes_received.to_string()),
+        ("bytes_in", c.bytes_in.to_string()),
+        ("bytes_out", c.bytes_out.to_string()),
         ("rss_kib", sys::rss_kib().unwrap_or(0).to_string()),
     ]
     .into_iter()
