@@ -6,7 +6,7 @@
 mod util;
 use util::*;
 
-use rcc::protocol::{self, JobRequest, Kind, Message, Mode, RejectReason};
+use rcc::protocol::{self, FileEntry, JobRequest, Kind, Manifest, Message, Mode, RejectReason};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
@@ -34,8 +34,8 @@ enum Got {
 }
 
 /// Sends `bytes`, says "no more" (so a truncated frame meets end of file instead of the
-/// idle timeout), and reads until the daemon replies or closes. Accept frames are skipped:
-/// some rows are bad only after the job was accepted.
+/// idle timeout), and reads until the daemon replies or closes. Accept and Need frames are
+/// skipped: some rows are bad only after the job was accepted or its manifest read.
 fn send(addr: &str, bytes: &[u8]) -> Got {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -49,7 +49,7 @@ fn send(addr: &str, bytes: &[u8]) -> Got {
     let limits = protocol::Limits::default();
     loop {
         match protocol::decode(&buf, &limits) {
-            Ok(Some((Message::Accept(_), used))) => {
+            Ok(Some((Message::Accept(_) | Message::Need(_), used))) => {
                 buf.drain(..used);
                 continue;
             }
@@ -399,6 +399,124 @@ fn table() -> Vec<(String, Vec<u8>, Want)> {
             Want::Reject(BadRequest),
         ));
     }
+    // Jobs that ship their sources: every path, file and include must stay in the box's
+    // mirror of the master's files, and every file must have its hash.
+    let mut sources_req = request("gcc", &[b"-O2", b"-c"]);
+    sources_req.mode = Mode::Sources;
+    sources_req.cwd = b"/w".to_vec();
+    let hello = protocol::encode(&Message::JobRequest(sources_req), None);
+    let file = |path: &str, data: &[u8]| FileEntry {
+        path: path.into(),
+        size: data.len() as u64,
+        hash: rcc::sha256::digest(data),
+    };
+    let manifest = |source: &str, paths: &[(&str, &str)], files: Vec<FileEntry>| {
+        protocol::encode(
+            &Message::Manifest(Manifest {
+                source: source.into(),
+                paths: paths
+                    .iter()
+                    .map(|(o, p)| (o.to_string(), p.to_string()))
+                    .collect(),
+                deps: None,
+                files,
+            }),
+            None,
+        )
+    };
+    let blob = |i: u32, data: &[u8]| protocol::encode(&Message::Blob(i, data.to_vec()), None);
+    let main_c: &[u8] = b"int main(void) { return 0; }\n";
+    let sources_rows: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "a source above the root",
+            manifest("../../etc/passwd.c", &[], vec![]),
+        ),
+        ("a source that is not C", manifest("a.s", &[], vec![])),
+        (
+            "a search path above the root",
+            manifest("a.c", &[("-I", "../../..")], vec![]),
+        ),
+        (
+            "an absolute search path climbing out",
+            manifest("a.c", &[("-isystem", "/usr/../../etc")], vec![]),
+        ),
+        (
+            "a relative file path",
+            manifest("a.c", &[], vec![file("w/a.c", main_c)]),
+        ),
+        (
+            "a file path with ..",
+            manifest("a.c", &[], vec![file("/w/../etc/passwd", main_c)]),
+        ),
+        (
+            "a file path with //",
+            manifest("a.c", &[], vec![file("/w//a.c", main_c)]),
+        ),
+        (
+            "a blob that does not have its hash",
+            cat(&[
+                &manifest("a.c", &[], vec![file("/w/a.c", main_c)]),
+                &blob(0, b"int evil;\n"),
+            ]),
+        ),
+        (
+            "a blob not asked for",
+            cat(&[
+                &manifest("a.c", &[], vec![file("/w/a.c", main_c)]),
+                &blob(7, main_c),
+            ]),
+        ),
+        (
+            "the same blob twice",
+            cat(&[
+                &manifest("a.c", &[], vec![file("/w/a.c", main_c)]),
+                &blob(0, main_c),
+                &blob(0, main_c),
+            ]),
+        ),
+        (
+            "the end before every file came",
+            // Content no earlier row put in the box's cache.
+            cat(&[
+                &manifest("a.c", &[], vec![file("/w/a.c", b"int never_sent;\n")]),
+                &end,
+            ]),
+        ),
+        (
+            "preprocessed input in a sources job",
+            cat(&[&input(b"int x;\n"), &end]),
+        ),
+    ];
+    for (name, rest) in sources_rows {
+        rows.push((
+            format!("sources: {name}"),
+            cat(&[&hello, &rest]),
+            Want::Reject(BadRequest),
+        ));
+    }
+    for (name, text) in [
+        ("an absolute include", &b"#include \"/etc/passwd\"\n"[..]),
+        (
+            "a computed include with a defined macro",
+            b"#define F \"/etc/passwd\"\n#include F\n",
+        ),
+        (
+            "an include climbing out",
+            b"#include \"../../../etc/passwd\"\n",
+        ),
+        ("an .incbin", b"asm(\".incbin \\\"/etc/shadow\\\"\");\n"),
+    ] {
+        rows.push((
+            format!("sources: {name}"),
+            cat(&[
+                &hello,
+                &manifest("a.c", &[], vec![file("/w/a.c", text)]),
+                &blob(0, text),
+                &end,
+            ]),
+            Want::Reject(BadRequest),
+        ));
+    }
     // A good request cut at every offset: the daemon sees end of file mid-frame.
     for cut in 1..good.len() {
         rows.push((
@@ -435,7 +553,11 @@ fn every_row_of_hostile_input_is_refused_and_the_daemon_keeps_serving() {
             _ => false,
         };
         if !fine {
-            failures.push(format!("{name}: wanted {want:?}, got {got:?}"));
+            let log = d.log_text();
+            let tail: Vec<&str> = log.lines().rev().take(3).collect();
+            failures.push(format!(
+                "{name}: wanted {want:?}, got {got:?} (log: {tail:?})"
+            ));
         }
         // The next good request is served after every row.
         if !d.status().contains_key("slots") {
