@@ -137,7 +137,7 @@ pub fn clones(rows: &[Row]) -> Vec<String> {
     out
 }
 
-const KV_KEYS: [&str; 25] = [
+const KV_KEYS: [&str; 33] = [
     "slots",
     "slots_now",
     "free",
@@ -160,6 +160,14 @@ const KV_KEYS: [&str; 25] = [
     "freq_cap",
     "throttled_s",
     "uptime_s",
+    "sources",
+    "files_named",
+    "files_received",
+    "file_bytes_received",
+    "cache_kib",
+    "cache_limit_kib",
+    "bytes_in",
+    "bytes_out",
     "hostname",
     "machine_id",
     "macs",
