@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Every test: the unit and integration tests (real gcc, real rccd on 127.0.0.1) natively,
 # the shipped static binaries (tests/static.sh), the whole suite again for aarch64 under
-# qemu-user, as the boxes run it, the Armbian overlay in an arm64 rootfs, and a minute of
-# fuzzing per target (tests/fuzz.sh; RCC_FUZZ_SECONDS changes it).
+# qemu-user, as the boxes run it, the Armbian overlay in an arm64 rootfs, the arm64 Linux
+# kernel built plain and through rcc with its sources shipped, object for object
+# (tests/kernel.sh), and a minute of fuzzing per target (tests/fuzz.sh; RCC_FUZZ_SECONDS
+# changes it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/setup.sh
@@ -11,4 +13,5 @@ bash tests/static.sh
 # One test thread: qemu-user can deadlock when a multi-threaded guest forks.
 cargo test --target aarch64-unknown-linux-musl --tests -- --test-threads 1
 bash tests/rootfs.sh
+bash tests/kernel.sh
 bash tests/fuzz.sh "${RCC_FUZZ_SECONDS:-60}"

@@ -7,7 +7,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 pkgs=(gcc g++ make binutils python3 gcc-aarch64-linux-gnu qemu-user-static cmake ccache
-      shellcheck systemd debootstrap)
+      shellcheck systemd debootstrap linux-source flex bison bc xz-utils)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
