@@ -42,6 +42,21 @@ fn internal(text: impl Into<String>) -> Refusal {
     }
 }
 
+/// A file that cannot be laid out: the box's problem when its disk is full or failing (the
+/// client tries another box), the job's when its paths clash (a file where the manifest
+/// also has a directory: the client preprocesses it at home).
+fn layout_error(e: std::io::Error) -> Refusal {
+    let text = format!("cannot lay out the job's files: {e}");
+    match e.raw_os_error() {
+        Some(libc::ENOSPC | libc::EDQUOT | libc::EIO | libc::EROFS | libc::ENOMEM) => {
+            internal(text)
+        }
+        Some(_) if e.kind() == std::io::ErrorKind::PermissionDenied => internal(text),
+        Some(_) => bad(text),
+        None => internal(text),
+    }
+}
+
 /// The suffixes of sources the box preprocesses (C and C++, as gcc names them).
 const SOURCE_SUFFIXES: [&str; 8] = ["c", "cc", "cp", "cxx", "cpp", "CPP", "c++", "C"];
 
@@ -248,7 +263,7 @@ impl Tree {
             arrived: Vec::new(),
             bytes_received: 0,
         };
-        let io = |e: std::io::Error| internal(format!("cannot lay out the job's files: {e}"));
+        let io = layout_error;
         make_dirs(&t.root, &t.cwd, ".").map_err(io)?;
         for (opt, p) in &t.manifest.paths {
             if !matches!(opt.as_str(), "-include" | "-imacros") {
@@ -287,7 +302,7 @@ impl Tree {
         let f = &self.manifest.files[index as usize];
         let path = Path::new(&f.path);
         self.bytes_received += data.len();
-        let io = |e: std::io::Error| internal(format!("cannot lay out the job's files: {e}"));
+        let io = layout_error;
         let placed = match cache.put(&f.hash, data) {
             Ok(cached) => tree::place(&self.root, path, &cached).map_err(io),
             Err(PutError::WrongHash) => Err(bad(format!("{} does not have its hash", f.path))),
