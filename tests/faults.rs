@@ -109,7 +109,8 @@ fn a_box_that_accepts_and_never_answers_is_given_up() {
 #[test]
 fn a_client_killed_mid_job_frees_the_box() {
     let t = TempDir::new("clientkill");
-    let bin = slow_gcc(&t, "30");
+    // An odd duration, so no other process on the machine matches the search below.
+    let bin = slow_gcc(&t, "29.71");
     let d = Daemon::start(1, &["--compiler-path", bin.to_str().unwrap()]);
     t.write("good.c", GOOD);
     let mut child = rcc(t.path(), &t.join(".rcc"), &d.addr())
@@ -125,7 +126,7 @@ fn a_client_killed_mid_job_frees_the_box() {
     wait_until("the job dir goes", 10, || d.leftovers().is_empty());
     let gone = || {
         processes_mentioning(&bin.display().to_string()).is_empty()
-            && processes_mentioning("sleep 30").is_empty()
+            && processes_mentioning("sleep 29.71").is_empty()
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     while !gone() && Instant::now() < deadline {
@@ -135,7 +136,7 @@ fn a_client_killed_mid_job_frees_the_box() {
         gone(),
         "left: {:?} {:?}",
         processes_mentioning(&bin.display().to_string()),
-        processes_mentioning("sleep 30")
+        processes_mentioning("sleep 29.71")
     );
     assert!(!t.join("good.o").exists());
 }
@@ -510,7 +511,8 @@ fn a_flood_from_a_stranger_costs_nothing() {
 #[test]
 fn a_compiler_that_hangs_does_not_hang_the_box() {
     let t = TempDir::new("hangcc");
-    let bin = fixture_compiler(&t, "gcc", "sleep 120");
+    // An odd duration, so no other process on the machine matches the search below.
+    let bin = fixture_compiler(&t, "gcc", "sleep 119.73");
     let started = Instant::now();
     // rccd asks every compiler who it is as it starts: this one never answers, and is given
     // up after the probe timeout (5 s), its sleep killed with it.
@@ -518,7 +520,7 @@ fn a_compiler_that_hangs_does_not_hang_the_box() {
     assert!(started.elapsed() < Duration::from_secs(15));
     assert!(d.log_text().contains("did not answer"), "{}", d.log_text());
     wait_until("the probe's sleep is killed", 5, || {
-        processes_mentioning("sleep 120").is_empty()
+        processes_mentioning("sleep 119.73").is_empty()
     });
     // A job for it is refused at once (the failure is remembered), and built here.
     t.write("good.c", GOOD);
