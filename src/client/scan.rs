@@ -319,6 +319,11 @@ pub fn closure(
             todo.push((p, None));
         }
     }
+    // The same name is looked up from hundreds of headers (`<linux/types.h>`): a bracket
+    // lookup depends only on the name and where in the chain it starts, so it is answered
+    // once. (Quote lookups depend on the includer's directory too; they are cheap to keep.)
+    let mut bracket_memo: HashMap<(String, usize), Option<(PathBuf, Option<usize>)>> =
+        HashMap::new();
     // Bounded by the number of distinct files.
     while let Some((file, chain)) = todo.pop() {
         let dir = file.parent().unwrap_or(Path::new("/")).to_path_buf();
@@ -339,7 +344,19 @@ pub fn closure(
                     next,
                     probe,
                 } => {
-                    let Some(f) = lookup(&name, form, next, &dir, chain, sp) else {
+                    let found = if form == Form::Angle || next {
+                        let start = if next { chain.map_or(0, |i| i + 1) } else { 0 };
+                        bracket_memo
+                            .entry((name.clone(), start))
+                            .or_insert_with(|| {
+                                lookup(&name, form, next, &dir, chain, sp).map(|f| (f.path, f.chain))
+                            })
+                            .clone()
+                            .map(|(path, chain)| Found { path, chain })
+                    } else {
+                        lookup(&name, form, next, &dir, chain, sp)
+                    };
+                    let Some(f) = found else {
                         // Not here, so not there either: the box sees the same absence.
                         continue;
                     };
