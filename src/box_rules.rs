@@ -8,7 +8,8 @@
 /// parameter names and values use.
 pub fn is_param_setting(s: &str) -> bool {
     s.split_once('=').is_some_and(|(k, v)| {
-        !k.is_empty()
+        // gcc's parameter names start with a letter, so a value can never pass for an option.
+        k.starts_with(|c: char| c.is_ascii_alphabetic())
             && k.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             && v.bytes()
@@ -212,6 +213,17 @@ pub fn include_stays_inside(
 mod tests {
     use super::*;
     use std::path::{Path, PathBuf};
+
+    #[test]
+    fn param_values_are_name_equals_value_and_never_an_option() {
+        assert!(is_param_setting("max-inline-insns-single=1000"));
+        assert!(is_param_setting("l1-cache-size=32"));
+        // Found by fuzzing: a value shaped like an option passed for a setting.
+        assert!(!is_param_setting("--specssingle=1000"));
+        assert!(!is_param_setting("-fplugin=x"));
+        assert!(!is_param_setting("=1"));
+        assert!(!is_param_setting("name=a/b"));
+    }
 
     #[test]
     fn includes_that_would_leave_the_mirror_are_caught() {

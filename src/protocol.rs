@@ -513,7 +513,7 @@ fn parse_body(kind: Kind, body: &[u8], limits: &Limits) -> Result<Message, Error
             if argc > limits.max_args {
                 return Err(r.bad("too many arguments"));
             }
-            let mut args = Vec::with_capacity(argc);
+            let mut args = Vec::with_capacity(argc.min(4096));
             for _ in 0..argc {
                 let a = r.bytes()?;
                 if a.len() > limits.max_arg_len {
@@ -604,10 +604,10 @@ fn parse_body(kind: Kind, body: &[u8], limits: &Limits) -> Result<Message, Error
         Kind::Manifest => {
             let source = r.text()?;
             let n = r.u32()? as usize;
-            if n > 4 * limits.max_args {
+            if n > limits.max_args.saturating_mul(4) {
                 return Err(r.bad("too many path options"));
             }
-            let mut paths = Vec::with_capacity(n);
+            let mut paths = Vec::with_capacity(n.min(4096));
             for _ in 0..n {
                 let opt = r.text()?;
                 if !PATH_OPTIONS.contains(&opt.as_str()) {

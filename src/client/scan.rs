@@ -349,7 +349,8 @@ pub fn closure(
                         bracket_memo
                             .entry((name.clone(), start))
                             .or_insert_with(|| {
-                                lookup(&name, form, next, &dir, chain, sp).map(|f| (f.path, f.chain))
+                                lookup(&name, form, next, &dir, chain, sp)
+                                    .map(|f| (f.path, f.chain))
                             })
                             .clone()
                             .map(|(path, chain)| Found { path, chain })
