@@ -233,6 +233,7 @@ pub struct Closure {
 
 /// A file found through lookup: its path and, when it came from the bracket chain, the
 /// chain index (for `#include_next`).
+#[derive(Clone)]
 struct Found {
     path: PathBuf,
     chain: Option<usize>,
@@ -322,8 +323,7 @@ pub fn closure(
     // The same name is looked up from hundreds of headers (`<linux/types.h>`): a bracket
     // lookup depends only on the name and where in the chain it starts, so it is answered
     // once. (Quote lookups depend on the includer's directory too; they are cheap to keep.)
-    let mut bracket_memo: HashMap<(String, usize), Option<(PathBuf, Option<usize>)>> =
-        HashMap::new();
+    let mut bracket_memo: HashMap<(String, usize), Option<Found>> = HashMap::new();
     // Bounded by the number of distinct files.
     while let Some((file, chain)) = todo.pop() {
         let dir = file.parent().unwrap_or(Path::new("/")).to_path_buf();
