@@ -348,12 +348,8 @@ pub fn closure(
                         let start = if next { chain.map_or(0, |i| i + 1) } else { 0 };
                         bracket_memo
                             .entry((name.clone(), start))
-                            .or_insert_with(|| {
-                                lookup(&name, form, next, &dir, chain, sp)
-                                    .map(|f| (f.path, f.chain))
-                            })
+                            .or_insert_with(|| lookup(&name, form, next, &dir, chain, sp))
                             .clone()
-                            .map(|(path, chain)| Found { path, chain })
                     } else {
                         lookup(&name, form, next, &dir, chain, sp)
                     };
