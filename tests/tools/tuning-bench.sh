@@ -32,6 +32,9 @@ variants="rcc-auto distcc-default"
 for j in ${DISTCC_SWEEP:-2 3}; do variants="$variants distcc-$j"; done
 variants="$variants distcc-2l"
 command -v icecc >/dev/null && variants="$variants icecc"
+# VARIANTS picks from the above and: rcc-l1 (localhost/1), rcc-nolocal (boxes only), both
+# with -j$(rcc --jobs).
+variants="${VARIANTS:-$variants}"
 printf 'round\tvariant\thosts\tj\twall_s\tmaster_cpu_s\thosts_cpu_s\thost_jobs\tefficiency\tobj_cksum\n' >"$OUT/summary.tsv"
 for r in $(seq 1 "$rounds"); do
     for v in $variants; do
@@ -46,8 +49,12 @@ for r in $(seq 1 "$rounds"); do
         "$farm" up --daemon "$daemon" --jobs "$dj" >/dev/null
         envs=() jobs=8
         case $v in
-            rcc-auto)
-                hosts="${boxes[*]} localhost"
+            rcc-*)
+                case $v in
+                    rcc-auto) hosts="${boxes[*]} localhost" ;;
+                    rcc-l1) hosts="${boxes[*]} localhost/1" ;;
+                    *) hosts="${boxes[*]}" ;;
+                esac
                 jobs="$(RCC_HOSTS="$hosts" RCC_DIR="$OUT/rcc-dir-$r" "$farm" run -- "$OUT/bin/rcc" --jobs)"
                 envs=(RCC_HOSTS="$hosts" RCC_DIR="$OUT/rcc-dir-$r") wrap="$OUT/bin/rcc" ;;
             distcc-default) hosts="${boxes[*]}"; envs=(DISTCC_HOSTS="$hosts") wrap=distcc ;;
