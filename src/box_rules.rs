@@ -165,48 +165,71 @@ pub fn check_args(args: &[Vec<u8>]) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// How far `p` climbs above where it starts, by its names alone (`a/../../x`: 1). A box's
+/// mirror of the master's files holds no symlinks, so names alone decide where a path leads.
+pub fn ascent(p: &std::path::Path) -> usize {
+    use std::path::Component;
+    let (mut depth, mut lowest) = (0i64, 0i64);
+    for c in p.components() {
+        match c {
+            Component::RootDir => depth = 0,
+            Component::Normal(_) => depth += 1,
+            Component::ParentDir => {
+                depth -= 1;
+                lowest = lowest.min(depth);
+            }
+            _ => {}
+        }
+    }
+    (-lowest) as usize
+}
+
+/// How many names deep `p` is.
+pub fn depth(p: &std::path::Path) -> usize {
+    p.components()
+        .filter(|c| matches!(c, std::path::Component::Normal(_)))
+        .count()
+}
+
+/// `p` (absolute) with `.` and `..` resolved by the names alone, as a box resolves them in its
+/// mirror (`..` at `/` stays at `/`).
+pub fn lexical(p: &std::path::Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out = std::path::PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// Whether an include directive's `name`, looked up from a file in `includer_dir` or any of
 /// `search` (absolute paths as the master has them), can only reach paths inside the
 /// master's file system as a box mirrors it. On a box the mirror is a directory, so a name
 /// that climbs above `/` (`../../../../etc/passwd` from a shallow directory) would leave it,
 /// and an absolute name would read the box's own file: both are refused, and the job is
 /// preprocessed at home instead. Names with `..` that stay inside are fine (the kernel has
-/// hundreds: `#include "../workqueue_internal.h"`).
+/// hundreds: `#include "../workqueue_internal.h"`). The box applies this per file content
+/// (`daemon::sources`): a file's largest `ascent` against the shallowest place it is looked
+/// up from.
 pub fn include_stays_inside(
     name: &str,
     includer_dir: &std::path::Path,
     search: &[std::path::PathBuf],
 ) -> bool {
-    use std::path::{Component, Path};
-    let name_path = Path::new(name);
+    let name_path = std::path::Path::new(name);
     if name_path.is_absolute() || name.contains('\0') {
         return false;
     }
-    if !name_path
-        .components()
-        .any(|c| matches!(c, Component::ParentDir))
-    {
-        return true;
-    }
+    let climb = ascent(name_path);
     std::iter::once(includer_dir)
         .chain(search.iter().map(|p| p.as_path()))
-        .all(|base| {
-            let mut depth: i64 = 0;
-            for c in base.join(name_path).components() {
-                match c {
-                    Component::RootDir => depth = 0,
-                    Component::Normal(_) => depth += 1,
-                    Component::ParentDir => {
-                        depth -= 1;
-                        if depth < 0 {
-                            return false;
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            true
-        })
+        .all(|base| depth(base) >= climb)
 }
 
 #[cfg(test)]
@@ -223,6 +246,20 @@ mod tests {
         assert!(!is_param_setting("-fplugin=x"));
         assert!(!is_param_setting("=1"));
         assert!(!is_param_setting("name=a/b"));
+    }
+
+    #[test]
+    fn names_resolve_as_in_a_mirror_without_links() {
+        assert_eq!(lexical(Path::new("/a/b/../c/./d")), PathBuf::from("/a/c/d"));
+        assert_eq!(lexical(Path::new("/../../x")), PathBuf::from("/x"));
+        assert_eq!(
+            lexical(Path::new(
+                "/usr/lib/gcc/x86_64-linux-gnu/12/../../../../include/c++/12"
+            )),
+            PathBuf::from("/usr/include/c++/12")
+        );
+        assert_eq!(ascent(Path::new("a/../../x")), 1);
+        assert_eq!(ascent(Path::new("../../x")), 2);
     }
 
     #[test]

@@ -913,7 +913,7 @@ impl Client<'_> {
                 };
                 // The dependency file first: make trusts the object's time, so by the time
                 // the object is there, so is the list of what it was made from.
-                if let Some(sh) = attempt.shipped.filter(|sh| sh.deps.is_some()) {
+                if let Some(sh) = attempt.shipped.filter(|sh| sh.dep_file.is_some()) {
                     let Some((_, text)) = done.outputs.iter().find(|(n, _)| n == "d") else {
                         return Next::Local(format!("{addr}: no dependency file came back"));
                     };

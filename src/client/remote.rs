@@ -176,15 +176,25 @@ pub const PIECE: usize = 256 * 1024;
 impl Accepted {
     /// Sends one piece of the input (compressed on its own when the host asks for it).
     pub fn send_piece(&mut self, piece: &[u8]) -> Result<(), Failure> {
+        self.send_body(protocol::Kind::Input, piece, "sending the input")
+    }
+
+    /// Sends one frame whose body is `body`, compressed on its own when the host asks for it.
+    fn send_body(
+        &mut self,
+        kind: protocol::Kind,
+        body: &[u8],
+        during: &str,
+    ) -> Result<(), Failure> {
         let (payload, flag) = match self.deflater.as_mut() {
-            Some(d) => (d.compress(piece), true),
-            None => (piece, false),
+            Some(d) => (d.compress(body), true),
+            None => (body, false),
         };
-        let header = protocol::header(protocol::Kind::Input, flag, payload.len());
+        let header = protocol::header(kind, flag, payload.len());
         self.stream
             .write_all(&header)
             .and_then(|_| self.stream.write_all(payload))
-            .map_err(|e| broken(e, "sending the input"))?;
+            .map_err(|e| broken(e, during))?;
         self.traffic.sent += header.len() + payload.len();
         Ok(())
     }
@@ -221,16 +231,8 @@ impl Accepted {
         manifest: &crate::protocol::Manifest,
         mut content: impl FnMut(usize) -> io::Result<Vec<u8>>,
     ) -> Result<(Done, Traffic, usize), Failure> {
-        let m = protocol::encode(
-            &Message::Manifest(manifest.clone()),
-            self.deflater
-                .is_some()
-                .then_some(crate::compress::DEFAULT_LEVEL),
-        );
-        self.stream
-            .write_all(&m)
-            .map_err(|e| broken(e, "sending the manifest"))?;
-        self.traffic.sent += m.len();
+        let body = protocol::body(&Message::Manifest(manifest.clone()));
+        self.send_body(protocol::Kind::Manifest, &body, "sending the manifest")?;
         let mut buf = Vec::new();
         let need = match read_frame(
             &mut self.stream,
@@ -249,19 +251,8 @@ impl Accepted {
         };
         for &i in &need {
             let data = content(i as usize).map_err(|e| Failure::Source(e.to_string()))?;
-            let mut body = Vec::with_capacity(4 + data.len());
-            body.extend_from_slice(&i.to_be_bytes());
-            body.extend_from_slice(&data);
-            let (payload, flag) = match self.deflater.as_mut() {
-                Some(d) => (d.compress(&body), true),
-                None => (&body[..], false),
-            };
-            let header = protocol::header(protocol::Kind::Blob, flag, payload.len());
-            self.stream
-                .write_all(&header)
-                .and_then(|_| self.stream.write_all(payload))
-                .map_err(|e| broken(e, "sending the sources"))?;
-            self.traffic.sent += header.len() + payload.len();
+            let body = protocol::body(&Message::Blob(i, data));
+            self.send_body(protocol::Kind::Blob, &body, "sending the sources")?;
         }
         let needed = need.len();
         self.finish().map(|(d, t)| (d, t, needed))

@@ -6,15 +6,16 @@
 
 use super::files::Files;
 use super::scan::{self, SearchPaths};
+use crate::box_rules::lexical;
 use crate::depfile;
 use crate::protocol::{FileEntry, Manifest};
-use crate::ship_args::{DepPlan, ShipPlan};
+use crate::ship_args::ShipPlan;
 use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 /// Everything a box gets for one job, and where each file's content is here.
 pub struct Shipment {
@@ -23,7 +24,9 @@ pub struct Shipment {
     pub literal: Vec<String>,
     /// The master's path of each manifest file, in the same order.
     pub paths: Vec<PathBuf>,
-    pub deps: Option<DepPlan>,
+    /// Where a local compile would write its dependency file (what the box is asked to make
+    /// is `manifest.deps`).
+    pub dep_file: Option<String>,
     /// The implicit `stdc-predef.h` the box is told to include by name (it compiles with
     /// `-nostdinc`, which drops the implicit one): `-MMD` leaves it out here, so it is taken
     /// out of the box's list again.
@@ -70,22 +73,6 @@ fn search_paths(
         let _ = fs::rename(&tmp, &file);
     }
     Ok(found)
-}
-
-/// `p` (absolute) with `.` and `..` resolved by the names alone, as a box resolves them in its
-/// mirror (which has no symlinks).
-fn lexical(p: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for c in p.components() {
-        match c {
-            Component::Normal(n) => out.push(n),
-            Component::ParentDir => {
-                out.pop();
-            }
-            _ => {}
-        }
-    }
-    out
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -199,7 +186,7 @@ pub fn prepare(
         },
         literal: sp.literal.clone(),
         paths: where_,
-        deps: sp.deps.clone(),
+        dep_file: sp.deps.as_ref().map(|d| d.file.clone()),
         predef,
         bytes,
     })
@@ -255,15 +242,14 @@ impl Shipment {
     /// The dependency file a local compile writes, from the box's (`text`, already named with
     /// the master's paths).
     pub fn depfile(&self, text: &str) -> Result<(String, String), String> {
-        let dep = self
-            .deps
-            .as_ref()
-            .ok_or("no dependency file was asked for")?;
-        let targets = depfile::targets(&dep.request.mt, &dep.request.mq);
+        let (Some(file), Some(request)) = (&self.dep_file, &self.manifest.deps) else {
+            return Err("no dependency file was asked for".into());
+        };
+        let targets = depfile::targets(&request.mt, &request.mq);
         let mut deps = depfile::prerequisites(text, &targets.join(" "))
             .ok_or("the box's dependency file does not start with the expected targets")?;
         if let Some(p) = &self.predef {
-            if dep.request.user_only {
+            if request.user_only {
                 deps.retain(|d| d != p);
             } else {
                 // Named once by the `-include` and again where a system header includes
@@ -272,10 +258,7 @@ impl Shipment {
                 deps.retain(|d| d != p || !std::mem::replace(&mut seen, true));
             }
         }
-        Ok((
-            dep.file.clone(),
-            depfile::write(&targets, &deps, dep.request.phony),
-        ))
+        Ok((file.clone(), depfile::write(&targets, &deps, request.phony)))
     }
 }
 
@@ -292,21 +275,4 @@ pub fn env_blocks(var: impl Fn(&str) -> Option<OsString>) -> Option<String> {
     .iter()
     .find(|v| var(v).is_some())
     .map(|v| format!("{v} is set"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_resolve_as_in_a_mirror_without_links() {
-        assert_eq!(lexical(Path::new("/a/b/../c/./d")), PathBuf::from("/a/c/d"));
-        assert_eq!(lexical(Path::new("/../../x")), PathBuf::from("/x"));
-        assert_eq!(
-            lexical(Path::new(
-                "/usr/lib/gcc/x86_64-linux-gnu/12/../../../../include/c++/12"
-            )),
-            PathBuf::from("/usr/include/c++/12")
-        );
-    }
 }

@@ -60,6 +60,13 @@ impl Cache {
         self.used
     }
 
+    /// The status keys `cache_kib` and `cache_limit_kib` (zeros without a cache).
+    pub fn status(cache: Option<&Cache>, kv: &mut Vec<(String, String)>) {
+        let (used, limit) = cache.map_or((0, 0), |c| (c.used, c.limit));
+        kv.push(("cache_kib".into(), (used >> 10).to_string()));
+        kv.push(("cache_limit_kib".into(), (limit >> 10).to_string()));
+    }
+
     fn path(&self, d: &Digest) -> PathBuf {
         self.dir.join(sha256::hex(d))
     }

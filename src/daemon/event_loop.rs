@@ -301,12 +301,7 @@ impl Daemon {
                 self.thermal.status(&mut kv);
                 self.memory.sample(Instant::now());
                 self.memory.status(&mut kv);
-                let (used, limit) = match (&self.cache, &self.config.cache) {
-                    (Some(c), Some((_, limit))) => (c.used(), *limit),
-                    _ => (0, 0),
-                };
-                kv.push(("cache_kib".into(), (used >> 10).to_string()));
-                kv.push(("cache_limit_kib".into(), (limit >> 10).to_string()));
+                Cache::status(self.cache.as_ref(), &mut kv);
                 self.conn(c).send(&Message::Status(kv), false);
                 self.flush(c);
             }
@@ -354,15 +349,10 @@ impl Daemon {
             );
             return self.reject(c, RejectReason::CompilerMismatch, 0, text);
         }
-        let checked = job::check_args(&req.args).and_then(|a| {
-            // A sources job's input is named by its manifest.
-            let input = if req.mode == Mode::Sources {
-                "i"
-            } else {
-                &req.input_ext
-            };
-            job::check_exts(input, &req.output_ext).map(|_| a)
-        });
+        // A sources job's input is named by its manifest, not by an extension.
+        let input_ext = (req.mode == Mode::Preprocessed).then_some(req.input_ext.as_str());
+        let checked = job::check_args(&req.args)
+            .and_then(|a| job::check_exts(input_ext, &req.output_ext).map(|_| a));
         let args = match checked {
             Ok(a) => a,
             Err(text) => {
@@ -478,7 +468,16 @@ impl Daemon {
     fn take_manifest(&mut self, c: usize, mut p: Box<Pending>, m: crate::protocol::Manifest) {
         self.seq += 1;
         let cache = self.cache.as_ref().expect("sources jobs need the cache");
-        match Tree::open(&self.config.temp_dir, self.seq, &p.req.cwd, m, cache) {
+        // What travels may add up to four inputs' worth.
+        let max_bytes = self.config.limits.max_body.saturating_mul(4);
+        match Tree::open(
+            &self.config.temp_dir,
+            self.seq,
+            &p.req.cwd,
+            m,
+            cache,
+            max_bytes,
+        ) {
             Ok(t) => {
                 let need = Message::Need(t.needed().to_vec());
                 self.slots.counters.files_named += t.files() as u64;
@@ -509,19 +508,9 @@ impl Daemon {
     fn take_blob(&mut self, c: usize, mut p: Box<Pending>, index: u32, data: &[u8]) {
         let cache = self.cache.as_mut().expect("sources jobs need the cache");
         let t = p.tree.as_mut().expect("matched on a tree");
-        let limit = self.config.limits.max_body.saturating_mul(4);
-        let taken = if t.bytes_received + data.len() > limit {
-            Err(sources::Refusal {
-                reason: RejectReason::BadRequest,
-                text: format!(
-                    "the job's files are larger than this box's limit of {} MiB (4 x --max-body-mib)",
-                    limit >> 20
-                ),
-            })
-        } else {
-            self.slots.counters.file_bytes_received += data.len() as u64;
-            t.blob(index, data, cache)
-        };
+        let before = t.bytes_received();
+        let taken = t.blob(index, data, cache);
+        self.slots.counters.file_bytes_received += (t.bytes_received() - before) as u64;
         match taken {
             Ok(()) => {
                 let conn = self.conn(c);
@@ -535,29 +524,13 @@ impl Daemon {
     /// Every file is there: check what they include, and compile.
     fn start_sources(&mut self, c: usize, mut p: Pending) {
         let t = p.tree.take().expect("matched on a tree");
-        if !t.complete() {
-            let r = sources::Refusal {
-                reason: RejectReason::BadRequest,
-                text: "the input ended before every file asked for came".into(),
-            };
-            return self.refuse_sources(c, &p, r);
-        }
-        if let Err(r) = t.check_includes(&mut self.verdicts, &p.args) {
-            return self.refuse_sources(c, &p, r);
-        }
+        let launch = match t.finish(&mut self.verdicts, &p.args, &p.req.output_ext) {
+            Ok(l) => l,
+            Err(r) => return self.refuse_sources(c, &p, r),
+        };
         self.slots.counters.sources += 1;
-        let cmd = t.command(&p.args, &p.req.output_ext);
-        match Job::start_sources(cmd, &p.compiler, &p.req) {
-            Ok(job) => self.run_job(c, job, &p),
-            Err(e) => {
-                let text = format!(
-                    "cannot start the compile on this box ({}): {e}",
-                    self.config.temp_dir.display()
-                );
-                log::error!("{text}");
-                self.reject(c, RejectReason::Internal, 10_000, text)
-            }
-        }
+        let started = Job::spawn(launch, &p.compiler, &p.req);
+        self.run_job(c, started, &p);
     }
 
     fn start_job(&mut self, c: usize, mut p: Pending) {
@@ -577,7 +550,13 @@ impl Daemon {
             return self.reject(c, RejectReason::BadRequest, 0, text.into());
         }
         let started = Job::start(spool, &p.compiler, &p.args, &p.req);
-        let job = match started {
+        self.run_job(c, started, &p);
+    }
+
+    /// Watches a started compiler's pipes and exit; a compiler that could not start is the
+    /// box's problem (its temp dir), so the client tries elsewhere.
+    fn run_job(&mut self, c: usize, started: std::io::Result<Job>, p: &Pending) {
+        let mut job = match started {
             Ok(j) => j,
             Err(e) => {
                 let text = format!(
@@ -588,11 +567,6 @@ impl Daemon {
                 return self.reject(c, RejectReason::Internal, 10_000, text);
             }
         };
-        self.run_job(c, job, &p);
-    }
-
-    /// Watches a started compiler's pipes and exit.
-    fn run_job(&mut self, c: usize, mut job: Job, p: &Pending) {
         let reg = self.poll.registry();
         let ok = reg
             .register(

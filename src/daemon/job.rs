@@ -156,9 +156,10 @@ impl Compilers {
 pub use crate::box_rules::check_args;
 
 /// Checks the extensions a request names: only the preprocessed forms gcc will not
-/// preprocess again.
-pub fn check_exts(input: &str, output: &str) -> Result<(), String> {
-    if !matches!(input, "i" | "ii" | "s") {
+/// preprocess again (`input` is `None` for a job that ships its sources: the manifest names
+/// the source).
+pub fn check_exts(input: Option<&str>, output: &str) -> Result<(), String> {
+    if let Some(input) = input.filter(|i| !matches!(*i, "i" | "ii" | "s")) {
         return Err(format!(
             "input extension \"{input}\" is not one of i, ii, s (preprocessed input)"
         ));
@@ -261,6 +262,18 @@ pub struct Job {
     strip: Option<Vec<u8>>,
 }
 
+/// How to run one compile: the job's private dir (removed with the job), the compiler's
+/// arguments and working directory, where its object and dependency file go, and a prefix to
+/// take out of what it says (a shipped job's mirror of the master's files).
+pub struct Launch {
+    pub dir: PathBuf,
+    pub argv: Vec<OsString>,
+    pub cwd: PathBuf,
+    pub output: PathBuf,
+    pub depfile: Option<PathBuf>,
+    pub strip: Option<PathBuf>,
+}
+
 /// `text` with every `root/` made `/`.
 fn strip_root(text: Vec<u8>, root: Option<&[u8]>) -> Vec<u8> {
     let Some(root) = root.filter(|r| !r.is_empty()) else {
@@ -331,42 +344,27 @@ impl Job {
             map.push(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&req.cwd));
             argv.push(map);
         }
-        let cwd = dir.clone();
-        Job::spawn(dir, compiler, &argv, &cwd, req, output, None, None)
+        let launch = Launch {
+            cwd: dir.clone(),
+            dir,
+            argv,
+            output,
+            depfile: None,
+            strip: None,
+        };
+        Job::spawn(launch, compiler, req)
     }
 
-    /// Starts the compiler of a job that ships its sources, as `sources::Tree::command` made
-    /// it. What the compiler says and the dependency file name the master's paths, not the
-    /// box's mirror.
-    pub fn start_sources(
-        c: super::sources::Command,
-        compiler: &Path,
-        req: &JobRequest,
-    ) -> io::Result<Job> {
-        let root = c.root.as_os_str().as_encoded_bytes().to_vec();
-        Job::spawn(
-            c.dir,
-            compiler,
-            &c.argv,
-            &c.cwd,
-            req,
-            c.output,
-            c.depfile,
-            Some(root),
-        )
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn spawn(
-        dir: PathBuf,
-        compiler: &Path,
-        argv: &[OsString],
-        cwd: &Path,
-        req: &JobRequest,
-        output: PathBuf,
-        depfile: Option<PathBuf>,
-        strip: Option<Vec<u8>>,
-    ) -> io::Result<Job> {
+    /// Starts `compiler` as `launch` says; the job dir is removed when the job is dropped.
+    pub fn spawn(launch: Launch, compiler: &Path, req: &JobRequest) -> io::Result<Job> {
+        let Launch {
+            dir,
+            argv,
+            cwd,
+            output,
+            depfile,
+            strip,
+        } = launch;
         let guard = DirGuard(Some(dir.clone()));
         let mut cmd = Command::new(compiler);
         cmd.args(argv)
@@ -415,7 +413,7 @@ impl Job {
             output_ext: req.output_ext.clone(),
             label: req.label.clone(),
             depfile,
-            strip,
+            strip: strip.map(|r| r.into_os_string().into_encoded_bytes()),
         })
     }
 

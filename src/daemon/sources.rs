@@ -12,7 +12,9 @@
 //! and the mirror holds only directories and regular files, never links.
 
 use super::cache::{Cache, PutError};
+use super::job::Launch;
 use super::tree;
+use crate::box_rules::{ascent, depth, lexical};
 use crate::includes::{self, Directive};
 use crate::protocol::{Manifest, RejectReason};
 use crate::sha256::Digest;
@@ -60,29 +62,6 @@ fn layout_error(e: std::io::Error) -> Refusal {
 /// The suffixes of sources the box preprocesses (C and C++, as gcc names them).
 const SOURCE_SUFFIXES: [&str; 8] = ["c", "cc", "cp", "cxx", "cpp", "CPP", "c++", "C"];
 
-/// How far `p` climbs above where it starts, by its names alone (`a/../../x`: 1).
-fn ascent(p: &Path) -> usize {
-    let mut depth: i64 = 0;
-    let mut lowest: i64 = 0;
-    for c in p.components() {
-        match c {
-            Component::Normal(_) => depth += 1,
-            Component::ParentDir => {
-                depth -= 1;
-                lowest = lowest.min(depth);
-            }
-            _ => {}
-        }
-    }
-    (-lowest) as usize
-}
-
-fn depth(p: &Path) -> usize {
-    p.components()
-        .filter(|c| matches!(c, Component::Normal(_)))
-        .count()
-}
-
 /// `p` as gcc would use it from `cwd`, checked to stay inside the mirror; its plain form
 /// (for its depth and to make its directories).
 fn inside(cwd: &Path, p: &str) -> Result<PathBuf, Refusal> {
@@ -95,17 +74,7 @@ fn inside(cwd: &Path, p: &str) -> Result<PathBuf, Refusal> {
     if ascent(&full) > 0 {
         return Err(bad(format!("path {p:?} climbs out of the job's files")));
     }
-    let mut plain = PathBuf::from("/");
-    for c in full.components() {
-        match c {
-            Component::Normal(n) => plain.push(n),
-            Component::ParentDir => {
-                plain.pop();
-            }
-            _ => {}
-        }
-    }
-    Ok(plain)
+    Ok(lexical(&full))
 }
 
 /// Makes `root/p` and every directory `p` passes through before a `..` (gcc resolves
@@ -127,7 +96,6 @@ fn make_dirs(root: &Path, cwd: &Path, p: &str) -> std::io::Result<()> {
 
 /// What a file's content allows, known once per hash: whether it names a file the box must
 /// not read, and how far its quoted `..` names climb.
-#[derive(Clone)]
 struct Verdict {
     refused: Option<String>,
     ascent: usize,
@@ -169,23 +137,45 @@ fn judge(data: &[u8]) -> Verdict {
     v
 }
 
-/// Verdicts by content hash, so a header is read and judged once per box, not once per job.
+/// Verdicts by content hash, so a header is read and judged once per box, not once per job;
+/// and, for the macros computed includes name, whether a file defines them.
 #[derive(Default)]
-pub struct Verdicts(HashMap<Digest, Verdict>);
+pub struct Verdicts {
+    judged: HashMap<Digest, Verdict>,
+    defines: HashMap<(Digest, String), bool>,
+}
+
+/// Most entries kept in each map before it starts over.
+const VERDICTS_KEPT: usize = 200_000;
+
+fn read_shipped(path: &Path) -> Result<Vec<u8>, Refusal> {
+    fs::read(path).map_err(|e| internal(format!("cannot read a shipped file: {e}")))
+}
 
 impl Verdicts {
-    fn get(&mut self, hash: &Digest, path: &Path) -> Result<Verdict, Refusal> {
-        if let Some(v) = self.0.get(hash) {
-            return Ok(v.clone());
+    fn get(&mut self, hash: &Digest, path: &Path) -> Result<&Verdict, Refusal> {
+        if !self.judged.contains_key(hash) {
+            let v = judge(&read_shipped(path)?);
+            if self.judged.len() >= VERDICTS_KEPT {
+                self.judged.clear();
+            }
+            self.judged.insert(*hash, v);
         }
-        let data =
-            fs::read(path).map_err(|e| internal(format!("cannot read a shipped file: {e}")))?;
-        let v = judge(&data);
-        if self.0.len() >= 200_000 {
-            self.0.clear();
+        Ok(&self.judged[hash])
+    }
+
+    /// Whether the file with `hash` (at `path`) has a `#define` of `name`.
+    fn defines(&mut self, hash: &Digest, path: &Path, name: &str) -> Result<bool, Refusal> {
+        let key = (*hash, name.to_string());
+        if let Some(&d) = self.defines.get(&key) {
+            return Ok(d);
         }
-        self.0.insert(*hash, v.clone());
-        Ok(v)
+        let d = includes::defines_any(&read_shipped(path)?, &[name]);
+        if self.defines.len() >= VERDICTS_KEPT {
+            self.defines.clear();
+        }
+        self.defines.insert(key, d);
+        Ok(d)
     }
 }
 
@@ -198,7 +188,9 @@ pub struct Tree {
     /// Indexes of the files the box asked for, ascending, and whether each has come.
     needed: Vec<u32>,
     arrived: Vec<bool>,
-    pub bytes_received: usize,
+    /// Bytes of files received so far, and at most how many this job may send.
+    bytes_received: usize,
+    max_bytes: usize,
 }
 
 impl std::fmt::Debug for Tree {
@@ -222,13 +214,15 @@ impl Drop for Tree {
 
 impl Tree {
     /// Checks `manifest` (for a compile run from the master's `cwd`), makes the job dir under
-    /// `temp_dir` and the mirror of every file the cache has.
+    /// `temp_dir` and the mirror of every file the cache has. The files that travel may add
+    /// up to `max_bytes`.
     pub fn open(
         temp_dir: &Path,
         seq: u64,
         cwd: &[u8],
         manifest: Manifest,
         cache: &Cache,
+        max_bytes: usize,
     ) -> Result<Tree, Refusal> {
         let cwd =
             std::str::from_utf8(cwd).map_err(|_| bad("the working directory is not UTF-8"))?;
@@ -262,6 +256,7 @@ impl Tree {
             needed: Vec::new(),
             arrived: Vec::new(),
             bytes_received: 0,
+            max_bytes,
         };
         let io = layout_error;
         make_dirs(&t.root, &t.cwd, ".").map_err(io)?;
@@ -290,8 +285,20 @@ impl Tree {
         &self.needed
     }
 
+    /// Bytes of files received so far.
+    pub fn bytes_received(&self) -> usize {
+        self.bytes_received
+    }
+
     /// Takes file `index`'s content: checked against its hash, kept in the cache, placed.
     pub fn blob(&mut self, index: u32, data: &[u8], cache: &mut Cache) -> Result<(), Refusal> {
+        if self.bytes_received + data.len() > self.max_bytes {
+            return Err(bad(format!(
+                "the job's files are larger than this box's limit of {} MiB (4 x --max-body-mib)",
+                self.max_bytes >> 20
+            )));
+        }
+        self.bytes_received += data.len();
         let k = self
             .needed
             .binary_search(&index)
@@ -301,7 +308,6 @@ impl Tree {
         }
         let f = &self.manifest.files[index as usize];
         let path = Path::new(&f.path);
-        self.bytes_received += data.len();
         let io = layout_error;
         let placed = match cache.put(&f.hash, data) {
             Ok(cached) => tree::place(&self.root, path, &cached).map_err(io),
@@ -323,13 +329,28 @@ impl Tree {
         placed
     }
 
+    /// The input has ended: every file asked for must have come and pass the include checks;
+    /// then what to run (see `command`).
+    pub fn finish(
+        self,
+        verdicts: &mut Verdicts,
+        args: &[String],
+        output_ext: &str,
+    ) -> Result<Launch, Refusal> {
+        if !self.complete() {
+            return Err(bad("the input ended before every file asked for came"));
+        }
+        self.check_includes(verdicts, args)?;
+        Ok(self.command(args, output_ext))
+    }
+
     /// Whether every file asked for has come.
-    pub fn complete(&self) -> bool {
+    fn complete(&self) -> bool {
         self.arrived.iter().all(|a| *a)
     }
 
     /// Checks what every file includes (see the module doc); `args` are the compiler's.
-    pub fn check_includes(&self, verdicts: &mut Verdicts, args: &[String]) -> Result<(), Refusal> {
+    fn check_includes(&self, verdicts: &mut Verdicts, args: &[String]) -> Result<(), Refusal> {
         // The shallowest place a name is looked up from: any search directory, or the
         // directory of the file that includes it.
         let mut shallowest = usize::MAX;
@@ -342,7 +363,7 @@ impl Tree {
         for f in &self.manifest.files {
             let path = Path::new(&f.path);
             let v = verdicts.get(&f.hash, &tree::under(&self.root, path))?;
-            if let Some(why) = v.refused {
+            if let Some(why) = &v.refused {
                 return Err(bad(format!("{} {why}", f.path)));
             }
             computed.extend(v.computed.iter().cloned());
@@ -374,10 +395,11 @@ impl Tree {
             }
         }
         for f in &self.manifest.files {
-            let data = fs::read(tree::under(&self.root, Path::new(&f.path)))
-                .map_err(|e| internal(format!("cannot read a shipped file: {e}")))?;
-            if includes::defines_any(&data, &names) {
-                return Err(refuse(&names.join(", ")));
+            let path = tree::under(&self.root, Path::new(&f.path));
+            for m in &names {
+                if verdicts.defines(&f.hash, &path, m)? {
+                    return Err(refuse(&names.join(", ")));
+                }
             }
         }
         Ok(())
@@ -387,7 +409,7 @@ impl Tree {
     /// are the request's, already checked by `box_rules`), the directory to run in, the
     /// object's path, the dependency file's path and the mirror's root (to take out of what
     /// the compiler says).
-    pub fn command(mut self, args: &[String], output_ext: &str) -> Command {
+    fn command(mut self, args: &[String], output_ext: &str) -> Launch {
         let dir = self.dir.take().expect("a tree owns its dir until here");
         let root = self.root.to_string_lossy().into_owned();
         let rooted = |p: &str| -> OsString {
@@ -442,26 +464,15 @@ impl Tree {
         argv.push(rooted(&self.manifest.source));
         argv.push("-o".into());
         argv.push(output.clone().into());
-        Command {
+        Launch {
             cwd: tree::under(&self.root, &self.cwd),
             dir,
             argv,
             output,
             depfile,
-            root: self.root.clone(),
+            strip: Some(self.root.clone()),
         }
     }
-}
-
-/// What `Tree::command` makes.
-pub struct Command {
-    /// The job dir (the caller removes it when the job ends).
-    pub dir: PathBuf,
-    pub argv: Vec<OsString>,
-    pub cwd: PathBuf,
-    pub output: PathBuf,
-    pub depfile: Option<PathBuf>,
-    pub root: PathBuf,
 }
 
 #[cfg(test)]
@@ -531,7 +542,7 @@ mod tests {
                 ("/usr/include/sys.h", b"\n"),
             ],
         );
-        let mut t = Tree::open(&d.0, 1, b"/w/p", m.clone(), &cache).unwrap();
+        let mut t = Tree::open(&d.0, 1, b"/w/p", m.clone(), &cache, 1 << 30).unwrap();
         assert_eq!(t.needed(), [0, 1, 2]);
         assert!(t.blob(1, b"#define A 1\n", &mut cache).is_err(), "a lie");
         t.blob(0, src, &mut cache).unwrap();
@@ -565,7 +576,7 @@ mod tests {
         let deps = fs::read_to_string(c.depfile.as_ref().unwrap()).unwrap();
         assert!(deps.starts_with("a.o: src/main.c inc/a.h"), "{deps}");
         // A second job finds everything in the cache.
-        let t2 = Tree::open(&d.0, 2, b"/w/p", m, &cache).unwrap();
+        let t2 = Tree::open(&d.0, 2, b"/w/p", m, &cache, 1 << 30).unwrap();
         assert!(t2.needed().is_empty());
         let _ = fs::remove_dir_all(&c.dir);
     }
@@ -587,11 +598,19 @@ mod tests {
         let mut cache = Cache::open(&d.0.join("cache"), 1 << 20).unwrap();
         let src: &[u8] = b"#include \"../../../../etc/passwd\"\n";
         let m = manifest("a.c", &[], &[("/w/a.c", src)]);
-        let mut t = Tree::open(&d.0, 3, b"/w", m, &cache).unwrap();
+        let mut t = Tree::open(&d.0, 3, b"/w", m, &cache, 1 << 30).unwrap();
         t.blob(0, src, &mut cache).unwrap();
         let e = t.check_includes(&mut Verdicts::default(), &[]).unwrap_err();
         assert!(e.text.contains("climb out"), "{}", e.text);
-        assert!(Tree::open(&d.0, 4, b"/w", manifest("../../x.c", &[], &[]), &cache).is_err());
-        assert!(Tree::open(&d.0, 5, b"/w", manifest("a.s", &[], &[]), &cache).is_err());
+        assert!(Tree::open(
+            &d.0,
+            4,
+            b"/w",
+            manifest("../../x.c", &[], &[]),
+            &cache,
+            1 << 30
+        )
+        .is_err());
+        assert!(Tree::open(&d.0, 5, b"/w", manifest("a.s", &[], &[]), &cache, 1 << 30).is_err());
     }
 }

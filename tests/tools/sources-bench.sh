@@ -12,18 +12,10 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/../.." && pwd)"
 bench="$here/../shared/bench"
 rounds="${1:-2}"
-bin="$here/target/x86_64-unknown-linux-musl/release"
-[ -x "$bin/rccd" ] || { echo "build first: cargo build --release --target x86_64-unknown-linux-musl" >&2; exit 2; }
+# shellcheck source=tests/tools/farm-lib.sh
+. "$here/tests/tools/farm-lib.sh"
 OUT="${OUT:-/var/tmp/rcc-bench/sources-$(date +%Y%m%d-%H%M%S)}"
-mkdir -p "$OUT/bin"
-cp "$bin/rcc" "$OUT/bin/"; cp "$bin/rccd" "$OUT/bin/rccd.real"
-# Each box keeps its file cache in its own state dir (the farm's boxes share this machine's
-# /tmp), which `farm down` removes: every compare run starts with empty caches.
-# shellcheck disable=SC2016 # the wrapper expands them when it runs
-printf '#!/bin/sh\nmkdir -p "$RCC_DIR/tmp"\nexec "$(dirname "$0")/rccd.real" "$@" --temp-dir "$RCC_DIR/tmp"\n' >"$OUT/bin/rccd"
-chmod +x "$OUT/bin/rccd"
-quota=2.0   # 3 boxes x 0.5 + master 0.5
-eff() { awk -v m="$1" -v h="$2" -v w="$3" -v q="$quota" 'BEGIN { printf "%.2f", (m + h) / (w * q) }'; }
+farm_bin "$OUT/bin"
 printf 'round\tvariant\twall_s\tmaster_cpu_s\thosts_cpu_s\tefficiency\tjobs_per_box\tshipped\tbox_bytes_in\tobj_cksum\n' >"$OUT/summary.tsv"
 for r in $(seq 1 "$rounds"); do
     for v in ship pre distcc; do
@@ -47,7 +39,7 @@ for r in $(seq 1 "$rounds"); do
             done
         fi
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$v" "$wall" "$mcpu" "$hcpu" \
-            "$(eff "$mcpu" "$hcpu" "$wall")" "$jobs" "$shipped" "$bytes" "$(cut -f11 <<<"$row")" >>"$OUT/summary.tsv"
+            "$(efficiency "$mcpu" "$hcpu" "$wall")" "$jobs" "$shipped" "$bytes" "$(cut -f11 <<<"$row")" >>"$OUT/summary.tsv"
         tail -n 1 "$OUT/summary.tsv"
     done
 done

@@ -15,15 +15,10 @@ here="$(cd "$(dirname "$0")/../.." && pwd)"
 bench="$here/../shared/bench"
 farm="$bench/farm"
 rounds="${1:-1}"
-bin="$here/target/x86_64-unknown-linux-musl/release"
-[ -x "$bin/rccd" ] || { echo "build first: cargo build --release --target x86_64-unknown-linux-musl" >&2; exit 2; }
+# shellcheck source=tests/tools/farm-lib.sh
+. "$here/tests/tools/farm-lib.sh"
 OUT="${OUT:-/var/tmp/rcc-bench/tuning-$(date +%Y%m%d-%H%M%S)}"
-mkdir -p "$OUT/bin"
-cp "$bin/rcc" "$OUT/bin/"; cp "$bin/rccd" "$OUT/bin/rccd.real"
-# Each box keeps its file cache in its own state dir (see sources-bench.sh).
-# shellcheck disable=SC2016 # the wrapper expands them when it runs
-printf '#!/bin/sh\nmkdir -p "$RCC_DIR/tmp"\nexec "$(dirname "$0")/rccd.real" "$@" --temp-dir "$RCC_DIR/tmp"\n' >"$OUT/bin/rccd"
-chmod +x "$OUT/bin/rccd"
+farm_bin "$OUT/bin"
 export RCC_BIN_DIR="$OUT/bin"
 trap '"$farm" down >/dev/null 2>&1 || true' EXIT
 net=198.18.71
@@ -71,7 +66,7 @@ for r in $(seq 1 "$rounds"); do
         declare -A R=()
         for kv in $line; do case "$kv" in *=*) R["${kv%%=*}"]="${kv#*=}" ;; esac; done
         w="${R[wall_s]:-0}" m="${R[master_cpu_s]:-0}" h="${R[hosts_cpu_s]:-0}"
-        eff="$(awk -v m="$m" -v h="$h" -v w="$w" 'BEGIN { if (w > 0) printf "%.2f", (m + h) / (w * 2.0); else print "-" }')"
+        eff="$(efficiency "$m" "$h" "$w")"
         hj="${R[host_jobs]:--}"
         if [ "$daemon" = rcc ]; then
             hj=""
