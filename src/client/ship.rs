@@ -215,7 +215,14 @@ fn computed_includes_are_dead(
             return Err(Some(format!("{m} names an include and is set with -D")));
         }
     }
-    for f in &closure.files {
+    // The file that uses the macro is the likeliest to define it (the kernel's
+    // define_trace.h does): read those first, and the whole closure only when they don't.
+    let users = closure.computed.iter().map(|(f, _)| f);
+    let rest = closure
+        .files
+        .iter()
+        .filter(|f| !closure.computed.iter().any(|(u, _)| u == *f));
+    for f in users.chain(rest) {
         let data = fs::read(f).map_err(|e| Some(format!("{}: {e}", f.display())))?;
         if crate::includes::defines_any(&data, &names) {
             return Err(None);

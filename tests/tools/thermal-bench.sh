@@ -13,15 +13,11 @@ here="$(cd "$(dirname "$0")/../.." && pwd)"
 bench="$here/../shared/bench"
 rounds="${1:-3}"; shift || true
 [ $# -gt 0 ] || set -- 1.2,0.6,0.6 0.6
-bin="$here/target/x86_64-unknown-linux-musl/release"
-[ -x "$bin/rccd" ] || { echo "build first: cargo build --release --target x86_64-unknown-linux-musl" >&2; exit 2; }
+# shellcheck source=tests/tools/farm-lib.sh
+. "$here/tests/tools/farm-lib.sh"
 OUT="${OUT:-/var/tmp/rcc-bench/thermal-$(date +%Y%m%d-%H%M%S)}"
-mkdir -p "$OUT/on" "$OUT/off"
-cp "$bin/rcc" "$bin/rccd" "$OUT/on/"
-cp "$bin/rcc" "$OUT/off/"; cp "$bin/rccd" "$OUT/off/rccd.real"
-# shellcheck disable=SC2016 # the wrapper expands them when it runs
-printf '#!/bin/sh\nexec "$(dirname "$0")/rccd.real" "$@" --no-thermal\n' >"$OUT/off/rccd"
-chmod +x "$OUT/off/rccd"
+farm_bin "$OUT/on"
+farm_bin "$OUT/off" --no-thermal
 printf 'heat\tround\tvariant\twall_s\tmaster_cpu_s\thosts_cpu_s\tmax_temp_c\tthrottled_s\tthrottled_s_per_box\tjobs_per_box\tobj_cksum\n' >"$OUT/summary.tsv"
 for heat in "$@"; do
     for r in $(seq 1 "$rounds"); do
