@@ -129,6 +129,64 @@ pub fn online_cpus() -> usize {
     }
 }
 
+/// The CPU this process may use, in hundredths of a CPU: the online CPUs, or less when its
+/// cgroup has a CPU quota (v2 `cpu.max`, v1 `cpu.cfs_quota_us`), as a container or a
+/// shared master has.
+pub fn cpu_budget_centi() -> u64 {
+    let online = online_cpus() as u64 * 100;
+    let groups = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let read = |p: String| std::fs::read_to_string(p).ok();
+    let mut budget = online;
+    for line in groups.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, ctl, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or(""));
+        let quota = if ctl.is_empty() {
+            read(format!("/sys/fs/cgroup{path}/cpu.max")).and_then(|t| quota_v2(&t))
+        } else if ctl.split(',').any(|c| c == "cpu") {
+            let dir = format!("/sys/fs/cgroup/{ctl}{path}");
+            let q = read(format!("{dir}/cpu.cfs_quota_us"));
+            let p = read(format!("{dir}/cpu.cfs_period_us"));
+            q.zip(p).and_then(|(q, p)| quota_v1(&q, &p))
+        } else {
+            None
+        };
+        budget = budget.min(quota.unwrap_or(online));
+    }
+    budget
+}
+
+/// `cpu.max` ("50000 100000", or "max 100000") as hundredths of a CPU.
+fn quota_v2(text: &str) -> Option<u64> {
+    let mut it = text.split_whitespace();
+    let quota: u64 = it.next()?.parse().ok()?;
+    let period: u64 = it.next()?.parse().ok()?;
+    (period > 0).then(|| quota * 100 / period)
+}
+
+/// `cpu.cfs_quota_us` (-1 for none) over `cpu.cfs_period_us`, in hundredths of a CPU.
+fn quota_v1(quota: &str, period: &str) -> Option<u64> {
+    let quota: u64 = quota.trim().parse().ok()?;
+    let period: u64 = period.trim().parse().ok()?;
+    (period > 0).then(|| quota * 100 / period)
+}
+
+/// Tasks running or runnable on this machine now (the fourth field of /proc/loadavg,
+/// "3/412"), this process included.
+pub fn running_tasks() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    running_of(&text)
+}
+
+fn running_of(loadavg: &str) -> Option<u64> {
+    loadavg
+        .split_whitespace()
+        .nth(3)?
+        .split('/')
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// The current process id.
 pub fn getpid() -> u32 {
     std::process::id()
@@ -168,4 +226,25 @@ pub fn install_stop_handler() {
 /// Whether SIGTERM or SIGINT arrived since `install_stop_handler`.
 pub fn stop_requested() -> bool {
     STOP.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup_quotas_in_hundredths() {
+        assert_eq!(quota_v2("50000 100000\n"), Some(50));
+        assert_eq!(quota_v2("max 100000\n"), None);
+        assert_eq!(quota_v1("150000\n", "100000\n"), Some(150));
+        assert_eq!(quota_v1("-1\n", "100000\n"), None);
+        assert!(cpu_budget_centi() <= online_cpus() as u64 * 100);
+    }
+
+    #[test]
+    fn running_tasks_from_loadavg() {
+        assert_eq!(running_of("0.52 0.58 0.59 3/412 12345\n"), Some(3));
+        assert_eq!(running_of("garbage"), None);
+        assert!(running_tasks().unwrap_or(1) >= 1);
+    }
 }

@@ -161,6 +161,8 @@ struct Settings {
     rcc_dir: PathBuf,
     timeouts: Timeouts,
     backoff: Duration,
+    /// The deflate level of what this client sends (`RCC_DEFLATE_LEVEL`, 0-9).
+    deflate_level: u8,
 }
 
 impl Settings {
@@ -178,6 +180,11 @@ impl Settings {
                 io: secs("RCC_IO_TIMEOUT", 20),
             },
             backoff: secs("RCC_BACKOFF_PERIOD", 60),
+            deflate_level: env
+                .var("RCC_DEFLATE_LEVEL")
+                .and_then(|v| v.parse::<u8>().ok())
+                .filter(|l| *l <= 9)
+                .unwrap_or(crate::compress::DEFAULT_LEVEL),
         }
     }
 }
@@ -510,7 +517,16 @@ impl Client<'_> {
             .map(|h| {
                 let key = h.key();
                 let limit = match h.kind {
-                    HostKind::Local => h.limit.unwrap_or(advert::DEFAULT_LOCAL_SLOTS),
+                    HostKind::Local => h.limit.unwrap_or_else(|| {
+                        // A bare `localhost` compiles only with a CPU to spare: the master
+                        // preprocesses, scans and links for the whole farm, and a job it
+                        // compiles on a busy CPU delays all of that (README "Measured").
+                        if master_has_a_spare_cpu() {
+                            advert::DEFAULT_LOCAL_SLOTS
+                        } else {
+                            0
+                        }
+                    }),
                     // A box that is backed off is not asked; it is skipped below anyway.
                     HostKind::Tcp { .. }
                         if state.is_backed_off(&key, self.settings.backoff, now) =>
@@ -613,23 +629,27 @@ impl Client<'_> {
             if let Some(sh) = sources {
                 let req = self.request(name, &identity, plan, &cwd, host.compress, Some(sh));
                 let t = Instant::now();
-                let result =
-                    match remote::request(&host.addr_string(), &req, self.settings.timeouts) {
-                        Err(f) => Err(f),
-                        Ok(accepted) => {
-                            self.note_accept(&state, host, &accepted);
-                            accepted
-                                .ship(&sh.manifest, |i| sh.content(i))
-                                .map(|(d, t, needed)| {
-                                    self.log(format!(
-                                        "{}: box needed {needed} of {} files",
-                                        host.addr_string(),
-                                        sh.manifest.files.len()
-                                    ));
-                                    (d, t)
-                                })
-                        }
-                    };
+                let result = match remote::request(
+                    &host.addr_string(),
+                    &req,
+                    self.settings.timeouts,
+                    self.settings.deflate_level,
+                ) {
+                    Err(f) => Err(f),
+                    Ok(accepted) => {
+                        self.note_accept(&state, host, &accepted);
+                        accepted
+                            .ship(&sh.manifest, |i| sh.content(i))
+                            .map(|(d, t, needed)| {
+                                self.log(format!(
+                                    "{}: box needed {needed} of {} files",
+                                    host.addr_string(),
+                                    sh.manifest.files.len()
+                                ));
+                                (d, t)
+                            })
+                    }
+                };
                 if let Err(Failure::Rejected(r)) = &result {
                     if r.reason == RejectReason::BadRequest {
                         // An older box, or one that will not take these files: the same box
@@ -676,7 +696,12 @@ impl Client<'_> {
             let req = self.request(name, &identity, plan, &cwd, host.compress, None);
             let t = Instant::now();
             let addr = host.addr_string();
-            let result = match remote::request(&addr, &req, self.settings.timeouts) {
+            let result = match remote::request(
+                &addr,
+                &req,
+                self.settings.timeouts,
+                self.settings.deflate_level,
+            ) {
                 Err(f) => Err(f),
                 Ok(accepted) => {
                     self.note_accept(&state, host, &accepted);
@@ -1074,6 +1099,13 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Whether the tasks running on this machine now (this one included) leave a whole CPU of
+/// this process's budget (online CPUs, or its cgroup's quota) free.
+fn master_has_a_spare_cpu() -> bool {
+    let running = crate::sys::running_tasks().unwrap_or(u64::MAX / 200);
+    running * 100 < crate::sys::cpu_budget_centi()
 }
 
 fn shuffle<T>(v: &mut [T]) {

@@ -137,7 +137,13 @@ fn read_frame(
 }
 
 /// Sends the hello and waits for the box to accept the job.
-pub fn request(addr: &str, req: &JobRequest, timeouts: Timeouts) -> Result<Accepted, Failure> {
+/// `level` is the deflate level of what the client sends, when the request asks to compress.
+pub fn request(
+    addr: &str,
+    req: &JobRequest,
+    timeouts: Timeouts,
+    level: u8,
+) -> Result<Accepted, Failure> {
     let mut stream = connect(addr, timeouts)?;
     let mut traffic = Traffic::default();
     let hello = protocol::encode(&Message::JobRequest(req.clone()), None);
@@ -155,9 +161,7 @@ pub fn request(addr: &str, req: &JobRequest, timeouts: Timeouts) -> Result<Accep
         Message::Accept(accept) => Ok(Accepted {
             accept,
             stream,
-            deflater: req
-                .compress
-                .then(|| crate::compress::Deflater::new(crate::compress::DEFAULT_LEVEL)),
+            deflater: req.compress.then(|| crate::compress::Deflater::new(level)),
             traffic,
         }),
         Message::Reject(r) => Err(Failure::Rejected(r)),

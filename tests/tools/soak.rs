@@ -60,7 +60,7 @@ fn main() {
                     connect: Duration::from_secs(5),
                     io: Duration::from_secs(60),
                 };
-                let ok = remote::request(addr, &req, timeouts)
+                let ok = remote::request(addr, &req, timeouts, rcc::compress::DEFAULT_LEVEL)
                     .and_then(|acc| acc.compile(text.as_bytes()))
                     .map(|(done, _)| {
                         done.exit == Exit::Code(0)

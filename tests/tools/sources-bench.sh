@@ -8,6 +8,8 @@
 #   bash tests/tools/sources-bench.sh [ROUNDS]      (default 2; ~5 min per run)
 # Results: $OUT/summary.tsv and $OUT/repeat.tsv. Farm efficiency is the CPU the farm used
 # (master and boxes) over what it had (wall time x the sum of the quotas).
+# VARIANTS picks from 'ship pre distcc' (default all three); 'ship-dN' / 'pre-dN' send with
+# RCC_DEFLATE_LEVEL=N. REPEAT=0 skips the first-and-repeated build.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/../.." && pwd)"
 bench="$here/../shared/bench"
@@ -18,11 +20,12 @@ OUT="${OUT:-/var/tmp/rcc-bench/sources-$(date +%Y%m%d-%H%M%S)}"
 farm_bin "$OUT/bin"
 printf 'round\tvariant\twall_s\tmaster_cpu_s\thosts_cpu_s\tefficiency\tjobs_per_box\tshipped\tbox_bytes_in\tobj_cksum\n' >"$OUT/summary.tsv"
 for r in $(seq 1 "$rounds"); do
-    for v in ship pre distcc; do
+    for v in ${VARIANTS:-ship pre distcc}; do
         run="$OUT/$r-$v"
         tool=rcc; [ "$v" = distcc ] && tool=distcc
-        ship=1; [ "$v" = pre ] && ship=0
-        RCC_SHIP=$ship RCC_BIN_DIR="$OUT/bin" "$bench/compare" --tools "$tool" --rounds 1 \
+        ship=1; [ "${v%%-*}" = pre ] && ship=0
+        level=1; case $v in *-d[0-9]) level="${v##*-d}" ;; esac
+        RCC_SHIP=$ship RCC_DEFLATE_LEVEL=$level RCC_BIN_DIR="$OUT/bin" "$bench/compare" --tools "$tool" --rounds 1 \
             --out "$run" >"$run.log" 2>&1 || { echo "run $run failed: see $run.log" >&2; continue; }
         row="$(awk -F'\t' 'NR==2' "$run/results.tsv")"
         wall="$(cut -f3 <<<"$row")" mcpu="$(cut -f4 <<<"$row")" hcpu="$(cut -f6 <<<"$row")"
@@ -44,6 +47,7 @@ for r in $(seq 1 "$rounds"); do
     done
 done
 
+[ "${REPEAT:-1}" = 0 ] && { echo "summary: $OUT/summary.tsv"; exit 0; }
 # A first and a repeated build on one farm: what the master sends (its link's TX bytes).
 printf 'build\twall_s\tmaster_tx_bytes\tfiles_received\tfile_bytes_received\n' >"$OUT/repeat.tsv"
 farm="$bench/farm"
