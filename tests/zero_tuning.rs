@@ -177,3 +177,54 @@ fn a_box_short_of_memory_says_busy_and_the_job_goes_elsewhere() {
     let need: u64 = tight.value("job_mem_kib").parse().unwrap();
     assert!(need >= 64 * 1024, "job_mem_kib {need}");
 }
+
+/// Busy loops, one more than the machine has CPUs, for as long as the guard lives (and at
+/// most two minutes if the test dies without dropping it). Each is the shell itself, so
+/// killing the child ends it, and it holds none of the test's output pipes.
+struct Spinners(Vec<std::process::Child>);
+
+impl Spinners {
+    fn start() -> Spinners {
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
+        Spinners(
+            (0..n)
+                .map(|_| {
+                    std::process::Command::new("bash")
+                        .args(["-c", "while [ $SECONDS -lt 120 ]; do :; done"])
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .spawn()
+                        .unwrap()
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Spinners {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[test]
+fn a_bare_localhost_compiles_only_while_the_master_has_a_cpu_to_spare() {
+    let t = TempDir::new("spare");
+    let bin = slow_gcc(&t, "0.4");
+    let d = with_compiler(1, &bin);
+    let _busy = Spinners::start();
+    // Every CPU is busy: the box's one slot takes all six jobs, in turn.
+    build(&t, &format!("{} localhost", d.addr()), 6, 6);
+    assert_eq!(d.counter("done"), 6, "a busy master compiled some itself");
+    // An explicit localhost/1 is the user's choice: it compiles while the box is full.
+    build(&t, &format!("{} localhost/1", d.addr()), 6, 6);
+    assert!(
+        d.counter("done") < 12,
+        "localhost/1 never compiled: {} jobs on the box",
+        d.counter("done")
+    );
+}
