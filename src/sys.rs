@@ -158,12 +158,11 @@ pub fn cpu_budget_centi() -> u64 {
 /// `cpu.max` ("50000 100000", or "max 100000") as hundredths of a CPU.
 fn quota_v2(text: &str) -> Option<u64> {
     let mut it = text.split_whitespace();
-    let quota: u64 = it.next()?.parse().ok()?;
-    let period: u64 = it.next()?.parse().ok()?;
-    (period > 0).then(|| quota * 100 / period)
+    quota_v1(it.next()?, it.next()?)
 }
 
-/// `cpu.cfs_quota_us` (-1 for none) over `cpu.cfs_period_us`, in hundredths of a CPU.
+/// `cpu.cfs_quota_us` (-1 for none) over `cpu.cfs_period_us`, in hundredths of a CPU; no
+/// number ("max", "-1") is no quota.
 fn quota_v1(quota: &str, period: &str) -> Option<u64> {
     let quota: u64 = quota.trim().parse().ok()?;
     let period: u64 = period.trim().parse().ok()?;

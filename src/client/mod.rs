@@ -629,27 +629,18 @@ impl Client<'_> {
             if let Some(sh) = sources {
                 let req = self.request(name, &identity, plan, &cwd, host.compress, Some(sh));
                 let t = Instant::now();
-                let result = match remote::request(
-                    &host.addr_string(),
-                    &req,
-                    self.settings.timeouts,
-                    self.settings.deflate_level,
-                ) {
-                    Err(f) => Err(f),
-                    Ok(accepted) => {
-                        self.note_accept(&state, host, &accepted);
-                        accepted
-                            .ship(&sh.manifest, |i| sh.content(i))
-                            .map(|(d, t, needed)| {
-                                self.log(format!(
-                                    "{}: box needed {needed} of {} files",
-                                    host.addr_string(),
-                                    sh.manifest.files.len()
-                                ));
-                                (d, t)
-                            })
-                    }
-                };
+                let result = self.ask(&state, host, &req).and_then(|accepted| {
+                    accepted
+                        .ship(&sh.manifest, |i| sh.content(i))
+                        .map(|(d, t, needed)| {
+                            self.log(format!(
+                                "{}: box needed {needed} of {} files",
+                                host.addr_string(),
+                                sh.manifest.files.len()
+                            ));
+                            (d, t)
+                        })
+                });
                 if let Err(Failure::Rejected(r)) = &result {
                     if r.reason == RejectReason::BadRequest {
                         // An older box, or one that will not take these files: the same box
@@ -695,31 +686,19 @@ impl Client<'_> {
             }
             let req = self.request(name, &identity, plan, &cwd, host.compress, None);
             let t = Instant::now();
-            let addr = host.addr_string();
-            let result = match remote::request(
-                &addr,
-                &req,
-                self.settings.timeouts,
-                self.settings.deflate_level,
-            ) {
+            let result = match self.ask(&state, host, &req) {
                 Err(f) => Err(f),
-                Ok(accepted) => {
-                    self.note_accept(&state, host, &accepted);
-                    match &input {
-                        Some(text) => accepted.compile(text),
-                        // The first box that accepts gets the text as the preprocessor
-                        // makes it.
-                        None => {
-                            match self.stream_cpp(&state, program, plan, cpp_limit, accepted)? {
-                                Streamed::UserError(code) => return Ok(code),
-                                Streamed::Sent { text, result } => {
-                                    input = Some(text);
-                                    result
-                                }
-                            }
+                Ok(accepted) => match &input {
+                    Some(text) => accepted.compile(text),
+                    // The first box that accepts gets the text as the preprocessor makes it.
+                    None => match self.stream_cpp(&state, program, plan, cpp_limit, accepted)? {
+                        Streamed::UserError(code) => return Ok(code),
+                        Streamed::Sent { text, result } => {
+                            input = Some(text);
+                            result
                         }
-                    }
-                }
+                    },
+                },
             };
             let attempt = Attempt {
                 started: t,
@@ -797,13 +776,26 @@ impl Client<'_> {
         }
     }
 
-    /// What the box said as it accepted (its slots now), for the build's other rcc processes.
-    fn note_accept(&self, state: &State, host: &HostSpec, accepted: &remote::Accepted) {
+    /// Asks `host` to take `req`. What the box says as it accepts (its slots now) is kept for
+    /// the build's other rcc processes.
+    fn ask(
+        &self,
+        state: &State,
+        host: &HostSpec,
+        req: &JobRequest,
+    ) -> Result<remote::Accepted, Failure> {
+        let accepted = remote::request(
+            &host.addr_string(),
+            req,
+            self.settings.timeouts,
+            self.settings.deflate_level,
+        )?;
         let a = pick::Advert {
             jobs: accepted.accept.jobs,
             slots_now: accepted.accept.slots,
         };
         advert::note_accept(state, &host.key(), a, SystemTime::now());
+        Ok(accepted)
     }
 
     fn usable(&self, state: &State, key: &str, identity: &str, now: SystemTime) -> bool {
