@@ -3,11 +3,20 @@
 //! and checked against the file's size, mtime, ctime and inode on every job, so a header
 //! rewritten during the build (the kernel's `autoconf.h`) is read again. ctime is in the key
 //! because no tool can set it: `touch -d` can make new content look old, not unchanged.
+//!
+//! One log per source directory, not one entry per file: a kernel job reads ~700 headers
+//! from ~40 directories, and opening 700 small files was most of what a shipped job cost the
+//! master. Each rcc process appends what it learned as one `write` (atomic between
+//! appenders on a local file system; each record carries a checksum for the others), reads
+//! the newest record per file, and rewrites a log that is mostly stale records.
 
 use crate::includes::{self, Directive, Form};
 use crate::sha256::{self, Digest};
+use std::collections::HashMap;
 use std::fs;
-use std::io;
+use std::io::{self, Write};
+use std::ops::Range;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -19,8 +28,23 @@ pub struct Known {
     pub directives: Vec<Directive>,
 }
 
+/// A log is rewritten when it is larger than this and mostly stale.
+const COMPACT_ABOVE: usize = 256 * 1024;
+
+/// One directory's log as read by this process: its bytes and where each file's newest
+/// record is in them (decoded only when asked for).
+struct Log {
+    path: PathBuf,
+    data: Vec<u8>,
+    newest: HashMap<Vec<u8>, Range<usize>>,
+}
+
 pub struct Files {
     dir: PathBuf,
+    logs: HashMap<PathBuf, Log>,
+    /// What this process already answered: a job asks for each file twice (the closure,
+    /// then the manifest) and the second answer must be the first.
+    answered: HashMap<PathBuf, Known>,
 }
 
 fn stamp(m: &fs::Metadata) -> String {
@@ -36,8 +60,16 @@ fn stamp(m: &fs::Metadata) -> String {
     )
 }
 
-fn encode(stamp: &str, k: &Known) -> String {
-    let mut s = format!("{stamp}\n{}\n", sha256::hex(&k.hash));
+/// FNV-1a: only to tell a torn or interleaved record from a whole one.
+fn checksum(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// A record's body: the file's name in its directory, its stamp, its hash, its directives.
+fn encode(name: &[u8], stamp: &str, k: &Known) -> Vec<u8> {
+    let mut s = format!("\n{stamp}\n{}\n", sha256::hex(&k.hash));
     for d in &k.directives {
         match d {
             Directive::Include {
@@ -54,7 +86,52 @@ fn encode(stamp: &str, k: &Known) -> String {
             }
         }
     }
-    s
+    let mut body = name.to_vec();
+    body.extend_from_slice(s.as_bytes());
+    body
+}
+
+/// A whole record: `R <checksum> <length>\n` and the body.
+fn record(body: &[u8]) -> Vec<u8> {
+    let mut r = format!("R {:016x} {}\n", checksum(body), body.len()).into_bytes();
+    r.extend_from_slice(body);
+    r
+}
+
+/// The records of a log: (file name, body range) for each whole one, in order, and whether
+/// the log ended cleanly (a torn tail or a foreign file stops the walk).
+/// A file's name and where its record's body is in the log.
+type Record<'a> = (&'a [u8], Range<usize>);
+
+fn records(data: &[u8]) -> (Vec<Record<'_>>, bool) {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < data.len() {
+        let Some(nl) = data[at..].iter().position(|&b| b == b'\n') else {
+            return (out, false);
+        };
+        let head = std::str::from_utf8(&data[at..at + nl]).unwrap_or("");
+        let mut f = head.split(' ');
+        let (Some("R"), Some(sum), Some(len), None) = (f.next(), f.next(), f.next(), f.next())
+        else {
+            return (out, false);
+        };
+        let (Ok(sum), Ok(len)) = (u64::from_str_radix(sum, 16), len.parse::<usize>()) else {
+            return (out, false);
+        };
+        let start = at + nl + 1;
+        let Some(body) = data.get(start..start.saturating_add(len)) else {
+            return (out, false);
+        };
+        at = start + len;
+        if checksum(body) != sum {
+            continue;
+        }
+        if let Some(end) = body.iter().position(|&b| b == b'\n') {
+            out.push((&body[..end], start..start + len));
+        }
+    }
+    (out, true)
 }
 
 fn unhex(h: &str) -> Option<Digest> {
@@ -68,8 +145,10 @@ fn unhex(h: &str) -> Option<Digest> {
     Some(d)
 }
 
-fn decode(text: &str, want: &str, size: u64) -> Option<Known> {
-    let mut lines = text.lines();
+/// The file a record describes, if it still has stamp `want`.
+fn decode(body: &[u8], want: &str, size: u64) -> Option<Known> {
+    let text = std::str::from_utf8(body).ok()?;
+    let mut lines = text.lines().skip(1);
     if lines.next()? != want {
         return None;
     }
@@ -111,47 +190,113 @@ fn decode(text: &str, want: &str, size: u64) -> Option<Known> {
     })
 }
 
+impl Log {
+    fn load(path: PathBuf) -> Log {
+        let data = fs::read(&path).unwrap_or_default();
+        let (all, clean) = records(&data);
+        let count = all.len();
+        let newest: HashMap<Vec<u8>, Range<usize>> =
+            all.into_iter().map(|(n, r)| (n.to_vec(), r)).collect();
+        let mut log = Log { path, data, newest };
+        let stale = count - log.newest.len();
+        if !clean || (log.data.len() > COMPACT_ABOVE && stale > log.newest.len()) {
+            log.compact();
+        }
+        log
+    }
+
+    /// Rewrites the log with the newest record of each file. An appender still holding the
+    /// old file loses its record: a cache miss later, never a wrong answer.
+    fn compact(&mut self) {
+        let mut out = Vec::new();
+        let mut newest = HashMap::new();
+        for (name, r) in &self.newest {
+            let rec = record(&self.data[r.clone()]);
+            let body_at = out.len() + rec.len() - r.len();
+            newest.insert(name.clone(), body_at..body_at + r.len());
+            out.extend_from_slice(&rec);
+        }
+        let tmp = self
+            .path
+            .with_extension(format!("tmp{}", std::process::id()));
+        if fs::write(&tmp, &out).is_ok() && fs::rename(&tmp, &self.path).is_ok() {
+            self.data = out;
+            self.newest = newest;
+        } else {
+            let _ = fs::remove_file(&tmp);
+        }
+    }
+
+    fn append(&self, body: &[u8]) {
+        let rec = record(body);
+        if let Ok(mut f) = fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&self.path)
+        {
+            // One write: appends from other rcc processes land before or after it.
+            let _ = f.write_all(&rec);
+        }
+    }
+}
+
 impl Files {
     /// The cache under `rcc_dir/files`.
     pub fn open(rcc_dir: &Path) -> io::Result<Files> {
         let dir = rcc_dir.join("files");
         fs::create_dir_all(&dir)?;
-        Ok(Files { dir })
+        Ok(Files {
+            dir,
+            logs: HashMap::new(),
+            answered: HashMap::new(),
+        })
     }
 
-    fn entry(&self, path: &Path) -> PathBuf {
-        use std::os::unix::ffi::OsStrExt;
-        let h = sha256::digest(path.as_os_str().as_bytes());
-        self.dir.join(&sha256::hex(&h)[..32])
+    fn log(&mut self, dir: &Path) -> &mut Log {
+        if !self.logs.contains_key(dir) {
+            let h = sha256::digest(dir.as_os_str().as_bytes());
+            let log = Log::load(self.dir.join(&sha256::hex(&h)[..32]));
+            self.logs.insert(dir.to_path_buf(), log);
+        }
+        self.logs.get_mut(dir).expect("inserted above")
     }
 
-    /// The hash and directives of `path` as it is now; the content too when it had to be
-    /// read (a miss), so a caller shipping it need not read it again.
-    pub fn get(&self, path: &Path) -> io::Result<(Known, Option<Vec<u8>>)> {
+    /// The hash and directives of `path` as it is now (as it was when this process first
+    /// asked, if it asked before).
+    pub fn get(&mut self, path: &Path) -> io::Result<&Known> {
+        if self.answered.contains_key(path) {
+            return Ok(&self.answered[path]);
+        }
         let m = fs::metadata(path)?;
         let want = stamp(&m);
-        let entry = self.entry(path);
-        if let Ok(text) = fs::read_to_string(&entry) {
-            if let Some(k) = decode(&text, &want, m.size()) {
-                return Ok((k, None));
-            }
-        }
-        let data = fs::read(path)?;
-        // The file changed while we read it: the stamp we keep must describe what we read,
-        // so take it again and do not keep an entry if it moved.
-        let after = fs::metadata(path).map(|m| stamp(&m)).unwrap_or_default();
-        let k = Known {
-            hash: sha256::digest(&data),
-            size: data.len() as u64,
-            directives: includes::scan(&data),
+        let (dir, name) = match (path.parent(), path.file_name()) {
+            (Some(d), Some(n)) => (d, n.as_bytes()),
+            _ => (Path::new("/"), path.as_os_str().as_bytes()),
         };
-        if after == want {
-            let tmp = entry.with_extension(format!("tmp{}", std::process::id()));
-            if fs::write(&tmp, encode(&want, &k)).is_ok() {
-                let _ = fs::rename(&tmp, &entry);
+        let log = self.log(dir);
+        let cached = log
+            .newest
+            .get(name)
+            .and_then(|r| decode(&log.data[r.clone()], &want, m.size()));
+        let known = match cached {
+            Some(k) => k,
+            None => {
+                let data = fs::read(path)?;
+                let k = Known {
+                    hash: sha256::digest(&data),
+                    size: data.len() as u64,
+                    directives: includes::scan(&data),
+                };
+                // The file changed while we read it: the stamp kept must describe what was
+                // read, so no record unless it held still. A name with a newline is not kept.
+                let after = fs::metadata(path).map(|m| stamp(&m)).unwrap_or_default();
+                if after == want && !name.contains(&b'\n') {
+                    log.append(&encode(name, &want, &k));
+                }
+                k
             }
-        }
-        Ok((k, Some(data)))
+        };
+        Ok(self.answered.entry(path.to_path_buf()).or_insert(known))
     }
 }
 
@@ -172,25 +317,32 @@ mod tests {
         Dir(d)
     }
 
+    fn logged(files: &Files, dir: &Path) -> usize {
+        let h = sha256::digest(dir.as_os_str().as_bytes());
+        let data = fs::read(files.dir.join(&sha256::hex(&h)[..32])).unwrap_or_default();
+        records(&data).0.len()
+    }
+
     #[test]
     fn a_hit_needs_the_same_stamp_and_a_rewrite_is_seen() {
         let d = dir("stamp");
-        let files = Files::open(&d.0).unwrap();
         let h = d.0.join("cfg.h");
         fs::write(&h, "#define A 1\n#include <a.h>\n#include M\n").unwrap();
-        let (k, data) = files.get(&h).unwrap();
-        assert!(data.is_some(), "first read is a miss");
+        let mut files = Files::open(&d.0).unwrap();
+        let k = files.get(&h).unwrap().clone();
         assert_eq!(k.directives.len(), 2);
-        let (again, data) = files.get(&h).unwrap();
-        assert!(data.is_none(), "second read is a hit");
-        assert_eq!(again, k);
+        assert_eq!(logged(&files, &d.0), 1, "a miss is recorded");
+        // Another process (a new Files) finds the record and adds none.
+        let mut files = Files::open(&d.0).unwrap();
+        assert_eq!(files.get(&h).unwrap(), &k);
+        assert_eq!(logged(&files, &d.0), 1, "a hit records nothing");
         // Same size, mtime set back: the ctime still tells.
         let m = fs::metadata(&h).unwrap();
         fs::write(&h, "#define A 2\n#include <b.h>\n#include M\n").unwrap();
         let f = fs::File::options().write(true).open(&h).unwrap();
         f.set_modified(m.modified().unwrap()).unwrap();
-        let (new, data) = files.get(&h).unwrap();
-        assert!(data.is_some());
+        let mut files = Files::open(&d.0).unwrap();
+        let new = files.get(&h).unwrap().clone();
         assert_ne!(new.hash, k.hash);
         assert_eq!(
             new.directives[0],
@@ -201,10 +353,14 @@ mod tests {
                 probe: false
             }
         );
+        assert_eq!(logged(&files, &d.0), 2);
+        // The newest record wins in the next process.
+        let mut files = Files::open(&d.0).unwrap();
+        assert_eq!(files.get(&h).unwrap(), &new);
     }
 
     #[test]
-    fn entries_round_trip() {
+    fn records_round_trip_and_a_torn_one_is_not_believed() {
         let k = Known {
             hash: sha256::digest(b"x"),
             size: 1,
@@ -221,7 +377,54 @@ mod tests {
                 },
             ],
         };
-        assert_eq!(decode(&encode("s", &k), "s", 1), Some(k.clone()));
-        assert_eq!(decode(&encode("s", &k), "t", 1), None);
+        let one = record(&encode(b"f.h", "s", &k));
+        let (all, clean) = records(&one);
+        assert!(clean);
+        assert_eq!(all[0].0, b"f.h");
+        assert_eq!(decode(&one[all[0].1.clone()], "s", 1), Some(k.clone()));
+        assert_eq!(decode(&one[all[0].1.clone()], "t", 1), None);
+
+        // A record whose body was overwritten is skipped; one cut short ends the walk.
+        let mut two = one.clone();
+        let flip = two.len() - 3;
+        two[flip] ^= 1;
+        two.extend_from_slice(&one);
+        let (all, clean) = records(&two);
+        assert!(clean);
+        assert_eq!(all.len(), 1);
+        let (all, clean) = records(&two[..two.len() - 2]);
+        assert!(!clean);
+        assert!(all.is_empty());
+    }
+
+    #[test]
+    fn a_log_of_stale_records_is_rewritten_with_the_newest() {
+        let d = dir("compact");
+        let h = d.0.join("gen.h");
+        fs::write(&h, "#include \"v2.h\"\n").unwrap();
+        let k = Files::open(&d.0).unwrap().get(&h).unwrap().clone();
+        let log = Files::open(&d.0)
+            .unwrap()
+            .dir
+            .join(&sha256::hex(&sha256::digest(d.0.as_os_str().as_bytes()))[..32]);
+        let newest = fs::read(&log).unwrap();
+        // What a long build of a generated header leaves: many stamps of it, then the last.
+        let mut data = Vec::new();
+        let old = Known {
+            directives: vec![],
+            ..k.clone()
+        };
+        for i in 0..COMPACT_ABOVE / 100 {
+            data.extend_from_slice(&record(&encode(b"gen.h", &format!("old {i}"), &old)));
+        }
+        data.extend_from_slice(&newest);
+        fs::write(&log, &data).unwrap();
+        let files = Files::open(&d.0).unwrap();
+        let before = logged(&files, &d.0);
+        assert!(before > 1000, "{before}");
+        let mut files = files;
+        assert_eq!(files.get(&h).unwrap(), &k);
+        assert_eq!(logged(&files, &d.0), 1, "{before} records rewritten as one");
+        assert_eq!(fs::read(&log).unwrap(), newest);
     }
 }

@@ -93,10 +93,12 @@ pub fn prepare(
     rcc_dir: &Path,
 ) -> Result<Shipment, String> {
     let search = search_paths(compiler, identity, sp, cwd, rcc_dir)?;
-    let files = Files::open(rcc_dir).map_err(|e| format!("RCC_DIR/files: {e}"))?;
+    let mut files = Files::open(rcc_dir).map_err(|e| format!("RCC_DIR/files: {e}"))?;
     let source_abs = scan::clean(&cwd.join(source));
-    let closure = scan::closure(&source_abs, &search, |p| Ok(files.get(p)?.0.directives))
-        .map_err(|e| format!("cannot read what {source} includes: {e}"))?;
+    let closure = scan::closure(&source_abs, &search, |p| {
+        Ok(files.get(p)?.directives.clone())
+    })
+    .map_err(|e| format!("cannot read what {source} includes: {e}"))?;
     if let Some(why) = &closure.unknowable {
         computed_includes_are_dead(&closure, sp).map_err(|e| e.unwrap_or_else(|| why.clone()))?;
     }
@@ -161,7 +163,7 @@ pub fn prepare(
             .to_str()
             .ok_or_else(|| format!("{} is not UTF-8", plain.display()))?
             .to_string();
-        let (known, _) = files.get(&plain).map_err(|e| format!("{name}: {e}"))?;
+        let known = files.get(&plain).map_err(|e| format!("{name}: {e}"))?;
         for d in &known.directives {
             if let crate::includes::Directive::Include { name: n, .. } = d {
                 if Path::new(n).is_absolute() {

@@ -81,7 +81,6 @@ fn main() {
     let mut scan_ms = Vec::new();
     let mut warm_ms = Vec::new();
     let cache = std::env::temp_dir().join(format!("rcc-scan-check-{}", std::process::id()));
-    let files = rcc::client::files::Files::open(&cache).unwrap();
     for argv in &all {
         let (opts, src) = options(argv);
         let lang = if src.ends_with(".S") {
@@ -96,10 +95,13 @@ fn main() {
         let source = scan::clean(&cwd.join(&src));
         // Cold: every file read, hashed and scanned; warm: the build's cache answers.
         let t = Instant::now();
-        let c = scan::closure(&source, &sp, |p| Ok(files.get(p)?.0.directives)).unwrap();
+        // One Files per job, as each rcc process opens its own.
+        let mut files = rcc::client::files::Files::open(&cache).unwrap();
+        let c = scan::closure(&source, &sp, |p| Ok(files.get(p)?.directives.clone())).unwrap();
         let ms = t.elapsed().as_secs_f64() * 1e3;
         let t = Instant::now();
-        let _ = scan::closure(&source, &sp, |p| Ok(files.get(p)?.0.directives)).unwrap();
+        let mut files = rcc::client::files::Files::open(&cache).unwrap();
+        let _ = scan::closure(&source, &sp, |p| Ok(files.get(p)?.directives.clone())).unwrap();
         warm_ms.push(t.elapsed().as_secs_f64() * 1e3);
         scan_ms.push(ms);
         let deps = Command::new(&compiler)
