@@ -12,6 +12,7 @@
 //! | [`access`] | CIDR allow-list for the daemon's peers |
 //! | [`sha256`] | content hashes for files shipped by content |
 //! | [`includes`] | the include directives of a C/C++ file, without preprocessing |
+//! | [`macros`] | the names a computed include may take, from every definition of its macros |
 //! | [`depfile`] | make dependency files, read and written as gcc writes them |
 //! | [`sys`] | the only `unsafe`: record locks, pidfds, process-group signals |
 //!
@@ -29,6 +30,7 @@ pub mod depfile;
 pub mod exit;
 pub mod hosts;
 pub mod includes;
+pub mod macros;
 pub mod protocol;
 pub mod sha256;
 pub mod ship_args;

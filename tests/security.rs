@@ -119,3 +119,203 @@ fn peers_outside_the_allow_list_are_closed_at_once() {
     assert_eq!(d.counter_from("127.0.0.2", "accepted"), 0);
     assert!(d.log_text().contains("not in --allow"));
 }
+
+/// A job that ships its sources, spoken frame by frame as a peer would: the hello, the
+/// manifest of `files` (paths under `/w`, compiled from there), every file the box asks for,
+/// the end. Returns the box's answer and every byte it sent.
+fn ship(d: &Daemon, args: &[&str], files: &[(&str, &[u8])]) -> (Option<Message>, Vec<u8>) {
+    use rcc::protocol::{DepRequest, FileEntry, Manifest};
+    let mut req = request("gcc", args);
+    req.mode = Mode::Sources;
+    req.cwd = b"/w".to_vec();
+    let manifest = Manifest {
+        source: "a.c".into(),
+        paths: vec![],
+        deps: Some(DepRequest {
+            user_only: true,
+            mt: vec![],
+            mq: vec!["a.o".into()],
+            phony: false,
+        }),
+        files: files
+            .iter()
+            .map(|(p, data)| FileEntry {
+                path: format!("/w/{p}"),
+                size: data.len() as u64,
+                hash: rcc::sha256::digest(data),
+            })
+            .collect(),
+    };
+    let mut s = TcpStream::connect(d.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut all = Vec::new();
+    let mut buf = Vec::new();
+    let mut next = |s: &mut TcpStream| -> Option<Message> {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match protocol::decode(&buf, &Limits::default()) {
+                Ok(Some((Message::Progress, used))) => {
+                    buf.drain(..used);
+                }
+                Ok(Some((m, used))) => {
+                    buf.drain(..used);
+                    return Some(m);
+                }
+                Ok(None) => {}
+                Err(e) => panic!("the daemon sent garbage: {e}"),
+            }
+            match s.read(&mut chunk) {
+                // A read with a timeout may end early with EINTR (signal(7)).
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Ok(0) | Err(_) => return None,
+                Ok(n) => {
+                    buf.extend_from_slice(&chunk[..n]);
+                    all.extend_from_slice(&chunk[..n]);
+                }
+            }
+        }
+    };
+    s.write_all(&protocol::encode(&Message::JobRequest(req), None))
+        .unwrap();
+    match next(&mut s) {
+        Some(Message::Accept(_)) => {}
+        other => panic!("not accepted: {other:?}\n{}", d.log_text()),
+    }
+    s.write_all(&protocol::encode(&Message::Manifest(manifest), None))
+        .unwrap();
+    let need = match next(&mut s) {
+        Some(Message::Need(v)) => v,
+        other => return (other, all),
+    };
+    for i in need {
+        let blob = Message::Blob(i, files[i as usize].1.to_vec());
+        s.write_all(&protocol::encode(&blob, None)).unwrap();
+    }
+    s.write_all(&protocol::encode(&Message::InputEnd, None))
+        .unwrap();
+    let answer = next(&mut s);
+    (answer, all)
+}
+
+/// What a `Reject` says, or a panic naming what came instead.
+fn rejected(answer: Option<Message>) -> String {
+    match answer {
+        Some(Message::Reject(r)) => {
+            // The client compiles a job the box refused as a bad request from text it
+            // preprocesses itself.
+            assert_eq!(r.reason, RejectReason::BadRequest, "{}", r.text);
+            r.text
+        }
+        other => panic!("not refused: {other:?}"),
+    }
+}
+
+#[test]
+fn an_include_a_macro_names_compiles_in_the_mirror_and_nothing_outside_it_comes_back() {
+    let d = Daemon::start(1, &[]);
+    // (a) The macro names a shipped header: preprocessed to check that, then compiled; what
+    // gcc says and records is what a plain compile says and records (no `-H` report in its
+    // words, no `-H` among the options `-g` keeps in the object).
+    let a: &[u8] = b"#define PICK \"inside.h\"\n#include PICK\n#warning kept\nint x = INSIDE;\n";
+    let inside: &[u8] = b"#define INSIDE 1\n";
+    match ship(
+        &d,
+        &["-O2", "-g", "-c"],
+        &[("a.c", a), ("inside.h", inside)],
+    )
+    .0
+    {
+        Some(Message::Done(done)) => {
+            let stderr = String::from_utf8_lossy(&done.stderr).into_owned();
+            assert_eq!(done.exit, protocol::Exit::Code(0), "{stderr}");
+            assert!(stderr.contains("#warning kept"), "{stderr}");
+            assert!(!stderr.lines().any(|l| l.starts_with('.')), "{stderr}");
+            assert!(!stderr.contains("include guards"), "{stderr}");
+            let object = &done.outputs.iter().find(|(n, _)| n == "o").unwrap().1;
+            assert!(object.starts_with(b"\x7fELF"));
+            assert!(object.windows(4).any(|w| w == b" -g "));
+            assert!(!object.windows(4).any(|w| w == b" -H "));
+            let deps = &done.outputs.iter().find(|(n, _)| n == "d").unwrap().1;
+            assert_eq!(s(deps), "a.o: a.c inside.h\n");
+        }
+        other => panic!("not compiled: {other:?}\n{}", d.log_text()),
+    }
+    assert_eq!(d.counter("done"), 1);
+
+    // (b) and (c): names a macro makes for files of the box, by absolute path or by
+    // climbing out of the mirror with `..`, as the kernel's trace headers make theirs. A
+    // plain `#define P "/etc/passwd"` is refused at once; these only the preprocessor can
+    // spell, so the box preprocesses them, sees where they lead, and compiles nothing.
+    let passwd = std::fs::read("/etc/passwd").unwrap();
+    let first_line = passwd.split(|&b| b == b'\n').next().unwrap().to_vec();
+    let stringify = "#define STR(x) #x\n#define XSTR(x) STR(x)\n";
+    let absolute = format!("{stringify}#define P XSTR(/etc/passwd)\n#include P\n");
+    let climbing = format!(
+        "{stringify}#define UP {}etc\n#define TRACE_INCLUDE(f) XSTR(UP/f)\n\
+         #include TRACE_INCLUDE(passwd)\n",
+        "../".repeat(24)
+    );
+    // Valid C: its compile would succeed and carry the box's header in its object.
+    let compiles =
+        format!("{stringify}#define P XSTR(/usr/include/stdc-predef.h)\n#include P\nint y;\n");
+    let option = format!("{stringify}#include Q\n");
+    let mut replies = Vec::new();
+    for (name, args, text, opened) in [
+        ("an absolute name", &["-c"][..], &absolute, "/etc/passwd"),
+        ("a climbing name", &["-c"], &climbing, "../etc/passwd"),
+        (
+            "a header that compiles",
+            &["-c"],
+            &compiles,
+            "/usr/include/stdc-predef.h",
+        ),
+        // Defined by an option the box does not read as a definition.
+        (
+            "a --define-macro",
+            &["-c", "--define-macro=Q=XSTR(/etc/passwd)"],
+            &option,
+            "/etc/passwd",
+        ),
+    ] {
+        let before = d.log_text().len();
+        let (answer, bytes) = ship(&d, args, &[("a.c", text.as_bytes())]);
+        replies.push(rejected(answer));
+        assert!(
+            !bytes.windows(first_line.len()).any(|w| w == first_line),
+            "{name}: a line of /etc/passwd came back"
+        );
+        let log = d.log_text()[before..].to_string();
+        assert!(
+            log.lines().any(|l| l.contains("WARN")
+                && l.contains("127.0.0.1")
+                && l.contains(&format!("opened {}", opened.trim_start_matches("../")))
+                    | l.contains(&format!("/{opened}"))),
+            "{name}: no warning naming the peer and {opened}:\n{log}"
+        );
+    }
+    // A name that opens nothing is refused with the same words, so a peer cannot tell
+    // which files exist on the box.
+    let nothing = format!("{stringify}#define P XSTR(/no/such/file.h)\n#include P\n");
+    replies.push(rejected(
+        ship(&d, &["-c"], &[("a.c", nothing.as_bytes())]).0,
+    ));
+    assert!(replies.iter().all(|r| *r == replies[0]), "{replies:#?}");
+    // The plain definition: refused before anything runs.
+    let plain: &[u8] = b"#define P \"/etc/passwd\"\n#include P\n";
+    let early = rejected(ship(&d, &["-c"], &[("a.c", plain)]).0);
+    assert!(early.contains("defined as \"/etc/passwd\""), "{early}");
+
+    // Nothing was counted as done, nothing is left, and the box serves the next job.
+    assert_eq!(d.counter("done"), 1);
+    assert_eq!(d.counter("rejected"), 6);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !d.leftovers().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(d.leftovers().is_empty(), "{:?}", d.leftovers());
+    assert!(matches!(
+        ship(&d, &["-c"], &[("a.c", a), ("inside.h", inside)]).0,
+        Some(Message::Done(_))
+    ));
+    assert_eq!(d.counter("done"), 2);
+}

@@ -211,6 +211,124 @@ fn a_multi_directory_project_with_a_generated_header() {
     assert_eq!(d.counter("sources"), 2);
 }
 
+/// The kernel's trace events, in small: a header names the file to read again with
+/// `#include TRACE_INCLUDE(TRACE_INCLUDE_FILE)`, macros another header defines, in two forms
+/// (`<trace/events/NAME.h>`, and `"PATH/NAME.h"` made by `__stringify`), with a decoy of the
+/// same name beside the includer, which gcc finds first.
+fn trace_events(t: &TempDir) {
+    for d in [
+        "include/linux",
+        "include/trace/events",
+        "drivers/foo",
+        "kernel",
+    ] {
+        std::fs::create_dir_all(t.join(d)).unwrap();
+    }
+    t.write(
+        "include/linux/stringify.h",
+        "#define __stringify_1(x...)\t#x\n#define __stringify(x...)\t__stringify_1(x)\n",
+    );
+    t.write(
+        "include/trace/define_trace.h",
+        "#ifdef CREATE_TRACE_POINTS\n#undef CREATE_TRACE_POINTS\n#include <linux/stringify.h>\n\
+         #undef TRACE_INCLUDE\n#undef __TRACE_INCLUDE\n\
+         #ifndef TRACE_INCLUDE_FILE\n# define TRACE_INCLUDE_FILE TRACE_SYSTEM\n\
+         # define UNDEF_TRACE_INCLUDE_FILE\n#endif\n\
+         #ifndef TRACE_INCLUDE_PATH\n# define __TRACE_INCLUDE(system) <trace/events/system.h>\n\
+         # define UNDEF_TRACE_INCLUDE_PATH\n#else\n\
+         # define __TRACE_INCLUDE(system) __stringify(TRACE_INCLUDE_PATH/system.h)\n#endif\n\
+         # define TRACE_INCLUDE(system) __TRACE_INCLUDE(system)\n\
+         #define TRACE_HEADER_MULTI_READ\n#define DEFINE_EVENTS\n\
+         #include TRACE_INCLUDE(TRACE_INCLUDE_FILE)\n\
+         #undef TRACE_HEADER_MULTI_READ\n#undef DEFINE_EVENTS\n\
+         #ifdef UNDEF_TRACE_INCLUDE_FILE\n# undef TRACE_INCLUDE_FILE\n#endif\n\
+         #ifdef UNDEF_TRACE_INCLUDE_PATH\n# undef TRACE_INCLUDE_PATH\n#endif\n\
+         #define CREATE_TRACE_POINTS\n#endif\n",
+    );
+    let events = |system: &str| {
+        let up = system.to_uppercase();
+        format!(
+            "#undef TRACE_SYSTEM\n#define TRACE_SYSTEM {system}\n\
+             #if !defined(_TRACE_{up}_H) || defined(TRACE_HEADER_MULTI_READ)\n\
+             #define _TRACE_{up}_H\n#ifdef DEFINE_EVENTS\nint {system}_events[] = {{ 1, 2, 3 }};\n\
+             #else\nstatic inline int trace_{system}(int x) {{ return x + 1; }}\n#endif\n#endif\n\
+             #include <trace/define_trace.h>\n"
+        )
+    };
+    t.write("include/trace/events/sched.h", &events("sched"));
+    t.write("include/trace/events/task.h", &events("task"));
+    // A driver's own trace header, read again through `"./foo_trace.h"`: from
+    // define_trace.h's directory first, where the decoy is.
+    t.write(
+        "drivers/foo/foo_trace.h",
+        "#undef TRACE_SYSTEM\n#define TRACE_SYSTEM foo\n#undef TRACE_INCLUDE_PATH\n\
+         #define TRACE_INCLUDE_PATH .\n#define TRACE_INCLUDE_FILE foo_trace\n\
+         #ifndef _FOO_TRACE_H\n#define _FOO_TRACE_H\nint trace_foo(void);\n#endif\n\
+         #include <trace/define_trace.h>\n",
+    );
+    t.write(
+        "include/trace/foo_trace.h",
+        "int foo_read_from_the_includers_directory = 7;\n",
+    );
+    t.write(
+        "kernel/sched.c",
+        "#include <trace/events/task.h>\n#define CREATE_TRACE_POINTS\n\
+         #include <trace/events/sched.h>\nint run(int x) { return trace_sched(x) + trace_task(x); }\n",
+    );
+    t.write(
+        "drivers/foo/foo.c",
+        "#define CREATE_TRACE_POINTS\n#include \"foo_trace.h\"\nint trace_foo(void) { return 0; }\n",
+    );
+}
+
+#[test]
+fn trace_event_headers_named_by_macros_ship_and_give_the_plain_objects() {
+    let t = TempDir::new("sources-trace");
+    let d = Daemon::start(1, &[]);
+    let hosts = format!("{}/1", d.addr());
+    trace_events(&t);
+    let jobs = [
+        ("kernel/sched.c", "kernel/sched.o"),
+        ("drivers/foo/foo.c", "drivers/foo/foo.o"),
+    ];
+    for debug in ["-g", "-g0"] {
+        for (src, obj) in jobs {
+            let args = [
+                "-O2",
+                debug,
+                "-Iinclude",
+                "-Idrivers/foo",
+                "-Wp,-MMD,dep.d",
+                "-c",
+                src,
+                "-o",
+                obj,
+            ];
+            let names = [obj.to_string(), "dep.d".to_string()];
+            assert!(gcc(t.path(), "gcc", &args).status.success());
+            keep(t.path(), &names);
+            let before = d.counter("sources");
+            let out = ok(rcc(t.path(), &t.join(".rcc"), &hosts)
+                .env("RCC_VERBOSE", "1")
+                .arg("gcc")
+                .args(args));
+            same(t.path(), &names);
+            assert_eq!(
+                d.counter("sources") - before,
+                1,
+                "{src}: {}",
+                s(&out.stderr)
+            );
+        }
+    }
+    // The decoy was read by gcc, so it must have travelled.
+    let sym = std::process::Command::new("nm")
+        .arg(t.join("drivers/foo/foo.o"))
+        .output()
+        .unwrap();
+    assert!(s(&sym.stdout).contains("foo_read_from_the_includers_directory"));
+}
+
 #[test]
 fn a_header_rewritten_with_the_same_size_and_time_is_sent_again() {
     let t = TempDir::new("sources-rewrite");
@@ -249,10 +367,18 @@ fn computed_includes_and_has_include_never_give_a_wrong_object() {
     let hosts = format!("{}/1", d.addr());
     t.write("a.h", "#define A 7\n");
     t.write("b.h", "#define A 9\n");
-    // A macro names the header: which one only the preprocessor knows.
+    // A macro names the header: its every definition is followed, and the one the
+    // preprocessor takes is shipped.
     t.write(
         "computed.c",
-        "#define PICK \"b.h\"\n#include PICK\nint a(void) { return A; }\n",
+        "#define PICK \"a.h\"\n#undef PICK\n#define PICK \"b.h\"\n#include PICK\n\
+         int a(void) { return A; }\n",
+    );
+    // A name made from where it is used cannot be known without preprocessing.
+    t.write(
+        "placed.c",
+        "#define SELF __FILE__\n#if 0\n#include SELF\n#endif\n#include \"a.h\"\n\
+         int a(void) { return A; }\n",
     );
     // A computed include in code that is never compiled, whose macro nothing defines.
     t.write(
@@ -264,7 +390,12 @@ fn computed_includes_and_has_include_never_give_a_wrong_object() {
         "#if __has_include(\"b.h\")\n#include \"b.h\"\n#else\n#include \"a.h\"\n#endif\n\
          #if __has_include(<no_such_header.h>)\n#error wrong\n#endif\nint a(void) { return A; }\n",
     );
-    for (file, shipped) in [("computed.c", false), ("dead.c", true), ("probe.c", true)] {
+    for (file, shipped) in [
+        ("computed.c", true),
+        ("placed.c", false),
+        ("dead.c", true),
+        ("probe.c", true),
+    ] {
         let before = d.counter("sources");
         assert!(gcc(t.path(), "gcc", &["-O2", "-c", file, "-o", "want.o"])
             .status
@@ -281,7 +412,7 @@ fn computed_includes_and_has_include_never_give_a_wrong_object() {
         );
         if !shipped {
             assert!(
-                s(&out.stderr).contains("names its file with a macro"),
+                s(&out.stderr).contains("it uses __FILE__"),
                 "{}",
                 s(&out.stderr)
             );

@@ -133,6 +133,33 @@ pub fn probe(
     Ok(sp)
 }
 
+/// The macros `compiler` defines on its own with `args` (`gcc ARGS -dM -E` on an empty
+/// input): with the `-include` files' and the target's, as `#define` lines.
+pub fn predefined(
+    compiler: &Path,
+    args: &[OsString],
+    lang: &str,
+    cwd: &Path,
+) -> io::Result<Vec<u8>> {
+    let out = Command::new(compiler)
+        .args(args)
+        .args(["-dM", "-E", "-x", lang, "/dev/null"])
+        .current_dir(cwd)
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .output()?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!(
+            "{} -dM -E could not tell its macros ({})",
+            compiler.display(),
+            out.status
+        )));
+    }
+    Ok(out.stdout)
+}
+
 /// The prerequisites of a make rule as gcc writes it (`target: a b \` continued lines;
 /// spaces in names escaped with a backslash).
 pub fn parse_deps(text: &str, cwd: &Path) -> Vec<PathBuf> {
@@ -227,8 +254,16 @@ pub struct Closure {
     pub probed: Vec<PathBuf>,
     /// Why the closure cannot be trusted (a computed include), if so.
     pub unknowable: Option<String>,
-    /// Every computed include: the file and the directive's text.
-    pub computed: Vec<(PathBuf, String)>,
+    /// Every computed include: the file, the directive's text and the file's place in the
+    /// bracket chain (where an `#include_next` continues).
+    pub computed: Vec<Computed>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Computed {
+    pub file: PathBuf,
+    pub text: String,
+    pub chain: Option<usize>,
 }
 
 /// A file found through lookup: its path and, when it came from the bracket chain, the
@@ -302,22 +337,42 @@ fn lookup(
         })
 }
 
-/// Follows every include from `source` (absolute) and the preincludes. `directives` reads
-/// one file's directives (from a cache, or by scanning it).
+/// Where gcc finds `name` (`#include_next` when `next`) from the file `includer`, which
+/// it reached at bracket-chain index `chain`: the path and its own chain index.
+pub fn find(
+    name: &str,
+    form: Form,
+    next: bool,
+    includer: &Path,
+    chain: Option<usize>,
+    sp: &SearchPaths,
+) -> Option<(PathBuf, Option<usize>)> {
+    let dir = includer.parent().unwrap_or(Path::new("/"));
+    lookup(name, form, next, dir, chain, sp).map(|f| (f.path, f.chain))
+}
+
+/// Follows every include from `source` (absolute), the preincludes and `extra` (files found
+/// for computed includes, with their chain index). `directives` reads one file's
+/// directives (from a cache, or by scanning it).
 pub fn closure(
     source: &Path,
     sp: &SearchPaths,
+    extra: &[(PathBuf, Option<usize>)],
     mut directives: impl FnMut(&Path) -> io::Result<Vec<Directive>>,
 ) -> io::Result<Closure> {
     let mut c = Closure::default();
     let mut seen: HashMap<PathBuf, ()> = HashMap::new();
     // (file, its bracket-chain index)
     let mut todo: Vec<(PathBuf, Option<usize>)> = Vec::new();
-    for p in std::iter::once(source).chain(sp.preincludes.iter().map(|p| p.as_path())) {
+    let roots = std::iter::once(source)
+        .chain(sp.preincludes.iter().map(|p| p.as_path()))
+        .map(|p| (p, None))
+        .chain(extra.iter().map(|(p, i)| (p.as_path(), *i)));
+    for (p, chain) in roots {
         let p = clean(p);
         if seen.insert(p.clone(), ()).is_none() {
             c.files.push(p.clone());
-            todo.push((p, None));
+            todo.push((p, chain));
         }
     }
     // The same name is looked up from hundreds of headers (`<linux/types.h>`): a bracket
@@ -330,7 +385,11 @@ pub fn closure(
         for d in directives(&file)? {
             match d {
                 Directive::Computed { line, text } => {
-                    c.computed.push((file.clone(), text.clone()));
+                    c.computed.push(Computed {
+                        file: file.clone(),
+                        text: text.clone(),
+                        chain,
+                    });
                     if c.unknowable.is_none() {
                         c.unknowable = Some(format!(
                             "{}:{line}: `{text}` names its file with a macro",

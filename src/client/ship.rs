@@ -8,8 +8,11 @@ use super::files::Files;
 use super::scan::{self, SearchPaths};
 use crate::box_rules::lexical;
 use crate::depfile;
+use crate::includes::Form;
+use crate::macros;
 use crate::protocol::{FileEntry, Manifest};
 use crate::ship_args::ShipPlan;
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs;
 use std::io;
@@ -35,15 +38,8 @@ pub struct Shipment {
     pub bytes: u64,
 }
 
-/// The search path for `args` as `compiler` answers it, from `RCC_DIR/probes` while it still
-/// holds (no directory gcc left out has appeared since).
-fn search_paths(
-    compiler: &Path,
-    identity: &str,
-    sp: &ShipPlan,
-    cwd: &Path,
-    rcc_dir: &Path,
-) -> Result<SearchPaths, String> {
+/// Where what the compiler says for this job's options is kept (`RCC_DIR/probes/KEY`).
+fn probe_file(identity: &str, sp: &ShipPlan, cwd: &Path, rcc_dir: &Path) -> PathBuf {
     let mut key = Vec::new();
     key.extend_from_slice(identity.as_bytes());
     key.push(0);
@@ -57,8 +53,21 @@ fn search_paths(
         key.push(0);
         key.extend_from_slice(a);
     }
+    let name = &crate::sha256::hex(&crate::sha256::digest(&key))[..32];
+    rcc_dir.join("probes").join(name)
+}
+
+/// The search path for `args` as `compiler` answers it, from `RCC_DIR/probes` while it still
+/// holds (no directory gcc left out has appeared since).
+fn search_paths(
+    compiler: &Path,
+    identity: &str,
+    sp: &ShipPlan,
+    cwd: &Path,
+    rcc_dir: &Path,
+) -> Result<SearchPaths, String> {
+    let file = probe_file(identity, sp, cwd, rcc_dir);
     let dir = rcc_dir.join("probes");
-    let file = dir.join(&crate::sha256::hex(&crate::sha256::digest(&key))[..32]);
     if let Some(known) = fs::read_to_string(&file)
         .ok()
         .and_then(|t| SearchPaths::decode(&t))
@@ -95,12 +104,34 @@ pub fn prepare(
     let search = search_paths(compiler, identity, sp, cwd, rcc_dir)?;
     let mut files = Files::open(rcc_dir).map_err(|e| format!("RCC_DIR/files: {e}"))?;
     let source_abs = scan::clean(&cwd.join(source));
-    let closure = scan::closure(&source_abs, &search, |p| {
+    let mut extra: Vec<(PathBuf, Option<usize>)> = Vec::new();
+    let mut closure = scan::closure(&source_abs, &search, &extra, |p| {
         Ok(files.get(p)?.directives.clone())
     })
     .map_err(|e| format!("cannot read what {source} includes: {e}"))?;
-    if let Some(why) = &closure.unknowable {
-        computed_includes_are_dead(&closure, sp).map_err(|e| e.unwrap_or_else(|| why.clone()))?;
+    // A computed include adds the files its names can give, and those may add definitions
+    // and computed includes of their own: again until nothing new is found.
+    let mut rounds = 0;
+    while !closure.computed.is_empty() {
+        let why = closure.unknowable.clone().unwrap_or_default();
+        let found = computed_files(&closure, &search, sp, compiler, identity, cwd, rcc_dir)
+            .map_err(|e| format!("{why}: {e}"))?;
+        let new: Vec<_> = found
+            .into_iter()
+            .filter(|(p, _)| !closure.files.contains(p) && !closure.probed.contains(p))
+            .collect();
+        if new.is_empty() {
+            break;
+        }
+        rounds += 1;
+        if rounds > 8 {
+            return Err(format!("{why}: its names keep leading to more files"));
+        }
+        extra.extend(new);
+        closure = scan::closure(&source_abs, &search, &extra, |p| {
+            Ok(files.get(p)?.directives.clone())
+        })
+        .map_err(|e| format!("cannot read what {source} includes: {e}"))?;
     }
 
     // The search path as the box must use it: quote directories, then the `-I` directories
@@ -194,43 +225,72 @@ pub fn prepare(
     })
 }
 
-/// `Ok` when every computed include in the closure names a macro that nothing defines (no
-/// file of the closure, not the command line, not the compiler: no `__` names), so it can
-/// never pick a file; `Err(Some(why))` / `Err(None)` (the closure's own reason) otherwise.
-fn computed_includes_are_dead(
+/// The files the closure's computed includes can name (see `macros`), each as gcc would
+/// find it from its includer, with its chain index; or why that cannot be known.
+fn computed_files(
     closure: &scan::Closure,
+    search: &SearchPaths,
     sp: &ShipPlan,
-) -> Result<(), Option<String>> {
-    let mut names = Vec::new();
-    for (_, text) in &closure.computed {
-        match crate::includes::computed_macro(text) {
-            Some(m) if !m.starts_with("__") => names.push(m),
-            _ => return Err(None),
-        }
+    compiler: &Path,
+    identity: &str,
+    cwd: &Path,
+    rcc_dir: &Path,
+) -> Result<Vec<(PathBuf, Option<usize>)>, String> {
+    let mut texts = Vec::with_capacity(closure.files.len() + 1);
+    for f in &closure.files {
+        texts.push(fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?);
     }
-    for m in &names {
-        let set = |a: &String| {
-            a.strip_prefix("-D")
-                .is_some_and(|d| d.split('=').next() == Some(*m))
-        };
-        if sp.literal.iter().any(set) {
-            return Err(Some(format!("{m} names an include and is set with -D")));
-        }
-    }
-    // The file that uses the macro is the likeliest to define it (the kernel's
-    // define_trace.h does): read those first, and the whole closure only when they don't.
-    let users = closure.computed.iter().map(|(f, _)| f);
-    let rest = closure
-        .files
+    texts.push(predefined(compiler, identity, sp, cwd, rcc_dir)?);
+    let options: Vec<&str> = sp
+        .literal
         .iter()
-        .filter(|f| !closure.computed.iter().any(|(u, _)| u == *f));
-    for f in users.chain(rest) {
-        let data = fs::read(f).map_err(|e| Some(format!("{}: {e}", f.display())))?;
-        if crate::includes::defines_any(&data, &names) {
-            return Err(None);
+        .filter_map(|a| a.strip_prefix("-D"))
+        .collect();
+    let directives: Vec<&str> = closure.computed.iter().map(|c| c.text.as_str()).collect();
+    let texts: Vec<&[u8]> = texts.iter().map(|t| t.as_slice()).collect();
+    let defs = macros::Defs::gather(&directives, &texts, &options);
+    let mut out = Vec::new();
+    // The same directive recurs (trace_events.h has it seven times): its names once.
+    let mut names: HashMap<&str, Vec<(Form, String)>> = HashMap::new();
+    for c in &closure.computed {
+        let next = c
+            .text
+            .trim_start_matches(['#', ' ', '\t'])
+            .starts_with("include_next");
+        if !names.contains_key(c.text.as_str()) {
+            names.insert(&c.text, macros::candidates(&c.text, &defs)?);
+        }
+        for (form, name) in &names[c.text.as_str()] {
+            let (form, name) = (*form, name.as_str());
+            if let Some(found) = scan::find(name, form, next, &c.file, c.chain, search) {
+                if !out.contains(&found) {
+                    out.push(found);
+                }
+            }
         }
     }
-    Ok(())
+    Ok(out)
+}
+
+/// The compiler's own macros for this job's options, from `RCC_DIR/probes` once asked.
+fn predefined(
+    compiler: &Path,
+    identity: &str,
+    sp: &ShipPlan,
+    cwd: &Path,
+    rcc_dir: &Path,
+) -> Result<Vec<u8>, String> {
+    let file = probe_file(identity, sp, cwd, rcc_dir).with_extension("dM");
+    if let Ok(known) = fs::read(&file) {
+        return Ok(known);
+    }
+    let found =
+        scan::predefined(compiler, &sp.probe_args, sp.lang, cwd).map_err(|e| e.to_string())?;
+    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+    if fs::write(&tmp, &found).is_ok() {
+        let _ = fs::rename(&tmp, &file);
+    }
+    Ok(found)
 }
 
 impl Shipment {

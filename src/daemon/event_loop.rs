@@ -9,7 +9,7 @@ use super::admit::{Admission, Slots};
 use super::cache::Cache;
 use super::config::Config;
 use super::conn::{Conn, Pending, Phase, ReadOutcome};
-use super::job::{self, Compilers, Job, Spool};
+use super::job::{self, Compilers, Job, Spool, Withheld};
 use super::memory::Memory;
 use super::sources::{self, Tree, Verdicts};
 use super::status::{self, BoxIdentity};
@@ -556,7 +556,7 @@ impl Daemon {
     /// Watches a started compiler's pipes and exit; a compiler that could not start is the
     /// box's problem (its temp dir), so the client tries elsewhere.
     fn run_job(&mut self, c: usize, started: std::io::Result<Job>, p: &Pending) {
-        let mut job = match started {
+        let job = match started {
             Ok(j) => j,
             Err(e) => {
                 let text = format!(
@@ -567,16 +567,34 @@ impl Daemon {
                 return self.reject(c, RejectReason::Internal, 10_000, text);
             }
         };
+        log::debug!("{}: compiling {}", self.conn(c).peer, p.req.label);
+        let heartbeat = self.config.heartbeat;
+        let conn = self.conn(c);
+        conn.next_heartbeat = Instant::now() + heartbeat;
+        conn.phase = Phase::Running {
+            compress: p.req.compress,
+        };
+        conn.job = Some(job);
+        self.watch(c);
+    }
+
+    /// Registers the pipes and pidfd of connection `c`'s running child (a job's first, or
+    /// its compile after the audit).
+    fn watch(&mut self, c: usize) {
         let reg = self.poll.registry();
+        let job = self.conns[c]
+            .as_mut()
+            .and_then(|k| k.job.as_mut())
+            .expect("a running job");
         let ok = reg
             .register(
-                job.stdout.as_mut().expect("new job"),
+                job.stdout.as_mut().expect("new child"),
                 token(c, OUT),
                 Interest::READABLE,
             )
             .and_then(|_| {
                 reg.register(
-                    job.stderr.as_mut().expect("new job"),
+                    job.stderr.as_mut().expect("new child"),
                     token(c, ERR),
                     Interest::READABLE,
                 )
@@ -590,16 +608,10 @@ impl Daemon {
             });
         if let Err(e) = ok {
             log::error!("cannot watch the compiler: {e}");
-            return self.reject(c, RejectReason::Internal, 0, e.to_string());
+            // Dropping the job kills the child and removes its dir.
+            self.conn(c).job = None;
+            self.reject(c, RejectReason::Internal, 0, e.to_string());
         }
-        log::debug!("{}: compiling {}", self.conn(c).peer, p.req.label);
-        let heartbeat = self.config.heartbeat;
-        let conn = self.conn(c);
-        conn.next_heartbeat = Instant::now() + heartbeat;
-        conn.phase = Phase::Running {
-            compress: p.req.compress,
-        };
-        conn.job = Some(job);
     }
 
     fn on_pipe(&mut self, c: usize, stderr: bool) {
@@ -641,7 +653,21 @@ impl Daemon {
         if job.peak_kib > 0 {
             self.memory.learn(job.peak_kib);
         }
-        let result = job.result();
+        let result = if job.auditing() {
+            if conn.stream.is_none() {
+                // The client is gone: nothing to compile for.
+                conn.job = None;
+                self.release_slot(c);
+                return self.close(c);
+            }
+            match job.after_audit() {
+                Ok(true) => return self.watch(c),
+                Ok(false) => job.result(),
+                Err(w) => Err(w),
+            }
+        } else {
+            job.result()
+        };
         conn.job = None; // removes the job dir
         let compress = matches!(conn.phase, Phase::Running { compress: true });
         match result {
@@ -658,9 +684,9 @@ impl Daemon {
                 conn.phase = Phase::Closing;
                 conn.send(&Message::Done(done), compress);
             }
-            Err(e) => {
+            Err(e @ Withheld::Box(_)) => {
                 self.slots.counters.failed += 1;
-                let text = format!("compiled but cannot read the object on this box: {e}");
+                let text = e.to_string();
                 log::error!("{text}");
                 conn.phase = Phase::Closing;
                 conn.send(
@@ -668,6 +694,24 @@ impl Daemon {
                         reason: RejectReason::Internal,
                         retry_after_ms: 10_000,
                         text,
+                    }),
+                    false,
+                );
+            }
+            Err(w) => {
+                // The box's log says what happened; the peer hears the same words whatever
+                // it was (see `job::WITHHELD_REPLY`).
+                match &w {
+                    Withheld::Outside(_) => log::warn!("{}: {label}: {w}", conn.peer),
+                    _ => log::info!("{}: {label}: {w}", conn.peer),
+                }
+                self.slots.counters.rejected += 1;
+                conn.phase = Phase::Closing;
+                conn.send(
+                    &Message::Reject(Reject {
+                        reason: RejectReason::BadRequest,
+                        retry_after_ms: 0,
+                        text: job::WITHHELD_REPLY.into(),
                     }),
                     false,
                 );

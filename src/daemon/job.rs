@@ -4,7 +4,12 @@
 //! The event loop owns the registration of the pipes and pidfd; this file only reads them
 //! when told they are ready, so a child can never block on a full pipe (we drain both as they
 //! arrive and keep at most `OUTPUT_CAP` bytes of each).
+//!
+//! A shipped job whose includes a macro names runs two children in turn: the preprocessing
+//! `sources::Audit` reads, then, only if it passed, the compile; a job that fails the audit
+//! ends `Withheld`, with nothing of it sent back.
 
+use super::sources::Audit;
 use crate::compiler;
 use crate::protocol::{Done, Exit, JobRequest};
 use crate::sys;
@@ -260,11 +265,72 @@ pub struct Job {
     depfile: Option<PathBuf>,
     /// The mirror's root, taken out of what the compiler says and of the dependency file.
     strip: Option<Vec<u8>>,
+    /// While the audit's preprocessing runs (the running child is it): the audit, and the
+    /// compile to start once it passed.
+    audit: Option<(Audit, Start)>,
+}
+
+/// What it takes to start a compiler.
+#[derive(Clone)]
+struct Start {
+    compiler: PathBuf,
+    argv: Vec<OsString>,
+    cwd: PathBuf,
+    /// The client's locale variables, so messages come in the user's language.
+    locale: Vec<(String, String)>,
+}
+
+/// A child just started, with its pidfd and its pipes.
+struct Started {
+    child: Child,
+    pidfd: OwnedFd,
+    stdout: Receiver,
+    stderr: Receiver,
+}
+
+impl Start {
+    /// Starts the child in its own process group, with the job dir as its TMPDIR.
+    fn spawn(&self, dir: &Path) -> io::Result<Started> {
+        let mut cmd = Command::new(&self.compiler);
+        cmd.args(&self.argv)
+            .current_dir(&self.cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env("TMPDIR", dir)
+            .env_remove("LANG")
+            .env_remove("LC_ALL")
+            .env_remove("LC_CTYPE")
+            .env_remove("LC_MESSAGES")
+            .envs(self.locale.iter().map(|(k, v)| (k, v)))
+            .process_group(0);
+        let mut child = cmd.spawn()?;
+        let pidfd = match sys::pidfd_open(child.id()) {
+            Ok(fd) => fd,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        };
+        let stdout = Receiver::from(child.stdout.take().expect("piped"));
+        let stderr = Receiver::from(child.stderr.take().expect("piped"));
+        // std hands us blocking pipes; the loop needs them non-blocking.
+        stdout.set_nonblocking(true)?;
+        stderr.set_nonblocking(true)?;
+        Ok(Started {
+            child,
+            pidfd,
+            stdout,
+            stderr,
+        })
+    }
 }
 
 /// How to run one compile: the job's private dir (removed with the job), the compiler's
-/// arguments and working directory, where its object and dependency file go, and a prefix to
-/// take out of what it says (a shipped job's mirror of the master's files).
+/// arguments and working directory, where its object and dependency file go, a prefix to
+/// take out of what it says, and the audit to pass first (both for a shipped job's mirror of
+/// the master's files).
 pub struct Launch {
     pub dir: PathBuf,
     pub argv: Vec<OsString>,
@@ -272,7 +338,41 @@ pub struct Launch {
     pub output: PathBuf,
     pub depfile: Option<PathBuf>,
     pub strip: Option<PathBuf>,
+    pub audit: Option<Audit>,
 }
+
+/// Why a finished job gets no `Done`.
+#[derive(Debug)]
+pub enum Withheld {
+    /// The object or dependency file cannot be read, or the compile cannot start after its
+    /// audit (a full disk on the box): the box's problem, so the client tries another.
+    Box(String),
+    /// The audit's preprocessing opened this file, outside the job's mirror.
+    Outside(PathBuf),
+    /// The audit cannot vouch for the job (it says why).
+    Unchecked(&'static str),
+}
+
+impl std::fmt::Display for Withheld {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Withheld::Box(e) => write!(f, "{e}"),
+            Withheld::Outside(p) => write!(
+                f,
+                "preprocessing it opened {}, outside the job's files; not compiled",
+                p.display()
+            ),
+            Withheld::Unchecked(why) => write!(f, "{why}; not compiled"),
+        }
+    }
+}
+
+/// What the peer is told for every job that fails its audit, the same words whatever the
+/// cause: that a name its macros make opens a file of the box, or that no such file exists,
+/// is the box's business. A `BadRequest`, so the client compiles the job from text it
+/// preprocesses itself.
+pub const WITHHELD_REPLY: &str = "this box cannot vouch that the job reads only its own \
+    files (an include named by a macro); preprocess it where it was run";
 
 /// `text` with every `root/` made `/`.
 fn strip_root(text: Vec<u8>, root: Option<&[u8]>) -> Vec<u8> {
@@ -351,11 +451,13 @@ impl Job {
             output,
             depfile: None,
             strip: None,
+            audit: None,
         };
         Job::spawn(launch, compiler, req)
     }
 
-    /// Starts `compiler` as `launch` says; the job dir is removed when the job is dropped.
+    /// Starts `compiler` as `launch` says (its audit first, if it has one); the job dir is
+    /// removed when the job is dropped.
     pub fn spawn(launch: Launch, compiler: &Path, req: &JobRequest) -> io::Result<Job> {
         let Launch {
             dir,
@@ -364,43 +466,34 @@ impl Job {
             output,
             depfile,
             strip,
+            audit,
         } = launch;
         let guard = DirGuard(Some(dir.clone()));
-        let mut cmd = Command::new(compiler);
-        cmd.args(argv)
-            .current_dir(cwd)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .env("TMPDIR", &dir)
-            .env_remove("LANG")
-            .env_remove("LC_ALL")
-            .env_remove("LC_CTYPE")
-            .env_remove("LC_MESSAGES")
-            .envs(req.locale.iter().map(|(k, v)| (k, v)))
-            .process_group(0);
-        let mut child = cmd.spawn()?;
-        let pidfd = match sys::pidfd_open(child.id()) {
-            Ok(fd) => fd,
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(e);
-            }
+        let compile = Start {
+            compiler: compiler.to_path_buf(),
+            argv,
+            cwd,
+            locale: req.locale.clone(),
         };
-        let stdout = Receiver::from(child.stdout.take().expect("piped"));
-        let stderr = Receiver::from(child.stderr.take().expect("piped"));
-        // std hands us blocking pipes; the loop needs them non-blocking.
-        stdout.set_nonblocking(true)?;
-        stderr.set_nonblocking(true)?;
+        let (first, audit) = match audit {
+            Some(a) => {
+                let pre = Start {
+                    argv: a.argv.clone(),
+                    ..compile.clone()
+                };
+                (pre, Some((a, compile)))
+            }
+            None => (compile, None),
+        };
+        let c = first.spawn(&dir)?;
         let mut guard = guard;
         guard.0 = None;
         Ok(Job {
             dir,
-            child,
-            pidfd,
-            stdout: Some(stdout),
-            stderr: Some(stderr),
+            child: c.child,
+            pidfd: c.pidfd,
+            stdout: Some(c.stdout),
+            stderr: Some(c.stderr),
             out_buf: Vec::new(),
             err_buf: Vec::new(),
             out_dropped: 0,
@@ -414,6 +507,7 @@ impl Job {
             label: req.label.clone(),
             depfile,
             strip: strip.map(|r| r.into_os_string().into_encoded_bytes()),
+            audit,
         })
     }
 
@@ -466,19 +560,71 @@ impl Job {
         self.status.is_some() && self.stdout.is_none() && self.stderr.is_none()
     }
 
+    /// Whether the running (or finished) child is the audit's preprocessing.
+    pub fn auditing(&self) -> bool {
+        self.audit.is_some()
+    }
+
+    /// The audit's preprocessing is complete: `Ok(true)` if it passed and the compile now
+    /// runs (the loop watches its new pipes and pidfd); `Ok(false)` if it was killed (a
+    /// timeout, the box too hot, the client gone), so the job ends as a killed compile does,
+    /// saying nothing; `Err` if it failed the audit.
+    pub fn after_audit(&mut self) -> Result<bool, Withheld> {
+        let (audit, compile) = self.audit.take().expect("auditing");
+        let st = self.status.expect("complete job has a status");
+        let said = std::mem::take(&mut self.err_buf);
+        let dropped = self.err_dropped + self.out_dropped;
+        self.out_buf.clear();
+        (self.out_dropped, self.err_dropped) = (0, 0);
+        if let Some(p) = audit.outside(&said) {
+            return Err(Withheld::Outside(p));
+        }
+        if st.signal().is_some() {
+            return Ok(false);
+        }
+        if dropped > 0 {
+            return Err(Withheld::Unchecked(
+                "preprocessing it said more than the box keeps, so not every file it opened \
+                 could be checked",
+            ));
+        }
+        if !st.success() {
+            // How it failed (no such file, permission denied) would tell which files exist
+            // on the box; the master's own preprocessing gives the user gcc's words.
+            return Err(Withheld::Unchecked("its preprocessing failed"));
+        }
+        let c = compile.spawn(&self.dir).map_err(|e| {
+            Withheld::Box(format!(
+                "cannot start the compile on this box after its audit: {e}"
+            ))
+        })?;
+        self.child = c.child;
+        self.pidfd = c.pidfd;
+        self.stdout = Some(c.stdout);
+        self.stderr = Some(c.stderr);
+        self.status = None;
+        self.ended = None;
+        Ok(true)
+    }
+
     /// Kills the compiler and everything it started (cc1, as).
     pub fn kill(&self) {
         let _ = sys::kill_group(self.child.id(), libc::SIGKILL);
     }
 
     /// The reply for a complete job. Reading the object can fail (a full disk on the box):
-    /// that is the box's problem, not the user's, and comes back as `Err`.
-    pub fn result(&mut self) -> io::Result<Done> {
+    /// that is the box's problem, not the user's.
+    pub fn result(&mut self) -> Result<Done, Withheld> {
         let st = self.status.expect("complete job has a status");
         let exit = match (st.code(), st.signal()) {
             (Some(c), _) => Exit::Code(c),
             (None, Some(s)) => Exit::Signal(s),
             _ => Exit::Signal(0),
+        };
+        let unreadable = |e: io::Error| {
+            Withheld::Box(format!(
+                "compiled but cannot read the object on this box: {e}"
+            ))
         };
         let mut outputs = Vec::new();
         if exit == Exit::Code(0) {
@@ -488,10 +634,10 @@ impl Job {
                 // prints and stops) is the job's doing: say so with no output, and the
                 // client compiles it at home.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
+                Err(e) => return Err(unreadable(e)),
             }
             if let Some(d) = &self.depfile {
-                let text = fs::read(d)?;
+                let text = fs::read(d).map_err(unreadable)?;
                 outputs.push(("d".into(), strip_root(text, self.strip.as_deref())));
             }
         }

@@ -7,9 +7,15 @@
 //! search paths and the source may be relative or hold `..` the way gcc prints them, but may
 //! never climb above the mirror's root); the compiler runs with `-nostdinc`, so only the
 //! directories named here are searched, each under the mirror; every shipped file's include
-//! directives are checked before the compiler starts — no absolute names, no names computed
-//! by macros, no `..` that climbs out from where it is looked up, no `.incbin`/`.include` —
-//! and the mirror holds only directories and regular files, never links.
+//! directives are checked before the compiler starts — no absolute names, no `..` that climbs
+//! out from where it is looked up, no `.incbin`/`.include`, a name computed by a macro only
+//! through a plain macro name, and no plain `#define`/`-D` of such a macro to a name that
+//! leaves the mirror — and the mirror holds only directories and regular files, never links.
+//!
+//! What a name computed by a macro opens only the preprocessor knows (and the macro may be
+//! defined anywhere, even by `--define-macro=`), so such a job is first preprocessed with
+//! `-H` (`Audit`): gcc reports each header it opens, and the compile runs only if every one
+//! lies inside the mirror and the preprocessing succeeded. `job` runs the two in turn.
 
 use super::cache::{Cache, PutError};
 use super::job::Launch;
@@ -19,8 +25,9 @@ use crate::includes::{self, Directive};
 use crate::protocol::{Manifest, RejectReason};
 use crate::sha256::Digest;
 use std::collections::HashMap;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 /// Why a sources job cannot go on, as the reply says it.
@@ -99,53 +106,98 @@ fn make_dirs(root: &Path, cwd: &Path, p: &str) -> std::io::Result<()> {
 struct Verdict {
     refused: Option<String>,
     ascent: usize,
-    /// Macros that computed includes name: allowed only when nothing defines them.
+    /// The macros its computed includes name (which may be defined anywhere, even by an
+    /// option the box does not read as a definition: only the audit is sure).
     computed: Vec<String>,
+    /// Its own `#define NAME "file"` and `#define NAME <file>` of those macros: what its
+    /// computed includes plainly open, checked before the compile like a written name (the
+    /// audit sees to the rest).
+    named: Vec<(String, String)>,
 }
 
 fn judge(data: &[u8]) -> Verdict {
-    if crate::compiler::mentions_assembler_include(data) {
-        return Verdict {
-            refused: Some("uses .incbin or .include, which would read a file on the box".into()),
-            ascent: 0,
-            computed: Vec::new(),
-        };
-    }
     let mut v = Verdict {
         refused: None,
         ascent: 0,
         computed: Vec::new(),
+        named: Vec::new(),
     };
+    if crate::compiler::mentions_assembler_include(data) {
+        v.refused = Some("uses .incbin or .include, which would read a file on the box".into());
+        return v;
+    }
     for d in includes::scan(data) {
         match d {
             Directive::Computed { line, text } => match includes::computed_macro(&text) {
+                // `__FILE__` and friends name files of the box, and a name that is not a
+                // plain macro cannot be told apart from one of them.
                 Some(m) if !m.starts_with("__") => v.computed.push(m.to_string()),
                 _ => {
                     v.refused = Some(format!("line {line}: `{text}` names its file with a macro"));
-                    break;
+                    return v;
                 }
             },
             Directive::Include { name, .. } => {
                 if Path::new(&name).is_absolute() || name.contains('\0') {
                     v.refused = Some(format!("includes {name:?} by absolute path"));
-                    break;
+                    return v;
                 }
                 v.ascent = v.ascent.max(ascent(Path::new(&name)));
             }
         }
     }
+    if !v.computed.is_empty() {
+        v.named = data
+            .split(|&b| b == b'\n')
+            .filter_map(|l| named_file(std::str::from_utf8(l).ok()?))
+            .filter(|(m, _)| v.computed.contains(m))
+            .collect();
+    }
     v
 }
 
-/// Verdicts by content hash, so a header is read and judged once per box, not once per job;
-/// and, for the macros computed includes name, whether a file defines them.
+/// `#define NAME "file"` (or `<file>`) as (NAME, file). A plain line only: this check only
+/// refuses early what the audit would refuse after the compile.
+fn named_file(line: &str) -> Option<(String, String)> {
+    let rest = line.trim_start().strip_prefix('#')?.trim_start();
+    let rest = rest.strip_prefix("define")?;
+    let rest = rest.strip_prefix([' ', '\t'])?.trim_start();
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(rest.len());
+    let (name, value) = rest.split_at(end);
+    if name.is_empty() || !value.starts_with([' ', '\t']) {
+        return None; // no name, or a function-like macro
+    }
+    let value = value.trim();
+    let close = match value.chars().next()? {
+        '"' => '"',
+        '<' => '>',
+        _ => return None,
+    };
+    let end = value[1..].find(close)? + 1;
+    let after = value[end + 1..].trim_start();
+    if !(after.is_empty() || after.starts_with("//") || after.starts_with("/*")) {
+        return None;
+    }
+    Some((name.to_string(), header_name(&value[..=end])?.to_string()))
+}
+
+/// The file in a header name `"file"` or `<file>`.
+fn header_name(text: &str) -> Option<&str> {
+    text.strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .or_else(|| text.strip_prefix('<').and_then(|t| t.strip_suffix('>')))
+        .filter(|f| !f.is_empty())
+}
+
+/// Verdicts by content hash, so a header is read and judged once per box, not once per job.
 #[derive(Default)]
 pub struct Verdicts {
     judged: HashMap<Digest, Verdict>,
-    defines: HashMap<(Digest, String), bool>,
 }
 
-/// Most entries kept in each map before it starts over.
+/// Most verdicts kept before the map starts over.
 const VERDICTS_KEPT: usize = 200_000;
 
 fn read_shipped(path: &Path) -> Result<Vec<u8>, Refusal> {
@@ -162,20 +214,6 @@ impl Verdicts {
             self.judged.insert(*hash, v);
         }
         Ok(&self.judged[hash])
-    }
-
-    /// Whether the file with `hash` (at `path`) has a `#define` of `name`.
-    fn defines(&mut self, hash: &Digest, path: &Path, name: &str) -> Result<bool, Refusal> {
-        let key = (*hash, name.to_string());
-        if let Some(&d) = self.defines.get(&key) {
-            return Ok(d);
-        }
-        let d = includes::defines_any(&read_shipped(path)?, &[name]);
-        if self.defines.len() >= VERDICTS_KEPT {
-            self.defines.clear();
-        }
-        self.defines.insert(key, d);
-        Ok(d)
     }
 }
 
@@ -340,8 +378,8 @@ impl Tree {
         if !self.complete() {
             return Err(bad("the input ended before every file asked for came"));
         }
-        self.check_includes(verdicts, args)?;
-        Ok(self.command(args, output_ext))
+        let computed = self.check_includes(verdicts, args)?;
+        Ok(self.command(args, output_ext, computed))
     }
 
     /// Whether every file asked for has come.
@@ -350,7 +388,9 @@ impl Tree {
     }
 
     /// Checks what every file includes (see the module doc); `args` are the compiler's.
-    fn check_includes(&self, verdicts: &mut Verdicts, args: &[String]) -> Result<(), Refusal> {
+    /// `Ok(true)`: some include names its file with a macro, so only the audit can tell
+    /// what the compile opened.
+    fn check_includes(&self, verdicts: &mut Verdicts, args: &[String]) -> Result<bool, Refusal> {
         // The shallowest place a name is looked up from: any search directory, or the
         // directory of the file that includes it.
         let mut shallowest = usize::MAX;
@@ -359,14 +399,16 @@ impl Tree {
                 shallowest = shallowest.min(depth(&inside(&self.cwd, p)?));
             }
         }
-        let mut computed: Vec<String> = Vec::new();
+        // The macros computed includes name, each with the shallowest place it is looked
+        // up from; and what plain definitions give them.
+        let mut computed: HashMap<String, usize> = HashMap::new();
+        let mut named: Vec<(String, String)> = Vec::new();
         for f in &self.manifest.files {
             let path = Path::new(&f.path);
             let v = verdicts.get(&f.hash, &tree::under(&self.root, path))?;
             if let Some(why) = &v.refused {
                 return Err(bad(format!("{} {why}", f.path)));
             }
-            computed.extend(v.computed.iter().cloned());
             let from = shallowest.min(depth(path).saturating_sub(1));
             if v.ascent > from {
                 return Err(bad(format!(
@@ -374,42 +416,45 @@ impl Tree {
                     f.path
                 )));
             }
+            for m in &v.computed {
+                let at = computed.entry(m.clone()).or_insert(from);
+                *at = (*at).min(from);
+            }
+            named.extend(v.named.iter().cloned());
         }
         if computed.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
-        // A computed include is harmless only if nothing can give its macro a value.
-        let names: Vec<&str> = computed.iter().map(|s| s.as_str()).collect();
-        let refuse = |m: &str| {
-            bad(format!(
-                "an include names its file with {m}, which is defined"
-            ))
-        };
         for a in args {
-            if let Some(m) = a
-                .strip_prefix("-D")
-                .and_then(|d| d.split('=').next())
-                .filter(|d| names.contains(d))
-            {
-                return Err(refuse(m));
-            }
-        }
-        for f in &self.manifest.files {
-            let path = tree::under(&self.root, Path::new(&f.path));
-            for m in &names {
-                if verdicts.defines(&f.hash, &path, m)? {
-                    return Err(refuse(&names.join(", ")));
+            let d = a.strip_prefix("-D").or(a.strip_prefix("--define-macro="));
+            if let Some((m, value)) = d.and_then(|d| d.split_once('=')) {
+                if let Some(file) = header_name(value) {
+                    named.push((m.to_string(), file.to_string()));
                 }
             }
         }
-        Ok(())
+        // What a plain definition names is refused before the compile, as if written out.
+        for (m, file) in &named {
+            let Some(&from) = computed.get(m) else {
+                continue;
+            };
+            let p = Path::new(file);
+            if p.is_absolute() || file.contains('\0') || ascent(p) > from {
+                return Err(bad(format!(
+                    "an include names its file with {m}, defined as {file:?}, which is \
+                     outside the job's files"
+                )));
+            }
+        }
+        Ok(true)
     }
 
     /// The job dir, and what to run in it: the arguments after the compiler's name (`args`
     /// are the request's, already checked by `box_rules`), the directory to run in, the
-    /// object's path, the dependency file's path and the mirror's root (to take out of what
-    /// the compiler says).
-    fn command(mut self, args: &[String], output_ext: &str) -> Launch {
+    /// object's path, the dependency file's path, the mirror's root (to take out of what
+    /// the compiler says), and when an include names its file with a macro (`computed`),
+    /// the preprocessing that audits what the compile will open.
+    fn command(mut self, args: &[String], output_ext: &str, computed: bool) -> Launch {
         let dir = self.dir.take().expect("a tree owns its dir until here");
         let root = self.root.to_string_lossy().into_owned();
         let rooted = |p: &str| -> OsString {
@@ -442,6 +487,20 @@ impl Tree {
             argv.push(opt.into());
             argv.push(rooted(p));
         }
+        let cwd = tree::under(&self.root, &self.cwd);
+        // The same preprocessing with gcc's report of every header it opens, and nothing
+        // written but to /dev/null. Not `-H` in the compile itself: with `-g` gcc records
+        // its options in the object, which would then differ from the master's.
+        let audit = computed.then(|| {
+            let mut argv = argv.clone();
+            argv.push(rooted(&self.manifest.source));
+            argv.extend(["-E", "-H", "-o", "/dev/null"].map(OsString::from));
+            Audit {
+                root: self.root.clone(),
+                cwd: cwd.clone(),
+                argv,
+            }
+        });
         let output = dir.join(format!("output.{output_ext}"));
         let depfile = self.manifest.deps.as_ref().map(|d| {
             let f = dir.join("output.d");
@@ -465,14 +524,74 @@ impl Tree {
         argv.push("-o".into());
         argv.push(output.clone().into());
         Launch {
-            cwd: tree::under(&self.root, &self.cwd),
+            cwd,
             dir,
             argv,
             output,
             depfile,
             strip: Some(self.root.clone()),
+            audit,
         }
     }
+}
+
+/// The preprocessing run before a job whose includes a macro names, and what to check in
+/// what it says (`job` runs it, and the compile only if it passes).
+#[derive(Debug, Clone)]
+pub struct Audit {
+    /// The mirror's root, and the directory the compiler runs in (inside it).
+    root: PathBuf,
+    cwd: PathBuf,
+    /// The arguments after the compiler's name.
+    pub argv: Vec<OsString>,
+}
+
+impl Audit {
+    /// The first file gcc's `-H` report in `stderr` names outside the mirror. gcc writes, for
+    /// each header it opens, one dot per include depth, a space and the path as it opened it
+    /// (relative to where it runs, or absolute); for a precompiled header it tries, dots then
+    /// `!` (used) or `x` (not valid) and a space. Every other line is a diagnostic (a file
+    /// name, a space or `In file included from` first) or, at the end, gcc's list of headers
+    /// that lack an include guard (`Multiple include guards may be useful for:`, one path a
+    /// line without dots: each already reported with its dots).
+    pub fn outside(&self, stderr: &[u8]) -> Option<PathBuf> {
+        stderr
+            .split(|&b| b == b'\n')
+            .filter_map(report_line)
+            .find(|path| !stays_inside(&self.root, &self.cwd, path))
+            .map(|path| PathBuf::from(OsStr::from_bytes(path)))
+    }
+}
+
+/// The path a line of gcc's `-H` report names, or `None` for any other line.
+fn report_line(line: &[u8]) -> Option<&[u8]> {
+    let dots = line.iter().take_while(|&&b| b == b'.').count();
+    match &line[dots..] {
+        [b' ', path @ ..] if dots > 0 => Some(path),
+        [b'!' | b'x', b' ', path @ ..] => Some(path),
+        _ => None,
+    }
+}
+
+/// Whether `path`, as a compiler running in `cwd` (inside `root`) opened it, stays in
+/// `root`: an absolute path must start with `root`, and no `..` may climb above it at any
+/// point. Stricter than resolving `..` by the names alone: the walk never passes through a
+/// directory outside the mirror, where a link could lead anywhere.
+fn stays_inside(root: &Path, cwd: &Path, path: &[u8]) -> bool {
+    let full = cwd.join(Path::new(OsStr::from_bytes(path)));
+    let Ok(rest) = full.strip_prefix(root) else {
+        return false;
+    };
+    let mut depth = 0usize;
+    for c in rest.components() {
+        match c {
+            Component::Normal(_) => depth += 1,
+            Component::ParentDir if depth > 0 => depth -= 1,
+            Component::CurDir => {}
+            _ => return false,
+        }
+    }
+    true
 }
 
 #[cfg(test)]
@@ -551,8 +670,8 @@ mod tests {
         assert!(!t.complete());
         t.blob(2, b"\n", &mut cache).unwrap();
         assert!(t.complete());
-        t.check_includes(&mut Verdicts::default(), &[]).unwrap();
-        let c = t.command(&["-c".into(), "-fdebug-prefix-map=/w=.".into()], "o");
+        assert!(!t.check_includes(&mut Verdicts::default(), &[]).unwrap());
+        let c = t.command(&["-c".into(), "-fdebug-prefix-map=/w=.".into()], "o", true);
         let root = c.dir.join("root");
         let argv: Vec<String> = c.argv.iter().map(|a| a.to_string_lossy().into()).collect();
         assert_eq!(argv[0], format!("-ffile-prefix-map={}=", root.display()));
@@ -562,17 +681,25 @@ mod tests {
         );
         assert!(argv.contains(&format!("{}/usr/include", root.display())));
         assert!(argv.contains(&"inc".to_string()));
+        assert!(!argv.contains(&"-H".to_string()));
         assert_eq!(c.cwd, root.join("w/p"));
-        let out = std::process::Command::new("gcc")
-            .args(&c.argv)
-            .current_dir(&c.cwd)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let gcc = |argv: &[OsString]| {
+            let out = std::process::Command::new("gcc")
+                .args(argv)
+                .current_dir(&c.cwd)
+                .output()
+                .unwrap();
+            let said = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(out.status.success(), "{said}");
+            said
+        };
+        // The audit: the same preprocessing, reporting both headers, both in the mirror.
+        let audit = c.audit.as_ref().unwrap();
+        let said = gcc(&audit.argv);
+        assert!(said.starts_with(". inc/a.h\n. "), "{said}");
+        assert_eq!(audit.outside(said.as_bytes()), None);
+        assert!(!c.output.exists());
+        assert_eq!(gcc(&c.argv), "");
         let deps = fs::read_to_string(c.depfile.as_ref().unwrap()).unwrap();
         assert!(deps.starts_with("a.o: src/main.c inc/a.h"), "{deps}");
         // A second job finds everything in the cache.
@@ -591,6 +718,25 @@ mod tests {
             let v = judge(text);
             assert!(v.refused.is_some_and(|r| r.contains(why)), "{why}");
         }
+        // A plain macro (or macro call) is compiled, and audited; anything else is refused.
+        for (text, computed) in [
+            (&b"#define P \"a.h\"\n#include P\n"[..], true),
+            (b"#include TRACE_INCLUDE(TRACE_INCLUDE_FILE)\n", true),
+            (b"#include \"a.h\"\n", false),
+        ] {
+            let v = judge(text);
+            assert_eq!((v.refused, !v.computed.is_empty()), (None, computed));
+        }
+        assert_eq!(
+            judge(
+                b"#define P \"a.h\"\n#  define Q <sys/q.h> // q\n#define F(x) \"f.h\"\n\
+                  #define V \"1.2\"\n#include P\n#include Q\n#include F(x)\n"
+            )
+            .named,
+            [("P".into(), "a.h".into()), ("Q".into(), "sys/q.h".into())]
+        );
+        assert!(judge(b"#include __BASE_FILE__\n").refused.is_some());
+        assert!(judge(b"#include 3\n").refused.is_some());
         assert_eq!(judge(b"#include \"../../a.h\"\n").ascent, 2);
         let d = Dir(std::env::temp_dir().join(format!("rcc-sources-up-{}", std::process::id())));
         let _ = fs::remove_dir_all(&d.0);
@@ -612,5 +758,152 @@ mod tests {
         )
         .is_err());
         assert!(Tree::open(&d.0, 5, b"/w", manifest("a.s", &[], &[]), &cache, 1 << 30).is_err());
+    }
+
+    #[test]
+    fn a_macro_plainly_defined_to_a_file_outside_is_refused_before_the_compile() {
+        let d = Dir(std::env::temp_dir().join(format!("rcc-sources-def-{}", std::process::id())));
+        let _ = fs::remove_dir_all(&d.0);
+        fs::create_dir_all(&d.0).unwrap();
+        let mut cache = Cache::open(&d.0.join("cache"), 1 << 20).unwrap();
+        let mut seq = 10;
+        let mut check = |src: &str, args: &[&str]| {
+            let m = manifest("a.c", &[], &[("/w/p/a.c", src.as_bytes())]);
+            seq += 1;
+            let mut t = Tree::open(&d.0, seq, b"/w/p", m, &cache, 1 << 30).unwrap();
+            if !t.needed().is_empty() {
+                t.blob(0, src.as_bytes(), &mut cache).unwrap();
+            }
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            t.check_includes(&mut Verdicts::default(), &args)
+                .map_err(|e| e.text)
+        };
+        let refused = "outside the job's files";
+        assert!(check("#define P \"/etc/passwd\"\n#include P\n", &[])
+            .is_err_and(|e| e.contains(refused)));
+        assert!(
+            check("#define P \"../../../etc/passwd\"\n#include P\n", &[])
+                .is_err_and(|e| e.contains(refused))
+        );
+        assert!(check("#include P\n", &["-c", "-DP=\"/etc/passwd\""]).is_err());
+        assert!(check("#include P\n", &["-c", "--define-macro=P=</etc/passwd>"]).is_err());
+        // What stays inside, or is not a plain name, is compiled and audited.
+        assert_eq!(check("#define P \"../a.h\"\n#include P\n", &[]), Ok(true));
+        assert_eq!(check("#define P \"/etc/passwd\"\nint x;\n", &[]), Ok(false));
+        assert_eq!(
+            check("#define P X(/etc/passwd)\n#include P\n", &[]),
+            Ok(true)
+        );
+        assert_eq!(
+            check("#include P\n", &["-c", "-DQ=\"/etc/passwd\""]),
+            Ok(true)
+        );
+    }
+
+    /// An audit for a compile that runs in `/j/root/w/p`.
+    fn audit() -> Audit {
+        Audit {
+            root: "/j/root".into(),
+            cwd: "/j/root/w/p".into(),
+            argv: vec![],
+        }
+    }
+
+    #[test]
+    fn a_header_opened_outside_the_mirror_is_found_in_the_report() {
+        for (path, inside) in [
+            ("inc/a.h", true),
+            ("../../usr/include/a.h", true),
+            ("./inc/./a.h", true),
+            ("src/../../p/inc/a.h", true),
+            ("/j/root/usr/lib/gcc/x/12/../../../../include/a.h", true),
+            ("/j/root/w/p/inc/a.h", true),
+            ("/j/root//w/p/inc/a.h", true),
+            ("../../../etc/passwd", false),
+            ("src/../../../../etc/passwd", false),
+            ("/etc/passwd", false),
+            // Back in by name, but through a directory outside: refused all the same.
+            ("/j/root/../root/w/a.h", false),
+            ("/j/root/usr/../../etc/passwd", false),
+            ("/j/rootx/a.h", false),
+            ("/j/output.d", false),
+            ("/proc/self/cwd/a.h", false),
+        ] {
+            // As gcc reports a header at any depth, and a precompiled one it tried.
+            for form in [". ", "..... ", "! ", "..x "] {
+                let stderr = format!(". inc/b.h\n{form}{path}\n. /etc/shadow\n");
+                let got = audit().outside(stderr.as_bytes());
+                let want = if inside { "/etc/shadow" } else { path };
+                assert_eq!(got, Some(PathBuf::from(want)), "{form}{path}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_reports_own_lines_count() {
+        let stderr = b"In file included from /etc/x.h:1,\n\
+            \x20                from a.c:2:\n\
+            /etc/x.h:1:5: warning: unused variable 'x' [-Wunused-variable]\n\
+            \x20   1 | . /etc/passwd\n\
+            ...: dots without a space\n\
+            x: a file called x\n\
+            Multiple include guards may be useful for:\n\
+            /etc/passwd\n\
+            . inc/a.h";
+        assert_eq!(audit().outside(stderr), None);
+        assert_eq!(audit().outside(b""), None);
+    }
+
+    #[test]
+    fn gcc_reports_what_a_macro_made_it_open() {
+        let d = Dir(std::env::temp_dir().join(format!("rcc-sources-h-{}", std::process::id())));
+        let _ = fs::remove_dir_all(&d.0);
+        let root = d.0.join("root");
+        let cwd = root.join("w");
+        fs::create_dir_all(cwd.join("inc")).unwrap();
+        fs::write(cwd.join("inc/inside.h"), "int i;\n").unwrap();
+        let audit = Audit {
+            root: root.clone(),
+            cwd: cwd.clone(),
+            argv: vec![],
+        };
+        let stringify = "#define STR(x) #x\n#define XSTR(x) STR(x)\n";
+        for (text, outside) in [
+            ("#define P XSTR(inc/inside.h)\n#include P\n", None),
+            (
+                "#define P XSTR(../inc/../w/inc/inside.h)\n#include P\n",
+                None,
+            ),
+            (
+                "#define P XSTR(/usr/include/stdc-predef.h)\n#include P\n",
+                Some("/usr/include/stdc-predef.h".to_string()),
+            ),
+            (
+                "#define P XSTR(../../../../../../../../../../../../etc/passwd)\n#include P\n",
+                Some("../../../../../../../../../../../../etc/passwd".to_string()),
+            ),
+        ] {
+            fs::write(cwd.join("a.c"), format!("{stringify}{text}")).unwrap();
+            let out = std::process::Command::new("gcc")
+                .args([
+                    "-nostdinc",
+                    "-Iinc",
+                    "-c",
+                    "a.c",
+                    "-E",
+                    "-H",
+                    "-o",
+                    "/dev/null",
+                ])
+                .current_dir(&cwd)
+                .output()
+                .unwrap();
+            assert_eq!(
+                audit.outside(&out.stderr),
+                outside.map(PathBuf::from),
+                "{text}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 }
