@@ -197,7 +197,12 @@ fn header_name(s: &[u8]) -> Option<(Form, String, &[u8])> {
 
 fn scan_line(line: &[u8], number: usize, out: &mut Vec<Directive>) {
     let rest = skip_space(line);
-    if let Some(rest) = rest.strip_prefix(b"#") {
+    // `%:` is `#` in C99 and C++ (a digraph), `??=` with -trigraphs: a directive either way.
+    let hash = rest
+        .strip_prefix(b"#")
+        .or_else(|| rest.strip_prefix(b"%:"))
+        .or_else(|| rest.strip_prefix(b"??="));
+    if let Some(rest) = hash {
         let (word, after) = ident(skip_space(rest));
         let next = match word {
             b"include" | b"import" => Some(false),
@@ -382,6 +387,14 @@ mod tests {
         assert_eq!(
             scan(b"#include <a.h>\r\n#include \"b.h\""),
             vec![inc(Form::Angle, "a.h"), inc(Form::Quote, "b.h")]
+        );
+    }
+
+    #[test]
+    fn digraph_and_trigraph_directives_count() {
+        assert_eq!(
+            scan(b"%:include \"/etc/hostname\"\n  ??=include <b.h>\n"),
+            vec![inc(Form::Quote, "/etc/hostname"), inc(Form::Angle, "b.h")]
         );
     }
 }

@@ -67,6 +67,17 @@ pub fn run(config: Config) -> io::Result<()> {
         Ok(_) => {}
         Err(e) => log::warn!("cannot raise the open files limit: {e}"),
     }
+    match crate::sys::landlock_abi() {
+        Some(v) => log::info!(
+            "compilers run in a Landlock sandbox (ABI {v}): they read only the system's \
+             programs, their own toolchain and their job's files"
+        ),
+        None => log::warn!(
+            "this kernel has no Landlock: compilers can read every file this user can, and \
+             only the include checks keep shipped sources to their own files; run rccd as a \
+             user without access to secrets (see README, Security)"
+        ),
+    }
     let poll = Poll::new()?;
     let mut listeners = Vec::new();
     for (i, addr) in config.listen.iter().enumerate() {
