@@ -349,7 +349,9 @@ fn a_compile_cannot_read_a_file_outside_its_job() {
     let octal: String = name.bytes().map(|b| format!("\\{b:o}")).collect();
     let evil = format!("#define IN \".inc\"\nasm(IN \"bin \\\"{dir}/{octal}\\\"\");\nint x;\n");
     // Preprocessed text has its macros expanded already.
-    let expanded = evil.replace("#define IN \".inc\"\n", "").replace("IN ", "\".inc\" ");
+    let expanded = evil
+        .replace("#define IN \".inc\"\n", "")
+        .replace("IN ", "\".inc\" ");
     for (mode, answer) in [
         ("preprocessed", {
             let mut req = request("gcc", &["-c"]);
