@@ -44,6 +44,7 @@ pub fn ship_plan(argv: &[OsString], plan: &Plan) -> Result<ShipPlan, String> {
     let lang = match plan.lang {
         Lang::C => "c",
         Lang::Cxx => "c++",
+        Lang::AsmCpp => "assembler-with-cpp",
         other => return Err(format!("{other:?} sources are preprocessed here")),
     };
     let a = args::texts(argv).map_err(|r| r.to_string())?;
@@ -290,7 +291,6 @@ mod tests {
     fn what_this_mode_does_not_reproduce_is_preprocessed_here() {
         for line in [
             "-x c -c a.k",
-            "-c a.S",
             "-c a.i",
             "-H -c a.c",
             "-iprefix /p -c a.c",

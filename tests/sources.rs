@@ -330,6 +330,43 @@ fn trace_event_headers_named_by_macros_ship_and_give_the_plain_objects() {
 }
 
 #[test]
+fn assembler_through_the_preprocessor_ships_with_and_without_g() {
+    let t = TempDir::new("sources-asm");
+    let d = Daemon::start(1, &[]);
+    let hosts = format!("{}/1", d.addr());
+    std::fs::create_dir_all(t.join("arch/inc")).unwrap();
+    t.write("arch/inc/value.h", "#define VALUE 42 /* the answer */\n");
+    t.write(
+        "arch/answer.S",
+        "#include <value.h>\n// a comment with an apostrophe: don't\n\t.text\n\
+         \t.globl answer\nanswer:\n\tmovl $VALUE, %eax\n\tret\n",
+    );
+    for debug in ["-g", "-g0"] {
+        let args = [
+            debug,
+            "-D__ASSEMBLY__",
+            "-Iarch/inc",
+            "-Wa,--noexecstack",
+            "-Wp,-MMD,arch/.answer.o.d",
+            "-c",
+            "arch/answer.S",
+            "-o",
+            "arch/answer.o",
+        ];
+        let names = ["arch/answer.o".to_string(), "arch/.answer.o.d".to_string()];
+        assert!(gcc(t.path(), "gcc", &args).status.success());
+        keep(t.path(), &names);
+        let before = d.counter("sources");
+        let out = ok(rcc(t.path(), &t.join(".rcc"), &hosts)
+            .env("RCC_VERBOSE", "1")
+            .arg("gcc")
+            .args(args));
+        same(t.path(), &names);
+        assert_eq!(d.counter("sources") - before, 1, "{}", s(&out.stderr));
+    }
+}
+
+#[test]
 fn a_header_rewritten_with_the_same_size_and_time_is_sent_again() {
     let t = TempDir::new("sources-rewrite");
     let d = Daemon::start(1, &[]);

@@ -274,12 +274,37 @@ struct Found {
     chain: Option<usize>,
 }
 
-fn is_file(p: &Path) -> bool {
-    std::fs::metadata(p).is_ok_and(|m| m.is_file())
+/// Whether `p` is a file, knowing which directories do not exist: most lookups try a
+/// directory of the search path that has no such subdirectory at all (`<linux/x.h>` in
+/// `arch/arm64/include`), and one stat of the directory answers them all. Only for one
+/// scan: a directory the build makes later is seen by the next job.
+#[derive(Default)]
+struct Dirs(HashMap<PathBuf, bool>);
+
+impl Dirs {
+    fn is_file(&mut self, p: &Path) -> bool {
+        if let Some(dir) = p.parent() {
+            if !dir.as_os_str().is_empty() {
+                let exists = match self.0.get(dir) {
+                    Some(e) => *e,
+                    None => {
+                        let e = std::fs::metadata(dir).is_ok_and(|m| m.is_dir());
+                        self.0.insert(dir.to_path_buf(), e);
+                        e
+                    }
+                };
+                if !exists {
+                    return false;
+                }
+            }
+        }
+        std::fs::metadata(p).is_ok_and(|m| m.is_file())
+    }
 }
 
 /// Looks `name` up as gcc would from a file in `dir` found at chain index `from`.
 fn lookup(
+    dirs: &mut Dirs,
     name: &str,
     form: Form,
     next: bool,
@@ -289,7 +314,7 @@ fn lookup(
 ) -> Option<Found> {
     if Path::new(name).is_absolute() {
         let p = clean(Path::new(name));
-        return is_file(&p).then_some(Found {
+        return dirs.is_file(&p).then_some(Found {
             path: p,
             chain: None,
         });
@@ -302,7 +327,7 @@ fn lookup(
             .iter()
             .enumerate()
             .map(|(k, d)| (start + k, clean(&d.join(name))))
-            .find(|(_, p)| is_file(p))
+            .find(|(_, p)| dirs.is_file(p))
             .map(|(i, path)| Found {
                 path,
                 chain: Some(i),
@@ -310,7 +335,7 @@ fn lookup(
     }
     if form == Form::Quote {
         let p = clean(&dir.join(name));
-        if is_file(&p) {
+        if dirs.is_file(&p) {
             // Found beside its includer: not from the chain.
             return Some(Found {
                 path: p,
@@ -321,7 +346,7 @@ fn lookup(
             .quote
             .iter()
             .map(|d| clean(&d.join(name)))
-            .find(|p| is_file(p))
+            .find(|p| dirs.is_file(p))
         {
             return Some(Found { path, chain: None });
         }
@@ -330,7 +355,7 @@ fn lookup(
         .iter()
         .enumerate()
         .map(|(i, d)| (i, clean(&d.join(name))))
-        .find(|(_, p)| is_file(p))
+        .find(|(_, p)| dirs.is_file(p))
         .map(|(i, path)| Found {
             path,
             chain: Some(i),
@@ -348,7 +373,7 @@ pub fn find(
     sp: &SearchPaths,
 ) -> Option<(PathBuf, Option<usize>)> {
     let dir = includer.parent().unwrap_or(Path::new("/"));
-    lookup(name, form, next, dir, chain, sp).map(|f| (f.path, f.chain))
+    lookup(&mut Dirs::default(), name, form, next, dir, chain, sp).map(|f| (f.path, f.chain))
 }
 
 /// Follows every include from `source` (absolute), the preincludes and `extra` (files found
@@ -379,6 +404,7 @@ pub fn closure(
     // lookup depends only on the name and where in the chain it starts, so it is answered
     // once. (Quote lookups depend on the includer's directory too; they are cheap to keep.)
     let mut bracket_memo: HashMap<(String, usize), Option<Found>> = HashMap::new();
+    let mut dirs = Dirs::default();
     // Bounded by the number of distinct files.
     while let Some((file, chain)) = todo.pop() {
         let dir = file.parent().unwrap_or(Path::new("/")).to_path_buf();
@@ -407,10 +433,12 @@ pub fn closure(
                         let start = if next { chain.map_or(0, |i| i + 1) } else { 0 };
                         bracket_memo
                             .entry((name.clone(), start))
-                            .or_insert_with(|| lookup(&name, form, next, &dir, chain, sp))
+                            .or_insert_with(|| {
+                                lookup(&mut dirs, &name, form, next, &dir, chain, sp)
+                            })
                             .clone()
                     } else {
-                        lookup(&name, form, next, &dir, chain, sp)
+                        lookup(&mut dirs, &name, form, next, &dir, chain, sp)
                     };
                     let Some(f) = found else {
                         // Not here, so not there either: the box sees the same absence.

@@ -67,7 +67,10 @@ fn layout_error(e: std::io::Error) -> Refusal {
 }
 
 /// The suffixes of sources the box preprocesses (C and C++, as gcc names them).
-const SOURCE_SUFFIXES: [&str; 8] = ["c", "cc", "cp", "cxx", "cpp", "CPP", "c++", "C"];
+const SOURCE_SUFFIXES: [&str; 10] = [
+    "c", "cc", "cp", "cxx", "cpp", "CPP", "c++", "C", // C and C++
+    "S", "sx", // assembler through the preprocessor
+];
 
 /// `p` as gcc would use it from `cwd`, checked to stay inside the mirror; its plain form
 /// (for its depth and to make its directories).
@@ -273,7 +276,7 @@ impl Tree {
             .unwrap_or("");
         if !SOURCE_SUFFIXES.contains(&suffix) {
             return Err(bad(format!(
-                "source {:?} is not a C or C++ file by its suffix",
+                "source {:?} is not a C, C++ or .S file by its suffix",
                 manifest.source
             )));
         }
