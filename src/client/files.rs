@@ -19,13 +19,15 @@ use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 /// One file, as of its stamp.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Known {
     pub hash: Digest,
     pub size: u64,
-    pub directives: Vec<Directive>,
+    /// Shared: the scan and the manifest both hold them.
+    pub directives: Rc<Vec<Directive>>,
 }
 
 /// A log is rewritten when it is larger than this and mostly stale.
@@ -36,7 +38,7 @@ const COMPACT_ABOVE: usize = 256 * 1024;
 struct Log {
     path: PathBuf,
     data: Vec<u8>,
-    newest: HashMap<Vec<u8>, Range<usize>>,
+    newest: HashMap<Vec<u8>, (Range<usize>, u64)>,
 }
 
 pub struct Files {
@@ -70,7 +72,7 @@ fn checksum(data: &[u8]) -> u64 {
 /// A record's body: the file's name in its directory, its stamp, its hash, its directives.
 fn encode(name: &[u8], stamp: &str, k: &Known) -> Vec<u8> {
     let mut s = format!("\n{stamp}\n{}\n", sha256::hex(&k.hash));
-    for d in &k.directives {
+    for d in k.directives.iter() {
         match d {
             Directive::Include {
                 form,
@@ -100,8 +102,8 @@ fn record(body: &[u8]) -> Vec<u8> {
 
 /// The records of a log: (file name, body range) for each whole one, in order, and whether
 /// the log ended cleanly (a torn tail or a foreign file stops the walk).
-/// A file's name and where its record's body is in the log.
-type Record<'a> = (&'a [u8], Range<usize>);
+/// A file's name, where its record's body is in the log, and the body's checksum.
+type Record<'a> = (&'a [u8], Range<usize>, u64);
 
 fn records(data: &[u8]) -> (Vec<Record<'_>>, bool) {
     let mut out = Vec::new();
@@ -124,23 +126,27 @@ fn records(data: &[u8]) -> (Vec<Record<'_>>, bool) {
             return (out, false);
         };
         at = start + len;
-        if checksum(body) != sum {
-            continue;
-        }
+        // The checksum is checked when a record is used: most records of a log are not.
         if let Some(end) = body.iter().position(|&b| b == b'\n') {
-            out.push((&body[..end], start..start + len));
+            out.push((&body[..end], start..start + len, sum));
         }
     }
     (out, true)
 }
 
 fn unhex(h: &str) -> Option<Digest> {
+    let h = h.as_bytes();
     if h.len() != 64 {
         return None;
     }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
     let mut d = [0u8; 32];
     for (i, b) in d.iter_mut().enumerate() {
-        *b = u8::from_str_radix(h.get(2 * i..2 * i + 2)?, 16).ok()?;
+        *b = nibble(h[2 * i])? << 4 | nibble(h[2 * i + 1])?;
     }
     Some(d)
 }
@@ -186,7 +192,7 @@ fn decode(body: &[u8], want: &str, size: u64) -> Option<Known> {
     Some(Known {
         hash,
         size,
-        directives,
+        directives: Rc::new(directives),
     })
 }
 
@@ -195,8 +201,10 @@ impl Log {
         let data = fs::read(&path).unwrap_or_default();
         let (all, clean) = records(&data);
         let count = all.len();
-        let newest: HashMap<Vec<u8>, Range<usize>> =
-            all.into_iter().map(|(n, r)| (n.to_vec(), r)).collect();
+        let newest: HashMap<Vec<u8>, (Range<usize>, u64)> = all
+            .into_iter()
+            .map(|(n, r, sum)| (n.to_vec(), (r, sum)))
+            .collect();
         let mut log = Log { path, data, newest };
         let stale = count - log.newest.len();
         if !clean || (log.data.len() > COMPACT_ABOVE && stale > log.newest.len()) {
@@ -209,11 +217,15 @@ impl Log {
     /// old file loses its record: a cache miss later, never a wrong answer.
     fn compact(&mut self) {
         let mut out = Vec::new();
-        let mut newest = HashMap::new();
-        for (name, r) in &self.newest {
-            let rec = record(&self.data[r.clone()]);
+        let mut newest = HashMap::default();
+        for (name, (r, sum)) in &self.newest {
+            let body = &self.data[r.clone()];
+            if checksum(body) != *sum {
+                continue;
+            }
+            let rec = record(body);
             let body_at = out.len() + rec.len() - r.len();
-            newest.insert(name.clone(), body_at..body_at + r.len());
+            newest.insert(name.clone(), (body_at..body_at + r.len(), *sum));
             out.extend_from_slice(&rec);
         }
         let tmp = self
@@ -247,8 +259,8 @@ impl Files {
         fs::create_dir_all(&dir)?;
         Ok(Files {
             dir,
-            logs: HashMap::new(),
-            answered: HashMap::new(),
+            logs: HashMap::default(),
+            answered: HashMap::default(),
         })
     }
 
@@ -277,7 +289,9 @@ impl Files {
         let cached = log
             .newest
             .get(name)
-            .and_then(|r| decode(&log.data[r.clone()], &want, m.size()));
+            .map(|(r, sum)| (&log.data[r.clone()], *sum))
+            .filter(|(body, sum)| checksum(body) == *sum)
+            .and_then(|(body, _)| decode(body, &want, m.size()));
         let known = match cached {
             Some(k) => k,
             None => {
@@ -285,7 +299,7 @@ impl Files {
                 let k = Known {
                     hash: sha256::digest(&data),
                     size: data.len() as u64,
-                    directives: includes::scan(&data),
+                    directives: Rc::new(includes::scan(&data)),
                 };
                 // The file changed while we read it: the stamp kept must describe what was
                 // read, so no record unless it held still. A name with a newline is not kept.
@@ -364,7 +378,7 @@ mod tests {
         let k = Known {
             hash: sha256::digest(b"x"),
             size: 1,
-            directives: vec![
+            directives: Rc::new(vec![
                 Directive::Include {
                     form: Form::Quote,
                     name: "a b.h".into(),
@@ -375,26 +389,29 @@ mod tests {
                     line: 9,
                     text: "#include X(y)".into(),
                 },
-            ],
+            ]),
         };
         let one = record(&encode(b"f.h", "s", &k));
         let (all, clean) = records(&one);
         assert!(clean);
         assert_eq!(all[0].0, b"f.h");
+        assert_eq!(checksum(&one[all[0].1.clone()]), all[0].2);
         assert_eq!(decode(&one[all[0].1.clone()], "s", 1), Some(k.clone()));
         assert_eq!(decode(&one[all[0].1.clone()], "t", 1), None);
 
-        // A record whose body was overwritten is skipped; one cut short ends the walk.
+        // A record whose body was overwritten fails its checksum when used; one cut short
+        // ends the walk.
         let mut two = one.clone();
         let flip = two.len() - 3;
         two[flip] ^= 1;
         two.extend_from_slice(&one);
         let (all, clean) = records(&two);
         assert!(clean);
-        assert_eq!(all.len(), 1);
+        let whole = |(_, r, sum): &Record| checksum(&two[r.clone()]) == *sum;
+        assert_eq!(all.iter().map(whole).collect::<Vec<_>>(), [false, true]);
         let (all, clean) = records(&two[..two.len() - 2]);
         assert!(!clean);
-        assert!(all.is_empty());
+        assert_eq!(all.iter().map(whole).collect::<Vec<_>>(), [false]);
     }
 
     #[test]
@@ -411,7 +428,7 @@ mod tests {
         // What a long build of a generated header leaves: many stamps of it, then the last.
         let mut data = Vec::new();
         let old = Known {
-            directives: vec![],
+            directives: Rc::new(vec![]),
             ..k.clone()
         };
         for i in 0..COMPACT_ABOVE / 100 {

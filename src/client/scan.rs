@@ -18,6 +18,7 @@ use std::ffi::OsString;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::rc::Rc;
 
 /// Where the compiler looks, as it said.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -383,10 +384,10 @@ pub fn closure(
     source: &Path,
     sp: &SearchPaths,
     extra: &[(PathBuf, Option<usize>)],
-    mut directives: impl FnMut(&Path) -> io::Result<Vec<Directive>>,
+    mut directives: impl FnMut(&Path) -> io::Result<Rc<Vec<Directive>>>,
 ) -> io::Result<Closure> {
     let mut c = Closure::default();
-    let mut seen: HashMap<PathBuf, ()> = HashMap::new();
+    let mut seen: HashMap<PathBuf, ()> = HashMap::default();
     // (file, its bracket-chain index)
     let mut todo: Vec<(PathBuf, Option<usize>)> = Vec::new();
     let roots = std::iter::once(source)
@@ -403,12 +404,12 @@ pub fn closure(
     // The same name is looked up from hundreds of headers (`<linux/types.h>`): a bracket
     // lookup depends only on the name and where in the chain it starts, so it is answered
     // once. (Quote lookups depend on the includer's directory too; they are cheap to keep.)
-    let mut bracket_memo: HashMap<(String, usize), Option<Found>> = HashMap::new();
+    let mut bracket_memo: HashMap<String, Vec<(usize, Option<Found>)>> = HashMap::default();
     let mut dirs = Dirs::default();
     // Bounded by the number of distinct files.
     while let Some((file, chain)) = todo.pop() {
         let dir = file.parent().unwrap_or(Path::new("/")).to_path_buf();
-        for d in directives(&file)? {
+        for d in directives(&file)?.iter() {
             match d {
                 Directive::Computed { line, text } => {
                     c.computed.push(Computed {
@@ -429,16 +430,25 @@ pub fn closure(
                     next,
                     probe,
                 } => {
+                    let (form, next, probe) = (*form, *next, *probe);
                     let found = if form == Form::Angle || next {
                         let start = if next { chain.map_or(0, |i| i + 1) } else { 0 };
-                        bracket_memo
-                            .entry((name.clone(), start))
-                            .or_insert_with(|| {
-                                lookup(&mut dirs, &name, form, next, &dir, chain, sp)
-                            })
-                            .clone()
+                        let known = bracket_memo
+                            .get(name.as_str())
+                            .and_then(|v| v.iter().find(|(s, _)| *s == start));
+                        match known {
+                            Some((_, f)) => f.clone(),
+                            None => {
+                                let f = lookup(&mut dirs, name, form, next, &dir, chain, sp);
+                                bracket_memo
+                                    .entry(name.clone())
+                                    .or_default()
+                                    .push((start, f.clone()));
+                                f
+                            }
+                        }
                     } else {
-                        lookup(&mut dirs, &name, form, next, &dir, chain, sp)
+                        lookup(&mut dirs, name, form, next, &dir, chain, sp)
                     };
                     let Some(f) = found else {
                         // Not here, so not there either: the box sees the same absence.

@@ -106,7 +106,7 @@ pub fn prepare(
     let source_abs = scan::clean(&cwd.join(source));
     let mut extra: Vec<(PathBuf, Option<usize>)> = Vec::new();
     let mut closure = scan::closure(&source_abs, &search, &extra, |p| {
-        Ok(files.get(p)?.directives.clone())
+        Ok(std::rc::Rc::clone(&files.get(p)?.directives))
     })
     .map_err(|e| format!("cannot read what {source} includes: {e}"))?;
     // A computed include adds the files its names can give, and those may add definitions
@@ -129,7 +129,7 @@ pub fn prepare(
         }
         extra.extend(new);
         closure = scan::closure(&source_abs, &search, &extra, |p| {
-            Ok(files.get(p)?.directives.clone())
+            Ok(std::rc::Rc::clone(&files.get(p)?.directives))
         })
         .map_err(|e| format!("cannot read what {source} includes: {e}"))?;
     }
@@ -195,7 +195,7 @@ pub fn prepare(
             .ok_or_else(|| format!("{} is not UTF-8", plain.display()))?
             .to_string();
         let known = files.get(&plain).map_err(|e| format!("{name}: {e}"))?;
-        for d in &known.directives {
+        for d in known.directives.iter() {
             if let crate::includes::Directive::Include { name: n, .. } = d {
                 if Path::new(n).is_absolute() {
                     return Err(format!("{name} includes {n} by absolute path"));

@@ -97,11 +97,17 @@ fn main() {
         let t = Instant::now();
         // One Files per job, as each rcc process opens its own.
         let mut files = rcc::client::files::Files::open(&cache).unwrap();
-        let c = scan::closure(&source, &sp, &[], |p| Ok(files.get(p)?.directives.clone())).unwrap();
+        let c = scan::closure(&source, &sp, &[], |p| {
+            Ok(std::rc::Rc::clone(&files.get(p)?.directives))
+        })
+        .unwrap();
         let ms = t.elapsed().as_secs_f64() * 1e3;
         let t = Instant::now();
         let mut files = rcc::client::files::Files::open(&cache).unwrap();
-        let _ = scan::closure(&source, &sp, &[], |p| Ok(files.get(p)?.directives.clone())).unwrap();
+        let _ = scan::closure(&source, &sp, &[], |p| {
+            Ok(std::rc::Rc::clone(&files.get(p)?.directives))
+        })
+        .unwrap();
         warm_ms.push(t.elapsed().as_secs_f64() * 1e3);
         scan_ms.push(ms);
         let deps = Command::new(&compiler)
