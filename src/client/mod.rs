@@ -563,6 +563,38 @@ impl Client<'_> {
             }
         };
         let mut shipment: Option<Result<ship::Shipment, String>> = None;
+        let scan = |state: &State| -> Result<Result<ship::Shipment, String>, String> {
+            // Scanning is the master's cost in this mode: bounded like preprocessing.
+            let slot = state
+                .lock_cpp(cpp_limit, Instant::now() + Duration::from_secs(600))
+                .map_err(|e| format!("cannot lock a preprocessing slot: {e}"))?;
+            let t = Instant::now();
+            let sp = ship_plan.as_ref().expect("only with a ship plan");
+            let source = plan.source.to_str().unwrap_or_default();
+            let made = ship::prepare(program, &identity, sp, source, &cwd, &self.settings.rcc_dir);
+            drop(slot);
+            match &made {
+                Ok(sh) => self.log(format!(
+                    "scanned {source} in {} ms: {} files, {} bytes",
+                    ms(t.elapsed()),
+                    sh.manifest.files.len(),
+                    sh.bytes
+                )),
+                Err(why) => self.log(format!("preprocessing here: {why}")),
+            }
+            Ok(made)
+        };
+        // Scanned before waiting for a slot when the job will go to a box: done while every
+        // box is busy, the scan does not leave the slot that frees up idle (a box waits for
+        // the master's scan otherwise, some 30-50 ms of a throttled master per job).
+        let now = SystemTime::now();
+        let local_slot = candidates.iter().any(|c| !c.remote && c.limit > 0);
+        let some_box_takes_sources = candidates
+            .iter()
+            .any(|c| c.remote && state.marked("nosources", &c.key, now).is_none());
+        if ship_plan.is_some() && !local_slot && some_box_takes_sources {
+            shipment = Some(scan(&state)?);
+        }
         let mut input: Option<Vec<u8>> = None;
         let mut tried = Vec::new();
         // Each box is tried at most once per job in each mode; bounded by the list.
@@ -601,26 +633,7 @@ impl Client<'_> {
             let wants_sources =
                 ship_plan.is_some() && state.marked("nosources", &cand.key, now).is_none();
             if wants_sources && shipment.is_none() {
-                // Scanning is the master's cost in this mode: bounded like preprocessing.
-                let slot = state
-                    .lock_cpp(cpp_limit, Instant::now() + Duration::from_secs(600))
-                    .map_err(|e| format!("cannot lock a preprocessing slot: {e}"))?;
-                let t = Instant::now();
-                let sp = ship_plan.as_ref().expect("checked above");
-                let source = plan.source.to_str().unwrap_or_default();
-                let made =
-                    ship::prepare(program, &identity, sp, source, &cwd, &self.settings.rcc_dir);
-                drop(slot);
-                match &made {
-                    Ok(sh) => self.log(format!(
-                        "scanned {source} in {} ms: {} files, {} bytes",
-                        ms(t.elapsed()),
-                        sh.manifest.files.len(),
-                        sh.bytes
-                    )),
-                    Err(why) => self.log(format!("preprocessing here: {why}")),
-                }
-                shipment = Some(made);
+                shipment = Some(scan(&state)?);
             }
             let sources = match &shipment {
                 Some(Ok(sh)) if wants_sources => Some(sh),

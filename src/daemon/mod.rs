@@ -9,13 +9,13 @@
 //! | `event_loop.rs` | the only file that touches mio: accept, read, write, timers |
 //! | `conn.rs` | one connection's buffers and phase, driven by the loop |
 //! | `admit.rs` | slots, the wait queue and the counters |
-//! | `job.rs` | compiler allow-list and identity, temp dir, child process (the argument rules are `crate::box_rules`) |
+//! | `job.rs` | compiler allow-list and identity, temp dir, child process in its Landlock sandbox (the argument rules are `crate::box_rules`) |
 //! | `status.rs` | the status reply |
 //! | `thermal.rs` | the SoC's thermal zones, coolers and cpufreq caps -> accept, fewer, or none |
 //! | `memory.rs` | MemAvailable against what recent compiles needed -> accept or busy |
 //! | `cache.rs` | sources and headers by content hash, checked, bounded, least recently used out |
 //! | `tree.rs` | a job's private mirror of the master's paths, from the cache |
-//! | `sources.rs` | a job that ships its sources: manifest checks, the mirror, include checks, the command |
+//! | `sources.rs` | a job that ships its sources: manifest checks, the mirror, include checks, the `-H` audit of computed includes, the command |
 
 pub mod admit;
 pub mod cache;
