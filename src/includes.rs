@@ -145,25 +145,6 @@ pub fn computed_macro(text: &str) -> Option<&str> {
     (!name.is_empty() && !name.as_bytes()[0].is_ascii_digit()).then_some(name)
 }
 
-/// Whether `text` (a whole file) has a `#define NAME` for any of `names`. A computed include
-/// whose macro no file defines (and the command line does not) cannot name any file: it is
-/// either in code the preprocessor skips or an error on every machine alike (Lua's
-/// `#include LUA_USER_H`).
-pub fn defines_any(text: &[u8], names: &[&str]) -> bool {
-    let clean = strip_comments(text);
-    logical_lines(&clean).iter().any(|(_, line)| {
-        let Some(rest) = skip_space(line).strip_prefix(b"#") else {
-            return false;
-        };
-        let (word, after) = ident(skip_space(rest));
-        if word != b"define" {
-            return false;
-        }
-        let (name, _) = ident(skip_space(after));
-        names.iter().any(|n| n.as_bytes() == name)
-    })
-}
-
 fn skip_space(s: &[u8]) -> &[u8] {
     let n = s
         .iter()

@@ -276,7 +276,8 @@ impl Defs {
     }
 
     /// Adds every `#define` in `text` (a whole file, or `gcc -dM` output).
-    pub fn add_text(&mut self, text: &[u8]) {
+    #[cfg(test)]
+    fn add_text(&mut self, text: &[u8]) {
         for (_, at) in define_starts(text) {
             if let Some((name, def)) = parse_define(&logical_line(text, at)) {
                 self.add(name, def);
@@ -352,7 +353,7 @@ fn trim_start(s: &[u8]) -> &[u8] {
 }
 
 /// The identifiers a computed include's directive line uses (where gathering starts).
-pub fn idents(directive: &str) -> HashSet<String> {
+fn idents(directive: &str) -> HashSet<String> {
     lex(directive.as_bytes())
         .unwrap_or_default()
         .into_iter()
@@ -441,15 +442,21 @@ struct Expander<'a> {
 }
 
 impl Expander<'_> {
+    /// Counts one more way followed, within [`MAX_WAYS`].
+    fn step(&mut self) -> Result<(), String> {
+        self.ways += 1;
+        if self.ways > MAX_WAYS {
+            return Err(format!("more than {MAX_WAYS} ways to expand it"));
+        }
+        Ok(())
+    }
+
     /// Every full expansion of `toks`.
     fn all(&mut self, toks: Vec<Tok>) -> Result<Vec<Vec<Tok>>, String> {
         let mut done = Vec::new();
         let mut todo = vec![(toks, 0usize)];
         while let Some((toks, from)) = todo.pop() {
-            self.ways += 1;
-            if self.ways > MAX_WAYS {
-                return Err(format!("more than {MAX_WAYS} ways to expand it"));
-            }
+            self.step()?;
             let Some(at) = (from..toks.len()).find(|&i| {
                 let t = &toks[i];
                 t.kind == Kind::Ident
@@ -553,10 +560,7 @@ impl Expander<'_> {
             if k == pick.len() {
                 break;
             }
-            self.ways += 1;
-            if self.ways > MAX_WAYS {
-                return Err(format!("more than {MAX_WAYS} ways to expand it"));
-            }
+            self.step()?;
         }
         Ok(out)
     }

@@ -9,21 +9,13 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+/// The daemon's first message for `frames`.
 fn exchange(addr: &str, frames: &[u8]) -> Option<Message> {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(frames).unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Ok(Some((m, _))) = protocol::decode(&buf, &Limits::default()) {
-            return Some(m);
-        }
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
+    let all = exchange_all(addr, frames);
+    protocol::decode(&all, &Limits::default())
+        .ok()
+        .flatten()
+        .map(|(m, _)| m)
 }
 
 fn request(compiler: &str, args: &[&str]) -> JobRequest {

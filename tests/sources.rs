@@ -27,6 +27,27 @@ fn same(dir: &Path, names: &[String]) {
     }
 }
 
+/// Compiles `args` with plain `cc` in `dir` and keeps `names` aside, then again through rcc
+/// (with `RCC_VERBOSE=1`), and asserts each of `names` equals the plain build's. What rcc
+/// said comes back.
+fn plain_then_rcc(
+    dir: &Path,
+    rcc_dir: &Path,
+    hosts: &str,
+    cc: &str,
+    args: &[&str],
+    names: &[String],
+) -> std::process::Output {
+    assert!(gcc(dir, cc, args).status.success());
+    keep(dir, names);
+    let out = ok(rcc(dir, rcc_dir, hosts)
+        .env("RCC_VERBOSE", "1")
+        .arg(cc)
+        .args(args));
+    same(dir, names);
+    out
+}
+
 /// What a Lua build left in `obj/`.
 fn lua_outputs(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir.join("obj"))
@@ -135,10 +156,7 @@ fn cxx_templates_with_and_without_g_and_dependency_targets() {
     for debug in ["-g", "-g0"] {
         let mut args = args;
         args[1] = debug;
-        assert!(gcc(t.path(), "g++", &args).status.success());
-        keep(t.path(), &names);
-        ok(rcc(t.path(), &t.join(".rcc"), &hosts).arg("g++").args(args));
-        same(t.path(), &names);
+        plain_then_rcc(t.path(), &t.join(".rcc"), &hosts, "g++", &args, &names);
     }
     assert_eq!(d.counter("sources"), 2);
 }
@@ -203,10 +221,7 @@ fn a_multi_directory_project_with_a_generated_header() {
         );
         let mut args = args;
         args[1] = debug;
-        assert!(gcc(&src, "gcc", &args).status.success());
-        keep(&src, &names);
-        ok(rcc(&src, &t.join(".rcc"), &hosts).arg("gcc").args(args));
-        same(&src, &names);
+        plain_then_rcc(&src, &t.join(".rcc"), &hosts, "gcc", &args, &names);
     }
     assert_eq!(d.counter("sources"), 2);
 }
@@ -305,14 +320,8 @@ fn trace_event_headers_named_by_macros_ship_and_give_the_plain_objects() {
                 obj,
             ];
             let names = [obj.to_string(), "dep.d".to_string()];
-            assert!(gcc(t.path(), "gcc", &args).status.success());
-            keep(t.path(), &names);
             let before = d.counter("sources");
-            let out = ok(rcc(t.path(), &t.join(".rcc"), &hosts)
-                .env("RCC_VERBOSE", "1")
-                .arg("gcc")
-                .args(args));
-            same(t.path(), &names);
+            let out = plain_then_rcc(t.path(), &t.join(".rcc"), &hosts, "gcc", &args, &names);
             assert_eq!(
                 d.counter("sources") - before,
                 1,
@@ -354,14 +363,8 @@ fn assembler_through_the_preprocessor_ships_with_and_without_g() {
             "arch/answer.o",
         ];
         let names = ["arch/answer.o".to_string(), "arch/.answer.o.d".to_string()];
-        assert!(gcc(t.path(), "gcc", &args).status.success());
-        keep(t.path(), &names);
         let before = d.counter("sources");
-        let out = ok(rcc(t.path(), &t.join(".rcc"), &hosts)
-            .env("RCC_VERBOSE", "1")
-            .arg("gcc")
-            .args(args));
-        same(t.path(), &names);
+        let out = plain_then_rcc(t.path(), &t.join(".rcc"), &hosts, "gcc", &args, &names);
         assert_eq!(d.counter("sources") - before, 1, "{}", s(&out.stderr));
     }
 }
@@ -379,12 +382,8 @@ fn a_header_rewritten_with_the_same_size_and_time_is_sent_again() {
         ok(std::process::Command::new("touch")
             .args(["-d", "2024-01-01 00:00:00"])
             .arg(t.join("v.h")));
-        assert!(gcc(t.path(), "gcc", &["-O2", "-c", "main.c"])
-            .status
-            .success());
-        keep(t.path(), &names);
-        ok(rcc(t.path(), &t.join(".rcc"), &hosts).args(["gcc", "-O2", "-c", "main.c"]));
-        same(t.path(), &names);
+        let args = ["-O2", "-c", "main.c"];
+        plain_then_rcc(t.path(), &t.join(".rcc"), &hosts, "gcc", &args, &names);
         let dis = ok(std::process::Command::new("objdump")
             .arg("-d")
             .arg(t.join("main.o")));

@@ -100,11 +100,11 @@ fn record(body: &[u8]) -> Vec<u8> {
     r
 }
 
-/// The records of a log: (file name, body range) for each whole one, in order, and whether
-/// the log ended cleanly (a torn tail or a foreign file stops the walk).
 /// A file's name, where its record's body is in the log, and the body's checksum.
 type Record<'a> = (&'a [u8], Range<usize>, u64);
 
+/// The records of a log, in order, and whether the log ended cleanly (a torn tail or a
+/// foreign file stops the walk).
 fn records(data: &[u8]) -> (Vec<Record<'_>>, bool) {
     let mut out = Vec::new();
     let mut at = 0;
@@ -264,10 +264,15 @@ impl Files {
         })
     }
 
+    /// Where the log of the files in `dir` is kept.
+    fn log_path(&self, dir: &Path) -> PathBuf {
+        let h = sha256::digest(dir.as_os_str().as_bytes());
+        self.dir.join(&sha256::hex(&h)[..32])
+    }
+
     fn log(&mut self, dir: &Path) -> &mut Log {
         if !self.logs.contains_key(dir) {
-            let h = sha256::digest(dir.as_os_str().as_bytes());
-            let log = Log::load(self.dir.join(&sha256::hex(&h)[..32]));
+            let log = Log::load(self.log_path(dir));
             self.logs.insert(dir.to_path_buf(), log);
         }
         self.logs.get_mut(dir).expect("inserted above")
@@ -332,8 +337,7 @@ mod tests {
     }
 
     fn logged(files: &Files, dir: &Path) -> usize {
-        let h = sha256::digest(dir.as_os_str().as_bytes());
-        let data = fs::read(files.dir.join(&sha256::hex(&h)[..32])).unwrap_or_default();
+        let data = fs::read(files.log_path(dir)).unwrap_or_default();
         records(&data).0.len()
     }
 
@@ -420,10 +424,7 @@ mod tests {
         let h = d.0.join("gen.h");
         fs::write(&h, "#include \"v2.h\"\n").unwrap();
         let k = Files::open(&d.0).unwrap().get(&h).unwrap().clone();
-        let log = Files::open(&d.0)
-            .unwrap()
-            .dir
-            .join(&sha256::hex(&sha256::digest(d.0.as_os_str().as_bytes()))[..32]);
+        let log = Files::open(&d.0).unwrap().log_path(&d.0);
         let newest = fs::read(&log).unwrap();
         // What a long build of a generated header leaves: many stamps of it, then the last.
         let mut data = Vec::new();

@@ -12,7 +12,7 @@
 //! other system directories, finds the same file for every name gcc looks up here: each
 //! lookup's first hit is shipped, and nothing that is not here exists there.
 
-use crate::includes::{self, Directive, Form};
+use crate::includes::{Directive, Form};
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io;
@@ -110,22 +110,7 @@ pub fn probe(
     lang: &str,
     cwd: &Path,
 ) -> io::Result<SearchPaths> {
-    let out = Command::new(compiler)
-        .args(args)
-        .args(["-v", "-M", "-x", lang, "/dev/null"])
-        .current_dir(cwd)
-        .env("LC_ALL", "C")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()?;
-    if !out.status.success() {
-        return Err(io::Error::other(format!(
-            "{} -v -M could not tell its search paths ({})",
-            compiler.display(),
-            out.status
-        )));
-    }
+    let out = ask(compiler, args, &["-v", "-M"], lang, cwd, "its search paths")?;
     let mut sp = parse_probe(&String::from_utf8_lossy(&out.stderr), cwd);
     sp.preincludes = parse_deps(&String::from_utf8_lossy(&out.stdout), cwd)
         .into_iter()
@@ -142,23 +127,38 @@ pub fn predefined(
     lang: &str,
     cwd: &Path,
 ) -> io::Result<Vec<u8>> {
+    Ok(ask(compiler, args, &["-dM", "-E"], lang, cwd, "its macros")?.stdout)
+}
+
+/// Runs `compiler ARGS MODE -x LANG /dev/null` in `cwd` in the C locale; `what` it was
+/// asked for names it in the error.
+fn ask(
+    compiler: &Path,
+    args: &[OsString],
+    mode: &[&str],
+    lang: &str,
+    cwd: &Path,
+    what: &str,
+) -> io::Result<std::process::Output> {
     let out = Command::new(compiler)
         .args(args)
-        .args(["-dM", "-E", "-x", lang, "/dev/null"])
+        .args(mode)
+        .args(["-x", lang, "/dev/null"])
         .current_dir(cwd)
         .env("LC_ALL", "C")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .output()?;
     if !out.status.success() {
         return Err(io::Error::other(format!(
-            "{} -dM -E could not tell its macros ({})",
+            "{} {} could not tell {what} ({})",
             compiler.display(),
+            mode.join(" "),
             out.status
         )));
     }
-    Ok(out.stdout)
+    Ok(out)
 }
 
 /// The prerequisites of a make rule as gcc writes it (`target: a b \` continued lines;
@@ -468,11 +468,6 @@ pub fn closure(
         }
     }
     Ok(c)
-}
-
-/// Reads and scans a file.
-pub fn scan_file(p: &Path) -> io::Result<Vec<Directive>> {
-    Ok(includes::scan(&std::fs::read(p)?))
 }
 
 #[cfg(test)]

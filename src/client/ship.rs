@@ -104,15 +104,18 @@ pub fn prepare(
     let search = search_paths(compiler, identity, sp, cwd, rcc_dir)?;
     let mut files = Files::open(rcc_dir).map_err(|e| format!("RCC_DIR/files: {e}"))?;
     let source_abs = scan::clean(&cwd.join(source));
-    let mut extra: Vec<(PathBuf, Option<usize>)> = Vec::new();
-    let mut closure = scan::closure(&source_abs, &search, &extra, |p| {
-        Ok(std::rc::Rc::clone(&files.get(p)?.directives))
-    })
-    .map_err(|e| format!("cannot read what {source} includes: {e}"))?;
     // A computed include adds the files its names can give, and those may add definitions
     // and computed includes of their own: again until nothing new is found.
+    let mut extra: Vec<(PathBuf, Option<usize>)> = Vec::new();
     let mut rounds = 0;
-    while !closure.computed.is_empty() {
+    let closure = loop {
+        let closure = scan::closure(&source_abs, &search, &extra, |p| {
+            Ok(std::rc::Rc::clone(&files.get(p)?.directives))
+        })
+        .map_err(|e| format!("cannot read what {source} includes: {e}"))?;
+        if closure.computed.is_empty() {
+            break closure;
+        }
         let why = closure.unknowable.clone().unwrap_or_default();
         let found = computed_files(&closure, &search, sp, compiler, identity, cwd, rcc_dir)
             .map_err(|e| format!("{why}: {e}"))?;
@@ -121,18 +124,14 @@ pub fn prepare(
             .filter(|(p, _)| !closure.files.contains(p) && !closure.probed.contains(p))
             .collect();
         if new.is_empty() {
-            break;
+            break closure;
         }
         rounds += 1;
         if rounds > 8 {
             return Err(format!("{why}: its names keep leading to more files"));
         }
         extra.extend(new);
-        closure = scan::closure(&source_abs, &search, &extra, |p| {
-            Ok(std::rc::Rc::clone(&files.get(p)?.directives))
-        })
-        .map_err(|e| format!("cannot read what {source} includes: {e}"))?;
-    }
+    };
 
     // The search path as the box must use it: quote directories, then the `-I` directories
     // gcc kept (they come first in its list), then everything else as system directories,

@@ -609,6 +609,15 @@ mod tests {
         }
     }
 
+    /// A fresh directory of this test's own, removed when dropped.
+    fn scratch(name: &str) -> Dir {
+        let d =
+            Dir(std::env::temp_dir().join(format!("rcc-sources-{name}-{}", std::process::id())));
+        let _ = fs::remove_dir_all(&d.0);
+        fs::create_dir_all(&d.0).unwrap();
+        d
+    }
+
     fn manifest(source: &str, paths: &[(&str, &str)], files: &[(&str, &[u8])]) -> Manifest {
         Manifest {
             source: source.into(),
@@ -650,9 +659,7 @@ mod tests {
 
     #[test]
     fn a_job_is_laid_out_checked_and_commanded() {
-        let d = Dir(std::env::temp_dir().join(format!("rcc-sources-{}", std::process::id())));
-        let _ = fs::remove_dir_all(&d.0);
-        fs::create_dir_all(&d.0).unwrap();
+        let d = scratch("layout");
         let mut cache = Cache::open(&d.0.join("cache"), 1 << 20).unwrap();
         let src: &[u8] = b"#include \"a.h\"\n#include <sys.h>\nint main(void){return A;}\n";
         let m = manifest(
@@ -741,9 +748,7 @@ mod tests {
         assert!(judge(b"#include __BASE_FILE__\n").refused.is_some());
         assert!(judge(b"#include 3\n").refused.is_some());
         assert_eq!(judge(b"#include \"../../a.h\"\n").ascent, 2);
-        let d = Dir(std::env::temp_dir().join(format!("rcc-sources-up-{}", std::process::id())));
-        let _ = fs::remove_dir_all(&d.0);
-        fs::create_dir_all(&d.0).unwrap();
+        let d = scratch("up");
         let mut cache = Cache::open(&d.0.join("cache"), 1 << 20).unwrap();
         let src: &[u8] = b"#include \"../../../../etc/passwd\"\n";
         let m = manifest("a.c", &[], &[("/w/a.c", src)]);
@@ -765,9 +770,7 @@ mod tests {
 
     #[test]
     fn a_macro_plainly_defined_to_a_file_outside_is_refused_before_the_compile() {
-        let d = Dir(std::env::temp_dir().join(format!("rcc-sources-def-{}", std::process::id())));
-        let _ = fs::remove_dir_all(&d.0);
-        fs::create_dir_all(&d.0).unwrap();
+        let d = scratch("def");
         let mut cache = Cache::open(&d.0.join("cache"), 1 << 20).unwrap();
         let mut seq = 10;
         let mut check = |src: &str, args: &[&str]| {
@@ -859,8 +862,7 @@ mod tests {
 
     #[test]
     fn gcc_reports_what_a_macro_made_it_open() {
-        let d = Dir(std::env::temp_dir().join(format!("rcc-sources-h-{}", std::process::id())));
-        let _ = fs::remove_dir_all(&d.0);
+        let d = scratch("h");
         let root = d.0.join("root");
         let cwd = root.join("w");
         fs::create_dir_all(cwd.join("inc")).unwrap();
