@@ -187,6 +187,74 @@ fn running_of(loadavg: &str) -> Option<u64> {
         .ok()
 }
 
+/// Waits up to `timeout_ms` for `fd` to turn readable (a listener with a connection
+/// waiting). `Ok(false)`: the time passed, or a signal came first.
+pub fn wait_readable(fd: &impl AsRawFd, timeout_ms: i32) -> io::Result<bool> {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, and its count.
+    let rc = unsafe { libc::poll(&mut p, 1, timeout_ms) };
+    if rc < 0 {
+        let err = io::Error::last_os_error();
+        return if err.kind() == io::ErrorKind::Interrupted {
+            Ok(false)
+        } else {
+            Err(err)
+        };
+    }
+    Ok(rc > 0)
+}
+
+/// The user id of the process at the other end of a Unix socket (`SO_PEERCRED`).
+pub fn peer_uid(socket: &impl AsRawFd) -> io::Result<u32> {
+    // SAFETY: `ucred` is a plain C struct; all-zero is valid and the kernel fills it.
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: the fd is valid while `socket` lives; `cred` and `len` describe a buffer of
+    // the size the option needs.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            &mut cred as *mut libc::ucred as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(cred.uid)
+}
+
+/// This process's real user id.
+pub fn getuid() -> u32 {
+    // SAFETY: getuid cannot fail and touches no memory.
+    unsafe { libc::getuid() }
+}
+
+/// Closes every fd above stderr this process inherited: a long-lived process started by
+/// a build must not keep the build's pipes (make's output capture) open after its parent
+/// is gone. Call it first thing, before opening anything of one's own.
+pub fn close_inherited_fds() {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    // Collected first: the directory's own fd is among them while it is read.
+    let fds: Vec<i32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: nothing in this process owns these fds yet (see above); a stale number
+        // (the read_dir's, already closed) gives EBADF, which is harmless.
+        unsafe { libc::close(fd) };
+    }
+}
+
 /// The current process id.
 pub fn getpid() -> u32 {
     std::process::id()

@@ -10,9 +10,10 @@
 //! appenders on a local file system; each record carries a checksum for the others), reads
 //! the newest record per file, and rewrites a log that is mostly stale records.
 
+use super::fasthash::{FastMap, FastSet};
 use crate::includes::{self, Directive, Form};
 use crate::sha256::{self, Digest};
-use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Write};
 use std::ops::Range;
@@ -38,27 +39,45 @@ const COMPACT_ABOVE: usize = 256 * 1024;
 struct Log {
     path: PathBuf,
     data: Vec<u8>,
-    newest: HashMap<Vec<u8>, (Range<usize>, u64)>,
+    newest: FastMap<Vec<u8>, (Range<usize>, u64)>,
 }
 
 pub struct Files {
     dir: PathBuf,
-    logs: HashMap<PathBuf, Log>,
-    /// What this process already answered: a job asks for each file twice (the closure,
-    /// then the manifest) and the second answer must be the first.
-    answered: HashMap<PathBuf, Known>,
+    logs: FastMap<OsString, Log>,
+    /// What this process learned of each file, as of its stamp: the scan server keeps it
+    /// across jobs, so a file it knows costs one stat.
+    known: FastMap<OsString, (Stamp, Known)>,
+    /// The files this job already asked for: a job asks for each file twice (the closure,
+    /// then the manifest) and the second answer must be the first, whatever the disk says.
+    answered: FastSet<OsString>,
 }
 
-fn stamp(m: &fs::Metadata) -> String {
+/// What must not change for a file to be the one that was read: its size, mtime and ctime
+/// (to the nanosecond), inode and device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp([i64; 7]);
+
+impl Stamp {
+    fn of(m: &fs::Metadata) -> Stamp {
+        Stamp([
+            m.size() as i64,
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+            m.ino() as i64,
+            m.dev() as i64,
+        ])
+    }
+}
+
+/// A stamp as the logs keep it.
+fn stamp_text(s: &Stamp) -> String {
+    let [size, mt, mtn, ct, ctn, ino, dev] = s.0;
     format!(
-        "{} {}.{} {}.{} {} {}",
-        m.size(),
-        m.mtime(),
-        m.mtime_nsec(),
-        m.ctime(),
-        m.ctime_nsec(),
-        m.ino(),
-        m.dev()
+        "{} {mt}.{mtn} {ct}.{ctn} {} {}",
+        size as u64, ino as u64, dev as u64
     )
 }
 
@@ -201,7 +220,7 @@ impl Log {
         let data = fs::read(&path).unwrap_or_default();
         let (all, clean) = records(&data);
         let count = all.len();
-        let newest: HashMap<Vec<u8>, (Range<usize>, u64)> = all
+        let newest: FastMap<Vec<u8>, (Range<usize>, u64)> = all
             .into_iter()
             .map(|(n, r, sum)| (n.to_vec(), (r, sum)))
             .collect();
@@ -217,7 +236,7 @@ impl Log {
     /// old file loses its record: a cache miss later, never a wrong answer.
     fn compact(&mut self) {
         let mut out = Vec::new();
-        let mut newest = HashMap::default();
+        let mut newest = FastMap::default();
         for (name, (r, sum)) in &self.newest {
             let body = &self.data[r.clone()];
             if checksum(body) != *sum {
@@ -259,8 +278,9 @@ impl Files {
         fs::create_dir_all(&dir)?;
         Ok(Files {
             dir,
-            logs: HashMap::default(),
-            answered: HashMap::default(),
+            logs: FastMap::default(),
+            known: FastMap::default(),
+            answered: FastSet::default(),
         })
     }
 
@@ -271,21 +291,28 @@ impl Files {
     }
 
     fn log(&mut self, dir: &Path) -> &mut Log {
-        if !self.logs.contains_key(dir) {
+        if !self.logs.contains_key(dir.as_os_str()) {
             let log = Log::load(self.log_path(dir));
-            self.logs.insert(dir.to_path_buf(), log);
+            self.logs.insert(dir.as_os_str().to_owned(), log);
         }
-        self.logs.get_mut(dir).expect("inserted above")
+        self.logs.get_mut(dir.as_os_str()).expect("inserted above")
     }
 
-    /// The hash and directives of `path` as it is now (as it was when this process first
-    /// asked, if it asked before).
+    /// The hash and directives of `path` as it is now (as it was when this job first asked,
+    /// if it asked before).
     pub fn get(&mut self, path: &Path) -> io::Result<&Known> {
-        if self.answered.contains_key(path) {
-            return Ok(&self.answered[path]);
+        // Keyed by the path's bytes: hashing a `Path` goes component by component.
+        let key = path.as_os_str();
+        if self.answered.contains(key) {
+            return Ok(&self.known[key].1);
         }
         let m = fs::metadata(path)?;
-        let want = stamp(&m);
+        let now = Stamp::of(&m);
+        if self.known.get(key).is_some_and(|(s, _)| *s == now) {
+            self.answered.insert(key.to_owned());
+            return Ok(&self.known[key].1);
+        }
+        let want = stamp_text(&now);
         let (dir, name) = match (path.parent(), path.file_name()) {
             (Some(d), Some(n)) => (d, n.as_bytes()),
             _ => (Path::new("/"), path.as_os_str().as_bytes()),
@@ -297,6 +324,7 @@ impl Files {
             .map(|(r, sum)| (&log.data[r.clone()], *sum))
             .filter(|(body, sum)| checksum(body) == *sum)
             .and_then(|(body, _)| decode(body, &want, m.size()));
+        let mut stamp = now;
         let known = match cached {
             Some(k) => k,
             None => {
@@ -308,14 +336,39 @@ impl Files {
                 };
                 // The file changed while we read it: the stamp kept must describe what was
                 // read, so no record unless it held still. A name with a newline is not kept.
-                let after = fs::metadata(path).map(|m| stamp(&m)).unwrap_or_default();
-                if after == want && !name.contains(&b'\n') {
+                let after = fs::metadata(path).map(|m| Stamp::of(&m)).ok();
+                if after == Some(now) && !name.contains(&b'\n') {
                     log.append(&encode(name, &want, &k));
+                } else {
+                    // A stamp no file has: this job's answer, never believed again.
+                    stamp = Stamp([-1; 7]);
                 }
                 k
             }
         };
-        Ok(self.answered.entry(path.to_path_buf()).or_insert(known))
+        self.answered.insert(key.to_owned());
+        self.known.insert(key.to_owned(), (stamp, known));
+        Ok(&self.known[key].1)
+    }
+
+    /// Starts the next job: what it asks is answered from the disk as it is now.
+    pub fn next_job(&mut self) {
+        self.answered.clear();
+    }
+
+    /// Files known and bytes of logs held: what a long-lived server keeps in memory.
+    pub fn held(&self) -> (usize, usize) {
+        (
+            self.known.len(),
+            self.logs.values().map(|l| l.data.len()).sum(),
+        )
+    }
+
+    /// Forgets everything learned (the logs on disk stay): bounds a long-lived server.
+    pub fn forget(&mut self) {
+        self.known.clear();
+        self.logs.clear();
+        self.answered.clear();
     }
 }
 

@@ -18,12 +18,14 @@
 
 pub mod advert;
 pub mod cpp;
+pub mod fasthash;
 pub mod files;
 pub mod identity;
 pub mod local;
 pub mod pick;
 pub mod remote;
 pub mod scan;
+pub mod server;
 pub mod ship;
 pub mod status;
 
@@ -77,6 +79,8 @@ pub enum Invocation {
     Version,
     Help,
     ShowHosts,
+    /// `rcc --scan-server`: what rcc starts for itself (see `server`).
+    ScanServer,
 }
 
 const USAGE: &str = "\
@@ -137,6 +141,7 @@ pub fn parse_invocation(argv: &[OsString]) -> Invocation {
         Some("--show-hosts") => return Invocation::ShowHosts,
         Some("--jobs") if rest.len() == 1 => return Invocation::Jobs,
         Some("--status") => return parse_status(&rest[1..]),
+        Some("--scan-server") if rest.len() == 1 => return Invocation::ScanServer,
         _ => {}
     }
     let first = &rest[0];
@@ -308,6 +313,16 @@ pub fn run(argv: Vec<OsString>, env: &dyn Env) -> u8 {
                 exit::BAD_ARGUMENTS
             }
         },
+        Invocation::ScanServer => {
+            let settings = Settings::load(env);
+            match server::serve(&settings.rcc_dir) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("rcc --scan-server: {e}");
+                    exit::BAD_ARGUMENTS
+                }
+            }
+        }
         Invocation::Jobs => {
             let settings = Settings::load(env);
             let list = match load_hosts(env) {
@@ -571,11 +586,11 @@ impl Client<'_> {
             let t = Instant::now();
             let sp = ship_plan.as_ref().expect("only with a ship plan");
             let source = plan.source.to_str().unwrap_or_default();
-            let made = ship::prepare(program, &identity, sp, source, &cwd, &self.settings.rcc_dir);
+            let (made, by) = self.prepare(program, &identity, args, sp, source, &cwd);
             drop(slot);
             match &made {
                 Ok(sh) => self.log(format!(
-                    "scanned {source} in {} ms: {} files, {} bytes",
+                    "scanned {source} in {} ms {by}: {} files, {} bytes",
                     ms(t.elapsed()),
                     sh.manifest.files.len(),
                     sh.bytes
@@ -725,6 +740,47 @@ impl Client<'_> {
             }
         }
         Err("every box failed".into())
+    }
+
+    /// The job's shipment from the build's scan server, else scanned here (and a server
+    /// started for the next jobs); and which of the two it was, for the log.
+    fn prepare(
+        &self,
+        program: &Path,
+        identity: &str,
+        args: &[OsString],
+        sp: &crate::ship_args::ShipPlan,
+        source: &str,
+        cwd: &Path,
+    ) -> (Result<ship::Shipment, String>, &'static str) {
+        let rcc_dir = &self.settings.rcc_dir;
+        let use_server = !self.env.var("RCC_SCAN_SERVER").is_some_and(|v| v == "0");
+        if use_server {
+            let req = server::Request {
+                compiler: program.to_path_buf(),
+                identity: identity.to_string(),
+                cwd: cwd.to_path_buf(),
+                args: args.to_vec(),
+            };
+            match server::ask(rcc_dir, &req) {
+                Ok(server::Reply::Shipped(m, predef)) => {
+                    return (Ok(ship::Shipment::new(m, sp, predef)), "by the scan server")
+                }
+                Ok(server::Reply::Refused(why)) => return (Err(why), "by the scan server"),
+                Err(why) => {
+                    self.log(format!("{why}; scanning here"));
+                    if let Err(e) = server::start(rcc_dir) {
+                        self.log(format!("cannot start a scan server: {e}"));
+                    }
+                }
+            }
+        }
+        let made = ship::Scanner::for_one_job(rcc_dir)
+            .map_err(|e| format!("RCC_DIR/files: {e}"))
+            .and_then(|mut scanner| {
+                ship::prepare(&mut scanner, program, identity, sp, source, cwd, rcc_dir)
+            });
+        (made, "here")
     }
 
     /// Whether this job may ship its sources, and how; `Err` says why not.

@@ -12,13 +12,16 @@
 //! other system directories, finds the same file for every name gcc looks up here: each
 //! lookup's first hit is shipped, and nothing that is not here exists there.
 
+use super::fasthash::{FastMap, FastSet};
 use crate::includes::{Directive, Form};
-use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::rc::Rc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Where the compiler looks, as it said.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -236,6 +239,9 @@ pub fn parse_probe(text: &str, cwd: &Path) -> SearchPaths {
 /// `p` with `.` components dropped and no trailing slash; `..` is kept (it is resolved
 /// against the real directories, as the compiler does).
 pub fn clean(p: &Path) -> PathBuf {
+    if crate::box_rules::is_plain(p.as_os_str().as_bytes()) {
+        return p.to_path_buf();
+    }
     let mut out = PathBuf::new();
     for c in p.components() {
         match c {
@@ -275,31 +281,140 @@ struct Found {
     chain: Option<usize>,
 }
 
-/// Whether `p` is a file, knowing which directories do not exist: most lookups try a
-/// directory of the search path that has no such subdirectory at all (`<linux/x.h>` in
-/// `arch/arm64/include`), and one stat of the directory answers them all. Only for one
-/// scan: a directory the build makes later is seen by the next job.
+/// Whether files exist, for one job's lookups. Most lookups try a directory of the search
+/// path that has no such subdirectory at all (`<linux/x.h>` in `arch/arm64/include`), so
+/// whether a directory exists is asked once per job and answers them all.
+///
+/// The scan server (`Dirs::kept`) also keeps each directory's names from job to job, so a
+/// lookup costs no system call: each directory is checked once per job against its stamp
+/// (mtime, ctime, inode), which any file created, removed or renamed in it changes. A
+/// listing is trusted in a later job only once its directory has been still for
+/// `SETTLED`: a file created in the same clock tick as the stamp was taken (timestamps are
+/// coarse) would not change it.
 #[derive(Default)]
-struct Dirs(HashMap<PathBuf, bool>);
+pub struct Dirs {
+    keep: bool,
+    /// This job's answer for each directory asked about: whether it exists.
+    exists: FastMap<OsString, bool>,
+    listings: FastMap<OsString, Listing>,
+}
+
+/// How long a directory must have been unchanged for its listing to outlive the job.
+const SETTLED: Duration = Duration::from_secs(2);
+
+struct Listing {
+    stamp: [i64; 6],
+    trusted: bool,
+    /// Regular files, and names a stat must tell (symlinks, unknown types); `None` when the
+    /// directory cannot be listed (searchable, not readable): every lookup stats.
+    names: Option<(FastSet<OsString>, FastSet<OsString>)>,
+}
 
 impl Dirs {
+    /// Lookups for the scan server: listings kept across jobs.
+    pub fn kept() -> Dirs {
+        Dirs {
+            keep: true,
+            ..Dirs::default()
+        }
+    }
+
+    /// Starts the next job: every directory is checked again when it is first asked about.
+    pub fn next_job(&mut self) {
+        self.exists.clear();
+    }
+
+    /// Directories listed (what the server holds).
+    pub fn held(&self) -> usize {
+        self.listings.len()
+    }
+
+    pub fn forget(&mut self) {
+        self.listings.clear();
+        self.exists.clear();
+    }
+
     fn is_file(&mut self, p: &Path) -> bool {
-        if let Some(dir) = p.parent() {
-            if !dir.as_os_str().is_empty() {
-                let exists = match self.0.get(dir) {
-                    Some(e) => *e,
-                    None => {
-                        let e = std::fs::metadata(dir).is_ok_and(|m| m.is_dir());
-                        self.0.insert(dir.to_path_buf(), e);
-                        e
-                    }
+        let stat = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_file());
+        let (Some(dir), Some(name)) = (p.parent(), p.file_name()) else {
+            return stat(p);
+        };
+        if dir.as_os_str().is_empty() {
+            return stat(p);
+        }
+        let exists = match self.exists.get(dir.as_os_str()) {
+            Some(e) => *e,
+            None => {
+                let e = if self.keep {
+                    self.check(dir)
+                } else {
+                    std::fs::metadata(dir).is_ok_and(|m| m.is_dir())
                 };
-                if !exists {
-                    return false;
-                }
+                self.exists.insert(dir.as_os_str().to_owned(), e);
+                e
+            }
+        };
+        if !exists {
+            return false;
+        }
+        match self
+            .listings
+            .get(dir.as_os_str())
+            .and_then(|l| l.names.as_ref())
+        {
+            Some((files, other)) => files.contains(name) || (other.contains(name) && stat(p)),
+            None => stat(p),
+        }
+    }
+
+    /// Whether `dir` exists, with its listing brought up to date.
+    fn check(&mut self, dir: &Path) -> bool {
+        let m = match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => m,
+            _ => {
+                self.listings.remove(dir.as_os_str());
+                return false;
+            }
+        };
+        let stamp = [
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+            m.ino() as i64,
+            m.dev() as i64,
+        ];
+        if let Some(l) = self.listings.get_mut(dir.as_os_str()) {
+            if l.trusted && l.stamp == stamp {
+                return true;
             }
         }
-        std::fs::metadata(p).is_ok_and(|m| m.is_file())
+        // Listed after the stamp was taken: a file created in between is in the listing
+        // and changes the stamp for the next job.
+        let names = std::fs::read_dir(dir).ok().map(|entries| {
+            let (mut files, mut other) = (FastSet::default(), FastSet::default());
+            for e in entries.flatten() {
+                match e.file_type() {
+                    Ok(t) if t.is_file() => files.insert(e.file_name()),
+                    Ok(t) if t.is_dir() => false,
+                    _ => other.insert(e.file_name()),
+                };
+            }
+            (files, other)
+        });
+        let settled = SystemTime::now()
+            .checked_sub(SETTLED)
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .is_some_and(|t| (m.mtime().max(m.ctime()) as u64) < t.as_secs());
+        self.listings.insert(
+            dir.as_os_str().to_owned(),
+            Listing {
+                stamp,
+                trusted: settled,
+                names,
+            },
+        );
+        true
     }
 }
 
@@ -384,10 +499,12 @@ pub fn closure(
     source: &Path,
     sp: &SearchPaths,
     extra: &[(PathBuf, Option<usize>)],
+    dirs: &mut Dirs,
     mut directives: impl FnMut(&Path) -> io::Result<Rc<Vec<Directive>>>,
 ) -> io::Result<Closure> {
     let mut c = Closure::default();
-    let mut seen: HashMap<PathBuf, ()> = HashMap::default();
+    // By their bytes: hashing and comparing a `Path` goes component by component.
+    let mut seen: FastSet<OsString> = FastSet::default();
     // (file, its bracket-chain index)
     let mut todo: Vec<(PathBuf, Option<usize>)> = Vec::new();
     let roots = std::iter::once(source)
@@ -396,7 +513,7 @@ pub fn closure(
         .chain(extra.iter().map(|(p, i)| (p.as_path(), *i)));
     for (p, chain) in roots {
         let p = clean(p);
-        if seen.insert(p.clone(), ()).is_none() {
+        if seen.insert(p.clone().into_os_string()) {
             c.files.push(p.clone());
             todo.push((p, chain));
         }
@@ -404,8 +521,7 @@ pub fn closure(
     // The same name is looked up from hundreds of headers (`<linux/types.h>`): a bracket
     // lookup depends only on the name and where in the chain it starts, so it is answered
     // once. (Quote lookups depend on the includer's directory too; they are cheap to keep.)
-    let mut bracket_memo: HashMap<String, Vec<(usize, Option<Found>)>> = HashMap::default();
-    let mut dirs = Dirs::default();
+    let mut bracket_memo: FastMap<String, Vec<(usize, Option<Found>)>> = FastMap::default();
     // Bounded by the number of distinct files.
     while let Some((file, chain)) = todo.pop() {
         let dir = file.parent().unwrap_or(Path::new("/")).to_path_buf();
@@ -439,7 +555,7 @@ pub fn closure(
                         match known {
                             Some((_, f)) => f.clone(),
                             None => {
-                                let f = lookup(&mut dirs, name, form, next, &dir, chain, sp);
+                                let f = lookup(dirs, name, form, next, &dir, chain, sp);
                                 bracket_memo
                                     .entry(name.clone())
                                     .or_default()
@@ -448,13 +564,13 @@ pub fn closure(
                             }
                         }
                     } else {
-                        lookup(&mut dirs, name, form, next, &dir, chain, sp)
+                        lookup(dirs, name, form, next, &dir, chain, sp)
                     };
                     let Some(f) = found else {
                         // Not here, so not there either: the box sees the same absence.
                         continue;
                     };
-                    if seen.insert(f.path.clone(), ()).is_some() {
+                    if !seen.insert(f.path.clone().into_os_string()) {
                         continue;
                     }
                     if probe {

@@ -91,9 +91,47 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// What a scan keeps of the files and directories it saw: for one job in an rcc process, for
+/// the whole build in the scan server (`server`).
+pub struct Scanner {
+    pub files: Files,
+    pub dirs: scan::Dirs,
+}
+
+impl Scanner {
+    /// For one job (directories are stat'ed, not listed).
+    pub fn for_one_job(rcc_dir: &Path) -> io::Result<Scanner> {
+        Ok(Scanner {
+            files: Files::open(rcc_dir)?,
+            dirs: scan::Dirs::default(),
+        })
+    }
+
+    /// For every job of a build (directory listings kept).
+    pub fn for_the_build(rcc_dir: &Path) -> io::Result<Scanner> {
+        Ok(Scanner {
+            files: Files::open(rcc_dir)?,
+            dirs: scan::Dirs::kept(),
+        })
+    }
+
+    /// Files known, directories listed and bytes of logs held.
+    pub fn held(&self) -> (usize, usize, usize) {
+        let (files, logs) = self.files.held();
+        (files, self.dirs.held(), logs)
+    }
+
+    pub fn forget(&mut self) {
+        self.files.forget();
+        self.dirs.forget();
+    }
+}
+
 /// Builds the manifest for compiling `source` (as the command names it) with `sp`, or says
-/// why this job is preprocessed here instead.
+/// why this job is preprocessed here instead. The job starts afresh in `scanner`: every
+/// file and directory it uses is checked against the disk again.
 pub fn prepare(
+    scanner: &mut Scanner,
     compiler: &Path,
     identity: &str,
     sp: &ShipPlan,
@@ -101,15 +139,17 @@ pub fn prepare(
     cwd: &Path,
     rcc_dir: &Path,
 ) -> Result<Shipment, String> {
+    scanner.files.next_job();
+    scanner.dirs.next_job();
+    let Scanner { files, dirs } = scanner;
     let search = search_paths(compiler, identity, sp, cwd, rcc_dir)?;
-    let mut files = Files::open(rcc_dir).map_err(|e| format!("RCC_DIR/files: {e}"))?;
     let source_abs = scan::clean(&cwd.join(source));
     // A computed include adds the files its names can give, and those may add definitions
     // and computed includes of their own: again until nothing new is found.
     let mut extra: Vec<(PathBuf, Option<usize>)> = Vec::new();
     let mut rounds = 0;
     let closure = loop {
-        let closure = scan::closure(&source_abs, &search, &extra, |p| {
+        let closure = scan::closure(&source_abs, &search, &extra, dirs, |p| {
             Ok(std::rc::Rc::clone(&files.get(p)?.directives))
         })
         .map_err(|e| format!("cannot read what {source} includes: {e}"))?;
@@ -179,8 +219,6 @@ pub fn prepare(
     paths.extend(sp.includes.iter().cloned());
 
     let mut entries = Vec::with_capacity(closure.files.len() + closure.probed.len());
-    let mut where_ = Vec::with_capacity(entries.capacity());
-    let mut bytes = 0;
     for p in closure.files.iter().chain(&closure.probed) {
         let plain = lexical(p);
         if plain != *p && !same_file(p, &plain) {
@@ -201,27 +239,19 @@ pub fn prepare(
                 }
             }
         }
-        bytes += known.size;
         entries.push(FileEntry {
             path: name,
             size: known.size,
             hash: known.hash,
         });
-        where_.push(plain);
     }
-    Ok(Shipment {
-        manifest: Manifest {
-            source: source.to_string(),
-            paths,
-            deps: sp.deps.as_ref().map(|d| d.request.clone()),
-            files: entries,
-        },
-        literal: sp.literal.clone(),
-        paths: where_,
-        dep_file: sp.deps.as_ref().map(|d| d.file.clone()),
-        predef,
-        bytes,
-    })
+    let manifest = Manifest {
+        source: source.to_string(),
+        paths,
+        deps: sp.deps.as_ref().map(|d| d.request.clone()),
+        files: entries,
+    };
+    Ok(Shipment::new(manifest, sp, predef))
 }
 
 /// The files the closure's computed includes can name (see `macros`), each as gcc would
@@ -293,6 +323,23 @@ fn predefined(
 }
 
 impl Shipment {
+    /// The shipment of `manifest` (made for `sp`); `predef` as `prepare` found it.
+    pub fn new(manifest: Manifest, sp: &ShipPlan, predef: Option<String>) -> Shipment {
+        Shipment {
+            literal: sp.literal.clone(),
+            // The manifest names each file as it is opened here.
+            paths: manifest
+                .files
+                .iter()
+                .map(|f| PathBuf::from(&f.path))
+                .collect(),
+            dep_file: sp.deps.as_ref().map(|d| d.file.clone()),
+            predef,
+            bytes: manifest.files.iter().map(|f| f.size).sum(),
+            manifest,
+        }
+    }
+
     /// The content of manifest file `i`, checked against the hash announced: a file rewritten
     /// since is an error (the job is then compiled here, from what is on disk now).
     pub fn content(&self, i: usize) -> io::Result<Vec<u8>> {
