@@ -13,6 +13,7 @@
 //! | [`sha256`] | content hashes for files shipped by content |
 //! | [`includes`] | the include directives of a C/C++ file, without preprocessing |
 //! | [`macros`] | the names a computed include may take, from every definition of its macros |
+//! | [`fasthash`] | a fast hasher for the scan's maps of paths and names |
 //! | [`depfile`] | make dependency files, read and written as gcc writes them |
 //! | [`sys`] | the only `unsafe`: record locks, pidfds, process-group signals |
 //!
@@ -28,6 +29,7 @@ pub mod compress;
 pub mod daemon;
 pub mod depfile;
 pub mod exit;
+pub mod fasthash;
 pub mod hosts;
 pub mod includes;
 pub mod macros;

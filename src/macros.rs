@@ -251,6 +251,50 @@ fn define_starts(text: &[u8]) -> Vec<(&[u8], usize)> {
     out
 }
 
+/// One text (a file, or `gcc -dM` output) with where each of its `#define`s is, sorted by
+/// the name defined. The scan server keeps one per file content, so a trace-event job does
+/// not read and search its ~700 headers again; only the few definitions wanted are parsed.
+#[derive(Debug, Default)]
+pub struct Definitions {
+    text: Vec<u8>,
+    /// (where the name is, where its definition starts), by name, then in text order.
+    starts: Vec<(std::ops::Range<usize>, usize)>,
+}
+
+impl Definitions {
+    pub fn of(text: Vec<u8>) -> Definitions {
+        let base = text.as_ptr() as usize;
+        let mut starts: Vec<_> = define_starts(&text)
+            .into_iter()
+            .map(|(name, at)| {
+                let from = name.as_ptr() as usize - base;
+                (from..from + name.len(), at)
+            })
+            .collect();
+        starts.sort_by(|a, b| {
+            text[a.0.clone()]
+                .cmp(&text[b.0.clone()])
+                .then(a.1.cmp(&b.1))
+        });
+        Definitions { text, starts }
+    }
+
+    /// The logical lines that define `name`, in text order.
+    fn lines<'a>(&'a self, name: &'a [u8]) -> impl Iterator<Item = Cow<'a, [u8]>> + 'a {
+        let key = |s: &(std::ops::Range<usize>, usize)| &self.text[s.0.clone()];
+        let from = self.starts.partition_point(|s| key(s) < name);
+        self.starts[from..]
+            .iter()
+            .take_while(move |s| key(s) == name)
+            .map(move |s| logical_line(&self.text, s.1))
+    }
+
+    /// Bytes held (for the server's bound).
+    pub fn size(&self) -> usize {
+        self.text.len() + self.starts.len() * std::mem::size_of::<(std::ops::Range<usize>, usize)>()
+    }
+}
+
 /// The logical line from `offset`: joined at backslash-newlines.
 fn logical_line(text: &[u8], offset: usize) -> Cow<'_, [u8]> {
     let mut lines = text[offset..].split(|&b| b == b'\n');
@@ -297,16 +341,9 @@ impl Defs {
     }
 
     /// The definitions `directives` may use: of the names in them, then of the names in
-    /// those definitions, and so on, from `texts` (files, `gcc -dM` output) and `options`
-    /// (`-D` values).
-    pub fn gather(directives: &[&str], texts: &[&[u8]], options: &[&str]) -> Defs {
-        // Only where each definition is, for every name: the few wanted are parsed.
-        let mut lines: HashMap<&[u8], Vec<(usize, usize)>> = HashMap::new();
-        for (i, t) in texts.iter().enumerate() {
-            for (name, at) in define_starts(t) {
-                lines.entry(name).or_default().push((i, at));
-            }
-        }
+    /// those definitions, and so on, from `files` (each file's `#define`s, and `gcc -dM`
+    /// output), in order, and `options` (`-D` values).
+    pub fn gather(directives: &[&str], files: &[&Definitions], options: &[&str]) -> Defs {
         let mut d = Defs::default();
         for o in options {
             d.add_option(o);
@@ -316,8 +353,9 @@ impl Defs {
         let mut todo: Vec<String> = wanted.iter().cloned().collect();
         // Bounded: a name is wanted once.
         while let Some(name) = todo.pop() {
-            for &(i, at) in lines.get(name.as_bytes()).into_iter().flatten() {
-                let Some((name, def)) = parse_define(&logical_line(texts[i], at)) else {
+            let lines = files.iter().flat_map(|f| f.lines(name.as_bytes()));
+            for line in lines {
+                let Some((name, def)) = parse_define(&line) else {
                     continue;
                 };
                 for t in &def.body {
@@ -805,7 +843,11 @@ mod tests {
         assert_eq!(names("#include LUA_USER_H", &d), ["\"user.h\""]);
         // Only what the directive can reach is gathered, through every level.
         let file: &[u8] = b"#define WANTED <a.h>\n#define OTHER <b.h>\n#define a \\\n  deep/a\n";
-        let d = Defs::gather(&["#include_next WANTED"], &[file], &["h=H"]);
+        let d = Defs::gather(
+            &["#include_next WANTED"],
+            &[&Definitions::of(file.to_vec())],
+            &["h=H"],
+        );
         assert_eq!(
             names("#include_next WANTED", &d),
             ["<a.H>", "<a.h>", "<deep/a.H>", "<deep/a.h>"]

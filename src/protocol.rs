@@ -750,6 +750,45 @@ pub fn header(kind: Kind, compressed: bool, len: usize) -> [u8; HEADER_LEN] {
     h
 }
 
+/// The body of a `Manifest` message, without a copy of the manifest to make one.
+pub fn manifest_body(m: &Manifest) -> Vec<u8> {
+    let mut w = Writer::default();
+    manifest_into(&mut w, m);
+    w.buf
+}
+
+fn manifest_into(w: &mut Writer, m: &Manifest) {
+    w.bytes(m.source.as_bytes());
+    w.u32(m.paths.len() as u32);
+    for (opt, path) in &m.paths {
+        w.bytes(opt.as_bytes());
+        w.bytes(path.as_bytes());
+    }
+    match &m.deps {
+        None => w.u8(0),
+        Some(d) => {
+            w.u8(if d.user_only { 2 } else { 1 });
+            w.u8(d.phony as u8);
+            for list in [&d.mt, &d.mq] {
+                w.u32(list.len() as u32);
+                for t in list {
+                    w.bytes(t.as_bytes());
+                }
+            }
+        }
+    }
+    w.u32(m.files.len() as u32);
+    // Each entry: 4 + path + 8 + 32 bytes.
+    w.buf
+        .reserve(m.files.iter().map(|f| f.path.len() + 44).sum());
+    for f in &m.files {
+        w.bytes(f.path.as_bytes());
+        w.u32((f.size >> 32) as u32);
+        w.u32(f.size as u32);
+        w.buf.extend_from_slice(&f.hash);
+    }
+}
+
 /// The body of a message, uncompressed.
 pub fn body(msg: &Message) -> Vec<u8> {
     let mut w = Writer::default();
@@ -811,34 +850,7 @@ pub fn body(msg: &Message) -> Vec<u8> {
                 w.bytes(v.as_bytes());
             }
         }
-        Message::Manifest(m) => {
-            w.bytes(m.source.as_bytes());
-            w.u32(m.paths.len() as u32);
-            for (opt, path) in &m.paths {
-                w.bytes(opt.as_bytes());
-                w.bytes(path.as_bytes());
-            }
-            match &m.deps {
-                None => w.u8(0),
-                Some(d) => {
-                    w.u8(if d.user_only { 2 } else { 1 });
-                    w.u8(d.phony as u8);
-                    for list in [&d.mt, &d.mq] {
-                        w.u32(list.len() as u32);
-                        for t in list {
-                            w.bytes(t.as_bytes());
-                        }
-                    }
-                }
-            }
-            w.u32(m.files.len() as u32);
-            for f in &m.files {
-                w.bytes(f.path.as_bytes());
-                w.u32((f.size >> 32) as u32);
-                w.u32(f.size as u32);
-                w.buf.extend_from_slice(&f.hash);
-            }
-        }
+        Message::Manifest(m) => manifest_into(&mut w, m),
         Message::Need(v) => {
             w.u32(v.len() as u32);
             for i in v {

@@ -189,3 +189,30 @@ fn the_server_leaves_with_its_rcc_dir_and_can_be_turned_off() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_computed_include_follows_its_macro_when_the_header_defining_it_changes() {
+    let t = TempDir::new("scan-server-computed");
+    let d = Daemon::start(1, &[]);
+    let hosts = format!("{}/1", d.addr());
+    let rcc_dir = t.join(".rcc");
+    t.write(
+        "main.c",
+        "#include \"names.h\"\n#include WHICH\nint v(void) { return V; }\n",
+    );
+    t.write("a.h", "#define V 1\n");
+    t.write("b.h", "#define V 2\n");
+    t.write("names.h", "#define WHICH \"a.h\"\n");
+    plain_and_rcc(t.path(), &rcc_dir, &hosts, &["-O2"]);
+    wait_for_server(&rcc_dir);
+    let said = plain_and_rcc(t.path(), &rcc_dir, &hosts, &["-O2"]);
+    assert!(said.contains("by the scan server"), "{said}");
+    assert_eq!(value(t.path()), "1");
+    // The macro now names the other header: the server reads the new definition.
+    t.write("names.h", "#define WHICH \"b.h\"\n");
+    let said = plain_and_rcc(t.path(), &rcc_dir, &hosts, &["-O2"]);
+    assert!(said.contains("by the scan server"), "{said}");
+    assert_eq!(value(t.path()), "2");
+    // Every job went to the box with its sources (the box checked what each one read).
+    assert_eq!(d.counter("sources"), 3, "{}", d.log_text());
+}

@@ -10,7 +10,7 @@
 //! appenders on a local file system; each record carries a checksum for the others), reads
 //! the newest record per file, and rewrites a log that is mostly stale records.
 
-use super::fasthash::{FastMap, FastSet};
+use crate::fasthash::{FastMap, FastSet};
 use crate::includes::{self, Directive, Form};
 use crate::sha256::{self, Digest};
 use std::ffi::OsString;

@@ -18,7 +18,6 @@
 
 pub mod advert;
 pub mod cpp;
-pub mod fasthash;
 pub mod files;
 pub mod identity;
 pub mod local;

@@ -235,7 +235,7 @@ impl Accepted {
         manifest: &crate::protocol::Manifest,
         mut content: impl FnMut(usize) -> io::Result<Vec<u8>>,
     ) -> Result<(Done, Traffic, usize), Failure> {
-        let body = protocol::body(&Message::Manifest(manifest.clone()));
+        let body = protocol::manifest_body(manifest);
         self.send_body(protocol::Kind::Manifest, &body, "sending the manifest")?;
         let mut buf = Vec::new();
         let need = match read_frame(

@@ -12,7 +12,7 @@
 //! other system directories, finds the same file for every name gcc looks up here: each
 //! lookup's first hit is shipped, and nothing that is not here exists there.
 
-use super::fasthash::{FastMap, FastSet};
+use crate::fasthash::{FastMap, FastSet};
 use crate::includes::{Directive, Form};
 use std::ffi::OsString;
 use std::io;
@@ -317,6 +317,11 @@ impl Dirs {
             keep: true,
             ..Dirs::default()
         }
+    }
+
+    /// Whether this keeps what it learns from job to job (the scan server's).
+    pub fn keeps(&self) -> bool {
+        self.keep
     }
 
     /// Starts the next job: every directory is checked again when it is first asked about.

@@ -21,7 +21,7 @@
 //! connection closes. The encoding below does no I/O.
 
 use super::ship::{self, Scanner};
-use crate::protocol::{self, Limits, Manifest, Message};
+use crate::protocol::{self, Kind, Limits, Manifest, Message};
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -152,7 +152,9 @@ impl Reply {
                     }
                     None => out.push(0),
                 }
-                out.extend_from_slice(&protocol::encode(&Message::Manifest(m.clone()), None));
+                let body = protocol::manifest_body(m);
+                out.extend_from_slice(&protocol::header(Kind::Manifest, false, body.len()));
+                out.extend_from_slice(&body);
             }
             Reply::Refused(why) => {
                 out.push(1);

@@ -8,9 +8,11 @@ use super::files::Files;
 use super::scan::{self, SearchPaths};
 use crate::box_rules::lexical;
 use crate::depfile;
+use crate::fasthash::FastMap;
 use crate::includes::Form;
 use crate::macros;
 use crate::protocol::{FileEntry, Manifest};
+use crate::sha256::Digest;
 use crate::ship_args::ShipPlan;
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -19,14 +21,14 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 /// Everything a box gets for one job, and where each file's content is here.
 pub struct Shipment {
+    /// Names each file as it is opened here.
     pub manifest: Manifest,
     /// The arguments the box's compiler gets as they are.
     pub literal: Vec<String>,
-    /// The master's path of each manifest file, in the same order.
-    pub paths: Vec<PathBuf>,
     /// Where a local compile would write its dependency file (what the box is asked to make
     /// is `manifest.deps`).
     pub dep_file: Option<String>,
@@ -57,15 +59,25 @@ fn probe_file(identity: &str, sp: &ShipPlan, cwd: &Path, rcc_dir: &Path) -> Path
     rcc_dir.join("probes").join(name)
 }
 
+/// One job's compiler and options: what its probes are asked of and kept under.
+struct Job<'a> {
+    compiler: &'a Path,
+    identity: &'a str,
+    sp: &'a ShipPlan,
+    cwd: &'a Path,
+    rcc_dir: &'a Path,
+}
+
 /// The search path for `args` as `compiler` answers it, from `RCC_DIR/probes` while it still
 /// holds (no directory gcc left out has appeared since).
-fn search_paths(
-    compiler: &Path,
-    identity: &str,
-    sp: &ShipPlan,
-    cwd: &Path,
-    rcc_dir: &Path,
-) -> Result<SearchPaths, String> {
+fn search_paths(job: &Job) -> Result<SearchPaths, String> {
+    let Job {
+        compiler,
+        identity,
+        sp,
+        cwd,
+        rcc_dir,
+    } = *job;
     let file = probe_file(identity, sp, cwd, rcc_dir);
     let dir = rcc_dir.join("probes");
     if let Some(known) = fs::read_to_string(&file)
@@ -96,6 +108,9 @@ fn same_file(a: &Path, b: &Path) -> bool {
 pub struct Scanner {
     pub files: Files,
     pub dirs: scan::Dirs,
+    /// Each content's `#define`s, for computed includes (by content hash: never stale).
+    defines: FastMap<Digest, Rc<macros::Definitions>>,
+    defines_bytes: usize,
 }
 
 impl Scanner {
@@ -104,6 +119,8 @@ impl Scanner {
         Ok(Scanner {
             files: Files::open(rcc_dir)?,
             dirs: scan::Dirs::default(),
+            defines: FastMap::default(),
+            defines_bytes: 0,
         })
     }
 
@@ -112,18 +129,48 @@ impl Scanner {
         Ok(Scanner {
             files: Files::open(rcc_dir)?,
             dirs: scan::Dirs::kept(),
+            defines: FastMap::default(),
+            defines_bytes: 0,
         })
     }
 
-    /// Files known, directories listed and bytes of logs held.
+    /// Files known, directories listed, and bytes held of logs and definitions.
     pub fn held(&self) -> (usize, usize, usize) {
         let (files, logs) = self.files.held();
-        (files, self.dirs.held(), logs)
+        (files, self.dirs.held(), logs + self.defines_bytes)
     }
 
     pub fn forget(&mut self) {
         self.files.forget();
         self.dirs.forget();
+        self.defines.clear();
+        self.defines_bytes = 0;
+    }
+
+    /// The `#define`s of `path`, which this job's scan saw with content `hash`. Kept for the
+    /// next jobs only in the scan server, and then only when the text read has that hash
+    /// (a file rewritten since would leave another content's definitions under it).
+    fn definitions(&mut self, path: &Path, hash: Digest) -> io::Result<Rc<macros::Definitions>> {
+        if let Some(d) = self.defines.get(&hash) {
+            return Ok(Rc::clone(d));
+        }
+        let text = fs::read(path)?;
+        if !self.dirs.keeps() {
+            return Ok(Rc::new(macros::Definitions::of(text)));
+        }
+        if crate::sha256::digest(&text) != hash {
+            return Err(io::Error::other("changed while it was scanned"));
+        }
+        Ok(self.keep_definitions(hash, text))
+    }
+
+    fn keep_definitions(&mut self, hash: Digest, text: Vec<u8>) -> Rc<macros::Definitions> {
+        let d = Rc::new(macros::Definitions::of(text));
+        if self.dirs.keeps() {
+            self.defines_bytes += d.size();
+            self.defines.insert(hash, Rc::clone(&d));
+        }
+        d
     }
 }
 
@@ -141,24 +188,31 @@ pub fn prepare(
 ) -> Result<Shipment, String> {
     scanner.files.next_job();
     scanner.dirs.next_job();
-    let Scanner { files, dirs } = scanner;
-    let search = search_paths(compiler, identity, sp, cwd, rcc_dir)?;
+    let job = Job {
+        compiler,
+        identity,
+        sp,
+        cwd,
+        rcc_dir,
+    };
+    let search = search_paths(&job)?;
     let source_abs = scan::clean(&cwd.join(source));
     // A computed include adds the files its names can give, and those may add definitions
     // and computed includes of their own: again until nothing new is found.
     let mut extra: Vec<(PathBuf, Option<usize>)> = Vec::new();
     let mut rounds = 0;
     let closure = loop {
+        let Scanner { files, dirs, .. } = &mut *scanner;
         let closure = scan::closure(&source_abs, &search, &extra, dirs, |p| {
-            Ok(std::rc::Rc::clone(&files.get(p)?.directives))
+            Ok(Rc::clone(&files.get(p)?.directives))
         })
         .map_err(|e| format!("cannot read what {source} includes: {e}"))?;
         if closure.computed.is_empty() {
             break closure;
         }
         let why = closure.unknowable.clone().unwrap_or_default();
-        let found = computed_files(&closure, &search, sp, compiler, identity, cwd, rcc_dir)
-            .map_err(|e| format!("{why}: {e}"))?;
+        let found =
+            computed_files(&closure, &search, &job, scanner).map_err(|e| format!("{why}: {e}"))?;
         let new: Vec<_> = found
             .into_iter()
             .filter(|(p, _)| !closure.files.contains(p) && !closure.probed.contains(p))
@@ -221,7 +275,7 @@ pub fn prepare(
     let mut entries = Vec::with_capacity(closure.files.len() + closure.probed.len());
     for p in closure.files.iter().chain(&closure.probed) {
         let plain = lexical(p);
-        if plain != *p && !same_file(p, &plain) {
+        if plain.as_os_str() != p.as_os_str() && !same_file(p, &plain) {
             return Err(format!(
                 "{} climbs out of a symlinked directory",
                 p.display()
@@ -231,7 +285,10 @@ pub fn prepare(
             .to_str()
             .ok_or_else(|| format!("{} is not UTF-8", plain.display()))?
             .to_string();
-        let known = files.get(&plain).map_err(|e| format!("{name}: {e}"))?;
+        let known = scanner
+            .files
+            .get(&plain)
+            .map_err(|e| format!("{name}: {e}"))?;
         for d in known.directives.iter() {
             if let crate::includes::Directive::Include { name: n, .. } = d {
                 if Path::new(n).is_absolute() {
@@ -259,25 +316,31 @@ pub fn prepare(
 fn computed_files(
     closure: &scan::Closure,
     search: &SearchPaths,
-    sp: &ShipPlan,
-    compiler: &Path,
-    identity: &str,
-    cwd: &Path,
-    rcc_dir: &Path,
+    job: &Job,
+    scanner: &mut Scanner,
 ) -> Result<Vec<(PathBuf, Option<usize>)>, String> {
-    let mut texts = Vec::with_capacity(closure.files.len() + 1);
+    let mut defines = Vec::with_capacity(closure.files.len() + 1);
     for f in &closure.files {
-        texts.push(fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?);
+        let say = |e: io::Error| format!("{}: {e}", f.display());
+        // As this job's scan saw it.
+        let hash = scanner.files.get(f).map_err(say)?.hash;
+        defines.push(scanner.definitions(f, hash).map_err(say)?);
     }
-    texts.push(predefined(compiler, identity, sp, cwd, rcc_dir)?);
+    let predefined = predefined(job)?;
+    let hash = crate::sha256::digest(&predefined);
+    defines.push(match scanner.defines.get(&hash) {
+        Some(d) => Rc::clone(d),
+        None => scanner.keep_definitions(hash, predefined),
+    });
+    let sp = job.sp;
     let options: Vec<&str> = sp
         .literal
         .iter()
         .filter_map(|a| a.strip_prefix("-D"))
         .collect();
     let directives: Vec<&str> = closure.computed.iter().map(|c| c.text.as_str()).collect();
-    let texts: Vec<&[u8]> = texts.iter().map(|t| t.as_slice()).collect();
-    let defs = macros::Defs::gather(&directives, &texts, &options);
+    let defines: Vec<&macros::Definitions> = defines.iter().map(|d| d.as_ref()).collect();
+    let defs = macros::Defs::gather(&directives, &defines, &options);
     let mut out = Vec::new();
     // The same directive recurs (trace_events.h has it seven times): its names once.
     let mut names: HashMap<&str, Vec<(Form, String)>> = HashMap::new();
@@ -302,13 +365,14 @@ fn computed_files(
 }
 
 /// The compiler's own macros for this job's options, from `RCC_DIR/probes` once asked.
-fn predefined(
-    compiler: &Path,
-    identity: &str,
-    sp: &ShipPlan,
-    cwd: &Path,
-    rcc_dir: &Path,
-) -> Result<Vec<u8>, String> {
+fn predefined(job: &Job) -> Result<Vec<u8>, String> {
+    let Job {
+        compiler,
+        identity,
+        sp,
+        cwd,
+        rcc_dir,
+    } = *job;
     let file = probe_file(identity, sp, cwd, rcc_dir).with_extension("dM");
     if let Ok(known) = fs::read(&file) {
         return Ok(known);
@@ -327,12 +391,6 @@ impl Shipment {
     pub fn new(manifest: Manifest, sp: &ShipPlan, predef: Option<String>) -> Shipment {
         Shipment {
             literal: sp.literal.clone(),
-            // The manifest names each file as it is opened here.
-            paths: manifest
-                .files
-                .iter()
-                .map(|f| PathBuf::from(&f.path))
-                .collect(),
             dep_file: sp.deps.as_ref().map(|d| d.file.clone()),
             predef,
             bytes: manifest.files.iter().map(|f| f.size).sum(),
@@ -343,7 +401,15 @@ impl Shipment {
     /// The content of manifest file `i`, checked against the hash announced: a file rewritten
     /// since is an error (the job is then compiled here, from what is on disk now).
     pub fn content(&self, i: usize) -> io::Result<Vec<u8>> {
-        let p = self.paths.get(i).ok_or(io::ErrorKind::InvalidInput)?;
+        // The manifest names each file as it is opened here.
+        let p = Path::new(
+            &self
+                .manifest
+                .files
+                .get(i)
+                .ok_or(io::ErrorKind::InvalidInput)?
+                .path,
+        );
         let data = fs::read(p)?;
         if crate::sha256::digest(&data) != self.manifest.files[i].hash {
             return Err(io::Error::other(format!(
