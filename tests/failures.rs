@@ -228,3 +228,23 @@ fn a_compiler_that_writes_nothing_is_compiled_here_without_blaming_the_box() {
     assert_eq!(d.counter("done"), 2);
     assert!(t.join("next.o").exists());
 }
+
+#[test]
+fn what_only_a_full_preprocessing_takes_compiles_here_without_a_word() {
+    // gcc refuses `__COUNTER__` in an `#if` when it preprocesses directives alone (what rcc
+    // does to send a job cheaply): not the user's error, so the job compiles here.
+    let d = Daemon::start(1, &[]);
+    let t = TempDir::new("counter");
+    t.write(
+        "c.c",
+        "#if __COUNTER__ == 0\nint first(void) { return 1; }\n#endif\n",
+    );
+    let plain = gcc(t.path(), "gcc", &["-O2", "-c", "c.c", "-o", "want.o"]);
+    assert!(plain.status.success());
+    let out = run(rcc(t.path(), &t.join(".rcc"), &d.addr())
+        .env("RCC_SHIP", "0")
+        .args(["gcc", "-O2", "-c", "c.c", "-o", "got.o"]));
+    assert!(out.status.success(), "{}", s(&out.stderr));
+    assert_eq!(s(&out.stderr), "", "nothing to say");
+    assert!(read(t.join("got.o")) == read(t.join("want.o")));
+}

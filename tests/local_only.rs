@@ -106,6 +106,21 @@ fn commands_that_must_run_here_do() {
             &["~a.h.gch"], // a PCH records its own build
         ),
         (&["-c", "unknown.xyz"], &[]), // unknown extension
+        // A build's option probe (the kernel's cc-option): nothing to send.
+        (
+            &[
+                "-Werror",
+                "-fno-PIE",
+                "-c",
+                "-x",
+                "c",
+                "/dev/null",
+                "-o",
+                "probe.o",
+            ],
+            &["probe.o"],
+        ),
+        (&["-c", "missing.c", "-o", "m.o"], &[]), // gcc says what is missing
         (&["--version"], &[]),
         (&["-dumpmachine"], &[]),
         (&["-c", "-fsyntax-only", "a.c"], &[]),

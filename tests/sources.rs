@@ -426,8 +426,16 @@ fn computed_includes_and_has_include_never_give_a_wrong_object() {
         "#if __has_include(\"b.h\")\n#include \"b.h\"\n#else\n#include \"a.h\"\n#endif\n\
          #if __has_include(<no_such_header.h>)\n#error wrong\n#endif\nint a(void) { return A; }\n",
     );
+    // What the box's audit (gcc preprocessing directives only) cannot do: it refuses, and
+    // the job is preprocessed at home.
+    t.write(
+        "counter.c",
+        "#define PICK \"a.h\"\n#if __COUNTER__ == 0\n#include PICK\n#endif\n\
+         int a(void) { return A; }\n",
+    );
     for (file, shipped) in [
         ("computed.c", true),
+        ("counter.c", true),
         ("placed.c", false),
         ("dead.c", true),
         ("probe.c", true),

@@ -41,6 +41,16 @@ pub enum Event {
     End(io::Result<u8>),
 }
 
+/// An unnamed file for a preprocessor's diagnostics (`O_TMPFILE`: gone with its last fd).
+pub fn held_diagnostics() -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_TMPFILE)
+        .open(std::env::temp_dir())
+}
+
 /// A running preprocessor.
 pub struct Stream {
     child: Child,
@@ -49,13 +59,15 @@ pub struct Stream {
 }
 
 impl Stream {
-    pub fn start(compiler: &Path, cpp_args: &[OsString]) -> io::Result<Stream> {
+    /// Starts the preprocessor, its diagnostics going to `stderr` (the user's, or a file
+    /// that holds them until it is known whether they are the user's).
+    pub fn start(compiler: &Path, cpp_args: &[OsString], stderr: Stdio) -> io::Result<Stream> {
         let mut child = Command::new(compiler)
             .args(cpp_args)
             .env(super::local::SAFEGUARD, "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()?;
         let out = child.stdout.take();
         Ok(Stream {

@@ -463,6 +463,15 @@ impl Client<'_> {
     /// Decides whether this command may go to a box at all.
     fn distributable(&self, program: &Path, args: &[OsString]) -> Result<(Plan, String), String> {
         let plan = args::classify(args).map_err(|r| r.to_string())?;
+        // `-x c /dev/null`: a build's probe of an option (the kernel's Makefile asks dozens
+        // before it compiles anything, one after another). Nothing to send, and here it
+        // takes a fraction of a round trip to a box.
+        if !std::fs::metadata(&plan.source).is_ok_and(|m| m.is_file()) {
+            return Err(format!(
+                "{} is not a regular file (an option probe): compiled here",
+                Path::new(&plan.source).display()
+            ));
+        }
         let name = program
             .file_name()
             .and_then(|n| n.to_str())
@@ -913,7 +922,21 @@ impl Client<'_> {
         let slot = state
             .lock_cpp(cpp_limit, Instant::now() + Duration::from_secs(600))
             .map_err(|e| format!("cannot lock a preprocessing slot: {e}"))?;
-        let events = cpp::Stream::start(program, cpp_args)
+        // On directives alone gcc refuses a few things a full preprocessing takes
+        // (`__COUNTER__` in an `#if`): its words are held until it is known they are the
+        // user's, and if it fails the job compiles here, where gcc says what is wrong once.
+        let directives_only = cpp_args.iter().any(|a| a == "-fdirectives-only");
+        let mut held = directives_only
+            .then(cpp::held_diagnostics)
+            .and_then(Result::ok);
+        let stderr = match held.as_ref().map(|f| f.try_clone()) {
+            Some(Ok(f)) => std::process::Stdio::from(f),
+            _ => {
+                held = None;
+                std::process::Stdio::inherit()
+            }
+        };
+        let events = cpp::Stream::start(program, cpp_args, stderr)
             .map_err(|e| format!("cannot run the preprocessor: {e}"))?
             .read_ahead(remote::PIECE, slot);
         let mut text = Vec::with_capacity(4 << 20);
@@ -933,6 +956,17 @@ impl Client<'_> {
                 }
             }
         };
+        if let Some(mut f) = held {
+            use std::io::{Read, Seek};
+            let mut said = Vec::new();
+            let _ = f.rewind().and_then(|_| f.read_to_end(&mut said));
+            if code != 0 {
+                return Err(format!(
+                    "the preprocessor failed on directives alone ({code})"
+                ));
+            }
+            let _ = std::io::stderr().write_all(&said);
+        }
         if code != 0 {
             // The user's error, shown once by the preprocessor itself; dropping the
             // connection makes the box throw the partial input away.
