@@ -15,6 +15,7 @@
 //! | `scan.rs` | the files a compile may read, without preprocessing (shipping sources) |
 //! | `files.rs` | each file's hash and include directives, cached per build by its stamp |
 //! | `ship.rs` | a job that ships its sources: the manifest, the files' content, the `.d` back |
+//! | `server.rs` | the scan server: one process per `RCC_DIR` scanning the build's jobs with what it keeps in memory |
 
 pub mod advert;
 pub mod cpp;
