@@ -216,3 +216,44 @@ fn a_computed_include_follows_its_macro_when_the_header_defining_it_changes() {
     // Every job went to the box with its sources (the box checked what each one read).
     assert_eq!(d.counter("sources"), 3, "{}", d.log_text());
 }
+
+#[test]
+fn a_server_of_another_rcc_build_leaves_and_the_next_job_starts_its_own() {
+    use std::io::Write;
+    let t = TempDir::new("scan-server-rebuilt");
+    let d = Daemon::start(1, &[]);
+    let hosts = format!("{}/1", d.addr());
+    let rcc_dir = t.join(".rcc");
+    t.write("main.c", "int v(void) { return 4; }\n");
+    plain_and_rcc(t.path(), &rcc_dir, &hosts, &[]);
+    wait_for_server(&rcc_dir);
+    let old = servers(&rcc_dir);
+    assert_eq!(old.len(), 1);
+    // What an rcc rebuilt or upgraded since the server started would ask.
+    let req = rcc::client::server::Request {
+        build: "0.0.0 another binary".into(),
+        compiler: "/usr/bin/gcc".into(),
+        identity: "x".into(),
+        cwd: t.path().to_path_buf(),
+        args: vec!["-c".into(), "main.c".into()],
+    }
+    .encode();
+    let mut c = std::os::unix::net::UnixStream::connect(rcc_dir.join("scan.sock")).unwrap();
+    c.write_all(&(req.len() as u32).to_be_bytes()).unwrap();
+    c.write_all(&req).unwrap();
+    let t0 = Instant::now();
+    while alive(old[0]) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the old server stayed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The next job scans for itself and starts a server of this build, which then answers.
+    let said = plain_and_rcc(t.path(), &rcc_dir, &hosts, &[]);
+    assert!(said.contains(" ms here: "), "{said}");
+    wait_for_server(&rcc_dir);
+    let said = plain_and_rcc(t.path(), &rcc_dir, &hosts, &[]);
+    assert!(said.contains("by the scan server"), "{said}");
+    assert_ne!(servers(&rcc_dir), old);
+}

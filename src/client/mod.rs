@@ -766,6 +766,7 @@ impl Client<'_> {
         let use_server = !self.env.var("RCC_SCAN_SERVER").is_some_and(|v| v == "0");
         if use_server {
             let req = server::Request {
+                build: server::this_build(),
                 compiler: program.to_path_buf(),
                 identity: identity.to_string(),
                 cwd: cwd.to_path_buf(),

@@ -61,6 +61,9 @@ const MAGIC: &[u8; 4] = b"RCS1";
 /// One job to scan: what `ship::prepare` needs, as the job's rcc has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
+    /// The asking rcc's `this_build()`: a server of another build leaves instead of
+    /// answering, and the next rcc starts one of its own.
+    pub build: String,
     /// The compiler, resolved to a path.
     pub compiler: PathBuf,
     pub identity: String,
@@ -105,6 +108,7 @@ impl<'a> Fields<'a> {
 impl Request {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = MAGIC.to_vec();
+        put(&mut out, self.build.as_bytes());
         put(&mut out, self.compiler.as_os_str().as_bytes());
         put(&mut out, self.identity.as_bytes());
         put(&mut out, self.cwd.as_os_str().as_bytes());
@@ -117,6 +121,7 @@ impl Request {
 
     pub fn decode(data: &[u8]) -> Option<Request> {
         let mut f = Fields(data.strip_prefix(MAGIC)?);
+        let build = f.text()?;
         let compiler = PathBuf::from(OsString::from_vec(f.field()?.to_vec()));
         let identity = f.text()?;
         let cwd = PathBuf::from(OsString::from_vec(f.field()?.to_vec()));
@@ -131,6 +136,7 @@ impl Request {
             args.push(OsString::from_vec(f.field()?.to_vec()));
         }
         (f.0.is_empty() && compiler.is_absolute() && cwd.is_absolute()).then_some(Request {
+            build,
             compiler,
             identity,
             cwd,
@@ -194,6 +200,17 @@ impl Reply {
             _ => None,
         }
     }
+}
+
+/// What tells one rcc binary from another: its version and its file's size and mtime. A
+/// rebuilt or upgraded rcc is not answered by a server still running the old one (whose
+/// file is then gone or changed).
+pub fn this_build() -> String {
+    let stamp = std::env::current_exe()
+        .and_then(fs::metadata)
+        .map(|m| format!("{} {}.{}", m.size(), m.mtime(), m.mtime_nsec()))
+        .unwrap_or_default();
+    format!("{} {stamp}", env!("CARGO_PKG_VERSION"))
 }
 
 /// Writes `body` with its length in front.
@@ -276,13 +293,18 @@ pub fn serve(rcc_dir: &Path) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let mut scanner = Scanner::for_the_build(rcc_dir)?;
     let me = crate::sys::getuid();
+    let build = this_build();
     let mut last = Instant::now();
     // Ends when idle; each turn waits at most half a second.
     loop {
         match listener.accept() {
             Ok((stream, _)) => {
                 // A failed exchange concerns one rcc, which then scans for itself.
-                let _ = answer(stream, me, &mut scanner, rcc_dir);
+                let after = answer(stream, me, &build, &mut scanner, rcc_dir);
+                if after.is_ok_and(|a| a == After::Leave) {
+                    let _ = fs::remove_file(&path);
+                    return Ok(());
+                }
                 let (files, dirs, logs) = scanner.held();
                 if files > MAX_FILES_KNOWN || dirs > MAX_DIRS_LISTED || logs > MAX_LOG_BYTES {
                     scanner.forget();
@@ -306,13 +328,22 @@ pub fn serve(rcc_dir: &Path) -> io::Result<()> {
     }
 }
 
+/// What the server does after an exchange.
+#[derive(PartialEq, Eq)]
+enum After {
+    Serve,
+    /// The request came from another build of rcc, which needs a server of its own.
+    Leave,
+}
+
 /// One exchange: a request from our own user, its reply.
 fn answer(
     mut stream: UnixStream,
     me: u32,
+    build: &str,
     scanner: &mut Scanner,
     rcc_dir: &Path,
-) -> io::Result<()> {
+) -> io::Result<After> {
     if crate::sys::peer_uid(&stream)? != me {
         return Err(io::Error::other("another user"));
     }
@@ -322,6 +353,9 @@ fn answer(
     let Some(req) = Request::decode(&body) else {
         return Err(io::Error::other("not a request"));
     };
+    if req.build != build {
+        return Ok(After::Leave);
+    }
     // A bug in the scan must cost one job its server, not the server.
     let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         scan(scanner, rcc_dir, &req)
@@ -330,7 +364,8 @@ fn answer(
         scanner.forget();
         Reply::Refused("the scan server failed on this job".into())
     });
-    send(&mut stream, &reply.encode())
+    send(&mut stream, &reply.encode())?;
+    Ok(After::Serve)
 }
 
 /// What the job's own rcc would find: the same plan from the same arguments, the same scan.
@@ -367,6 +402,7 @@ mod tests {
 
     fn request() -> Request {
         Request {
+            build: this_build(),
             compiler: "/usr/bin/gcc".into(),
             identity: "gcc 12.2.0 x86_64-linux-gnu".into(),
             cwd: "/src/proj".into(),
@@ -408,7 +444,7 @@ mod tests {
         assert_eq!(Request::decode(&padded), None);
         // A count of arguments the body cannot hold.
         let mut huge = MAGIC.to_vec();
-        for f in [&b"/cc"[..], b"id", b"/"] {
+        for f in [&b"0.1"[..], b"/cc", b"id", b"/"] {
             put(&mut huge, f);
         }
         huge.extend_from_slice(&u32::MAX.to_be_bytes());
