@@ -13,10 +13,12 @@ for t in aarch64 x86_64; do
     cargo build --release --locked --quiet --target "$t-unknown-linux-musl"
 done
 
-# Budgets (bytes, stripped) for the aarch64 binaries: rccd 768 KiB, rcc 704 KiB (raised from
+# Budgets (bytes, stripped) for the aarch64 binaries: rccd 768 KiB, rcc 736 KiB (raised from
 # 700 and 600 when jobs began to ship their sources: the client scans includes and hashes
-# files, the box keeps a file cache and checks what the files include; 691 and 651 KiB then).
-declare -A budget=([rccd]=$((768 * 1024)) [rcc]=$((704 * 1024)))
+# files, the box keeps a file cache and checks what the files include; 691 and 651 KiB then;
+# rcc from 704 KiB when it gained the scan server, which keeps the build's scan in memory:
+# 720 KiB then).
+declare -A budget=([rccd]=$((768 * 1024)) [rcc]=$((736 * 1024)))
 for t in aarch64 x86_64; do
     for b in rccd rcc; do
         f="target/$t-unknown-linux-musl/release/$b"
