@@ -50,11 +50,12 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(30);
 const MAX_REQUEST: usize = 4 << 20;
 const MAX_REPLY: usize = 64 << 20;
 
-/// Bounds on what the server holds: past either, it forgets everything and learns again
-/// from the logs on disk.
-const MAX_FILES_KNOWN: usize = 400_000;
-const MAX_DIRS_LISTED: usize = 100_000;
-const MAX_LOG_BYTES: usize = 512 << 20;
+/// Bounds on what the server holds: past any, it forgets everything and learns again from
+/// the logs on disk. A kernel build's is ~5,000 files and a few hundred directories; the
+/// master may be a board with 1 GB.
+const MAX_FILES_KNOWN: usize = 200_000;
+const MAX_DIRS_LISTED: usize = 50_000;
+const MAX_LOG_BYTES: usize = 128 << 20;
 
 const MAGIC: &[u8; 4] = b"RCS1";
 

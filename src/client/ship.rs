@@ -354,6 +354,10 @@ fn computed_files(
         }
         for (form, name) in &names[c.text.as_str()] {
             let (form, name) = (*form, name.as_str());
+            // The box reads no file by absolute path (it would be its own): no use asking.
+            if Path::new(name).is_absolute() {
+                return Err(format!("it can name {name}, an absolute path"));
+            }
             if let Some(found) = scan::find(name, form, next, &c.file, c.chain, search) {
                 if !out.contains(&found) {
                     out.push(found);
