@@ -65,14 +65,6 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
     found
 }
 
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "{what}: not within {secs} s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn a_box_that_accepts_and_never_answers_is_given_up() {
     // A listener that takes connections and says nothing, ever.

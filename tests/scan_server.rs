@@ -7,21 +7,24 @@
 mod util;
 use util::*;
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Waits (at most 10 s) until the server of `rcc_dir` listens.
 fn wait_for_server(rcc_dir: &Path) {
     let sock = rcc_dir.join("scan.sock");
-    let t = Instant::now();
-    while std::os::unix::net::UnixStream::connect(&sock).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "no scan server on {}",
-            sock.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("a scan server listens", 10, || {
+        std::os::unix::net::UnixStream::connect(&sock).is_ok()
+    });
+}
+
+/// A test's dir, one box of one slot, its host list and the build's `RCC_DIR`.
+fn one_box(name: &str) -> (TempDir, Daemon, String, PathBuf) {
+    let t = TempDir::new(name);
+    let d = Daemon::start(1, &[]);
+    let hosts = format!("{}/1", d.addr());
+    let rcc_dir = t.join(".rcc");
+    (t, d, hosts, rcc_dir)
 }
 
 /// The scan servers running for `rcc_dir` (found by their command line and environment).
@@ -81,10 +84,7 @@ fn value(dir: &Path) -> String {
 
 #[test]
 fn later_jobs_are_scanned_by_the_server_and_see_every_change_on_disk() {
-    let t = TempDir::new("scan-server");
-    let d = Daemon::start(1, &[]);
-    let hosts = format!("{}/1", d.addr());
-    let rcc_dir = t.join(".rcc");
+    let (t, d, hosts, rcc_dir) = one_box("scan-server");
     t.write("main.c", "#include <v.h>\nint v(void) { return V; }\n");
     t.write("second/v.h", "#define V 1\n");
     std::fs::create_dir_all(t.join("first")).unwrap();
@@ -126,10 +126,7 @@ fn later_jobs_are_scanned_by_the_server_and_see_every_change_on_disk() {
 #[test]
 fn a_request_that_is_not_one_costs_nothing_and_the_next_job_is_served() {
     use std::io::{Read, Write};
-    let t = TempDir::new("scan-server-hostile");
-    let d = Daemon::start(1, &[]);
-    let hosts = format!("{}/1", d.addr());
-    let rcc_dir = t.join(".rcc");
+    let (t, _d, hosts, rcc_dir) = one_box("scan-server-hostile");
     t.write("main.c", "#include \"v.h\"\nint v(void) { return V; }\n");
     t.write("v.h", "#define V 7\n");
     plain_and_rcc(t.path(), &rcc_dir, &hosts, &["-O2"]);
@@ -157,9 +154,7 @@ fn a_request_that_is_not_one_costs_nothing_and_the_next_job_is_served() {
 
 #[test]
 fn the_server_leaves_with_its_rcc_dir_and_can_be_turned_off() {
-    let t = TempDir::new("scan-server-leaves");
-    let d = Daemon::start(1, &[]);
-    let hosts = format!("{}/1", d.addr());
+    let (t, _d, hosts, rcc_dir) = one_box("scan-server-leaves");
     t.write("main.c", "int v(void) { return 5; }\n");
 
     // Off: every job scans on its own and no server starts.
@@ -174,28 +169,17 @@ fn the_server_leaves_with_its_rcc_dir_and_can_be_turned_off() {
     assert!(!off.join("scan.sock").exists());
     assert!(servers(&off).is_empty());
 
-    let rcc_dir = t.join(".rcc");
     plain_and_rcc(t.path(), &rcc_dir, &hosts, &[]);
     wait_for_server(&rcc_dir);
     let pids = servers(&rcc_dir);
     assert_eq!(pids.len(), 1);
     std::fs::remove_dir_all(&rcc_dir).unwrap();
-    let t0 = Instant::now();
-    while alive(pids[0]) {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "the server outlived its RCC_DIR"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until("the server leaves with its RCC_DIR", 10, || !alive(pids[0]));
 }
 
 #[test]
 fn a_computed_include_follows_its_macro_when_the_header_defining_it_changes() {
-    let t = TempDir::new("scan-server-computed");
-    let d = Daemon::start(1, &[]);
-    let hosts = format!("{}/1", d.addr());
-    let rcc_dir = t.join(".rcc");
+    let (t, d, hosts, rcc_dir) = one_box("scan-server-computed");
     t.write(
         "main.c",
         "#include \"names.h\"\n#include WHICH\nint v(void) { return V; }\n",
@@ -220,10 +204,7 @@ fn a_computed_include_follows_its_macro_when_the_header_defining_it_changes() {
 #[test]
 fn a_server_of_another_rcc_build_leaves_and_the_next_job_starts_its_own() {
     use std::io::Write;
-    let t = TempDir::new("scan-server-rebuilt");
-    let d = Daemon::start(1, &[]);
-    let hosts = format!("{}/1", d.addr());
-    let rcc_dir = t.join(".rcc");
+    let (t, _d, hosts, rcc_dir) = one_box("scan-server-rebuilt");
     t.write("main.c", "int v(void) { return 4; }\n");
     plain_and_rcc(t.path(), &rcc_dir, &hosts, &[]);
     wait_for_server(&rcc_dir);
@@ -241,14 +222,7 @@ fn a_server_of_another_rcc_build_leaves_and_the_next_job_starts_its_own() {
     let mut c = std::os::unix::net::UnixStream::connect(rcc_dir.join("scan.sock")).unwrap();
     c.write_all(&(req.len() as u32).to_be_bytes()).unwrap();
     c.write_all(&req).unwrap();
-    let t0 = Instant::now();
-    while alive(old[0]) {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "the old server stayed"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the old server leaves", 10, || !alive(old[0]));
     // The next job scans for itself and starts a server of this build, which then answers.
     let said = plain_and_rcc(t.path(), &rcc_dir, &hosts, &[]);
     assert!(said.contains(" ms here: "), "{said}");

@@ -41,14 +41,26 @@ pub enum Event {
     End(io::Result<u8>),
 }
 
-/// An unnamed file for a preprocessor's diagnostics (`O_TMPFILE`: gone with its last fd).
-pub fn held_diagnostics() -> io::Result<std::fs::File> {
+/// A preprocessor's diagnostics held back: an unnamed file (`O_TMPFILE`, gone with its
+/// last fd) and the preprocessor's stderr into it. `None` where no such file can be made.
+pub fn hold_diagnostics() -> Option<(std::fs::File, Stdio)> {
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
+    let f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .custom_flags(libc::O_TMPFILE)
         .open(std::env::temp_dir())
+        .ok()?;
+    let into = f.try_clone().ok()?;
+    Some((f, Stdio::from(into)))
+}
+
+/// What a preprocessor wrote into a file from `hold_diagnostics`.
+pub fn held(mut f: std::fs::File) -> Vec<u8> {
+    use std::io::Seek;
+    let mut said = Vec::new();
+    let _ = f.rewind().and_then(|_| f.read_to_end(&mut said));
+    said
 }
 
 /// A running preprocessor.

@@ -54,12 +54,13 @@ pub struct Files {
 }
 
 /// What must not change for a file to be the one that was read: its size, mtime and ctime
-/// (to the nanosecond), inode and device.
+/// (to the nanosecond), inode and device. (For a directory: what any entry created,
+/// removed or renamed in it changes.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp([i64; 7]);
+pub struct Stamp([i64; 7]);
 
 impl Stamp {
-    fn of(m: &fs::Metadata) -> Stamp {
+    pub fn of(m: &fs::Metadata) -> Stamp {
         Stamp([
             m.size() as i64,
             m.mtime(),

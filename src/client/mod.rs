@@ -928,15 +928,9 @@ impl Client<'_> {
         // (`__COUNTER__` in an `#if`): its words are held until it is known they are the
         // user's, and if it fails the job compiles here, where gcc says what is wrong once.
         let directives_only = cpp_args.iter().any(|a| a == "-fdirectives-only");
-        let mut held = directives_only
-            .then(cpp::held_diagnostics)
-            .and_then(Result::ok);
-        let stderr = match held.as_ref().map(|f| f.try_clone()) {
-            Some(Ok(f)) => std::process::Stdio::from(f),
-            _ => {
-                held = None;
-                std::process::Stdio::inherit()
-            }
+        let (held, stderr) = match directives_only.then(cpp::hold_diagnostics).flatten() {
+            Some((file, into)) => (Some(file), into),
+            None => (None, std::process::Stdio::inherit()),
         };
         let events = cpp::Stream::start(program, cpp_args, stderr)
             .map_err(|e| format!("cannot run the preprocessor: {e}"))?
@@ -958,10 +952,8 @@ impl Client<'_> {
                 }
             }
         };
-        if let Some(mut f) = held {
-            use std::io::{Read, Seek};
-            let mut said = Vec::new();
-            let _ = f.rewind().and_then(|_| f.read_to_end(&mut said));
+        if let Some(f) = held {
+            let said = cpp::held(f);
             if code != 0 {
                 return Err(format!(
                     "the preprocessor failed on directives alone ({code})"

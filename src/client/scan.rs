@@ -12,6 +12,7 @@
 //! other system directories, finds the same file for every name gcc looks up here: each
 //! lookup's first hit is shipped, and nothing that is not here exists there.
 
+use super::files::Stamp;
 use crate::fasthash::{FastMap, FastSet};
 use crate::includes::{Directive, Form};
 use std::ffi::OsString;
@@ -287,7 +288,7 @@ struct Found {
 ///
 /// The scan server (`Dirs::kept`) also keeps each directory's names from job to job, so a
 /// lookup costs no system call: each directory is checked once per job against its stamp
-/// (mtime, ctime, inode), which any file created, removed or renamed in it changes. A
+/// (`files::Stamp`), which any file created, removed or renamed in it changes. A
 /// listing is trusted in a later job only once its directory has been still for
 /// `SETTLED`: a file created in the same clock tick as the stamp was taken (timestamps are
 /// coarse) would not change it.
@@ -303,7 +304,7 @@ pub struct Dirs {
 const SETTLED: Duration = Duration::from_secs(2);
 
 struct Listing {
-    stamp: [i64; 6],
+    stamp: Stamp,
     trusted: bool,
     /// Regular files, and names a stat must tell (symlinks, unknown types); `None` when the
     /// directory cannot be listed (searchable, not readable): every lookup stats.
@@ -381,15 +382,8 @@ impl Dirs {
                 return false;
             }
         };
-        let stamp = [
-            m.mtime(),
-            m.mtime_nsec(),
-            m.ctime(),
-            m.ctime_nsec(),
-            m.ino() as i64,
-            m.dev() as i64,
-        ];
-        if let Some(l) = self.listings.get_mut(dir.as_os_str()) {
+        let stamp = Stamp::of(&m);
+        if let Some(l) = self.listings.get(dir.as_os_str()) {
             if l.trusted && l.stamp == stamp {
                 return true;
             }

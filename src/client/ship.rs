@@ -40,25 +40,6 @@ pub struct Shipment {
     pub bytes: u64,
 }
 
-/// Where what the compiler says for this job's options is kept (`RCC_DIR/probes/KEY`).
-fn probe_file(identity: &str, sp: &ShipPlan, cwd: &Path, rcc_dir: &Path) -> PathBuf {
-    let mut key = Vec::new();
-    key.extend_from_slice(identity.as_bytes());
-    key.push(0);
-    key.extend_from_slice(sp.lang.as_bytes());
-    for a in sp
-        .probe_args
-        .iter()
-        .map(|a| a.as_bytes())
-        .chain([cwd.as_os_str().as_bytes()])
-    {
-        key.push(0);
-        key.extend_from_slice(a);
-    }
-    let name = &crate::sha256::hex(&crate::sha256::digest(&key))[..32];
-    rcc_dir.join("probes").join(name)
-}
-
 /// One job's compiler and options: what its probes are asked of and kept under.
 struct Job<'a> {
     compiler: &'a Path,
@@ -68,18 +49,32 @@ struct Job<'a> {
     rcc_dir: &'a Path,
 }
 
+impl Job<'_> {
+    /// Where what the compiler says for this job's options is kept (`RCC_DIR/probes/KEY`).
+    fn probe_file(&self) -> PathBuf {
+        let mut key = Vec::new();
+        key.extend_from_slice(self.identity.as_bytes());
+        key.push(0);
+        key.extend_from_slice(self.sp.lang.as_bytes());
+        for a in self
+            .sp
+            .probe_args
+            .iter()
+            .map(|a| a.as_bytes())
+            .chain([self.cwd.as_os_str().as_bytes()])
+        {
+            key.push(0);
+            key.extend_from_slice(a);
+        }
+        let name = &crate::sha256::hex(&crate::sha256::digest(&key))[..32];
+        self.rcc_dir.join("probes").join(name)
+    }
+}
+
 /// The search path for `args` as `compiler` answers it, from `RCC_DIR/probes` while it still
 /// holds (no directory gcc left out has appeared since).
 fn search_paths(job: &Job) -> Result<SearchPaths, String> {
-    let Job {
-        compiler,
-        identity,
-        sp,
-        cwd,
-        rcc_dir,
-    } = *job;
-    let file = probe_file(identity, sp, cwd, rcc_dir);
-    let dir = rcc_dir.join("probes");
+    let file = job.probe_file();
     if let Some(known) = fs::read_to_string(&file)
         .ok()
         .and_then(|t| SearchPaths::decode(&t))
@@ -87,12 +82,11 @@ fn search_paths(job: &Job) -> Result<SearchPaths, String> {
     {
         return Ok(known);
     }
-    let found = scan::probe(compiler, &sp.probe_args, sp.lang, cwd).map_err(|e| e.to_string())?;
-    let _ = fs::create_dir_all(&dir);
-    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-    if fs::write(&tmp, found.encode()).is_ok() {
-        let _ = fs::rename(&tmp, &file);
-    }
+    let sp = job.sp;
+    let found =
+        scan::probe(job.compiler, &sp.probe_args, sp.lang, job.cwd).map_err(|e| e.to_string())?;
+    let _ = fs::create_dir_all(job.rcc_dir.join("probes"));
+    let _ = super::write_atomically(&file, found.encode().as_bytes());
     Ok(found)
 }
 
@@ -116,19 +110,18 @@ pub struct Scanner {
 impl Scanner {
     /// For one job (directories are stat'ed, not listed).
     pub fn for_one_job(rcc_dir: &Path) -> io::Result<Scanner> {
-        Ok(Scanner {
-            files: Files::open(rcc_dir)?,
-            dirs: scan::Dirs::default(),
-            defines: FastMap::default(),
-            defines_bytes: 0,
-        })
+        Scanner::with(rcc_dir, scan::Dirs::default())
     }
 
     /// For every job of a build (directory listings kept).
     pub fn for_the_build(rcc_dir: &Path) -> io::Result<Scanner> {
+        Scanner::with(rcc_dir, scan::Dirs::kept())
+    }
+
+    fn with(rcc_dir: &Path, dirs: scan::Dirs) -> io::Result<Scanner> {
         Ok(Scanner {
             files: Files::open(rcc_dir)?,
-            dirs: scan::Dirs::kept(),
+            dirs,
             defines: FastMap::default(),
             defines_bytes: 0,
         })
@@ -147,30 +140,28 @@ impl Scanner {
         self.defines_bytes = 0;
     }
 
-    /// The `#define`s of `path`, which this job's scan saw with content `hash`. Kept for the
-    /// next jobs only in the scan server, and then only when the text read has that hash
-    /// (a file rewritten since would leave another content's definitions under it).
-    fn definitions(&mut self, path: &Path, hash: Digest) -> io::Result<Rc<macros::Definitions>> {
+    /// The `#define`s of `text` (read when not known), whose content has hash `hash`. Kept
+    /// for the next jobs only in the scan server, and then only when what was read has that
+    /// hash (a file rewritten since its scan would leave another content's under it).
+    fn definitions(
+        &mut self,
+        hash: Digest,
+        text: impl FnOnce() -> io::Result<Vec<u8>>,
+    ) -> io::Result<Rc<macros::Definitions>> {
         if let Some(d) = self.defines.get(&hash) {
             return Ok(Rc::clone(d));
         }
-        let text = fs::read(path)?;
+        let text = text()?;
         if !self.dirs.keeps() {
             return Ok(Rc::new(macros::Definitions::of(text)));
         }
         if crate::sha256::digest(&text) != hash {
             return Err(io::Error::other("changed while it was scanned"));
         }
-        Ok(self.keep_definitions(hash, text))
-    }
-
-    fn keep_definitions(&mut self, hash: Digest, text: Vec<u8>) -> Rc<macros::Definitions> {
         let d = Rc::new(macros::Definitions::of(text));
-        if self.dirs.keeps() {
-            self.defines_bytes += d.size();
-            self.defines.insert(hash, Rc::clone(&d));
-        }
-        d
+        self.defines_bytes += d.size();
+        self.defines.insert(hash, Rc::clone(&d));
+        Ok(d)
     }
 }
 
@@ -324,14 +315,12 @@ fn computed_files(
         let say = |e: io::Error| format!("{}: {e}", f.display());
         // As this job's scan saw it.
         let hash = scanner.files.get(f).map_err(say)?.hash;
-        defines.push(scanner.definitions(f, hash).map_err(say)?);
+        defines.push(scanner.definitions(hash, || fs::read(f)).map_err(say)?);
     }
     let predefined = predefined(job)?;
     let hash = crate::sha256::digest(&predefined);
-    defines.push(match scanner.defines.get(&hash) {
-        Some(d) => Rc::clone(d),
-        None => scanner.keep_definitions(hash, predefined),
-    });
+    let d = scanner.definitions(hash, || Ok(predefined));
+    defines.push(d.map_err(|e| e.to_string())?);
     let sp = job.sp;
     let options: Vec<&str> = sp
         .literal
@@ -370,23 +359,14 @@ fn computed_files(
 
 /// The compiler's own macros for this job's options, from `RCC_DIR/probes` once asked.
 fn predefined(job: &Job) -> Result<Vec<u8>, String> {
-    let Job {
-        compiler,
-        identity,
-        sp,
-        cwd,
-        rcc_dir,
-    } = *job;
-    let file = probe_file(identity, sp, cwd, rcc_dir).with_extension("dM");
+    let file = job.probe_file().with_extension("dM");
     if let Ok(known) = fs::read(&file) {
         return Ok(known);
     }
-    let found =
-        scan::predefined(compiler, &sp.probe_args, sp.lang, cwd).map_err(|e| e.to_string())?;
-    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-    if fs::write(&tmp, &found).is_ok() {
-        let _ = fs::rename(&tmp, &file);
-    }
+    let sp = job.sp;
+    let found = scan::predefined(job.compiler, &sp.probe_args, sp.lang, job.cwd)
+        .map_err(|e| e.to_string())?;
+    let _ = super::write_atomically(&file, &found);
     Ok(found)
 }
 

@@ -291,6 +291,15 @@ pub fn run(c: &mut Command) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {c:?}: {e}"))
 }
 
+/// Waits (polling, at most `secs`) until `f` holds; fails the test naming `what` if not.
+pub fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "{what}: not within {secs} s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Runs a command that must succeed.
 pub fn ok(c: &mut Command) -> Output {
     let out = run(c);
