@@ -119,7 +119,23 @@ fn later_jobs_are_scanned_by_the_server_and_see_every_change_on_disk() {
     std::fs::remove_file(t.join("first/v.h")).unwrap();
     plain_and_rcc(t.path(), &rcc_dir, &hosts, &args);
     assert_eq!(value(t.path()), "2");
-    assert_eq!(d.counter("sources"), 5);
+
+    // A header in a directory that did not exist: the server kept where `<sub/v.h>` led,
+    // and that answer held only while `first/sub` was missing.
+    t.write("main.c", "#include <sub/v.h>\nint v(void) { return V; }\n");
+    t.write("second/sub/v.h", "#define V 4\n");
+    // Still for more than 2 s even in whole seconds: the answer is kept from the first job.
+    std::thread::sleep(Duration::from_millis(3100));
+    plain_and_rcc(t.path(), &rcc_dir, &hosts, &args);
+    assert_eq!(value(t.path()), "4");
+    let said = plain_and_rcc(t.path(), &rcc_dir, &hosts, &args);
+    assert!(said.contains("by the scan server"), "{said}");
+    assert_eq!(value(t.path()), "4");
+    t.write("first/sub/v.h", "#define V 5\n");
+    let said = plain_and_rcc(t.path(), &rcc_dir, &hosts, &args);
+    assert!(said.contains("by the scan server"), "{said}");
+    assert_eq!(value(t.path()), "5");
+    assert_eq!(d.counter("sources"), 8);
     assert_eq!(servers(&rcc_dir).len(), 1, "one server per RCC_DIR");
 }
 

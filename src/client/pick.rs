@@ -16,6 +16,8 @@
 //! up. This machine only when no box has a free slot.
 
 use crate::sys;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, ErrorKind};
 use std::os::unix::fs::DirBuilderExt;
@@ -74,6 +76,9 @@ pub struct Pick {
 pub struct State {
     lock_dir: PathBuf,
     state_dir: PathBuf,
+    /// Slot files found locked while waiting, kept open for the next look: opening them
+    /// again at every look cost more than the lock attempt itself. They never hold a lock.
+    tried: RefCell<HashMap<String, File>>,
 }
 
 impl State {
@@ -91,6 +96,7 @@ impl State {
         Ok(State {
             lock_dir,
             state_dir,
+            tried: RefCell::default(),
         })
     }
 
@@ -100,12 +106,20 @@ impl State {
 
     fn try_slot(&self, key: &str, n: u32) -> io::Result<Option<SlotLock>> {
         let name = format!("{key}_{n}");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.lock_dir.join(&name))?;
-        Ok(sys::try_lock(&file)?.then_some(SlotLock { _file: file, name }))
+        let kept = self.tried.borrow_mut().remove(&name);
+        let file = match kept {
+            Some(f) => f,
+            None => OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(self.lock_dir.join(&name))?,
+        };
+        if sys::try_lock(&file)? {
+            return Ok(Some(SlotLock { _file: file, name }));
+        }
+        self.tried.borrow_mut().insert(name, file);
+        Ok(None)
     }
 
     /// Takes a free slot now, if there is one: on the box with the most headroom (see the
@@ -166,15 +180,14 @@ impl State {
         candidates: &[Candidate],
         deadline: Instant,
     ) -> io::Result<Option<Pick>> {
-        loop {
-            if let Some(p) = self.pick(candidates)? {
-                return Ok(Some(p));
+        let found = loop {
+            match self.pick(candidates) {
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(POLL),
+                other => break other,
             }
-            if Instant::now() >= deadline {
-                return Ok(None);
-            }
-            std::thread::sleep(POLL);
-        }
+        };
+        self.tried.borrow_mut().clear();
+        found
     }
 
     fn wait_slot(&self, key: &str, limit: u32, deadline: Instant) -> io::Result<Option<SlotLock>> {

@@ -282,7 +282,16 @@ struct Found {
     chain: Option<usize>,
 }
 
-/// Whether files exist, for one job's lookups. Most lookups try a directory of the search
+/// An include followed: the file it found (its number in `Dirs`), the file's chain index, and
+/// whether `__has_include` only probed it.
+#[derive(Clone, Copy)]
+struct Edge {
+    file: u32,
+    chain: Option<usize>,
+    probe: bool,
+}
+
+/// Whether files exist, for the lookups of a scan. Most lookups try a directory of the search
 /// path that has no such subdirectory at all (`<linux/x.h>` in `arch/arm64/include`), so
 /// whether a directory exists is asked once per job and answers them all.
 ///
@@ -292,16 +301,45 @@ struct Found {
 /// listing is trusted in a later job only once its directory has been still for
 /// `SETTLED`: a file created in the same clock tick as the stamp was taken (timestamps are
 /// coarse) would not change it.
+///
+/// The server also keeps where each file's includes led (`Resolved`), with the version of
+/// every directory those lookups consulted. A later job that finds the file's directives
+/// unchanged (the same scan: its stamp held) and each of those directories as it was takes
+/// the answer without a lookup. An answer that needed a stat (a symlink, a directory that
+/// cannot be listed) is not kept: no directory's version tells when it changes.
 #[derive(Default)]
 pub struct Dirs {
     keep: bool,
-    /// This job's answer for each directory asked about: whether it exists.
-    exists: FastMap<OsString, bool>,
-    listings: FastMap<OsString, Listing>,
+    /// Counts jobs: a directory is checked once per job.
+    job: u64,
+    /// Counts walks (a job may walk more than once): a file is followed once per walk.
+    walk: u64,
+    dir_ids: FastMap<OsString, u32>,
+    dirs: Vec<Dir>,
+    file_ids: FastMap<OsString, u32>,
+    /// Each file numbered, with the walk that last followed it.
+    files: Vec<(PathBuf, u64)>,
+    searches: FastMap<String, u32>,
+    /// By search path, file and chain index.
+    resolved: FastMap<(u32, u32, Option<usize>), Resolved>,
+    /// While the server resolves a file: the directories consulted, at their versions.
+    consulted: Option<Vec<(u32, u64)>>,
+    /// Whether an answer since the last look came from a stat.
+    stated: bool,
 }
 
 /// How long a directory must have been unchanged for its listing to outlive the job.
 const SETTLED: Duration = Duration::from_secs(2);
+
+struct Dir {
+    path: PathBuf,
+    /// The job it was last checked in, and whether it existed then.
+    checked: u64,
+    exists: bool,
+    /// Changes whenever what a lookup in it answers may have changed.
+    version: u64,
+    listing: Option<Listing>,
+}
 
 struct Listing {
     stamp: Stamp,
@@ -311,8 +349,77 @@ struct Listing {
     names: Option<(FastSet<OsString>, FastSet<OsString>)>,
 }
 
+/// Where a file's includes led, and what that depended on.
+struct Resolved {
+    /// The directives it was found from: the same `Rc` for as long as the file's stamp holds.
+    directives: Rc<Vec<Directive>>,
+    edges: Rc<[Edge]>,
+    consulted: Box<[(u32, u64)]>,
+}
+
+/// One walk's bracket lookups: a bracket lookup depends only on the name and where in the
+/// chain it starts, so the same name from hundreds of headers (`<linux/types.h>`) is looked
+/// up once; with what the lookup consulted and whether it stat'ed.
+type BracketMemo = FastMap<String, Vec<(usize, Option<Found>, Vec<(u32, u64)>, bool)>>;
+
+/// Checks directory `d` once in job `job`: whether it exists and, when listings are kept,
+/// its listing (read again when its stamp changed or it was not yet trusted).
+fn refresh(d: &mut Dir, job: u64, keep: bool) {
+    if d.checked == job {
+        return;
+    }
+    d.checked = job;
+    let m = match std::fs::metadata(&d.path) {
+        Ok(m) if m.is_dir() => m,
+        _ => {
+            if d.exists {
+                d.version += 1;
+            }
+            d.exists = false;
+            d.listing = None;
+            return;
+        }
+    };
+    if !keep {
+        d.exists = true;
+        return;
+    }
+    let stamp = Stamp::of(&m);
+    if d.exists
+        && d.listing
+            .as_ref()
+            .is_some_and(|l| l.trusted && l.stamp == stamp)
+    {
+        return;
+    }
+    // Listed after the stamp was taken: a file created in between is in the listing
+    // and changes the stamp for the next job.
+    let names = std::fs::read_dir(&d.path).ok().map(|entries| {
+        let (mut files, mut other) = (FastSet::default(), FastSet::default());
+        for e in entries.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_file() => files.insert(e.file_name()),
+                Ok(t) if t.is_dir() => false,
+                _ => other.insert(e.file_name()),
+            };
+        }
+        (files, other)
+    });
+    let settled = SystemTime::now()
+        .checked_sub(SETTLED)
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .is_some_and(|t| (m.mtime().max(m.ctime()) as u64) < t.as_secs());
+    d.exists = true;
+    d.listing = Some(Listing {
+        stamp,
+        trusted: settled,
+        names,
+    });
+    d.version += 1;
+}
+
 impl Dirs {
-    /// Lookups for the scan server: listings kept across jobs.
+    /// Lookups for the scan server: listings and answers kept across jobs.
     pub fn kept() -> Dirs {
         Dirs {
             keep: true,
@@ -327,93 +434,198 @@ impl Dirs {
 
     /// Starts the next job: every directory is checked again when it is first asked about.
     pub fn next_job(&mut self) {
-        self.exists.clear();
+        self.job += 1;
     }
 
-    /// Directories listed (what the server holds).
-    pub fn held(&self) -> usize {
-        self.listings.len()
+    /// Directories known, and files numbered and answers kept (what the server holds).
+    pub fn held(&self) -> (usize, usize) {
+        (self.dirs.len(), self.files.len() + self.resolved.len())
     }
 
     pub fn forget(&mut self) {
-        self.listings.clear();
-        self.exists.clear();
+        self.dir_ids.clear();
+        self.dirs.clear();
+        self.file_ids.clear();
+        self.files.clear();
+        self.searches.clear();
+        self.resolved.clear();
+    }
+
+    fn dir_id(&mut self, dir: &Path) -> u32 {
+        if let Some(&id) = self.dir_ids.get(dir.as_os_str()) {
+            return id;
+        }
+        let id = self.dirs.len() as u32;
+        self.dirs.push(Dir {
+            path: dir.to_path_buf(),
+            checked: u64::MAX,
+            exists: false,
+            version: 0,
+            listing: None,
+        });
+        self.dir_ids.insert(dir.as_os_str().to_owned(), id);
+        id
+    }
+
+    fn file_id(&mut self, path: PathBuf) -> u32 {
+        if let Some(&id) = self.file_ids.get(path.as_os_str()) {
+            return id;
+        }
+        let id = self.files.len() as u32;
+        self.file_ids.insert(path.as_os_str().to_owned(), id);
+        self.files.push((path, 0));
+        id
+    }
+
+    /// Whether this walk reaches file `id` for the first time (and now it has).
+    fn first_visit(&mut self, id: u32) -> bool {
+        let walk = &mut self.files[id as usize].1;
+        let first = *walk != self.walk;
+        *walk = self.walk;
+        first
+    }
+
+    fn search_id(&mut self, sp: &SearchPaths) -> u32 {
+        let text = sp.encode();
+        let next = self.searches.len() as u32;
+        *self.searches.entry(text).or_insert(next)
     }
 
     fn is_file(&mut self, p: &Path) -> bool {
-        let stat = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_file());
         let (Some(dir), Some(name)) = (p.parent(), p.file_name()) else {
-            return stat(p);
+            return self.stat(p);
         };
         if dir.as_os_str().is_empty() {
-            return stat(p);
+            return self.stat(p);
         }
-        let exists = match self.exists.get(dir.as_os_str()) {
-            Some(e) => *e,
-            None => {
-                let e = if self.keep {
-                    self.check(dir)
-                } else {
-                    std::fs::metadata(dir).is_ok_and(|m| m.is_dir())
-                };
-                self.exists.insert(dir.as_os_str().to_owned(), e);
-                e
-            }
-        };
-        if !exists {
+        let id = self.dir_id(dir);
+        let d = &mut self.dirs[id as usize];
+        refresh(d, self.job, self.keep);
+        if let Some(c) = self.consulted.as_mut() {
+            c.push((id, d.version));
+        }
+        if !d.exists {
             return false;
         }
-        match self
-            .listings
-            .get(dir.as_os_str())
-            .and_then(|l| l.names.as_ref())
-        {
-            Some((files, other)) => files.contains(name) || (other.contains(name) && stat(p)),
-            None => stat(p),
+        let listed = match d.listing.as_ref().and_then(|l| l.names.as_ref()) {
+            Some((files, _)) if files.contains(name) => Some(true),
+            Some((_, other)) if !other.contains(name) => Some(false),
+            _ => None,
+        };
+        match listed {
+            Some(answer) => answer,
+            None => self.stat(p),
         }
     }
 
-    /// Whether `dir` exists, with its listing brought up to date.
-    fn check(&mut self, dir: &Path) -> bool {
-        let m = match std::fs::metadata(dir) {
-            Ok(m) if m.is_dir() => m,
-            _ => {
-                self.listings.remove(dir.as_os_str());
-                return false;
-            }
-        };
-        let stamp = Stamp::of(&m);
-        if let Some(l) = self.listings.get(dir.as_os_str()) {
-            if l.trusted && l.stamp == stamp {
-                return true;
+    /// Whether `p` is a file, by a stat: true now, but no directory's version says when that
+    /// changes.
+    fn stat(&mut self, p: &Path) -> bool {
+        self.stated = true;
+        std::fs::metadata(p).is_ok_and(|m| m.is_file())
+    }
+
+    /// Where the includes of file `id` (its `directives`, reached at chain index `chain`)
+    /// lead under `sp` (search path number `search`).
+    fn includes(
+        &mut self,
+        sp: &SearchPaths,
+        search: u32,
+        id: u32,
+        chain: Option<usize>,
+        directives: &Rc<Vec<Directive>>,
+        bracket: &mut BracketMemo,
+    ) -> Rc<[Edge]> {
+        let key = (search, id, chain);
+        if let Some(r) = self.resolved.get(&key) {
+            let (dirs, job) = (&mut self.dirs, self.job);
+            let still = Rc::ptr_eq(&r.directives, directives)
+                && r.consulted.iter().all(|&(d, version)| {
+                    let d = &mut dirs[d as usize];
+                    refresh(d, job, true);
+                    d.version == version
+                });
+            if still {
+                return Rc::clone(&r.edges);
             }
         }
-        // Listed after the stamp was taken: a file created in between is in the listing
-        // and changes the stamp for the next job.
-        let names = std::fs::read_dir(dir).ok().map(|entries| {
-            let (mut files, mut other) = (FastSet::default(), FastSet::default());
-            for e in entries.flatten() {
-                match e.file_type() {
-                    Ok(t) if t.is_file() => files.insert(e.file_name()),
-                    Ok(t) if t.is_dir() => false,
-                    _ => other.insert(e.file_name()),
-                };
+        if self.keep {
+            self.consulted = Some(Vec::new());
+        }
+        self.stated = false;
+        let file = self.files[id as usize].0.clone();
+        let dir = file.parent().unwrap_or(Path::new("/"));
+        let mut edges = Vec::new();
+        for d in directives.iter() {
+            let Directive::Include {
+                form,
+                name,
+                next,
+                probe,
+            } = d
+            else {
+                continue;
+            };
+            let (form, next) = (*form, *next);
+            let found = if form == Form::Angle || next {
+                let start = if next { chain.map_or(0, |i| i + 1) } else { 0 };
+                let known = bracket
+                    .get(name.as_str())
+                    .and_then(|v| v.iter().find(|(s, ..)| *s == start));
+                match known {
+                    Some((_, f, consulted, stated)) => {
+                        if let Some(c) = self.consulted.as_mut() {
+                            c.extend_from_slice(consulted);
+                        }
+                        self.stated |= *stated;
+                        f.clone()
+                    }
+                    None => {
+                        let mark = self.consulted.as_ref().map_or(0, |c| c.len());
+                        let before = std::mem::replace(&mut self.stated, false);
+                        let f = lookup(self, name, form, next, dir, chain, sp);
+                        let consulted = self
+                            .consulted
+                            .as_ref()
+                            .map_or(Vec::new(), |c| c[mark..].to_vec());
+                        bracket.entry(name.clone()).or_default().push((
+                            start,
+                            f.clone(),
+                            consulted,
+                            self.stated,
+                        ));
+                        self.stated |= before;
+                        f
+                    }
+                }
+            } else {
+                lookup(self, name, form, next, dir, chain, sp)
+            };
+            // Not here, so not there either: the box sees the same absence.
+            if let Some(f) = found {
+                edges.push(Edge {
+                    file: self.file_id(f.path),
+                    chain: f.chain,
+                    probe: *probe,
+                });
             }
-            (files, other)
-        });
-        let settled = SystemTime::now()
-            .checked_sub(SETTLED)
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .is_some_and(|t| (m.mtime().max(m.ctime()) as u64) < t.as_secs());
-        self.listings.insert(
-            dir.as_os_str().to_owned(),
-            Listing {
-                stamp,
-                trusted: settled,
-                names,
-            },
-        );
-        true
+        }
+        let edges: Rc<[Edge]> = edges.into();
+        if let Some(mut consulted) = self.consulted.take() {
+            if !self.stated {
+                consulted.sort_unstable();
+                consulted.dedup();
+                self.resolved.insert(
+                    key,
+                    Resolved {
+                        directives: Rc::clone(directives),
+                        edges: Rc::clone(&edges),
+                        consulted: consulted.into(),
+                    },
+                );
+            }
+        }
+        edges
     }
 }
 
@@ -502,83 +714,54 @@ pub fn closure(
     mut directives: impl FnMut(&Path) -> io::Result<Rc<Vec<Directive>>>,
 ) -> io::Result<Closure> {
     let mut c = Closure::default();
-    // By their bytes: hashing and comparing a `Path` goes component by component.
-    let mut seen: FastSet<OsString> = FastSet::default();
+    dirs.walk += 1;
+    let search = dirs.search_id(sp);
     // (file, its bracket-chain index)
-    let mut todo: Vec<(PathBuf, Option<usize>)> = Vec::new();
+    let mut todo: Vec<(u32, Option<usize>)> = Vec::new();
     let roots = std::iter::once(source)
         .chain(sp.preincludes.iter().map(|p| p.as_path()))
         .map(|p| (p, None))
         .chain(extra.iter().map(|(p, i)| (p.as_path(), *i)));
     for (p, chain) in roots {
-        let p = clean(p);
-        if seen.insert(p.clone().into_os_string()) {
-            c.files.push(p.clone());
-            todo.push((p, chain));
+        let id = dirs.file_id(clean(p));
+        if dirs.first_visit(id) {
+            c.files.push(dirs.files[id as usize].0.clone());
+            todo.push((id, chain));
         }
     }
-    // The same name is looked up from hundreds of headers (`<linux/types.h>`): a bracket
-    // lookup depends only on the name and where in the chain it starts, so it is answered
-    // once. (Quote lookups depend on the includer's directory too; they are cheap to keep.)
-    let mut bracket_memo: FastMap<String, Vec<(usize, Option<Found>)>> = FastMap::default();
+    let mut bracket = BracketMemo::default();
     // Bounded by the number of distinct files.
-    while let Some((file, chain)) = todo.pop() {
-        let dir = file.parent().unwrap_or(Path::new("/")).to_path_buf();
-        for d in directives(&file)?.iter() {
-            match d {
-                Directive::Computed { line, text } => {
-                    c.computed.push(Computed {
-                        file: file.clone(),
-                        text: text.clone(),
-                        chain,
-                    });
-                    if c.unknowable.is_none() {
-                        c.unknowable = Some(format!(
-                            "{}:{line}: `{text}` names its file with a macro",
-                            file.display()
-                        ));
-                    }
+    while let Some((id, chain)) = todo.pop() {
+        let file = dirs.files[id as usize].0.clone();
+        let found = directives(&file)?;
+        for d in found.iter() {
+            if let Directive::Computed { line, text } = d {
+                c.computed.push(Computed {
+                    file: file.clone(),
+                    text: text.clone(),
+                    chain,
+                });
+                if c.unknowable.is_none() {
+                    c.unknowable = Some(format!(
+                        "{}:{line}: `{text}` names its file with a macro",
+                        file.display()
+                    ));
                 }
-                Directive::Include {
-                    form,
-                    name,
-                    next,
-                    probe,
-                } => {
-                    let (form, next, probe) = (*form, *next, *probe);
-                    let found = if form == Form::Angle || next {
-                        let start = if next { chain.map_or(0, |i| i + 1) } else { 0 };
-                        let known = bracket_memo
-                            .get(name.as_str())
-                            .and_then(|v| v.iter().find(|(s, _)| *s == start));
-                        match known {
-                            Some((_, f)) => f.clone(),
-                            None => {
-                                let f = lookup(dirs, name, form, next, &dir, chain, sp);
-                                bracket_memo
-                                    .entry(name.clone())
-                                    .or_default()
-                                    .push((start, f.clone()));
-                                f
-                            }
-                        }
-                    } else {
-                        lookup(dirs, name, form, next, &dir, chain, sp)
-                    };
-                    let Some(f) = found else {
-                        // Not here, so not there either: the box sees the same absence.
-                        continue;
-                    };
-                    if !seen.insert(f.path.clone().into_os_string()) {
-                        continue;
-                    }
-                    if probe {
-                        c.probed.push(f.path);
-                    } else {
-                        c.files.push(f.path.clone());
-                        todo.push((f.path, f.chain));
-                    }
-                }
+            }
+        }
+        for e in dirs
+            .includes(sp, search, id, chain, &found, &mut bracket)
+            .iter()
+        {
+            if !dirs.first_visit(e.file) {
+                continue;
+            }
+            let path = dirs.files[e.file as usize].0.clone();
+            if e.probe {
+                c.probed.push(path);
+            } else {
+                c.files.push(path);
+                todo.push((e.file, e.chain));
             }
         }
     }

@@ -130,7 +130,8 @@ impl Scanner {
     /// Files known, directories listed, and bytes held of logs and definitions.
     pub fn held(&self) -> (usize, usize, usize) {
         let (files, logs) = self.files.held();
-        (files, self.dirs.held(), logs + self.defines_bytes)
+        let (dirs, answers) = self.dirs.held();
+        (files + answers, dirs, logs + self.defines_bytes)
     }
 
     pub fn forget(&mut self) {
