@@ -24,7 +24,7 @@ use crate::box_rules::{ascent, depth, lexical};
 use crate::includes::{self, Directive};
 use crate::protocol::{Manifest, RejectReason};
 use crate::sha256::Digest;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -232,6 +232,8 @@ pub struct Tree {
     /// Bytes of files received so far, and at most how many this job may send.
     bytes_received: usize,
     max_bytes: usize,
+    /// The directories made under `root` so far.
+    made: HashSet<PathBuf>,
 }
 
 impl std::fmt::Debug for Tree {
@@ -298,6 +300,7 @@ impl Tree {
             arrived: Vec::new(),
             bytes_received: 0,
             max_bytes,
+            made: HashSet::new(),
         };
         let io = layout_error;
         make_dirs(&t.root, &t.cwd, ".").map_err(io)?;
@@ -308,7 +311,9 @@ impl Tree {
         }
         for (i, f) in t.manifest.files.iter().enumerate() {
             match cache.get(&f.hash) {
-                Some(cached) => tree::place(&t.root, Path::new(&f.path), &cached).map_err(io)?,
+                Some(cached) => {
+                    tree::place(&t.root, Path::new(&f.path), &cached, &mut t.made).map_err(io)?
+                }
                 None => t.needed.push(i as u32),
             }
         }
@@ -351,7 +356,7 @@ impl Tree {
         let path = Path::new(&f.path);
         let io = layout_error;
         let placed = match cache.put(&f.hash, data) {
-            Ok(cached) => tree::place(&self.root, path, &cached).map_err(io),
+            Ok(cached) => tree::place(&self.root, path, &cached, &mut self.made).map_err(io),
             Err(PutError::WrongHash) => Err(bad(format!("{} does not have its hash", f.path))),
             // Larger than the whole cache: checked the same way, kept for this job only.
             Err(PutError::TooLarge) => {

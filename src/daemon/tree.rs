@@ -9,6 +9,7 @@
 //! components, no NUL, bounded length and depth. Only regular files and directories are
 //! made, never links a peer chose, so nothing here leads out of the job dir.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -62,11 +63,13 @@ pub fn make_dir(root: &Path, abs: &Path) -> io::Result<()> {
 }
 
 /// Places the cached file `from` at `root/abs` (checked): a hard link, or a copy across file
-/// systems. A path already present (the same file shipped twice) is left as it is.
-pub fn place(root: &Path, abs: &Path, from: &Path) -> io::Result<()> {
+/// systems. A path already present (the same file shipped twice) is left as it is. `made`
+/// holds the directories this tree has: each is made once, not once per file in it.
+pub fn place(root: &Path, abs: &Path, from: &Path, made: &mut HashSet<PathBuf>) -> io::Result<()> {
     let dest = under(root, abs);
-    if let Some(d) = dest.parent() {
+    if let Some(d) = dest.parent().filter(|d| !made.contains(*d)) {
         fs::create_dir_all(d)?;
+        made.insert(d.to_path_buf());
     }
     match fs::hard_link(from, &dest) {
         Ok(()) => Ok(()),
@@ -110,8 +113,9 @@ mod tests {
         fs::write(&blob, "int x;\n").unwrap();
         let root = d.join("job/root");
         let p = check_path("/usr/include/x.h").unwrap();
-        place(&root, p, &blob).unwrap();
-        place(&root, p, &blob).unwrap();
+        let mut made = HashSet::new();
+        place(&root, p, &blob, &mut made).unwrap();
+        place(&root, p, &blob, &mut made).unwrap();
         assert_eq!(fs::read(root.join("usr/include/x.h")).unwrap(), b"int x;\n");
         make_dir(&root, check_path("/w/build").unwrap()).unwrap();
         assert!(root.join("w/build").is_dir());
