@@ -167,7 +167,20 @@ fn ctrl_c_on_make_leaves_no_process_and_no_half_object() {
     // make in its own process group, as a shell runs a foreground job; Ctrl-C signals the
     // whole group.
     use std::os::unix::process::CommandExt;
-    let mut build = make(&t, "rcc gcc").process_group(0).spawn().unwrap();
+    // The build's own gcc is the slow one too: a job that compiles here (the farm busy or
+    // slow on a loaded machine) must not let the build finish before Ctrl-C comes.
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let mut build = make(&t, "rcc gcc")
+        .env(
+            "PATH",
+            format!(
+                "{}:{path}",
+                std::path::Path::new(RCC).parent().unwrap().display()
+            ),
+        )
+        .process_group(0)
+        .spawn()
+        .unwrap();
     wait_until("jobs run on the box", 20, || d.counter("running") >= 1);
     std::thread::sleep(Duration::from_millis(700));
     let pgid = build.id() as i32;
