@@ -170,17 +170,24 @@ fn ctrl_c_on_make_leaves_no_process_and_no_half_object() {
     // The build's own gcc is the slow one too: a job that compiles here (the farm busy or
     // slow on a loaded machine) must not let the build finish before Ctrl-C comes.
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
-    let mut build = make(&t, "rcc gcc")
-        .env(
-            "PATH",
-            format!(
-                "{}:{path}",
-                std::path::Path::new(RCC).parent().unwrap().display()
-            ),
-        )
-        .process_group(0)
-        .spawn()
-        .unwrap();
+    let mut build = make(&t, "rcc gcc");
+    build.env(
+        "PATH",
+        format!(
+            "{}:{path}",
+            std::path::Path::new(RCC).parent().unwrap().display()
+        ),
+    );
+    // Ctrl-C as a terminal delivers it, whatever this test inherited: a test run started in
+    // the background by a shell without job control ignores SIGINT, and make would too.
+    // SAFETY: only the async-signal-safe `signal` runs between fork and exec.
+    unsafe {
+        build.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        })
+    };
+    let mut build = build.process_group(0).spawn().unwrap();
     wait_until("jobs run on the box", 20, || d.counter("running") >= 1);
     std::thread::sleep(Duration::from_millis(700));
     let pgid = build.id() as i32;
