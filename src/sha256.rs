@@ -8,7 +8,8 @@
 //! portable rounds, which matters on a box that checks every file it receives and on a master
 //! that hashes every header a build regenerates.
 
-const K: [u32; 64] = [
+/// The round constants (also for `sys::sha256_rounds`).
+pub const K: [u32; 64] = [
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
     0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
     0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
@@ -96,128 +97,17 @@ impl Sha256 {
 }
 
 /// Runs the rounds over `blocks` (whole 64-byte blocks), with the CPU's SHA-256 instructions
-/// when it has them.
+/// when it has them (`sys::sha256_rounds`).
 fn compress_blocks(state: &mut [u32; 8], blocks: &[u8]) {
     debug_assert_eq!(blocks.len() % 64, 0);
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("sha")
-        && std::arch::is_x86_feature_detected!("sse4.1")
-        && std::arch::is_x86_feature_detected!("ssse3")
-    {
-        // SAFETY: the CPU has every instruction the function is compiled for (checked above).
-        unsafe { x86::compress(state, blocks) };
-        return;
+    if !crate::sys::sha256_rounds(state, blocks) {
+        portable(state, blocks);
     }
-    #[cfg(target_arch = "aarch64")]
-    if std::arch::is_aarch64_feature_detected!("sha2") {
-        // SAFETY: the CPU has the SHA-256 instructions (checked above).
-        unsafe { arm::compress(state, blocks) };
-        return;
-    }
-    portable(state, blocks);
 }
 
 fn portable(state: &mut [u32; 8], blocks: &[u8]) {
     for b in blocks.chunks_exact(64) {
         compress(state, b.try_into().expect("64 bytes"));
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-mod x86 {
-    use super::K;
-    use std::arch::x86_64::*;
-
-    /// The rounds with the SHA extensions. The state travels as two vectors, ABEF and CDGH,
-    /// the order `sha256rnds2` wants; the message schedule rolls through four vectors.
-    #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
-    pub unsafe fn compress(state: &mut [u32; 8], blocks: &[u8]) {
-        // Big-endian words: reverse the bytes of each 32-bit lane.
-        let swap = _mm_set_epi64x(0x0c0d0e0f_08090a0b, 0x04050607_00010203);
-        // SAFETY (all loads and stores): unaligned ops on in-bounds memory — `state` is 8
-        // words, each block 64 bytes, `K` 64 words.
-        let dcba = _mm_loadu_si128(state.as_ptr().cast());
-        let hgfe = _mm_loadu_si128(state.as_ptr().add(4).cast());
-        let cdab = _mm_shuffle_epi32(dcba, 0xB1);
-        let efgh = _mm_shuffle_epi32(hgfe, 0x1B);
-        let mut abef = _mm_alignr_epi8(cdab, efgh, 8);
-        let mut cdgh = _mm_blend_epi16(efgh, cdab, 0xF0);
-        for block in blocks.chunks_exact(64) {
-            let (abef0, cdgh0) = (abef, cdgh);
-            let p: *const __m128i = block.as_ptr().cast();
-            let mut w = [
-                _mm_shuffle_epi8(_mm_loadu_si128(p), swap),
-                _mm_shuffle_epi8(_mm_loadu_si128(p.add(1)), swap),
-                _mm_shuffle_epi8(_mm_loadu_si128(p.add(2)), swap),
-                _mm_shuffle_epi8(_mm_loadu_si128(p.add(3)), swap),
-            ];
-            for i in 0..16 {
-                let at = i % 4;
-                if i >= 4 {
-                    // w[at] holds words t-16.., the others t-12.., t-8.., t-4.. in turn.
-                    let (old, next, prev2, prev) =
-                        (w[at], w[(at + 1) % 4], w[(at + 2) % 4], w[(at + 3) % 4]);
-                    let t = _mm_add_epi32(
-                        _mm_sha256msg1_epu32(old, next),
-                        _mm_alignr_epi8(prev, prev2, 4),
-                    );
-                    w[at] = _mm_sha256msg2_epu32(t, prev);
-                }
-                let wk = _mm_add_epi32(w[at], _mm_loadu_si128(K.as_ptr().add(4 * i).cast()));
-                cdgh = _mm_sha256rnds2_epu32(cdgh, abef, wk);
-                abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(wk, 0x0E));
-            }
-            abef = _mm_add_epi32(abef, abef0);
-            cdgh = _mm_add_epi32(cdgh, cdgh0);
-        }
-        let feba = _mm_shuffle_epi32(abef, 0x1B);
-        let dchg = _mm_shuffle_epi32(cdgh, 0xB1);
-        let dcba = _mm_blend_epi16(feba, dchg, 0xF0);
-        let hgfe = _mm_alignr_epi8(dchg, feba, 8);
-        _mm_storeu_si128(state.as_mut_ptr().cast(), dcba);
-        _mm_storeu_si128(state.as_mut_ptr().add(4).cast(), hgfe);
-    }
-}
-
-#[cfg(target_arch = "aarch64")]
-mod arm {
-    use super::K;
-    use std::arch::aarch64::*;
-
-    /// The rounds with the ARMv8 crypto extensions, four at a time.
-    #[target_feature(enable = "sha2")]
-    pub unsafe fn compress(state: &mut [u32; 8], blocks: &[u8]) {
-        // SAFETY (all loads and stores): in-bounds memory — `state` is 8 words, each block 64
-        // bytes, `K` 64 words.
-        let mut abcd = vld1q_u32(state.as_ptr());
-        let mut efgh = vld1q_u32(state.as_ptr().add(4));
-        for block in blocks.chunks_exact(64) {
-            let (abcd0, efgh0) = (abcd, efgh);
-            let p = block.as_ptr();
-            // Big-endian words: reverse the bytes of each 32-bit lane.
-            let mut w = [
-                vreinterpretq_u32_u8(vrev32q_u8(vld1q_u8(p))),
-                vreinterpretq_u32_u8(vrev32q_u8(vld1q_u8(p.add(16)))),
-                vreinterpretq_u32_u8(vrev32q_u8(vld1q_u8(p.add(32)))),
-                vreinterpretq_u32_u8(vrev32q_u8(vld1q_u8(p.add(48)))),
-            ];
-            for i in 0..16 {
-                let at = i % 4;
-                if i >= 4 {
-                    // w[at] holds words t-16.., the others t-12.., t-8.., t-4.. in turn.
-                    let t = vsha256su0q_u32(w[at], w[(at + 1) % 4]);
-                    w[at] = vsha256su1q_u32(t, w[(at + 2) % 4], w[(at + 3) % 4]);
-                }
-                let wk = vaddq_u32(w[at], vld1q_u32(K.as_ptr().add(4 * i)));
-                let before = abcd;
-                abcd = vsha256hq_u32(abcd, efgh, wk);
-                efgh = vsha256h2q_u32(efgh, before, wk);
-            }
-            abcd = vaddq_u32(abcd, abcd0);
-            efgh = vaddq_u32(efgh, efgh0);
-        }
-        vst1q_u32(state.as_mut_ptr(), abcd);
-        vst1q_u32(state.as_mut_ptr().add(4), efgh);
     }
 }
 

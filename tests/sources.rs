@@ -473,6 +473,65 @@ fn computed_includes_and_has_include_never_give_a_wrong_object() {
 }
 
 #[test]
+fn a_header_probed_before_it_is_included_and_include_next_give_gccs_object() {
+    let t = TempDir::new("sources-probe-next");
+    let d = Daemon::start(1, &[]);
+    let hosts = format!("{}/1", d.addr());
+    // `#if __has_include("p.h")` then `#include "p.h"`: what p.h includes is shipped too.
+    t.write(
+        "probed.c",
+        "#if __has_include(\"p.h\")\n#include \"p.h\"\n#endif\nint a(void) { return V; }\n",
+    );
+    t.write(
+        "p.h",
+        "#if __has_include(\"q.h\")\n#include \"q.h\"\n#else\n#define V 1\n#endif\n",
+    );
+    t.write("q.h", "#define V 2\n");
+    // gcc continues an `#include_next` from a header beside its includer in the quote chain
+    // (`-iquote nq`), and takes one in the source itself as a plain `#include`.
+    t.write("beside.c", "#include \"x.h\"\nint a(void) { return V; }\n");
+    t.write("x.h", "#include_next \"y.h\"\n");
+    t.write("nq/y.h", "#define V 3\n");
+    t.write("nb/y.h", "#define V 4\n");
+    t.write(
+        "itself.c",
+        "#include_next \"v.h\"\nint a(void) { return V; }\n",
+    );
+    t.write("v.h", "#define V 5\n");
+    t.write("nb/v.h", "#define V 6\n");
+    for (file, shipped, why) in [
+        ("probed.c", true, ""),
+        ("beside.c", false, "that the quote chain would answer"),
+        ("itself.c", false, "in the source itself"),
+    ] {
+        let before = d.counter("sources");
+        let args = ["-O2", "-iquote", "nq", "-I", "nb", "-c", file];
+        assert!(
+            gcc(t.path(), "gcc", &[&args[..], &["-o", "want.o"]].concat())
+                .status
+                .success()
+        );
+        let out = ok(rcc(t.path(), &t.join(".rcc"), &hosts)
+            .env("RCC_VERBOSE", "1")
+            .arg("gcc")
+            .args(args)
+            .args(["-o", "got.o"]));
+        assert!(
+            read(t.join("got.o")) == read(t.join("want.o")),
+            "{file}: {}",
+            s(&out.stderr)
+        );
+        assert_eq!(
+            d.counter("sources") - before,
+            shipped as u64,
+            "{file}: {}",
+            s(&out.stderr)
+        );
+        assert!(s(&out.stderr).contains(why), "{file}: {}", s(&out.stderr));
+    }
+}
+
+#[test]
 fn an_include_that_climbs_out_of_the_tree_is_preprocessed_at_home() {
     let t = TempDir::new("sources-climb");
     let d = Daemon::start(1, &[]);

@@ -265,6 +265,9 @@ pub struct Closure {
     /// Every computed include: the file, the directive's text and the file's place in the
     /// bracket chain (where an `#include_next` continues).
     pub computed: Vec<Computed>,
+    /// Why the box could not be trusted to open what gcc opens here, if so: the job is
+    /// preprocessed here.
+    pub refused: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -317,11 +320,11 @@ pub struct Dirs {
     dir_ids: FastMap<OsString, u32>,
     dirs: Vec<Dir>,
     file_ids: FastMap<OsString, u32>,
-    /// Each file numbered, with the walk that last followed it.
-    files: Vec<(PathBuf, u64)>,
+    /// Each file numbered, with the walks that last followed and last probed it.
+    files: Vec<Numbered>,
     searches: FastMap<String, u32>,
-    /// By search path, file and chain index.
-    resolved: FastMap<(u32, u32, Option<usize>), Resolved>,
+    /// By search path, file, chain index and how the walk came to the file.
+    resolved: FastMap<(u32, u32, Option<usize>, Origin), Resolved>,
     /// While the server resolves a file: the directories consulted, at their versions.
     consulted: Option<Vec<(u32, u64)>>,
     /// Whether an answer since the last look came from a stat.
@@ -330,6 +333,24 @@ pub struct Dirs {
 
 /// How long a directory must have been unchanged for its listing to outlive the job.
 const SETTLED: Duration = Duration::from_secs(2);
+
+/// How a walk came to a file: what an `#include_next` in it continues from depends on it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Origin {
+    /// The job's source: gcc takes an `#include_next` there as a plain `#include`.
+    Source,
+    /// A file gcc reads before the source (`-include`, `stdc-predef.h`), found by a path
+    /// the scan does not know.
+    Preinclude,
+    /// Reached by an include.
+    Included,
+}
+
+struct Numbered {
+    path: PathBuf,
+    followed: u64,
+    probed: u64,
+}
 
 struct Dir {
     path: PathBuf,
@@ -354,6 +375,8 @@ struct Resolved {
     /// The directives it was found from: the same `Rc` for as long as the file's stamp holds.
     directives: Rc<Vec<Directive>>,
     edges: Rc<[Edge]>,
+    /// Why the file's includes cannot be followed as gcc follows them, if so.
+    refused: Option<String>,
     consulted: Box<[(u32, u64)]>,
 }
 
@@ -473,16 +496,33 @@ impl Dirs {
         }
         let id = self.files.len() as u32;
         self.file_ids.insert(path.as_os_str().to_owned(), id);
-        self.files.push((path, 0));
+        self.files.push(Numbered {
+            path,
+            followed: 0,
+            probed: 0,
+        });
         id
     }
 
-    /// Whether this walk reaches file `id` for the first time (and now it has).
+    /// Whether this walk follows file `id` for the first time (and now it does).
     fn first_visit(&mut self, id: u32) -> bool {
-        let walk = &mut self.files[id as usize].1;
-        let first = *walk != self.walk;
-        *walk = self.walk;
+        let f = &mut self.files[id as usize];
+        let first = f.followed != self.walk;
+        f.followed = self.walk;
         first
+    }
+
+    /// Whether this walk meets file `id` for the first time, only probed by `__has_include`
+    /// (and now it has).
+    fn first_probe(&mut self, id: u32) -> bool {
+        let f = &mut self.files[id as usize];
+        let first = f.followed != self.walk && f.probed != self.walk;
+        f.probed = self.walk;
+        first
+    }
+
+    fn path(&self, id: u32) -> &Path {
+        &self.files[id as usize].path
     }
 
     fn search_id(&mut self, sp: &SearchPaths) -> u32 {
@@ -525,18 +565,21 @@ impl Dirs {
         std::fs::metadata(p).is_ok_and(|m| m.is_file())
     }
 
-    /// Where the includes of file `id` (its `directives`, reached at chain index `chain`)
-    /// lead under `sp` (search path number `search`).
+    /// Where the includes of file `id` (its `directives`, reached at chain index `chain`,
+    /// as `origin`) lead under `sp` (search path number `search`), or why the box cannot
+    /// be trusted to follow them as gcc does.
+    #[allow(clippy::too_many_arguments)]
     fn includes(
         &mut self,
         sp: &SearchPaths,
         search: u32,
         id: u32,
         chain: Option<usize>,
+        origin: Origin,
         directives: &Rc<Vec<Directive>>,
         bracket: &mut BracketMemo,
-    ) -> Rc<[Edge]> {
-        let key = (search, id, chain);
+    ) -> (Rc<[Edge]>, Option<String>) {
+        let key = (search, id, chain, origin);
         if let Some(r) = self.resolved.get(&key) {
             let (dirs, job) = (&mut self.dirs, self.job);
             let still = Rc::ptr_eq(&r.directives, directives)
@@ -546,16 +589,17 @@ impl Dirs {
                     d.version == version
                 });
             if still {
-                return Rc::clone(&r.edges);
+                return (Rc::clone(&r.edges), r.refused.clone());
             }
         }
         if self.keep {
             self.consulted = Some(Vec::new());
         }
         self.stated = false;
-        let file = self.files[id as usize].0.clone();
+        let file = self.path(id).to_path_buf();
         let dir = file.parent().unwrap_or(Path::new("/"));
         let mut edges = Vec::new();
+        let mut refused = None;
         for d in directives.iter() {
             let Directive::Include {
                 form,
@@ -567,6 +611,24 @@ impl Dirs {
                 continue;
             };
             let (form, next) = (*form, *next);
+            // gcc continues an `#include_next` after the directory the file was found in: a
+            // place in the bracket chain, or for a file found beside its includer or through
+            // `-iquote`, the quote chain (the `-iquote` directories, then the whole bracket
+            // chain), which this follows only while no quote directory has the name. From
+            // the source itself it is a plain `#include`, and how gcc found a preinclude is
+            // not known here: those are left to the preprocessor.
+            if next && chain.is_none() && refused.is_none() {
+                let why = match origin {
+                    Origin::Source => Some("in the source itself"),
+                    Origin::Preinclude => Some("in a file read before the source"),
+                    Origin::Included => sp
+                        .quote
+                        .iter()
+                        .any(|q| self.is_file(&clean(&q.join(name))))
+                        .then_some("that the quote chain would answer"),
+                };
+                refused = why.map(|w| format!("{}: `#include_next` {w}", file.display()));
+            }
             let found = if form == Form::Angle || next {
                 let start = if next { chain.map_or(0, |i| i + 1) } else { 0 };
                 let known = bracket
@@ -612,7 +674,10 @@ impl Dirs {
         }
         let edges: Rc<[Edge]> = edges.into();
         if let Some(mut consulted) = self.consulted.take() {
-            if !self.stated {
+            if self.stated {
+                // Never good again: no directory's version says when it changes.
+                self.resolved.remove(&key);
+            } else {
                 consulted.sort_unstable();
                 consulted.dedup();
                 self.resolved.insert(
@@ -620,12 +685,13 @@ impl Dirs {
                     Resolved {
                         directives: Rc::clone(directives),
                         edges: Rc::clone(&edges),
+                        refused: refused.clone(),
                         consulted: consulted.into(),
                     },
                 );
             }
         }
-        edges
+        (edges, refused)
     }
 }
 
@@ -722,17 +788,24 @@ pub fn closure(
         .chain(sp.preincludes.iter().map(|p| p.as_path()))
         .map(|p| (p, None))
         .chain(extra.iter().map(|(p, i)| (p.as_path(), *i)));
-    for (p, chain) in roots {
+    let mut origins: FastMap<u32, Origin> = FastMap::default();
+    for (n, (p, chain)) in roots.enumerate() {
         let id = dirs.file_id(clean(p));
+        let origin = match n {
+            0 => Origin::Source,
+            n if n <= sp.preincludes.len() => Origin::Preinclude,
+            _ => Origin::Included,
+        };
+        origins.entry(id).or_insert(origin);
         if dirs.first_visit(id) {
-            c.files.push(dirs.files[id as usize].0.clone());
+            c.files.push(dirs.path(id).to_path_buf());
             todo.push((id, chain));
         }
     }
     let mut bracket = BracketMemo::default();
     // Bounded by the number of distinct files.
     while let Some((id, chain)) = todo.pop() {
-        let file = dirs.files[id as usize].0.clone();
+        let file = dirs.path(id).to_path_buf();
         let found = directives(&file)?;
         for d in found.iter() {
             if let Directive::Computed { line, text } = d {
@@ -749,20 +822,28 @@ pub fn closure(
                 }
             }
         }
-        for e in dirs
-            .includes(sp, search, id, chain, &found, &mut bracket)
-            .iter()
-        {
+        let origin = origins.get(&id).copied().unwrap_or(Origin::Included);
+        let (edges, refused) = dirs.includes(sp, search, id, chain, origin, &found, &mut bracket);
+        if c.refused.is_none() {
+            c.refused = refused;
+        }
+        for e in edges.iter() {
+            if e.probe {
+                if dirs.first_probe(e.file) {
+                    c.probed.push(dirs.path(e.file).to_path_buf());
+                }
+                continue;
+            }
             if !dirs.first_visit(e.file) {
                 continue;
             }
-            let path = dirs.files[e.file as usize].0.clone();
-            if e.probe {
-                c.probed.push(path);
-            } else {
-                c.files.push(path);
-                todo.push((e.file, e.chain));
+            let path = dirs.path(e.file).to_path_buf();
+            // Probed first (`#if __has_include(<x.h>)`), included now: followed after all.
+            if dirs.files[e.file as usize].probed == dirs.walk {
+                c.probed.retain(|p| *p != path);
             }
+            c.files.push(path);
+            todo.push((e.file, e.chain));
         }
     }
     Ok(c)

@@ -199,6 +199,9 @@ pub fn prepare(
             Ok(Rc::clone(&files.get(p)?.directives))
         })
         .map_err(|e| format!("cannot read what {source} includes: {e}"))?;
+        if let Some(why) = closure.refused {
+            return Err(why);
+        }
         if closure.computed.is_empty() {
             break closure;
         }
