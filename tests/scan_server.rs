@@ -72,6 +72,13 @@ fn plain_and_rcc(dir: &Path, rcc_dir: &Path, hosts: &str, args: &[&str]) -> Stri
     s(&out.stderr)
 }
 
+/// `plain_and_rcc` for a job the scan server must have scanned: the value it compiled.
+fn served(dir: &Path, rcc_dir: &Path, hosts: &str, args: &[&str]) -> String {
+    let said = plain_and_rcc(dir, rcc_dir, hosts, args);
+    assert!(said.contains("by the scan server"), "{said}");
+    value(dir)
+}
+
 /// The value `V` compiled into main.o (`return V;`), in hex.
 fn value(dir: &Path) -> String {
     let dis = ok(std::process::Command::new("objdump")
@@ -96,24 +103,18 @@ fn later_jobs_are_scanned_by_the_server_and_see_every_change_on_disk() {
     let said = plain_and_rcc(t.path(), &rcc_dir, &hosts, &args);
     assert!(said.contains(" ms here: "), "{said}");
     wait_for_server(&rcc_dir);
-    let said = plain_and_rcc(t.path(), &rcc_dir, &hosts, &args);
-    assert!(said.contains("by the scan server"), "{said}");
-    assert_eq!(value(t.path()), "1");
+    assert_eq!(served(t.path(), &rcc_dir, &hosts, &args), "1");
 
     // Rewritten with the same size and mtime: only the ctime tells.
     t.write("second/v.h", "#define V 2\n");
     ok(std::process::Command::new("touch")
         .args(["-d", "2024-01-01 00:00:00"])
         .arg(t.join("second/v.h")));
-    let said = plain_and_rcc(t.path(), &rcc_dir, &hosts, &args);
-    assert!(said.contains("by the scan server"), "{said}");
-    assert_eq!(value(t.path()), "2");
+    assert_eq!(served(t.path(), &rcc_dir, &hosts, &args), "2");
 
     // A header of the same name appears earlier in the search path: gcc now opens it.
     t.write("first/v.h", "#define V 3\n");
-    let said = plain_and_rcc(t.path(), &rcc_dir, &hosts, &args);
-    assert!(said.contains("by the scan server"), "{said}");
-    assert_eq!(value(t.path()), "3");
+    assert_eq!(served(t.path(), &rcc_dir, &hosts, &args), "3");
 
     // And goes again.
     std::fs::remove_file(t.join("first/v.h")).unwrap();
@@ -128,13 +129,9 @@ fn later_jobs_are_scanned_by_the_server_and_see_every_change_on_disk() {
     std::thread::sleep(Duration::from_millis(3100));
     plain_and_rcc(t.path(), &rcc_dir, &hosts, &args);
     assert_eq!(value(t.path()), "4");
-    let said = plain_and_rcc(t.path(), &rcc_dir, &hosts, &args);
-    assert!(said.contains("by the scan server"), "{said}");
-    assert_eq!(value(t.path()), "4");
+    assert_eq!(served(t.path(), &rcc_dir, &hosts, &args), "4");
     t.write("first/sub/v.h", "#define V 5\n");
-    let said = plain_and_rcc(t.path(), &rcc_dir, &hosts, &args);
-    assert!(said.contains("by the scan server"), "{said}");
-    assert_eq!(value(t.path()), "5");
+    assert_eq!(served(t.path(), &rcc_dir, &hosts, &args), "5");
     assert_eq!(d.counter("sources"), 8);
     assert_eq!(servers(&rcc_dir).len(), 1, "one server per RCC_DIR");
 }

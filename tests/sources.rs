@@ -505,21 +505,16 @@ fn a_header_probed_before_it_is_included_and_include_next_give_gccs_object() {
         ("itself.c", false, "in the source itself"),
     ] {
         let before = d.counter("sources");
-        let args = ["-O2", "-iquote", "nq", "-I", "nb", "-c", file];
-        assert!(
-            gcc(t.path(), "gcc", &[&args[..], &["-o", "want.o"]].concat())
-                .status
-                .success()
-        );
-        let out = ok(rcc(t.path(), &t.join(".rcc"), &hosts)
-            .env("RCC_VERBOSE", "1")
-            .arg("gcc")
-            .args(args)
-            .args(["-o", "got.o"]));
-        assert!(
-            read(t.join("got.o")) == read(t.join("want.o")),
-            "{file}: {}",
-            s(&out.stderr)
+        let args = [
+            "-O2", "-iquote", "nq", "-I", "nb", "-c", file, "-o", "out.o",
+        ];
+        let out = plain_then_rcc(
+            t.path(),
+            &t.join(".rcc"),
+            &hosts,
+            "gcc",
+            &args,
+            &["out.o".into()],
         );
         assert_eq!(
             d.counter("sources") - before,

@@ -782,13 +782,12 @@ pub fn closure(
     let mut c = Closure::default();
     dirs.walk += 1;
     let search = dirs.search_id(sp);
-    // (file, its bracket-chain index)
-    let mut todo: Vec<(u32, Option<usize>)> = Vec::new();
+    // (file, its bracket-chain index, how the walk came to it)
+    let mut todo: Vec<(u32, Option<usize>, Origin)> = Vec::new();
     let roots = std::iter::once(source)
         .chain(sp.preincludes.iter().map(|p| p.as_path()))
         .map(|p| (p, None))
         .chain(extra.iter().map(|(p, i)| (p.as_path(), *i)));
-    let mut origins: FastMap<u32, Origin> = FastMap::default();
     for (n, (p, chain)) in roots.enumerate() {
         let id = dirs.file_id(clean(p));
         let origin = match n {
@@ -796,15 +795,14 @@ pub fn closure(
             n if n <= sp.preincludes.len() => Origin::Preinclude,
             _ => Origin::Included,
         };
-        origins.entry(id).or_insert(origin);
         if dirs.first_visit(id) {
             c.files.push(dirs.path(id).to_path_buf());
-            todo.push((id, chain));
+            todo.push((id, chain, origin));
         }
     }
     let mut bracket = BracketMemo::default();
     // Bounded by the number of distinct files.
-    while let Some((id, chain)) = todo.pop() {
+    while let Some((id, chain, origin)) = todo.pop() {
         let file = dirs.path(id).to_path_buf();
         let found = directives(&file)?;
         for d in found.iter() {
@@ -822,7 +820,6 @@ pub fn closure(
                 }
             }
         }
-        let origin = origins.get(&id).copied().unwrap_or(Origin::Included);
         let (edges, refused) = dirs.includes(sp, search, id, chain, origin, &found, &mut bracket);
         if c.refused.is_none() {
             c.refused = refused;
@@ -843,7 +840,7 @@ pub fn closure(
                 c.probed.retain(|p| *p != path);
             }
             c.files.push(path);
-            todo.push((e.file, e.chain));
+            todo.push((e.file, e.chain, Origin::Included));
         }
     }
     Ok(c)
