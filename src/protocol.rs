@@ -503,7 +503,10 @@ fn parse_body(kind: Kind, body: &[u8], limits: &Limits) -> Result<Message, Error
         Kind::JobRequest => {
             let mode = match r.u8()? {
                 1 => Mode::Preprocessed,
-                2 => Mode::Sources,
+                // 2 was sources with whole paths in the manifest: such a client is told
+                // "unknown job mode" and sends this box preprocessed jobs, as a box that
+                // knows only 2 makes this client do.
+                3 => Mode::Sources,
                 _ => return Err(r.bad("unknown job mode")),
             };
             let compress = r.u8()? != 0;
@@ -644,9 +647,23 @@ fn parse_body(kind: Kind, body: &[u8], limits: &Limits) -> Result<Message, Error
                 return Err(r.bad("too many files"));
             }
             let mut files = Vec::with_capacity(n.min(4096));
+            let mut prev = String::new();
             for _ in 0..n {
-                let path = r.text()?;
-                let size = (r.u32()? as u64) << 32 | r.u32()? as u64;
+                // Each path is written as how many bytes it shares with the one before and
+                // the rest (see `manifest_into`).
+                let shared = usize::try_from(r.varint()?).unwrap_or(usize::MAX);
+                let len = usize::try_from(r.varint()?).unwrap_or(usize::MAX);
+                let rest = r.take(len)?;
+                if shared > prev.len() || !prev.is_char_boundary(shared) {
+                    return Err(r.bad("a path sharing more than the path before it has"));
+                }
+                let rest =
+                    std::str::from_utf8(rest).map_err(|_| r.bad("a path that is not UTF-8"))?;
+                let mut path = String::with_capacity(shared + rest.len());
+                path.push_str(&prev[..shared]);
+                path.push_str(rest);
+                prev.clone_from(&path);
+                let size = r.varint()?;
                 let mut hash = [0u8; 32];
                 hash.copy_from_slice(r.take(32)?);
                 files.push(FileEntry { path, size, hash });
@@ -699,6 +716,20 @@ impl<'a> Reader<'a> {
     fn u8(&mut self) -> Result<u8, Error> {
         Ok(self.take(1)?[0])
     }
+    fn varint(&mut self) -> Result<u64, Error> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            if shift == 63 && b > 1 {
+                return Err(self.bad("a number too large"));
+            }
+            v |= ((b & 0x7f) as u64) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(self.bad("a number too large"))
+    }
     fn u32(&mut self) -> Result<u32, Error> {
         let b = self.take(4)?;
         Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
@@ -729,6 +760,14 @@ struct Writer {
 impl Writer {
     fn u8(&mut self, v: u8) {
         self.buf.push(v);
+    }
+    /// Seven bits a byte, low first; the high bit says another byte follows.
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.buf.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        self.buf.push(v as u8);
     }
     fn u32(&mut self, v: u32) {
         self.buf.extend_from_slice(&v.to_be_bytes());
@@ -778,13 +817,28 @@ fn manifest_into(w: &mut Writer, m: &Manifest) {
         }
     }
     w.u32(m.files.len() as u32);
-    // Each entry: 4 + path + 8 + 32 bytes.
-    w.buf
-        .reserve(m.files.iter().map(|f| f.path.len() + 44).sum());
+    // A path shares its start with the one before (a kernel job's ~700 headers live in a
+    // few dozen directories, and the manifest lists them sorted): each entry is the length
+    // shared, the rest's length and bytes, the size (numbers as varints) and the hash, some
+    // 45 bytes instead of 110. What is left is mostly hashes, which do not compress, so a
+    // manifest travels uncompressed.
+    w.buf.reserve(m.files.len() * 64);
+    let mut prev: &str = "";
     for f in &m.files {
-        w.bytes(f.path.as_bytes());
-        w.u32((f.size >> 32) as u32);
-        w.u32(f.size as u32);
+        let mut shared = prev
+            .bytes()
+            .zip(f.path.bytes())
+            .take_while(|(a, b)| a == b)
+            .count();
+        while !f.path.is_char_boundary(shared) {
+            shared -= 1;
+        }
+        let rest = &f.path.as_bytes()[shared..];
+        w.varint(shared as u64);
+        w.varint(rest.len() as u64);
+        w.buf.extend_from_slice(rest);
+        prev = &f.path;
+        w.varint(f.size);
         w.buf.extend_from_slice(&f.hash);
     }
 }
@@ -796,7 +850,7 @@ pub fn body(msg: &Message) -> Vec<u8> {
         Message::JobRequest(j) => {
             w.u8(match j.mode {
                 Mode::Preprocessed => 1,
-                Mode::Sources => 2,
+                Mode::Sources => 3,
             });
             w.u8(j.compress as u8);
             w.bytes(j.compiler.as_bytes());
@@ -1017,6 +1071,79 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn manifest_paths_share_their_starts_and_a_lying_body_is_refused() {
+        let entry = |path: &str, size: u64| FileEntry {
+            path: path.into(),
+            size,
+            hash: [size as u8; 32],
+        };
+        // Sorted as a job sends them, plus names that share a multi-byte character's first
+        // byte ("é" and "è" both start 0xC3) and one that is a prefix of the next.
+        let files = vec![
+            entry("/k/include/linux/cred.h", 1),
+            entry("/k/include/linux/cred.h.orig", 300),
+            entry("/k/include/linux/sched.h", 1 << 40),
+            entry("/k/include/linux/é.h", u64::MAX),
+            entry("/k/include/linux/è.h", 0),
+            entry("/other.h", 127),
+        ];
+        let m = Message::Manifest(Manifest {
+            source: "kernel/cred.c".into(),
+            paths: vec![],
+            deps: None,
+            files,
+        });
+        let bytes = encode(&m, None);
+        assert_eq!(decode(&bytes, &Limits::default()).unwrap().unwrap().0, m);
+        // Much smaller than the paths written out whole.
+        let whole: usize = 6 * 40 + "/k/include/linux/".len() * 5;
+        assert!(bytes.len() < whole + 6 * 32, "{} bytes", bytes.len());
+
+        // A body whose first path claims to share bytes with a path before it, and one whose
+        // second path would split "é".
+        let body = |entries: &[(u8, &[u8])]| {
+            let mut w = Writer::default();
+            w.bytes(b"a.c");
+            w.u32(0);
+            w.u8(0);
+            w.u32(entries.len() as u32);
+            for (shared, rest) in entries {
+                w.varint(*shared as u64);
+                w.varint(rest.len() as u64);
+                w.buf.extend_from_slice(rest);
+                w.varint(1);
+                w.buf.extend_from_slice(&[0; 32]);
+            }
+            let mut frame = header(Kind::Manifest, false, w.buf.len()).to_vec();
+            frame.extend_from_slice(&w.buf);
+            frame
+        };
+        let refused = |frame: Vec<u8>| {
+            matches!(
+                decode(&frame, &Limits::default()),
+                Err(Error::Malformed { .. })
+            )
+        };
+        assert!(refused(body(&[(1, b"/a.h")])));
+        assert!(refused(body(&[(0, "/é.h".as_bytes()), (2, b"\xa8.h")])));
+        assert!(refused(body(&[(0, b"/a\xff.h")])));
+        assert!(!refused(body(&[
+            (0, "/é.h".as_bytes()),
+            (1, "è.h".as_bytes())
+        ])));
+        // A varint that never ends, or overflows.
+        let mut frame = body(&[(0, b"/a.h")]);
+        let at = frame.len() - 32 - 1;
+        frame[at] = 0xff;
+        frame.truncate(at + 1);
+        frame.extend_from_slice(&[0xff; 9]);
+        frame.push(0x7f);
+        let len = (frame.len() - HEADER_LEN) as u32;
+        frame[8..12].copy_from_slice(&len.to_be_bytes());
+        assert!(refused(frame));
     }
 
     #[test]

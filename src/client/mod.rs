@@ -668,7 +668,7 @@ impl Client<'_> {
                 let t = Instant::now();
                 let result = self.ask(&state, host, &req).and_then(|accepted| {
                     accepted
-                        .ship(&sh.manifest, |i| sh.content(i))
+                        .ship(&sh.body, |i| sh.content(i))
                         .map(|(d, t, needed)| {
                             self.log(format!(
                                 "{}: box needed {needed} of {} files",
@@ -773,8 +773,9 @@ impl Client<'_> {
                 args: args.to_vec(),
             };
             match server::ask(rcc_dir, &req) {
-                Ok(server::Reply::Shipped(m, predef)) => {
-                    return (Ok(ship::Shipment::new(m, sp, predef)), "by the scan server")
+                Ok(server::Reply::Shipped(m, predef, body)) => {
+                    let sh = ship::Shipment::encoded(m, body, sp, predef);
+                    return (Ok(sh), "by the scan server");
                 }
                 Ok(server::Reply::Refused(why)) => return (Err(why), "by the scan server"),
                 Err(why) => {

@@ -63,6 +63,9 @@ pub struct Accepted {
     /// What the box said about its slots as it accepted.
     pub accept: Accept,
     stream: TcpStream,
+    /// Whether the box asked for compressed bodies, at what level, and the compressor.
+    compress: bool,
+    level: u8,
     deflater: Option<crate::compress::Deflater>,
     pub traffic: Traffic,
 }
@@ -161,7 +164,9 @@ pub fn request(
         Message::Accept(accept) => Ok(Accepted {
             accept,
             stream,
-            deflater: req.compress.then(|| crate::compress::Deflater::new(level)),
+            compress: req.compress,
+            level,
+            deflater: None,
             traffic,
         }),
         Message::Reject(r) => Err(Failure::Rejected(r)),
@@ -190,10 +195,27 @@ impl Accepted {
         body: &[u8],
         during: &str,
     ) -> Result<(), Failure> {
-        let (payload, flag) = match self.deflater.as_mut() {
-            Some(d) => (d.compress(body), true),
-            None => (body, false),
-        };
+        if !self.compress {
+            return self.send_raw(kind, body, during);
+        }
+        // Made on first use: a job whose box has every file sends nothing compressed.
+        let level = self.level;
+        let payload = self
+            .deflater
+            .get_or_insert_with(|| crate::compress::Deflater::new(level))
+            .compress(body);
+        let header = protocol::header(kind, true, payload.len());
+        self.stream
+            .write_all(&header)
+            .and_then(|_| self.stream.write_all(payload))
+            .map_err(|e| broken(e, during))?;
+        self.traffic.sent += header.len() + payload.len();
+        Ok(())
+    }
+
+    /// Sends one frame whose body is `body` as it is.
+    fn send_raw(&mut self, kind: protocol::Kind, body: &[u8], during: &str) -> Result<(), Failure> {
+        let (payload, flag) = (body, false);
         let header = protocol::header(kind, flag, payload.len());
         self.stream
             .write_all(&header)
@@ -232,11 +254,11 @@ impl Accepted {
     /// files the box needed with the result.
     pub fn ship(
         mut self,
-        manifest: &crate::protocol::Manifest,
+        manifest: &[u8],
         mut content: impl FnMut(usize) -> io::Result<Vec<u8>>,
     ) -> Result<(Done, Traffic, usize), Failure> {
-        let body = protocol::manifest_body(manifest);
-        self.send_body(protocol::Kind::Manifest, &body, "sending the manifest")?;
+        // Uncompressed: mostly hashes (see `protocol::manifest_body`).
+        self.send_raw(protocol::Kind::Manifest, manifest, "sending the manifest")?;
         let mut buf = Vec::new();
         let need = match read_frame(
             &mut self.stream,

@@ -77,7 +77,9 @@ pub struct Request {
 /// `ship::Shipment`), or why its sources cannot travel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    Shipped(Manifest, Option<String>),
+    /// The manifest, the `stdc-predef.h` named for the box, and the manifest as the box gets
+    /// it (encoded once, by the server: the job forwards these bytes).
+    Shipped(Manifest, Option<String>, Vec<u8>),
     Refused(String),
 }
 
@@ -150,7 +152,7 @@ impl Reply {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = MAGIC.to_vec();
         match self {
-            Reply::Shipped(m, predef) => {
+            Reply::Shipped(_, predef, body) => {
                 out.push(0);
                 match predef {
                     Some(p) => {
@@ -159,9 +161,8 @@ impl Reply {
                     }
                     None => out.push(0),
                 }
-                let body = protocol::manifest_body(m);
                 out.extend_from_slice(&protocol::header(Kind::Manifest, false, body.len()));
-                out.extend_from_slice(&body);
+                out.extend_from_slice(body);
             }
             Reply::Refused(why) => {
                 out.push(1);
@@ -189,7 +190,8 @@ impl Reply {
                 };
                 match protocol::decode(f.0, &limits) {
                     Ok(Some((Message::Manifest(m), used))) if used == f.0.len() => {
-                        Some(Reply::Shipped(m, predef))
+                        let body = f.0.get(protocol::HEADER_LEN..)?.to_vec();
+                        Some(Reply::Shipped(m, predef, body))
                     }
                     _ => None,
                 }
@@ -386,7 +388,7 @@ fn scan(scanner: &mut Scanner, rcc_dir: &Path, req: &Request) -> Reply {
         &req.cwd,
         rcc_dir,
     ) {
-        Ok(sh) => Reply::Shipped(sh.manifest, sh.predef),
+        Ok(sh) => Reply::Shipped(sh.manifest, sh.predef, sh.body),
         Err(why) => Reply::Refused(why),
     }
 }
@@ -420,9 +422,14 @@ mod tests {
                 hash: [7; 32],
             }],
         };
+        let body = crate::protocol::manifest_body(&m);
         for reply in [
-            Reply::Shipped(m.clone(), Some("/usr/include/stdc-predef.h".into())),
-            Reply::Shipped(m, None),
+            Reply::Shipped(
+                m.clone(),
+                Some("/usr/include/stdc-predef.h".into()),
+                body.clone(),
+            ),
+            Reply::Shipped(m, None, body),
             Reply::Refused("a.c:3: `#include X` names its file with a macro".into()),
         ] {
             assert_eq!(Reply::decode(&reply.encode()), Some(reply));

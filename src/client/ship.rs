@@ -27,6 +27,8 @@ use std::rc::Rc;
 pub struct Shipment {
     /// Names each file as it is opened here.
     pub manifest: Manifest,
+    /// The manifest as the box gets it.
+    pub body: Vec<u8>,
     /// The arguments the box's compiler gets as they are.
     pub literal: Vec<String>,
     /// Where a local compile would write its dependency file (what the box is asked to make
@@ -297,6 +299,8 @@ pub fn prepare(
             hash: known.hash,
         });
     }
+    // Sorted, the paths share most of their bytes with the one before (see `protocol`).
+    entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
     let manifest = Manifest {
         source: source.to_string(),
         paths,
@@ -377,7 +381,19 @@ fn predefined(job: &Job) -> Result<Vec<u8>, String> {
 impl Shipment {
     /// The shipment of `manifest` (made for `sp`); `predef` as `prepare` found it.
     pub fn new(manifest: Manifest, sp: &ShipPlan, predef: Option<String>) -> Shipment {
+        let body = crate::protocol::manifest_body(&manifest);
+        Shipment::encoded(manifest, body, sp, predef)
+    }
+
+    /// `new` for a manifest already encoded as `body` (by the scan server).
+    pub fn encoded(
+        manifest: Manifest,
+        body: Vec<u8>,
+        sp: &ShipPlan,
+        predef: Option<String>,
+    ) -> Shipment {
         Shipment {
+            body,
             literal: sp.literal.clone(),
             dep_file: sp.deps.as_ref().map(|d| d.file.clone()),
             predef,
