@@ -10,7 +10,7 @@
 //! appenders on a local file system; each record carries a checksum for the others), reads
 //! the newest record per file, and rewrites a log that is mostly stale records.
 
-use crate::fasthash::{FastMap, FastSet};
+use crate::fasthash::FastMap;
 use crate::includes::{self, Directive, Form};
 use crate::sha256::{self, Digest};
 use std::ffi::OsString;
@@ -45,12 +45,12 @@ struct Log {
 pub struct Files {
     dir: PathBuf,
     logs: FastMap<OsString, Log>,
-    /// What this process learned of each file, as of its stamp: the scan server keeps it
-    /// across jobs, so a file it knows costs one stat.
-    known: FastMap<OsString, (Stamp, Known)>,
-    /// The files this job already asked for: a job asks for each file twice (the closure,
-    /// then the manifest) and the second answer must be the first, whatever the disk says.
-    answered: FastSet<OsString>,
+    /// What this process learned of each file, as of its stamp, and the last job that asked
+    /// for it: the scan server keeps it across jobs, so a file it knows costs one stat.
+    known: FastMap<OsString, (Stamp, Known, u64)>,
+    /// The job asking now. A job asks for each file twice (the closure, then the manifest)
+    /// and the second answer must be the first, whatever the disk says.
+    job: u64,
 }
 
 /// What must not change for a file to be the one that was read: its size, mtime and ctime
@@ -281,7 +281,7 @@ impl Files {
             dir,
             logs: FastMap::default(),
             known: FastMap::default(),
-            answered: FastSet::default(),
+            job: 1,
         })
     }
 
@@ -304,14 +304,19 @@ impl Files {
     pub fn get(&mut self, path: &Path) -> io::Result<&Known> {
         // Keyed by the path's bytes: hashing a `Path` goes component by component.
         let key = path.as_os_str();
-        if self.answered.contains(key) {
+        let job = self.job;
+        let asked = self.known.get(key).map(|(_, _, j)| *j == job);
+        if asked == Some(true) {
             return Ok(&self.known[key].1);
         }
         let m = fs::metadata(path)?;
         let now = Stamp::of(&m);
-        if self.known.get(key).is_some_and(|(s, _)| *s == now) {
-            self.answered.insert(key.to_owned());
-            return Ok(&self.known[key].1);
+        if asked.is_some() {
+            let (stamp, _, asked_by) = self.known.get_mut(key).expect("looked up above");
+            if *stamp == now {
+                *asked_by = job;
+                return Ok(&self.known[key].1);
+            }
         }
         let want = stamp_text(&now);
         let (dir, name) = match (path.parent(), path.file_name()) {
@@ -347,14 +352,13 @@ impl Files {
                 k
             }
         };
-        self.answered.insert(key.to_owned());
-        self.known.insert(key.to_owned(), (stamp, known));
+        self.known.insert(key.to_owned(), (stamp, known, job));
         Ok(&self.known[key].1)
     }
 
     /// Starts the next job: what it asks is answered from the disk as it is now.
     pub fn next_job(&mut self) {
-        self.answered.clear();
+        self.job += 1;
     }
 
     /// Files known and bytes of logs held: what a long-lived server keeps in memory.
@@ -369,7 +373,6 @@ impl Files {
     pub fn forget(&mut self) {
         self.known.clear();
         self.logs.clear();
-        self.answered.clear();
     }
 }
 

@@ -601,7 +601,7 @@ impl Client<'_> {
                 Ok(sh) => self.log(format!(
                     "scanned {source} in {} ms {by}: {} files, {} bytes",
                     ms(t.elapsed()),
-                    sh.manifest.files.len(),
+                    sh.files,
                     sh.bytes
                 )),
                 Err(why) => self.log(format!("preprocessing here: {why}")),
@@ -673,7 +673,7 @@ impl Client<'_> {
                             self.log(format!(
                                 "{}: box needed {needed} of {} files",
                                 host.addr_string(),
-                                sh.manifest.files.len()
+                                sh.files
                             ));
                             (d, t)
                         })
@@ -773,8 +773,13 @@ impl Client<'_> {
                 args: args.to_vec(),
             };
             match server::ask(rcc_dir, &req) {
-                Ok(server::Reply::Shipped(m, predef, body)) => {
-                    let sh = ship::Shipment::encoded(m, body, sp, predef);
+                Ok(server::Reply::Shipped {
+                    body,
+                    files,
+                    bytes,
+                    predef,
+                }) => {
+                    let sh = ship::Shipment::encoded(body, files as usize, bytes, sp, predef);
                     return (Ok(sh), "by the scan server");
                 }
                 Ok(server::Reply::Refused(why)) => return (Err(why), "by the scan server"),

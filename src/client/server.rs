@@ -21,7 +21,7 @@
 //! connection closes. The encoding below does no I/O.
 
 use super::ship::{self, Scanner};
-use crate::protocol::{self, Kind, Limits, Manifest, Message};
+use crate::protocol::{self, Kind, Limits};
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -77,9 +77,15 @@ pub struct Request {
 /// `ship::Shipment`), or why its sources cannot travel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    /// The manifest, the `stdc-predef.h` named for the box, and the manifest as the box gets
-    /// it (encoded once, by the server: the job forwards these bytes).
-    Shipped(Manifest, Option<String>, Vec<u8>),
+    /// The manifest as the box gets it (encoded once, by the server: the job forwards these
+    /// bytes and decodes them only if a box lacks a file), how many files it names and their
+    /// bytes in all, and the `stdc-predef.h` named for the box.
+    Shipped {
+        body: Vec<u8>,
+        files: u32,
+        bytes: u64,
+        predef: Option<String>,
+    },
     Refused(String),
 }
 
@@ -152,7 +158,12 @@ impl Reply {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = MAGIC.to_vec();
         match self {
-            Reply::Shipped(_, predef, body) => {
+            Reply::Shipped {
+                body,
+                files,
+                bytes,
+                predef,
+            } => {
                 out.push(0);
                 match predef {
                     Some(p) => {
@@ -161,6 +172,8 @@ impl Reply {
                     }
                     None => out.push(0),
                 }
+                out.extend_from_slice(&files.to_be_bytes());
+                out.extend_from_slice(&bytes.to_be_bytes());
                 out.extend_from_slice(&protocol::header(Kind::Manifest, false, body.len()));
                 out.extend_from_slice(body);
             }
@@ -184,14 +197,26 @@ impl Reply {
                     1 => Some(f.text()?),
                     _ => return None,
                 };
+                let files = f.u32()?;
+                let (bytes, rest) = f.0.split_first_chunk::<8>()?;
+                let bytes = u64::from_be_bytes(*bytes);
+                // The frame is checked here; the manifest in it is the box's to check.
                 let limits = Limits {
                     max_body: MAX_REPLY,
                     ..Limits::default()
                 };
-                match protocol::decode(f.0, &limits) {
-                    Ok(Some((Message::Manifest(m), used))) if used == f.0.len() => {
-                        let body = f.0.get(protocol::HEADER_LEN..)?.to_vec();
-                        Some(Reply::Shipped(m, predef, body))
+                match protocol::decode_header(rest, &limits) {
+                    Ok(Some(h))
+                        if h.kind == Kind::Manifest
+                            && !h.compressed
+                            && h.len == rest.len() - protocol::HEADER_LEN =>
+                    {
+                        Some(Reply::Shipped {
+                            body: rest[protocol::HEADER_LEN..].to_vec(),
+                            files,
+                            bytes,
+                            predef,
+                        })
                     }
                     _ => None,
                 }
@@ -388,7 +413,12 @@ fn scan(scanner: &mut Scanner, rcc_dir: &Path, req: &Request) -> Reply {
         &req.cwd,
         rcc_dir,
     ) {
-        Ok(sh) => Reply::Shipped(sh.manifest, sh.predef, sh.body),
+        Ok(sh) => Reply::Shipped {
+            files: sh.files as u32,
+            bytes: sh.bytes,
+            predef: sh.predef,
+            body: sh.body,
+        },
         Err(why) => Reply::Refused(why),
     }
 }
@@ -396,7 +426,7 @@ fn scan(scanner: &mut Scanner, rcc_dir: &Path, req: &Request) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::FileEntry;
+    use crate::protocol::{FileEntry, Manifest};
 
     fn request() -> Request {
         Request {
@@ -424,12 +454,18 @@ mod tests {
         };
         let body = crate::protocol::manifest_body(&m);
         for reply in [
-            Reply::Shipped(
-                m.clone(),
-                Some("/usr/include/stdc-predef.h".into()),
-                body.clone(),
-            ),
-            Reply::Shipped(m, None, body),
+            Reply::Shipped {
+                body: body.clone(),
+                files: 1,
+                bytes: 12,
+                predef: Some("/usr/include/stdc-predef.h".into()),
+            },
+            Reply::Shipped {
+                body,
+                files: 1,
+                bytes: 12,
+                predef: None,
+            },
             Reply::Refused("a.c:3: `#include X` names its file with a macro".into()),
         ] {
             assert_eq!(Reply::decode(&reply.encode()), Some(reply));
