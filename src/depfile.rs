@@ -154,25 +154,37 @@ fn put(out: &mut String, name: &str, col: usize) -> usize {
     col + name.len()
 }
 
+/// `munge(name)`, borrowed when there is nothing to escape (nearly always).
+fn munged(name: &str) -> std::borrow::Cow<'_, str> {
+    if name
+        .bytes()
+        .any(|b| matches!(b, b' ' | b'\t' | b'#' | b'$'))
+    {
+        std::borrow::Cow::Owned(munge(name))
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
+}
+
 /// A rule as gcc writes it: `targets` (each already in its final form: `-MT` as given,
 /// `-MQ` munged), a colon, the prerequisites munged; with `phony` (`-MP`) an empty rule for
 /// every prerequisite but the first (the source).
 pub fn write(targets: &[String], deps: &[String], phony: bool) -> String {
-    let mut out = String::new();
+    let size: usize = deps.iter().map(|d| d.len() + 4).sum::<usize>() * (1 + phony as usize);
+    let mut out = String::with_capacity(size + 256);
     let mut col = 0;
     for t in targets {
         col = put(&mut out, t, col);
     }
     out.push(':');
     col += 1;
-    let munged: Vec<String> = deps.iter().map(|d| munge(d)).collect();
-    for d in &munged {
-        col = put(&mut out, d, col);
+    for d in deps {
+        col = put(&mut out, &munged(d), col);
     }
     out.push('\n');
     if phony {
-        for d in munged.iter().skip(1) {
-            out.push_str(d);
+        for d in deps.iter().skip(1) {
+            out.push_str(&munged(d));
             out.push_str(":\n");
         }
     }

@@ -45,7 +45,9 @@
 //!
 //! ```text
 //! sources: client JobRequest (mode Sources)  -> daemon Accept | Reject
-//!          client Manifest (cwd, source, search options, dependency file, files: path+hash)
+//!          client Manifest (source, search options, dependency file, files: path, size,
+//!                           hash; each path as the bytes it shares with the one before
+//!                           and the rest; sent uncompressed, being mostly hashes)
 //!                                            <- daemon Need (the files whose hash it lacks)
 //!          client Blob, Blob, ... (one per needed file, each compressed on its own)
 //!          client InputEnd
