@@ -209,6 +209,52 @@ pub fn wait_readable(fd: &impl AsRawFd, timeout_ms: i32) -> io::Result<bool> {
     Ok(rc > 0)
 }
 
+/// Tells when a file in a directory that was open for writing is closed (inotify's
+/// `IN_CLOSE_WRITE`): a slot's holder closing its lock file, or exiting, which closes it too.
+pub struct CloseWatch(OwnedFd);
+
+impl CloseWatch {
+    pub fn new(dir: &std::path::Path) -> io::Result<CloseWatch> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+        // SAFETY: no pointers; the fd returned is ours alone.
+        let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just returned to us and nothing else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: a valid fd and a NUL-terminated path that outlives the call.
+        let wd =
+            unsafe { libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), libc::IN_CLOSE_WRITE) };
+        if wd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(CloseWatch(fd))
+    }
+
+    /// Waits up to `timeout_ms` for a close and forgets the closes seen so far; whether
+    /// there were any.
+    pub fn wait(&self, timeout_ms: i32) -> io::Result<bool> {
+        if !wait_readable(&self.0, timeout_ms)? {
+            return Ok(false);
+        }
+        let mut buf = [0u8; 4096];
+        let mut seen = false;
+        // Bounded: a queue holds at most max_queued_events (16384 by default).
+        for _ in 0..1024 {
+            // SAFETY: `buf` is writable for its whole length.
+            let n = unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                break;
+            }
+            seen = true;
+        }
+        Ok(seen)
+    }
+}
+
 /// The user id of the process at the other end of a Unix socket (`SO_PEERCRED`).
 pub fn peer_uid(socket: &impl AsRawFd) -> io::Result<u32> {
     // SAFETY: `ucred` is a plain C struct; all-zero is valid and the kernel fills it.
