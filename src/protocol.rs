@@ -157,6 +157,8 @@ pub enum Mode {
 
 /// Most files one manifest may name.
 pub const MAX_FILES: usize = 100_000;
+/// The longest path a manifest may name (Linux's PATH_MAX).
+pub const MAX_PATH: usize = 4096;
 
 /// A file a sources job reads, as the master has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -650,6 +652,10 @@ fn parse_body(kind: Kind, body: &[u8], limits: &Limits) -> Result<Message, Error
             }
             let mut files = Vec::with_capacity(n.min(4096));
             let mut prev = String::new();
+            // Shared bytes cost nothing on the wire: without a bound, a small body could
+            // name 100,000 paths of megabytes each. Whole paths may take what the body
+            // itself may (as when each path travelled whole), none more than PATH_MAX.
+            let mut left = Kind::Manifest.cap(limits);
             for _ in 0..n {
                 // Each path is written as how many bytes it shares with the one before and
                 // the rest (see `manifest_into`).
@@ -659,6 +665,11 @@ fn parse_body(kind: Kind, body: &[u8], limits: &Limits) -> Result<Message, Error
                 if shared > prev.len() || !prev.is_char_boundary(shared) {
                     return Err(r.bad("a path sharing more than the path before it has"));
                 }
+                let whole = shared + rest.len();
+                if whole > MAX_PATH || whole > left {
+                    return Err(r.bad("paths longer than a manifest may name"));
+                }
+                left -= whole;
                 let rest =
                     std::str::from_utf8(rest).map_err(|_| r.bad("a path that is not UTF-8"))?;
                 let mut path = String::with_capacity(shared + rest.len());
@@ -1106,7 +1117,7 @@ mod tests {
 
         // A body whose first path claims to share bytes with a path before it, and one whose
         // second path would split "é".
-        let body = |entries: &[(u8, &[u8])]| {
+        let body = |entries: &[(usize, &[u8])]| {
             let mut w = Writer::default();
             w.bytes(b"a.c");
             w.u32(0);
@@ -1136,6 +1147,16 @@ mod tests {
             (0, "/é.h".as_bytes()),
             (1, "è.h".as_bytes())
         ])));
+        // Paths that share what they cannot afford: one over PATH_MAX, and a body of some
+        // 160 KB that would name 16 GB of paths (100,000 of 4,000 bytes), past the 16 MiB
+        // a manifest's paths may take.
+        let long = "/d".repeat(2100);
+        assert!(refused(body(&[(0, long.as_bytes())])));
+        let near = "/d".repeat(2000);
+        let mut bomb: Vec<(usize, &[u8])> = vec![(0, near.as_bytes())];
+        assert!(!refused(body(&bomb)));
+        bomb.extend(std::iter::repeat((4000, &b""[..])).take(MAX_FILES - 1));
+        assert!(refused(body(&bomb)));
         // A varint that never ends, or overflows.
         let mut frame = body(&[(0, b"/a.h")]);
         let at = frame.len() - 32 - 1;
