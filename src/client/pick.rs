@@ -183,8 +183,8 @@ impl State {
     ) -> io::Result<Option<Pick>> {
         // Woken when a slot file is closed (its holder is done or gone), looking again at
         // least every `POLL_WATCHED` in case a close went unseen; every `POLL` where the
-        // lock directory cannot be watched. Polling had two rcc processes of a `make -j8`
-        // on six box slots looking 66 times a second each.
+        // lock directory cannot be watched. Looking every 15 ms had the waiting rcc
+        // processes of a `make -j8` on six box slots looking 66 times a second each.
         let mut watch: Option<sys::CloseWatch> = None;
         let mut first = true;
         let found = loop {
