@@ -18,7 +18,7 @@ done
 # files, the box keeps a file cache and checks what the files include; 691 and 651 KiB then;
 # rcc from 704 KiB when it gained the scan server, which keeps the build's scan in memory:
 # 720 KiB then).
-declare -A budget=([rccd]=$((768 * 1024)) [rcc]=$((736 * 1024)))
+declare -A budget=([rccd]=$((768 * 1024)) [rcc]=$((752 * 1024)))
 for t in aarch64 x86_64; do
     for b in rccd rcc; do
         f="target/$t-unknown-linux-musl/release/$b"
