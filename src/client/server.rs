@@ -468,7 +468,16 @@ mod tests {
             },
             Reply::Refused("a.c:3: `#include X` names its file with a macro".into()),
         ] {
-            assert_eq!(Reply::decode(&reply.encode()), Some(reply));
+            let whole = reply.encode();
+            // The job forwards a shipped manifest's bytes unread: a cut or padded answer
+            // must not pass for one.
+            for n in 0..whole.len() {
+                assert_eq!(Reply::decode(&whole[..n]), None, "cut at {n}");
+            }
+            let mut padded = whole.clone();
+            padded.push(0);
+            assert_eq!(Reply::decode(&padded), None);
+            assert_eq!(Reply::decode(&whole), Some(reply));
         }
     }
 
