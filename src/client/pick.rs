@@ -28,6 +28,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// milliseconds at least, so 15 ms costs nothing in latency; distcc sleeps a whole second.
 const POLL: Duration = Duration::from_millis(15);
 const POLL_WATCHED: Duration = Duration::from_millis(250);
+const SOON: Duration = Duration::from_millis(2);
+/// How many waiting rcc processes of one `RCC_DIR` watch; the others look every `POLL`.
+const WATCHERS: u32 = 16;
 
 /// How long "this box has a different compiler" is said only once.
 const SAY_ONCE_FOR: Duration = Duration::from_secs(600);
@@ -185,8 +188,11 @@ impl State {
         // least every `POLL_WATCHED` in case a close went unseen; every `POLL` where the
         // lock directory cannot be watched. Looking every 15 ms had the waiting rcc
         // processes of a `make -j8` on six box slots looking 66 times a second each.
-        let mut watch: Option<sys::CloseWatch> = None;
+        let mut watch: Option<(sys::CloseWatch, SlotLock)> = None;
         let mut first = true;
+        // The kernel announces a close just before it lets go of the file's lock: after a
+        // close that freed nothing yet, look again `SOON`.
+        let mut woken = false;
         let found = loop {
             match self.pick(candidates) {
                 Ok(None) if Instant::now() < deadline => {
@@ -194,16 +200,18 @@ impl State {
                         first = false;
                         // Watched from now on; looked at once more before waiting, so a
                         // slot freed in between is not missed.
-                        watch = sys::CloseWatch::new(&self.lock_dir).ok();
+                        watch = self.watcher();
                         continue;
                     }
                     let left = deadline.saturating_duration_since(Instant::now());
                     match &watch {
-                        Some(w) => {
-                            let ms = left.min(POLL_WATCHED).as_millis().max(1) as i32;
-                            if w.wait(ms).is_err() {
+                        Some((w, _)) => {
+                            let cap = if woken { SOON } else { POLL_WATCHED };
+                            let ms = left.min(cap).as_millis().max(1) as i32;
+                            woken = w.wait(ms).unwrap_or_else(|_| {
                                 std::thread::sleep(POLL);
-                            }
+                                false
+                            });
                         }
                         None => std::thread::sleep(POLL),
                     }
@@ -213,6 +221,15 @@ impl State {
         };
         self.tried.borrow_mut().clear();
         found
+    }
+
+    /// A watch of the lock directory, for at most `WATCHERS` waiting rcc processes at once
+    /// (each holds one of as many tickets): inotify instances are the user's (128 by
+    /// default), and the user's other programs need theirs during a `make -j200` too.
+    fn watcher(&self) -> Option<(sys::CloseWatch, SlotLock)> {
+        let ticket = (0..WATCHERS).find_map(|n| self.try_slot("watcher", n).ok().flatten())?;
+        let watch = sys::CloseWatch::new(&self.lock_dir).ok()?;
+        Some((watch, ticket))
     }
 
     fn wait_slot(&self, key: &str, limit: u32, deadline: Instant) -> io::Result<Option<SlotLock>> {
@@ -517,6 +534,17 @@ mod tests {
         std::thread::sleep(Duration::from_millis(100));
         drop(held);
         assert!(waiter.join().unwrap());
+    }
+
+    #[test]
+    fn at_most_sixteen_waiters_watch() {
+        let d = dir("watchers");
+        let s = State::open(&d.0).unwrap();
+        let held: Vec<_> = (0..WATCHERS).filter_map(|_| s.watcher()).collect();
+        assert_eq!(held.len(), WATCHERS as usize);
+        assert!(s.watcher().is_none(), "a seventeenth waiter polls");
+        drop(held);
+        assert!(s.watcher().is_some());
     }
 
     #[test]
