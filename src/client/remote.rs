@@ -195,28 +195,27 @@ impl Accepted {
         body: &[u8],
         during: &str,
     ) -> Result<(), Failure> {
-        if !self.compress {
-            return self.send_raw(kind, body, during);
-        }
-        // Made on first use: a job whose box has every file sends nothing compressed.
-        let level = self.level;
-        let payload = self
-            .deflater
-            .get_or_insert_with(|| crate::compress::Deflater::new(level))
-            .compress(body);
-        let header = protocol::header(kind, true, payload.len());
-        self.stream
-            .write_all(&header)
-            .and_then(|_| self.stream.write_all(payload))
-            .map_err(|e| broken(e, during))?;
-        self.traffic.sent += header.len() + payload.len();
-        Ok(())
+        self.send_frame(kind, body, self.compress, during)
     }
 
-    /// Sends one frame whose body is `body` as it is.
-    fn send_raw(&mut self, kind: protocol::Kind, body: &[u8], during: &str) -> Result<(), Failure> {
-        let (payload, flag) = (body, false);
-        let header = protocol::header(kind, flag, payload.len());
+    /// Sends one frame whose body is `body`, compressed if `compress`.
+    fn send_frame(
+        &mut self,
+        kind: protocol::Kind,
+        body: &[u8],
+        compress: bool,
+        during: &str,
+    ) -> Result<(), Failure> {
+        let level = self.level;
+        let payload = match compress {
+            // Made on first use: a job whose box has every file sends nothing compressed.
+            true => self
+                .deflater
+                .get_or_insert_with(|| crate::compress::Deflater::new(level))
+                .compress(body),
+            false => body,
+        };
+        let header = protocol::header(kind, compress, payload.len());
         self.stream
             .write_all(&header)
             .and_then(|_| self.stream.write_all(payload))
@@ -258,7 +257,12 @@ impl Accepted {
         mut content: impl FnMut(usize) -> io::Result<Vec<u8>>,
     ) -> Result<(Done, Traffic, usize), Failure> {
         // Uncompressed: mostly hashes (see `protocol::manifest_body`).
-        self.send_raw(protocol::Kind::Manifest, manifest, "sending the manifest")?;
+        self.send_frame(
+            protocol::Kind::Manifest,
+            manifest,
+            false,
+            "sending the manifest",
+        )?;
         let mut buf = Vec::new();
         let need = match read_frame(
             &mut self.stream,
