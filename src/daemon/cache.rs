@@ -10,6 +10,7 @@
 use crate::sha256::{self, Digest};
 use std::fs;
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -116,19 +117,21 @@ impl Cache {
         if self.used + extra <= self.limit {
             return Ok(());
         }
-        let mut files: Vec<(SystemTime, u64, PathBuf)> = fs::read_dir(&self.dir)?
+        // A file linked into a mirror (see `tree::Mirror`) is in use: the jobs that keep it
+        // there do not mark it used again, so it goes only after every file that is not.
+        let mut files: Vec<(bool, SystemTime, u64, PathBuf)> = fs::read_dir(&self.dir)?
             .flatten()
             .filter(|e| !e.file_name().to_string_lossy().starts_with("tmp-"))
             .filter_map(|e| {
                 let m = e.metadata().ok()?;
-                Some((m.modified().ok()?, m.len(), e.path()))
+                Some((m.nlink() > 1, m.modified().ok()?, m.len(), e.path()))
             })
             .collect();
         // Recount while we are at it: files may have gone behind our back.
-        self.used = files.iter().map(|f| f.1).sum();
+        self.used = files.iter().map(|f| f.2).sum();
         files.sort();
         // Oldest first; bounded by the number of files.
-        for (_, len, p) in files {
+        for (_, _, len, p) in files {
             if self.used + extra <= self.limit {
                 break;
             }
@@ -202,5 +205,28 @@ mod tests {
         drop(c);
         let c = Cache::open(&d.0, 2000).unwrap();
         assert!(c.used() <= 2000);
+    }
+
+    #[test]
+    fn a_file_a_mirror_links_goes_last() {
+        let d = dir("linked");
+        let mut c = Cache::open(&d.0, 2000).unwrap();
+        let blobs: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i; 1000]).collect();
+        let hashes: Vec<Digest> = blobs.iter().map(|b| sha256::digest(b)).collect();
+        let old = SystemTime::now() - std::time::Duration::from_secs(100);
+        for (i, (h, b)) in hashes.iter().zip(&blobs).take(2).enumerate() {
+            let p = c.put(h, b).unwrap();
+            let f = fs::File::options().write(true).open(&p).unwrap();
+            f.set_modified(old + std::time::Duration::from_secs(i as u64))
+                .unwrap();
+        }
+        // 0 is the oldest, but a mirror still holds it: 1 goes instead.
+        let link = d.0.with_extension("link");
+        fs::hard_link(c.get(&hashes[0]).unwrap(), &link).unwrap();
+        let f = fs::File::options().write(true).open(&link).unwrap();
+        f.set_modified(old).unwrap();
+        c.put(&hashes[2], &blobs[2]).unwrap();
+        assert!(c.has(&hashes[0]) && !c.has(&hashes[1]) && c.has(&hashes[2]));
+        fs::remove_file(link).unwrap();
     }
 }

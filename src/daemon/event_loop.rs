@@ -14,6 +14,7 @@ use super::memory::Memory;
 use super::sources::{self, Tree, Verdicts};
 use super::status::{self, BoxIdentity};
 use super::thermal::{Thermal, Verdict};
+use super::tree::Mirrors;
 use crate::protocol::{Accept, Message, Mode, Reject, RejectReason};
 use crate::sys;
 use mio::net::TcpListener;
@@ -50,6 +51,8 @@ struct Daemon {
     /// Sources and headers by hash, for jobs that ship them (`None`: `--no-sources`).
     cache: Option<Cache>,
     verdicts: Verdicts,
+    /// The mirrors of finished sources jobs, kept for the next ones.
+    mirrors: Mirrors,
 }
 
 /// How old a thermal sample may be when a job asks for a slot.
@@ -125,6 +128,7 @@ pub fn run(config: Config) -> io::Result<()> {
         },
     };
     let d_thermal = config.thermal.clone();
+    let (d_temp, d_jobs) = (config.temp_dir.clone(), config.jobs);
     let (d_meminfo, d_mem_floor) = (config.meminfo.clone(), config.job_mem_floor_kib);
     let mut d = Daemon {
         poll,
@@ -142,6 +146,7 @@ pub fn run(config: Config) -> io::Result<()> {
         memory: Memory::new(d_meminfo, d_mem_floor),
         cache,
         verdicts: Verdicts::default(),
+        mirrors: Mirrors::new(&d_temp, format!("rccd-{}", sys::getpid()), d_jobs),
     };
     d.memory.sample(Instant::now());
     d.apply_thermal();
@@ -487,6 +492,7 @@ impl Daemon {
             &p.req.cwd,
             m,
             cache,
+            &mut self.mirrors,
             max_bytes,
         ) {
             Ok(t) => {
@@ -684,6 +690,9 @@ impl Daemon {
         } else {
             job.result()
         };
+        if let Some(m) = job.take_mirror() {
+            self.mirrors.give(m);
+        }
         conn.job = None; // removes the job dir
         let compress = matches!(conn.phase, Phase::Running { compress: true });
         match result {
@@ -896,6 +905,7 @@ impl Daemon {
     }
 
     fn timers(&mut self, now: Instant) {
+        self.mirrors.expire(now);
         if now.duration_since(self.thermal.last_sample()) >= THERMAL_FRESH {
             self.thermal.sample(now);
             self.apply_thermal();

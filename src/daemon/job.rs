@@ -10,6 +10,7 @@
 //! ends `Withheld`, with nothing of it sent back.
 
 use super::sources::Audit;
+use super::tree::Mirror;
 use crate::compiler;
 use crate::protocol::{Done, Exit, JobRequest};
 use crate::sys;
@@ -268,6 +269,8 @@ pub struct Job {
     /// While the audit's preprocessing runs (the running child is it): the audit, and the
     /// compile to start once it passed.
     audit: Option<(Audit, Start)>,
+    /// A shipped job's mirror (see `tree::Mirror`), until `take_mirror`.
+    mirror: Option<Mirror>,
 }
 
 /// What it takes to start a compiler.
@@ -278,6 +281,8 @@ struct Start {
     cwd: PathBuf,
     /// The client's locale variables, so messages come in the user's language.
     locale: Vec<(String, String)>,
+    /// A shipped job's mirror, to read.
+    mirror: Option<PathBuf>,
 }
 
 /// A child just started, with its pidfd and its pipes.
@@ -305,12 +310,17 @@ const SYSTEM_READ: &[&str] = &[
     "/etc/alternatives",
 ];
 
-/// The sandbox a compile runs in (see `sys::Sandbox`): the system's programs and the
+/// The sandbox a compile runs in (see `sys::Sandbox`): the system's programs, the
 /// compiler's own installation (`PREFIX` of `PREFIX/bin/gcc`, a toolchain in `/opt` or a
-/// home directory) to read, its job dir to write. `None` on a kernel without Landlock,
+/// home directory) and a shipped job's mirror to read, its job dir to write. `None` on a kernel without Landlock,
 /// where the include checks in `sources` and `box_rules` are what holds.
-pub fn sandbox(compiler: &Path, job_dir: &Path) -> io::Result<Option<sys::Sandbox>> {
+pub fn sandbox(
+    compiler: &Path,
+    job_dir: &Path,
+    mirror: Option<&Path>,
+) -> io::Result<Option<sys::Sandbox>> {
     let mut read: Vec<PathBuf> = SYSTEM_READ.iter().map(PathBuf::from).collect();
+    read.extend(mirror.map(Path::to_path_buf));
     for c in [
         Some(compiler.to_path_buf()),
         std::fs::canonicalize(compiler).ok(),
@@ -346,7 +356,7 @@ impl Start {
             .env_remove("LC_MESSAGES")
             .envs(self.locale.iter().map(|(k, v)| (k, v)))
             .process_group(0);
-        let sandbox = sandbox(&self.compiler, dir)?;
+        let sandbox = sandbox(&self.compiler, dir, self.mirror.as_deref())?;
         if let Some(sb) = &sandbox {
             sb.apply(&mut cmd);
         }
@@ -386,6 +396,8 @@ pub struct Launch {
     pub depfile: Option<PathBuf>,
     pub strip: Option<PathBuf>,
     pub audit: Option<Audit>,
+    /// A shipped job's mirror, given back to the pool when the job is over.
+    pub mirror: Option<Mirror>,
 }
 
 /// Why a finished job gets no `Done`.
@@ -499,6 +511,7 @@ impl Job {
             depfile: None,
             strip: None,
             audit: None,
+            mirror: None,
         };
         Job::spawn(launch, compiler, req)
     }
@@ -514,6 +527,7 @@ impl Job {
             depfile,
             strip,
             audit,
+            mirror,
         } = launch;
         let guard = DirGuard(Some(dir.clone()));
         let compile = Start {
@@ -521,6 +535,7 @@ impl Job {
             argv,
             cwd,
             locale: req.locale.clone(),
+            mirror: mirror.as_ref().map(|m| m.root().to_path_buf()),
         };
         let (first, audit) = match audit {
             Some(a) => {
@@ -555,6 +570,7 @@ impl Job {
             depfile,
             strip: strip.map(|r| r.into_os_string().into_encoded_bytes()),
             audit,
+            mirror,
         })
     }
 
@@ -601,6 +617,12 @@ impl Job {
                 self.peak_kib = peak_kib;
             }
         }
+    }
+
+    /// The mirror of a job whose compiler is gone, for the next job.
+    pub fn take_mirror(&mut self) -> Option<Mirror> {
+        self.status.as_ref()?;
+        self.mirror.take()
     }
 
     pub fn is_complete(&self) -> bool {

@@ -19,12 +19,12 @@
 
 use super::cache::{Cache, PutError};
 use super::job::Launch;
-use super::tree;
+use super::tree::{self, Mirror, Mirrors};
 use crate::box_rules::{ascent, depth, lexical};
 use crate::includes::{self, Directive};
 use crate::protocol::{Manifest, RejectReason};
 use crate::sha256::Digest;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -87,21 +87,22 @@ fn inside(cwd: &Path, p: &str) -> Result<PathBuf, Refusal> {
     Ok(lexical(&full))
 }
 
-/// Makes `root/p` and every directory `p` passes through before a `..` (gcc resolves
-/// `a/b/../c` through `a/b`, which must exist in the mirror as it does on the master).
-fn make_dirs(root: &Path, cwd: &Path, p: &str) -> std::io::Result<()> {
+/// The directories a search path `p` needs in the mirror: the one it names and every one it
+/// passes through before a `..` (gcc resolves `a/b/../c` through `a/b`, which must exist in
+/// the mirror as it does on the master).
+fn search_dirs(cwd: &Path, p: &str, out: &mut Vec<PathBuf>) {
     let mut at = PathBuf::from("/");
     for c in cwd.join(p).components() {
         match c {
             Component::Normal(n) => at.push(n),
             Component::ParentDir => {
-                fs::create_dir_all(tree::under(root, &at))?;
+                out.push(at.clone());
                 at.pop();
             }
             _ => {}
         }
     }
-    fs::create_dir_all(tree::under(root, &at))
+    out.push(at);
 }
 
 /// What a file's content allows, known once per hash: whether it names a file the box must
@@ -220,10 +221,11 @@ impl Verdicts {
     }
 }
 
-/// A sources job between its manifest and its compile. Dropping it removes its dir.
+/// A sources job between its manifest and its compile. Dropping it removes its dir and its
+/// mirror (in no known state if the job did not get as far as its compile).
 pub struct Tree {
-    dir: Option<PathBuf>,
-    root: PathBuf,
+    dir: JobDir,
+    mirror: Mirror,
     cwd: PathBuf,
     manifest: Manifest,
     /// Indexes of the files the box asked for, ascending, and whether each has come.
@@ -232,8 +234,6 @@ pub struct Tree {
     /// Bytes of files received so far, and at most how many this job may send.
     bytes_received: usize,
     max_bytes: usize,
-    /// The directories made under `root` so far.
-    made: HashSet<PathBuf>,
 }
 
 impl std::fmt::Debug for Tree {
@@ -247,9 +247,12 @@ impl std::fmt::Debug for Tree {
     }
 }
 
-impl Drop for Tree {
+/// A job's dir, removed when dropped unless taken.
+struct JobDir(Option<PathBuf>);
+
+impl Drop for JobDir {
     fn drop(&mut self) {
-        if let Some(d) = self.dir.take() {
+        if let Some(d) = self.0.take() {
             let _ = fs::remove_dir_all(d);
         }
     }
@@ -257,14 +260,16 @@ impl Drop for Tree {
 
 impl Tree {
     /// Checks `manifest` (for a compile run from the master's `cwd`), makes the job dir under
-    /// `temp_dir` and the mirror of every file the cache has. The files that travel may add
-    /// up to `max_bytes`.
+    /// `temp_dir` and lays out a mirror from `mirrors` with every file the cache has. The
+    /// files that travel may add up to `max_bytes`.
+    #[allow(clippy::too_many_arguments)]
     pub fn open(
         temp_dir: &Path,
         seq: u64,
         cwd: &[u8],
         manifest: Manifest,
         cache: &Cache,
+        mirrors: &mut Mirrors,
         max_bytes: usize,
     ) -> Result<Tree, Refusal> {
         let cwd =
@@ -283,40 +288,39 @@ impl Tree {
             )));
         }
         inside(&cwd, &manifest.source)?;
-        for (_, p) in &manifest.paths {
+        let mut dirs = Vec::new();
+        search_dirs(&cwd, ".", &mut dirs);
+        for (opt, p) in &manifest.paths {
             inside(&cwd, p)?;
+            if !matches!(opt.as_str(), "-include" | "-imacros") {
+                search_dirs(&cwd, p, &mut dirs);
+            }
         }
         for f in &manifest.files {
             tree::check_path(&f.path).map_err(|e| bad(format!("file: {e}")))?;
         }
         let dir = super::job::make_dir(temp_dir, seq).map_err(|e| internal(e.to_string()))?;
-        let root = dir.join("root");
+        let mirror = match mirrors.take() {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = fs::remove_dir(&dir);
+                return Err(internal(format!("cannot make the job's mirror: {e}")));
+            }
+        };
         let mut t = Tree {
-            dir: Some(dir),
-            root,
+            dir: JobDir(Some(dir)),
+            mirror,
             cwd,
             manifest,
             needed: Vec::new(),
             arrived: Vec::new(),
             bytes_received: 0,
             max_bytes,
-            made: HashSet::new(),
         };
-        let io = layout_error;
-        make_dirs(&t.root, &t.cwd, ".").map_err(io)?;
-        for (opt, p) in &t.manifest.paths {
-            if !matches!(opt.as_str(), "-include" | "-imacros") {
-                make_dirs(&t.root, &t.cwd, p).map_err(io)?;
-            }
-        }
-        for (i, f) in t.manifest.files.iter().enumerate() {
-            match cache.get(&f.hash) {
-                Some(cached) => {
-                    tree::place(&t.root, Path::new(&f.path), &cached, &mut t.made).map_err(io)?
-                }
-                None => t.needed.push(i as u32),
-            }
-        }
+        t.needed = t
+            .mirror
+            .lay_out(&t.manifest.files, dirs, cache)
+            .map_err(layout_error)?;
         t.arrived = vec![false; t.needed.len()];
         Ok(t)
     }
@@ -353,21 +357,16 @@ impl Tree {
             return Err(bad(format!("file {index} came twice")));
         }
         let f = &self.manifest.files[index as usize];
-        let path = Path::new(&f.path);
         let io = layout_error;
         let placed = match cache.put(&f.hash, data) {
-            Ok(cached) => tree::place(&self.root, path, &cached, &mut self.made).map_err(io),
+            Ok(cached) => self.mirror.place(&f.path, f.hash, &cached).map_err(io),
             Err(PutError::WrongHash) => Err(bad(format!("{} does not have its hash", f.path))),
             // Larger than the whole cache: checked the same way, kept for this job only.
             Err(PutError::TooLarge) => {
                 if crate::sha256::digest(data) != f.hash {
                     return Err(bad(format!("{} does not have its hash", f.path)));
                 }
-                let dest = tree::under(&self.root, path);
-                if let Some(d) = dest.parent() {
-                    fs::create_dir_all(d).map_err(io)?;
-                }
-                fs::write(dest, data).map_err(io)
+                self.mirror.write(&f.path, f.hash, data).map_err(io)
             }
             Err(PutError::Io(e)) => Err(internal(format!("cannot keep a file in the cache: {e}"))),
         };
@@ -417,7 +416,7 @@ impl Tree {
         let mut named: Vec<(String, String)> = Vec::new();
         for f in &self.manifest.files {
             let path = Path::new(&f.path);
-            let v = verdicts.get(&f.hash, &tree::under(&self.root, path))?;
+            let v = verdicts.get(&f.hash, &tree::under(self.mirror.root(), path))?;
             if let Some(why) = &v.refused {
                 return Err(bad(format!("{} {why}", f.path)));
             }
@@ -468,8 +467,9 @@ impl Tree {
     /// `Some`: whether the compiler can preprocess directives alone), the preprocessing that
     /// audits what the compile will open.
     fn command(mut self, args: &[String], output_ext: &str, audit: Option<bool>) -> Launch {
-        let dir = self.dir.take().expect("a tree owns its dir until here");
-        let root = self.root.to_string_lossy().into_owned();
+        let dir = self.dir.0.take().expect("a tree owns its dir until here");
+        let root_path = self.mirror.root().to_path_buf();
+        let root = root_path.to_string_lossy().into_owned();
         let rooted = |p: &str| -> OsString {
             if p.starts_with('/') {
                 format!("{root}{p}").into()
@@ -500,7 +500,7 @@ impl Tree {
             argv.push(opt.into());
             argv.push(rooted(p));
         }
-        let cwd = tree::under(&self.root, &self.cwd);
+        let cwd = tree::under(&root_path, &self.cwd);
         // The same preprocessing with gcc's report of every header it opens, and nothing
         // written but to /dev/null. Not `-H` in the compile itself: with `-g` gcc records
         // its options in the object, which would then differ from the master's.
@@ -515,7 +515,7 @@ impl Tree {
                 argv.push("-fdirectives-only".into());
             }
             Audit {
-                root: self.root.clone(),
+                root: root_path.clone(),
                 cwd: cwd.clone(),
                 argv,
             }
@@ -548,7 +548,8 @@ impl Tree {
             argv,
             output,
             depfile,
-            strip: Some(self.root.clone()),
+            strip: Some(root_path),
+            mirror: Some(self.mirror),
             audit,
         }
     }
@@ -677,6 +678,7 @@ mod tests {
     fn a_job_is_laid_out_checked_and_commanded() {
         let d = scratch("layout");
         let mut cache = Cache::open(&d.0.join("cache"), 1 << 20).unwrap();
+        let mut mirrors = Mirrors::new(&d.0, "mirror".into(), 2);
         let src: &[u8] = b"#include \"a.h\"\n#include <sys.h>\nint main(void){return A;}\n";
         let m = manifest(
             "src/main.c",
@@ -687,7 +689,7 @@ mod tests {
                 ("/usr/include/sys.h", b"\n"),
             ],
         );
-        let mut t = Tree::open(&d.0, 1, b"/w/p", m.clone(), &cache, 1 << 30).unwrap();
+        let mut t = Tree::open(&d.0, 1, b"/w/p", m.clone(), &cache, &mut mirrors, 1 << 30).unwrap();
         assert_eq!(t.needed(), [0, 1, 2]);
         assert!(t.blob(1, b"#define A 1\n", &mut cache).is_err(), "a lie");
         t.blob(0, src, &mut cache).unwrap();
@@ -702,7 +704,7 @@ mod tests {
             "o",
             Some(true),
         );
-        let root = c.dir.join("root");
+        let root = c.mirror.as_ref().unwrap().root().to_path_buf();
         let argv: Vec<String> = c.argv.iter().map(|a| a.to_string_lossy().into()).collect();
         assert_eq!(argv[0], format!("-ffile-prefix-map={}=", root.display()));
         assert_eq!(
@@ -733,7 +735,7 @@ mod tests {
         let deps = fs::read_to_string(c.depfile.as_ref().unwrap()).unwrap();
         assert!(deps.starts_with("a.o: src/main.c inc/a.h"), "{deps}");
         // A second job finds everything in the cache.
-        let t2 = Tree::open(&d.0, 2, b"/w/p", m, &cache, 1 << 30).unwrap();
+        let t2 = Tree::open(&d.0, 2, b"/w/p", m, &cache, &mut mirrors, 1 << 30).unwrap();
         assert!(t2.needed().is_empty());
         let _ = fs::remove_dir_all(&c.dir);
     }
@@ -770,9 +772,10 @@ mod tests {
         assert_eq!(judge(b"#include \"../../a.h\"\n").ascent, 2);
         let d = scratch("up");
         let mut cache = Cache::open(&d.0.join("cache"), 1 << 20).unwrap();
+        let mut mirrors = Mirrors::new(&d.0, "mirror".into(), 2);
         let src: &[u8] = b"#include \"../../../../etc/passwd\"\n";
         let m = manifest("a.c", &[], &[("/w/a.c", src)]);
-        let mut t = Tree::open(&d.0, 3, b"/w", m, &cache, 1 << 30).unwrap();
+        let mut t = Tree::open(&d.0, 3, b"/w", m, &cache, &mut mirrors, 1 << 30).unwrap();
         t.blob(0, src, &mut cache).unwrap();
         let e = t.check_includes(&mut Verdicts::default(), &[]).unwrap_err();
         assert!(e.text.contains("climb out"), "{}", e.text);
@@ -782,21 +785,32 @@ mod tests {
             b"/w",
             manifest("../../x.c", &[], &[]),
             &cache,
+            &mut mirrors,
             1 << 30
         )
         .is_err());
-        assert!(Tree::open(&d.0, 5, b"/w", manifest("a.s", &[], &[]), &cache, 1 << 30).is_err());
+        assert!(Tree::open(
+            &d.0,
+            5,
+            b"/w",
+            manifest("a.s", &[], &[]),
+            &cache,
+            &mut mirrors,
+            1 << 30
+        )
+        .is_err());
     }
 
     #[test]
     fn a_macro_plainly_defined_to_a_file_outside_is_refused_before_the_compile() {
         let d = scratch("def");
         let mut cache = Cache::open(&d.0.join("cache"), 1 << 20).unwrap();
+        let mut mirrors = Mirrors::new(&d.0, "mirror".into(), 2);
         let mut seq = 10;
         let mut check = |src: &str, args: &[&str]| {
             let m = manifest("a.c", &[], &[("/w/p/a.c", src.as_bytes())]);
             seq += 1;
-            let mut t = Tree::open(&d.0, seq, b"/w/p", m, &cache, 1 << 30).unwrap();
+            let mut t = Tree::open(&d.0, seq, b"/w/p", m, &cache, &mut mirrors, 1 << 30).unwrap();
             if !t.needed().is_empty() {
                 t.blob(0, src.as_bytes(), &mut cache).unwrap();
             }
