@@ -234,25 +234,51 @@ impl CloseWatch {
         Ok(CloseWatch(fd))
     }
 
-    /// Waits up to `timeout_ms` for a close and forgets the closes seen so far; whether
-    /// there were any.
-    pub fn wait(&self, timeout_ms: i32) -> io::Result<bool> {
-        if !wait_readable(&self.0, timeout_ms)? {
-            return Ok(false);
-        }
+    /// Waits up to `timeout_ms` for the close of a file whose name `wanted` accepts, and
+    /// forgets the closes seen so far; whether there was one. Closes of other files do not
+    /// end the wait: the lock directory also holds what every waiter opens and closes as
+    /// it looks, which would otherwise wake all the others for nothing.
+    pub fn wait(&self, timeout_ms: i32, wanted: &dyn Fn(&[u8]) -> bool) -> io::Result<bool> {
+        let deadline =
+            std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms.max(0) as u64);
         let mut buf = [0u8; 4096];
-        let mut seen = false;
-        // Bounded: a queue holds at most max_queued_events (16384 by default).
-        for _ in 0..1024 {
-            // SAFETY: `buf` is writable for its whole length.
-            let n = unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n <= 0 {
-                break;
+        // Bounded by the deadline, and each pass by the queue (max_queued_events, 16384 by
+        // default).
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if !wait_readable(&self.0, left.as_millis() as i32)? {
+                return Ok(false);
             }
-            seen = true;
+            let mut seen = false;
+            for _ in 0..1024 {
+                // SAFETY: `buf` is writable for its whole length.
+                let n =
+                    unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+                if n <= 0 {
+                    break;
+                }
+                seen |= event_names(&buf[..n as usize]).any(wanted);
+            }
+            if seen {
+                return Ok(true);
+            }
+            if left.is_zero() {
+                return Ok(false);
+            }
         }
-        Ok(seen)
     }
+}
+
+/// The names in a buffer of inotify events (each a 16-byte header, whose last field is the
+/// length of the NUL-padded name that follows).
+fn event_names(mut buf: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let len = u32::from_ne_bytes(buf.get(12..16)?.try_into().ok()?) as usize;
+        let name = buf.get(16..16 + len)?;
+        buf = &buf[16 + len..];
+        let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+        Some(&name[..end])
+    })
 }
 
 /// The user id of the process at the other end of a Unix socket (`SO_PEERCRED`).

@@ -208,7 +208,8 @@ impl State {
                         Some((w, _)) => {
                             let cap = if woken { SOON } else { POLL_WATCHED };
                             let ms = left.min(cap).as_millis().max(1) as i32;
-                            woken = w.wait(ms).unwrap_or_else(|_| {
+                            let ours = |name: &[u8]| is_slot_of(name, candidates);
+                            woken = w.wait(ms, &ours).unwrap_or_else(|_| {
                                 std::thread::sleep(POLL);
                                 false
                             });
@@ -382,6 +383,16 @@ fn millis(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+/// Whether `name` is one of the slot files of `candidates` (`KEY_N`, as `try_slot` names
+/// them).
+fn is_slot_of(name: &[u8], candidates: &[Candidate]) -> bool {
+    candidates.iter().any(|c| {
+        name.strip_prefix(c.key.as_bytes())
+            .and_then(|rest| rest.strip_prefix(b"_"))
+            .is_some_and(|n| !n.is_empty() && n.iter().all(u8::is_ascii_digit))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -515,11 +526,20 @@ mod tests {
         let d = dir("close");
         let s = State::open(&d.0).unwrap();
         let watch = sys::CloseWatch::new(&s.lock_dir).unwrap();
-        assert!(!watch.wait(0).unwrap(), "nothing closed yet");
+        let a = [cand("a", 2, true)];
+        let ours = |name: &[u8]| is_slot_of(name, &a);
+        assert!(!watch.wait(0, &ours).unwrap(), "nothing closed yet");
+        // Another kind of slot's close does not wake a waiter for `a`.
+        drop(s.try_slot("cpp", 0).unwrap().expect("free"));
+        drop(s.try_slot("ab", 1).unwrap().expect("free"));
+        assert!(!watch.wait(50, &ours).unwrap(), "not a slot of a");
         let held = s.try_slot("a", 0).unwrap().expect("free");
         drop(held);
-        assert!(watch.wait(10_000).unwrap(), "the holder's close is seen");
-        assert!(!watch.wait(0).unwrap(), "and forgotten once seen");
+        assert!(
+            watch.wait(10_000, &ours).unwrap(),
+            "the holder's close is seen"
+        );
+        assert!(!watch.wait(0, &ours).unwrap(), "and forgotten once seen");
         // A waiter in another thread gets the slot when the holder drops it.
         let held = s.try_slot("a", 0).unwrap().expect("free");
         let dir = d.0.clone();
