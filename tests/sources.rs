@@ -397,6 +397,35 @@ fn a_header_rewritten_with_the_same_size_and_time_is_sent_again() {
 }
 
 #[test]
+fn a_header_removed_between_two_jobs_is_not_found_on_the_box() {
+    // The box keeps a job's mirror for the next one: what the next job does not ship must
+    // be gone from it, or the search would still find it there.
+    let t = TempDir::new("sources-removed");
+    let d = Daemon::start(1, &[]);
+    let hosts = format!("{}/1", d.addr());
+    t.write("main.c", "#include \"cfg.h\"\nint v(void) { return V; }\n");
+    t.write("inc1/cfg.h", "#define V 1\n");
+    t.write("inc2/cfg.h", "#define V 2\n");
+    let names = ["main.o".to_string()];
+    let args = ["-O2", "-Iinc1", "-Iinc2", "-c", "main.c"];
+    for want_v in [1, 2] {
+        plain_then_rcc(t.path(), &t.join(".rcc"), &hosts, "gcc", &args, &names);
+        let dis = ok(std::process::Command::new("objdump")
+            .arg("-d")
+            .arg(t.join("main.o")));
+        assert!(
+            s(&dis.stdout).contains(&format!("$0x{want_v},%eax")),
+            "{}",
+            s(&dis.stdout)
+        );
+        if want_v == 1 {
+            std::fs::remove_file(t.join("inc1/cfg.h")).unwrap();
+        }
+    }
+    assert_eq!(d.counter("sources"), 2);
+}
+
+#[test]
 fn computed_includes_and_has_include_never_give_a_wrong_object() {
     let t = TempDir::new("sources-computed");
     let d = Daemon::start(1, &[]);
