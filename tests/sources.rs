@@ -401,7 +401,7 @@ fn a_header_removed_between_two_jobs_is_not_found_on_the_box() {
     // The box keeps a job's mirror for the next one: what the next job does not ship must
     // be gone from it, or the search would still find it there.
     let t = TempDir::new("sources-removed");
-    let d = Daemon::start(1, &[]);
+    let mut d = Daemon::start(1, &[]);
     let hosts = format!("{}/1", d.addr());
     t.write("main.c", "#include \"cfg.h\"\nint v(void) { return V; }\n");
     t.write("inc1/cfg.h", "#define V 1\n");
@@ -423,6 +423,10 @@ fn a_header_removed_between_two_jobs_is_not_found_on_the_box() {
         }
     }
     assert_eq!(d.counter("sources"), 2);
+    // One mirror served both jobs, and goes with the daemon.
+    assert_eq!(d.mirrors().len(), 1, "{:?}", d.mirrors());
+    d.stop();
+    assert!(d.mirrors().is_empty(), "{:?}", d.mirrors());
 }
 
 #[test]

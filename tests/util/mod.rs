@@ -234,30 +234,35 @@ impl Daemon {
     }
 
     /// Job dirs left in the daemon's temp dir (its file cache, `rccd-cache`, is meant to
-    /// stay).
+    /// stay, and so are the mirrors it keeps for the next jobs: see `mirrors`).
     pub fn leftovers(&self) -> Vec<String> {
+        self.temp_entries()
+            .into_iter()
+            .filter(|n| n != "rccd-cache" && !is_mirror(n))
+            .collect()
+    }
+
+    /// The mirrors of shipped jobs the daemon keeps for the next ones (`rccd-PID-mN`).
+    pub fn mirrors(&self) -> Vec<String> {
+        self.temp_entries()
+            .into_iter()
+            .filter(|n| is_mirror(n))
+            .collect()
+    }
+
+    fn temp_entries(&self) -> Vec<String> {
         std::fs::read_dir(self.dir.join("tmp"))
             .map(|r| {
                 r.flatten()
                     .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n != "rccd-cache")
                     .collect()
             })
             .unwrap_or_default()
     }
 
-    pub fn kill(&mut self) {
+    /// Stops the daemon as a service manager would (SIGTERM), and waits for it.
+    pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SIGTERM first: the daemon kills its compilers and removes its job dirs.
             let _ = Command::new("kill").arg(c.id().to_string()).status();
             let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline {
@@ -269,6 +274,32 @@ impl Drop for Daemon {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `rccd-PID-mN`: a kept mirror's name.
+fn is_mirror(name: &str) -> bool {
+    let mut parts = name.split('-');
+    parts.next() == Some("rccd")
+        && parts.next().is_some_and(|p| p.parse::<u32>().is_ok())
+        && parts
+            .next()
+            .and_then(|m| m.strip_prefix('m'))
+            .is_some_and(|n| n.parse::<u64>().is_ok())
+        && parts.next().is_none()
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // SIGTERM first: the daemon kills its compilers and removes its job dirs.
+        self.stop();
     }
 }
 
