@@ -48,6 +48,17 @@ fn plain_then_rcc(
     out
 }
 
+/// Asserts the x86-64 object `obj` returns the constant `v` (its code loads `$0xV` into
+/// `%eax`).
+fn returns(obj: &Path, v: u32) {
+    let dis = ok(std::process::Command::new("objdump").arg("-d").arg(obj));
+    assert!(
+        s(&dis.stdout).contains(&format!("$0x{v},%eax")),
+        "{}",
+        s(&dis.stdout)
+    );
+}
+
 /// What a Lua build left in `obj/`.
 fn lua_outputs(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir.join("obj"))
@@ -384,14 +395,7 @@ fn a_header_rewritten_with_the_same_size_and_time_is_sent_again() {
             .arg(t.join("v.h")));
         let args = ["-O2", "-c", "main.c"];
         plain_then_rcc(t.path(), &t.join(".rcc"), &hosts, "gcc", &args, &names);
-        let dis = ok(std::process::Command::new("objdump")
-            .arg("-d")
-            .arg(t.join("main.o")));
-        assert!(
-            s(&dis.stdout).contains(&format!("$0x{want_v},%eax")),
-            "{}",
-            s(&dis.stdout)
-        );
+        returns(&t.join("main.o"), want_v);
     }
     assert_eq!(d.counter("sources"), 2);
 }
@@ -410,14 +414,7 @@ fn a_header_removed_between_two_jobs_is_not_found_on_the_box() {
     let args = ["-O2", "-Iinc1", "-Iinc2", "-c", "main.c"];
     for want_v in [1, 2] {
         plain_then_rcc(t.path(), &t.join(".rcc"), &hosts, "gcc", &args, &names);
-        let dis = ok(std::process::Command::new("objdump")
-            .arg("-d")
-            .arg(t.join("main.o")));
-        assert!(
-            s(&dis.stdout).contains(&format!("$0x{want_v},%eax")),
-            "{}",
-            s(&dis.stdout)
-        );
+        returns(&t.join("main.o"), want_v);
         if want_v == 1 {
             std::fs::remove_file(t.join("inc1/cfg.h")).unwrap();
         }

@@ -154,6 +154,13 @@ mod tests {
             let _ = fs::remove_dir_all(&self.0);
         }
     }
+    /// Marks `p` last used `secs` seconds ago.
+    fn age(p: &Path, secs: u64) {
+        let f = fs::File::options().write(true).open(p).unwrap();
+        f.set_modified(SystemTime::now() - std::time::Duration::from_secs(secs))
+            .unwrap();
+    }
+
     fn dir(name: &str) -> Dir {
         let d = std::env::temp_dir().join(format!("rcc-cache-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&d);
@@ -183,13 +190,9 @@ mod tests {
         let mut c = Cache::open(&d.0, 3000).unwrap();
         let blobs: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 1000]).collect();
         let hashes: Vec<Digest> = blobs.iter().map(|b| sha256::digest(b)).collect();
-        let old = SystemTime::now() - std::time::Duration::from_secs(100);
         for (i, (h, b)) in hashes.iter().zip(&blobs).take(3).enumerate() {
-            let p = c.put(h, b).unwrap();
             // Distinct ages: 0 oldest.
-            let f = fs::File::options().write(true).open(p).unwrap();
-            f.set_modified(old + std::time::Duration::from_secs(i as u64))
-                .unwrap();
+            age(&c.put(h, b).unwrap(), 100 - i as u64);
         }
         // Using 0 makes 1 the least recently used.
         assert!(c.get(&hashes[0]).is_some());
@@ -213,18 +216,13 @@ mod tests {
         let mut c = Cache::open(&d.0, 2000).unwrap();
         let blobs: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i; 1000]).collect();
         let hashes: Vec<Digest> = blobs.iter().map(|b| sha256::digest(b)).collect();
-        let old = SystemTime::now() - std::time::Duration::from_secs(100);
         for (i, (h, b)) in hashes.iter().zip(&blobs).take(2).enumerate() {
-            let p = c.put(h, b).unwrap();
-            let f = fs::File::options().write(true).open(&p).unwrap();
-            f.set_modified(old + std::time::Duration::from_secs(i as u64))
-                .unwrap();
+            age(&c.put(h, b).unwrap(), 100 - i as u64);
         }
         // 0 is the oldest, but a mirror still holds it: 1 goes instead.
         let link = d.0.with_extension("link");
         fs::hard_link(c.get(&hashes[0]).unwrap(), &link).unwrap();
-        let f = fs::File::options().write(true).open(&link).unwrap();
-        f.set_modified(old).unwrap();
+        age(&link, 100);
         c.put(&hashes[2], &blobs[2]).unwrap();
         assert!(c.has(&hashes[0]) && !c.has(&hashes[1]) && c.has(&hashes[2]));
         fs::remove_file(link).unwrap();

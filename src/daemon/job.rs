@@ -312,8 +312,9 @@ const SYSTEM_READ: &[&str] = &[
 
 /// The sandbox a compile runs in (see `sys::Sandbox`): the system's programs, the
 /// compiler's own installation (`PREFIX` of `PREFIX/bin/gcc`, a toolchain in `/opt` or a
-/// home directory) and a shipped job's mirror to read, its job dir to write. `None` on a kernel without Landlock,
-/// where the include checks in `sources` and `box_rules` are what holds.
+/// home directory) and a shipped job's mirror to read, its job dir to write. `None` on a
+/// kernel without Landlock, where the include checks in `sources` and `box_rules` are what
+/// holds.
 pub fn sandbox(
     compiler: &Path,
     job_dir: &Path,
@@ -385,16 +386,15 @@ impl Start {
 }
 
 /// How to run one compile: the job's private dir (removed with the job), the compiler's
-/// arguments and working directory, where its object and dependency file go, a prefix to
-/// take out of what it says, and the audit to pass first (both for a shipped job's mirror of
-/// the master's files).
+/// arguments and working directory, where its object and dependency file go, and for a
+/// shipped job the audit to pass first and its mirror of the master's files (whose root is
+/// taken out of what the compiler says).
 pub struct Launch {
     pub dir: PathBuf,
     pub argv: Vec<OsString>,
     pub cwd: PathBuf,
     pub output: PathBuf,
     pub depfile: Option<PathBuf>,
-    pub strip: Option<PathBuf>,
     pub audit: Option<Audit>,
     /// A shipped job's mirror, given back to the pool when the job is over.
     pub mirror: Option<Mirror>,
@@ -509,7 +509,6 @@ impl Job {
             argv,
             output,
             depfile: None,
-            strip: None,
             audit: None,
             mirror: None,
         };
@@ -525,7 +524,6 @@ impl Job {
             cwd,
             output,
             depfile,
-            strip,
             audit,
             mirror,
         } = launch;
@@ -568,7 +566,9 @@ impl Job {
             output_ext: req.output_ext.clone(),
             label: req.label.clone(),
             depfile,
-            strip: strip.map(|r| r.into_os_string().into_encoded_bytes()),
+            strip: mirror
+                .as_ref()
+                .map(|m| m.root().as_os_str().as_encoded_bytes().to_vec()),
             audit,
             mirror,
         })

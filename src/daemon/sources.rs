@@ -300,15 +300,12 @@ impl Tree {
             tree::check_path(&f.path).map_err(|e| bad(format!("file: {e}")))?;
         }
         let dir = super::job::make_dir(temp_dir, seq).map_err(|e| internal(e.to_string()))?;
-        let mirror = match mirrors.take() {
-            Ok(m) => m,
-            Err(e) => {
-                let _ = fs::remove_dir(&dir);
-                return Err(internal(format!("cannot make the job's mirror: {e}")));
-            }
-        };
+        let dir = JobDir(Some(dir));
+        let mirror = mirrors
+            .take()
+            .map_err(|e| internal(format!("cannot make the job's mirror: {e}")))?;
         let mut t = Tree {
-            dir: JobDir(Some(dir)),
+            dir,
             mirror,
             cwd,
             manifest,
@@ -468,8 +465,7 @@ impl Tree {
     /// audits what the compile will open.
     fn command(mut self, args: &[String], output_ext: &str, audit: Option<bool>) -> Launch {
         let dir = self.dir.0.take().expect("a tree owns its dir until here");
-        let root_path = self.mirror.root().to_path_buf();
-        let root = root_path.to_string_lossy().into_owned();
+        let root = self.mirror.root().to_string_lossy().into_owned();
         let rooted = |p: &str| -> OsString {
             if p.starts_with('/') {
                 format!("{root}{p}").into()
@@ -500,7 +496,7 @@ impl Tree {
             argv.push(opt.into());
             argv.push(rooted(p));
         }
-        let cwd = tree::under(&root_path, &self.cwd);
+        let cwd = tree::under(self.mirror.root(), &self.cwd);
         // The same preprocessing with gcc's report of every header it opens, and nothing
         // written but to /dev/null. Not `-H` in the compile itself: with `-g` gcc records
         // its options in the object, which would then differ from the master's.
@@ -515,7 +511,7 @@ impl Tree {
                 argv.push("-fdirectives-only".into());
             }
             Audit {
-                root: root_path.clone(),
+                root: self.mirror.root().to_path_buf(),
                 cwd: cwd.clone(),
                 argv,
             }
@@ -548,7 +544,6 @@ impl Tree {
             argv,
             output,
             depfile,
-            strip: Some(root_path),
             mirror: Some(self.mirror),
             audit,
         }
