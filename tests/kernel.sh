@@ -5,6 +5,8 @@
 # preprocesses), and compares every object and every .cmd dependency file byte for byte.
 # Needs root for kernel-build's first run (it installs flex, bison, bc and linux-source).
 #   bash tests/kernel.sh [JOBS]      (about 2 x 3 min on 2 cores)
+# Another configuration or part of the tree, e.g. defconfig's modules:
+#   KCONFIG=defconfig KSUBSET='drivers/net/ethernet/stmicro/ fs/ext4/' bash tests/kernel.sh
 # Prints the files that differ and the jobs that shipped; fails unless every object and
 # dependency file is the plain build's, except init/version-timestamp.o (the kernel stamps
 # it with the build's time and number), and at least two thirds of the jobs shipped their sources.
@@ -15,8 +17,11 @@ jobs="${1:-2}"
 cargo build --release --quiet --manifest-path "$here/Cargo.toml"
 bin="$here/target/release"
 cache="${RCC_BENCH_CACHE:-/var/tmp/rcc-bench}"
-build="$cache/kernel-check"
-ref="$cache/kernel-check-ref"
+config="${KCONFIG:-tinyconfig}" subset="${KSUBSET:-}"
+suffix=""; [ "$config" = tinyconfig ] || suffix="-$config"
+build="$cache/kernel-check$suffix"
+ref="$cache/kernel-check$suffix-ref"
+kbuild=("$bench/kernel-build" --config "$config" ${subset:+--subset "$subset"} --build-dir "$build" --quiet)
 work="$(mktemp -d /tmp/rcc-kcheck.XXXXXX)"
 cleanup() {
     [ -n "${rccd_pid:-}" ] && kill "$rccd_pid" 2>/dev/null && wait "$rccd_pid" 2>/dev/null
@@ -25,7 +30,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== plain build"
-"$bench/kernel-build" --wrap none -j "$jobs" --build-dir "$build" --quiet | tee "$work/plain.out"
+"${kbuild[@]}" --wrap none -j "$jobs" | tee "$work/plain.out"
 rm -rf "$ref"; mkdir -p "$ref"
 (cd "$build" && find . -name '*.o' -o -name '.*.o.cmd' | tar -cf - -T - | tar -C "$ref" -xf -)
 
@@ -36,7 +41,7 @@ for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
 port="$(cat "$work/port")"
 export RCC_HOSTS="127.0.0.1:$port/$jobs" RCC_DIR="$work/rcc"
 echo "== build through rcc ($RCC_HOSTS)"
-"$bench/kernel-build" --wrap "$bin/rcc" -j $((jobs * 2)) --build-dir "$build" --quiet | tee "$work/rcc.out"
+"${kbuild[@]}" --wrap "$bin/rcc" -j $((jobs * 2)) | tee "$work/rcc.out"
 "$bin/rcc" --status --format kv | tr ' ' '\n' \
     | grep -E '^(done|failed|sources|files_named|files_received|file_bytes_received)=' | tee "$work/kv"
 done_jobs="$(sed -n 's/^done=//p' "$work/kv")" shipped="$(sed -n 's/^sources=//p' "$work/kv")"

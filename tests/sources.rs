@@ -381,6 +381,52 @@ fn assembler_through_the_preprocessor_ships_with_and_without_g() {
 }
 
 #[test]
+fn the_builds_own_prefix_maps_give_the_plain_names() {
+    // The kernel builds out of tree with `-fmacro-prefix-map=$(srctree)/=`, so that a header's
+    // `__FILE__` (every BUG() and WARN() with CONFIG_DEBUG_BUGVERBOSE) reads
+    // `fs/ext4/ext4.h`. On the box those paths start with the mirror's root, which rccd maps
+    // away too: the build's own maps must still win where they match, as they do here.
+    let t = TempDir::new("sources-maps");
+    let d = Daemon::start(1, &[]);
+    let hosts = format!("{}/1", d.addr());
+    t.write(
+        "src/include/bug.h",
+        "void warn_at(const char *file, int line);\n\
+         #define WARN() warn_at(__FILE__, __LINE__)\n\
+         static inline int check(int x) { if (x > 1) WARN(); return x; }\n",
+    );
+    t.write(
+        "src/fs/a.c",
+        "#include <bug.h>\nint a(int x) { if (!x) WARN(); return check(x); }\n",
+    );
+    std::fs::create_dir_all(t.join("build/fs")).unwrap();
+    let (src, build) = (t.join("src"), t.join("build"));
+    let (src, build) = (src.to_str().unwrap(), build.to_str().unwrap());
+    let include = format!("-I{src}/include");
+    let source = format!("{src}/fs/a.c");
+    let names = ["fs/a.o".to_string(), "fs/a.d".to_string()];
+    for maps in [
+        vec![format!("-fmacro-prefix-map={src}/=")],
+        vec![
+            format!("-ffile-prefix-map={src}/="),
+            format!("-fdebug-prefix-map={build}=."),
+        ],
+        vec![
+            format!("-fdebug-prefix-map={src}/=/usr/src/"),
+            format!("-fmacro-prefix-map={src}/include/=inc/"),
+            format!("-fmacro-prefix-map={src}/=/usr/src/"),
+        ],
+    ] {
+        let mut args: Vec<&str> = vec!["-O1", "-g", &include, "-MMD"];
+        args.extend(maps.iter().map(String::as_str));
+        args.extend(["-c", &source, "-o", "fs/a.o"]);
+        let build = t.join("build");
+        plain_then_rcc(&build, &t.join(".rcc"), &hosts, "gcc", &args, &names);
+    }
+    assert_eq!(d.counter("sources"), 3);
+}
+
+#[test]
 fn a_header_rewritten_with_the_same_size_and_time_is_sent_again() {
     let t = TempDir::new("sources-rewrite");
     let d = Daemon::start(1, &[]);

@@ -473,8 +473,15 @@ impl Tree {
                 p.into()
             }
         };
-        // First, so that the user's own maps (given later) win where they match.
-        let mut argv: Vec<OsString> = vec![format!("-ffile-prefix-map={root}=").into()];
+        // First, so that the build's own maps (given later, and rooted below) win where they
+        // match, as they do on the master. Not one `-ffile-prefix-map`: gcc applies those
+        // after every `-fmacro-prefix-map`, wherever they are given, so it would take the
+        // root away from `__FILE__` in place of the kernel's `-fmacro-prefix-map=$(srctree)/=`
+        // (a header's name would be absolute where the master's is relative).
+        let mut argv: Vec<OsString> = vec![
+            format!("-fmacro-prefix-map={root}=").into(),
+            format!("-fdebug-prefix-map={root}=").into(),
+        ];
         for a in args {
             let mut done = false;
             for map in [
@@ -701,9 +708,10 @@ mod tests {
         );
         let root = c.mirror.as_ref().unwrap().root().to_path_buf();
         let argv: Vec<String> = c.argv.iter().map(|a| a.to_string_lossy().into()).collect();
-        assert_eq!(argv[0], format!("-ffile-prefix-map={}=", root.display()));
+        assert_eq!(argv[0], format!("-fmacro-prefix-map={}=", root.display()));
+        assert_eq!(argv[1], format!("-fdebug-prefix-map={}=", root.display()));
         assert_eq!(
-            argv[2],
+            argv[3],
             format!("-fdebug-prefix-map={}/w=.", root.display())
         );
         assert!(argv.contains(&format!("{}/usr/include", root.display())));

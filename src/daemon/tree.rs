@@ -3,8 +3,8 @@
 //! `MIRROR/usr/include/stdio.h`), each file a hard link to the box's cache (a copy when the
 //! cache is on another file system). The compiler then runs in the mirror + the master's
 //! working directory with every absolute path prefixed by the mirror's, and
-//! `-ffile-prefix-map` takes the prefix away again, so what it records names the master's
-//! paths.
+//! `-fmacro-prefix-map`/`-fdebug-prefix-map` take the prefix away again, so what it records
+//! names the master's paths.
 //!
 //! A mirror outlives its job (`Mirrors`): the next job on it changes only the files and
 //! directories that differ, and leaves it holding exactly what a fresh mirror of its own
