@@ -420,8 +420,14 @@ fn the_builds_own_prefix_maps_give_the_plain_names() {
         let mut args: Vec<&str> = vec!["-O1", "-g", &include, "-MMD"];
         args.extend(maps.iter().map(String::as_str));
         args.extend(["-c", &source, "-o", "fs/a.o"]);
-        let build = t.join("build");
-        plain_then_rcc(&build, &t.join(".rcc"), &hosts, "gcc", &args, &names);
+        plain_then_rcc(
+            &t.join("build"),
+            &t.join(".rcc"),
+            &hosts,
+            "gcc",
+            &args,
+            &names,
+        );
     }
     assert_eq!(d.counter("sources"), 3);
 }
