@@ -3,7 +3,7 @@
 # the shipped static binaries (tests/static.sh), the whole suite again for aarch64 under
 # qemu-user, as the boxes run it, the Armbian overlay in an arm64 rootfs, the arm64 Linux
 # kernel built plain and through rcc with its sources shipped, object for object
-# (tests/kernel.sh), and a minute of fuzzing per target (tests/fuzz.sh; RCC_FUZZ_SECONDS
+# (tests/kernel.sh: all of tinyconfig, part of defconfig), and a minute of fuzzing per target (tests/fuzz.sh; RCC_FUZZ_SECONDS
 # changes it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,4 +14,7 @@ bash tests/static.sh
 cargo test --target aarch64-unknown-linux-musl --tests -- --test-threads 1
 bash tests/rootfs.sh
 bash tests/kernel.sh
+# defconfig's modules and built-in code with BUG()'s __FILE__ and debug info, the SoC's drivers
+KCONFIG=defconfig KSUBSET='fs/ext4/ drivers/net/ethernet/stmicro/ sound/soc/meson/ crypto/' \
+    bash tests/kernel.sh
 bash tests/fuzz.sh "${RCC_FUZZ_SECONDS:-60}"
