@@ -3,8 +3,8 @@
 # the shipped static binaries (tests/static.sh), the whole suite again for aarch64 under
 # qemu-user, as the boxes run it, the Armbian overlay in an arm64 rootfs, the arm64 Linux
 # kernel built plain and through rcc with its sources shipped, object for object
-# (tests/kernel.sh: all of tinyconfig, part of defconfig), and a minute of fuzzing per target (tests/fuzz.sh; RCC_FUZZ_SECONDS
-# changes it).
+# (tests/kernel.sh: all of tinyconfig, part of defconfig), and a minute of fuzzing per
+# target (tests/fuzz.sh; RCC_FUZZ_SECONDS changes it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/setup.sh
