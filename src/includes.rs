@@ -30,11 +30,21 @@ pub enum Directive {
     },
     /// A name the scanner cannot know without the preprocessor, with the line for messages.
     Computed { line: usize, text: String },
+    /// The assembler's `.incbin` or `.include` appears in the text (an `asm` statement, a
+    /// `.S` file), anywhere: assembled on a box, it would read the box's file, not this one.
+    ReadsFiles,
 }
+
+/// Why a file with `Directive::ReadsFiles` cannot ship: the box refuses it, and the client
+/// preprocesses the job at home without asking.
+pub const READS_FILES: &str = "uses .incbin or .include, which would read a file on the box";
 
 /// Scans `text` (a whole file).
 pub fn scan(text: &[u8]) -> Vec<Directive> {
     let mut out = Vec::new();
+    if crate::compiler::mentions_assembler_include(text) {
+        out.push(Directive::ReadsFiles);
+    }
     let clean = strip_comments(text);
     for (i, line) in logical_lines(&clean) {
         scan_line(&line, i + 1, &mut out);
@@ -322,6 +332,19 @@ mod tests {
             }
         );
         assert!(matches!(got[2], Directive::Computed { line: 4, .. }));
+    }
+
+    #[test]
+    fn the_assemblers_file_reading_directives_are_reported() {
+        assert_eq!(
+            scan(b"#include <v.h>\nasm(\".incbin \\\"config_data.gz\\\"\");\n"),
+            [Directive::ReadsFiles, inc(Form::Angle, "v.h")]
+        );
+        assert_eq!(scan(b"\t.include \"macros.s\"\n"), [Directive::ReadsFiles]);
+        assert_eq!(
+            scan(b"\t.incomplete\n#include <v.h>\n"),
+            [inc(Form::Angle, "v.h")]
+        );
     }
 
     #[test]

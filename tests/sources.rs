@@ -381,6 +381,32 @@ fn assembler_through_the_preprocessor_ships_with_and_without_g() {
 }
 
 #[test]
+fn a_file_the_assembler_would_read_keeps_the_job_here_without_asking_the_box() {
+    // The kernel's vdso-wrap.S (`.incbin` of the vDSO) and kernel/configs.c (`asm(".incbin
+    // ...")`): on a box the assembler would read the box's file. rcc sees it in the scan and
+    // preprocesses the job here; the box is never sent it.
+    let t = TempDir::new("sources-incbin");
+    let d = Daemon::start(1, &[]);
+    let hosts = format!("{}/1", d.addr());
+    t.write("blob.bin", "\x01\x02\x03\x04");
+    t.write("inc/wrap.h", "\t.section .rodata\n\t.incbin \"blob.bin\"\n");
+    t.write(
+        "wrap.S",
+        "#include <wrap.h>\n\t.globl blob_end\nblob_end:\n",
+    );
+    let args = ["-Iinc", "-MMD", "-c", "wrap.S", "-o", "wrap.o"];
+    let names = ["wrap.o".to_string(), "wrap.d".to_string()];
+    let out = plain_then_rcc(t.path(), &t.join(".rcc"), &hosts, "gcc", &args, &names);
+    let said = s(&out.stderr);
+    assert!(
+        said.contains("inc/wrap.h uses .incbin or .include"),
+        "{said}"
+    );
+    assert_eq!(d.counter("rejected"), 0, "{said}");
+    assert_eq!(d.counter("sources"), 0, "{said}");
+}
+
+#[test]
 fn the_builds_own_prefix_maps_give_the_plain_names() {
     // The kernel builds out of tree with `-fmacro-prefix-map=$(srctree)/=`, so that a header's
     // `__FILE__` (every BUG() and WARN() with CONFIG_DEBUG_BUGVERBOSE) reads

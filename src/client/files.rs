@@ -106,6 +106,7 @@ fn encode(name: &[u8], stamp: &str, k: &Known) -> Vec<u8> {
             Directive::Computed { line, text } => {
                 s.push_str(&format!("C {line} {}\n", text.replace('\n', " ")))
             }
+            Directive::ReadsFiles => s.push_str("A\n"),
         }
     }
     let mut body = name.to_vec();
@@ -181,6 +182,10 @@ fn decode(body: &[u8], want: &str, size: u64) -> Option<Known> {
     let hash = unhex(lines.next()?)?;
     let mut directives = Vec::new();
     for l in lines {
+        if l == "A" {
+            directives.push(Directive::ReadsFiles);
+            continue;
+        }
         let (kind, rest) = l.split_at_checked(2)?;
         match kind {
             "I " => {
@@ -450,6 +455,7 @@ mod tests {
                     line: 9,
                     text: "#include X(y)".into(),
                 },
+                Directive::ReadsFiles,
             ]),
         };
         let one = record(&encode(b"f.h", "s", &k));

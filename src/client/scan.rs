@@ -806,18 +806,29 @@ pub fn closure(
         let file = dirs.path(id).to_path_buf();
         let found = directives(&file)?;
         for d in found.iter() {
-            if let Directive::Computed { line, text } = d {
-                c.computed.push(Computed {
-                    file: file.clone(),
-                    text: text.clone(),
-                    chain,
-                });
-                if c.unknowable.is_none() {
-                    c.unknowable = Some(format!(
-                        "{}:{line}: `{text}` names its file with a macro",
-                        file.display()
+            match d {
+                Directive::Computed { line, text } => {
+                    c.computed.push(Computed {
+                        file: file.clone(),
+                        text: text.clone(),
+                        chain,
+                    });
+                    if c.unknowable.is_none() {
+                        c.unknowable = Some(format!(
+                            "{}:{line}: `{text}` names its file with a macro",
+                            file.display()
+                        ));
+                    }
+                }
+                // The box would refuse the file: no use sending it.
+                Directive::ReadsFiles if c.refused.is_none() => {
+                    c.refused = Some(format!(
+                        "{} {}",
+                        file.display(),
+                        crate::includes::READS_FILES
                     ));
                 }
+                _ => {}
             }
         }
         let (edges, refused) = dirs.includes(sp, search, id, chain, origin, &found, &mut bracket);

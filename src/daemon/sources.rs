@@ -126,12 +126,12 @@ fn judge(data: &[u8]) -> Verdict {
         computed: Vec::new(),
         named: Vec::new(),
     };
-    if crate::compiler::mentions_assembler_include(data) {
-        v.refused = Some("uses .incbin or .include, which would read a file on the box".into());
-        return v;
-    }
     for d in includes::scan(data) {
         match d {
+            Directive::ReadsFiles => {
+                v.refused = Some(includes::READS_FILES.into());
+                return v;
+            }
             Directive::Computed { line, text } => match includes::computed_macro(&text) {
                 // `__FILE__` and friends name files of the box, and a name that is not a
                 // plain macro cannot be told apart from one of them.
