@@ -33,11 +33,20 @@ pub enum Directive {
     /// The assembler's `.incbin` or `.include` appears in the text (an `asm` statement, a
     /// `.S` file), anywhere: assembled on a box, it would read the box's file, not this one.
     ReadsFiles,
+    /// `__DATE__`, `__TIME__` or `__TIMESTAMP__` outside comments (the first, with its line):
+    /// each expands to the clock, or the file's modification time, of the machine that
+    /// preprocesses.
+    Clock { line: usize },
 }
 
 /// Why a file with `Directive::ReadsFiles` cannot ship: the box refuses it, and the client
 /// preprocesses the job at home without asking.
 pub const READS_FILES: &str = "uses .incbin or .include, which would read a file on the box";
+
+/// Why a file with `Directive::Clock` does not ship: a box's clock may be wrong (a TV box
+/// without a battery-backed clock), and its copy of the file has the cache's time.
+pub const CLOCK: &str = "uses __DATE__, __TIME__ or __TIMESTAMP__, which a box would expand \
+                         to its own clock and file times";
 
 /// Scans `text` (a whole file).
 pub fn scan(text: &[u8]) -> Vec<Directive> {
@@ -46,10 +55,33 @@ pub fn scan(text: &[u8]) -> Vec<Directive> {
         out.push(Directive::ReadsFiles);
     }
     let clean = strip_comments(text);
+    let mut clock = false;
     for (i, line) in logical_lines(&clean) {
+        if !clock && names_the_clock(&line) {
+            clock = true;
+            out.push(Directive::Clock { line: i + 1 });
+        }
         scan_line(&line, i + 1, &mut out);
     }
     out
+}
+
+/// Whether `text` has the identifier `__DATE__`, `__TIME__` or `__TIMESTAMP__` (in a
+/// string literal or a comment too: a needless match only keeps the job here). Also run over
+/// whole directives-only preprocessed text, so it skips from identifier to identifier.
+pub fn names_the_clock(text: &[u8]) -> bool {
+    let mut at = 0;
+    while let Some(p) = text[at..].iter().position(|&b| b == b'_') {
+        let start = at + p;
+        let (word, _) = ident(&text[start..]);
+        if matches!(word, b"__DATE__" | b"__TIME__" | b"__TIMESTAMP__")
+            && (start == 0 || !is_ident_byte(text[start - 1]))
+        {
+            return true;
+        }
+        at = start + word.len();
+    }
+    false
 }
 
 /// Replaces comments by a space and keeps newlines (so line numbers hold). String and
@@ -164,11 +196,12 @@ fn skip_space(s: &[u8]) -> &[u8] {
 }
 
 fn ident(s: &[u8]) -> (&[u8], &[u8]) {
-    let n = s
-        .iter()
-        .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
-        .count();
+    let n = s.iter().take_while(|b| is_ident_byte(**b)).count();
     s.split_at(n)
+}
+
+fn is_ident_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
 }
 
 /// `"name"` or `<name>` at the start of `s`: the form, the name and what follows.
@@ -345,6 +378,17 @@ mod tests {
             scan(b"\t.incomplete\n#include <v.h>\n"),
             [inc(Form::Angle, "v.h")]
         );
+    }
+
+    #[test]
+    fn the_clocks_macros_are_reported_once_with_their_line() {
+        let text = b"/* __DATE__ in a comment */\n#include <v.h>\nint x__TIME__, __TIMESTAMPS__;\n\
+                     const char *when = __DA\\\nTE__;\nconst char *t = __TIME__;\n";
+        assert_eq!(
+            scan(text),
+            [inc(Form::Angle, "v.h"), Directive::Clock { line: 4 }]
+        );
+        assert_eq!(scan(b"s = __TIMESTAMP__;"), [Directive::Clock { line: 1 }]);
     }
 
     #[test]

@@ -407,6 +407,44 @@ fn a_file_the_assembler_would_read_keeps_the_job_here_without_asking_the_box() {
 }
 
 #[test]
+fn the_clocks_macros_are_expanded_here() {
+    // `__TIMESTAMP__` is the modification time of the file it is expanded in: a box's copy
+    // has its cache's time (or its spool's). And a TV box without a battery-backed clock may
+    // have `__DATE__` wrong. Shipped or preprocessed here on directives alone (RCC_SHIP=0),
+    // the box's compiler would expand them: such a job is compiled here.
+    let t = TempDir::new("sources-clock");
+    let d = Daemon::start(1, &[]);
+    let hosts = format!("{}/1", d.addr());
+    t.write("stamp.h", "#define BUILT __TIMESTAMP__\n");
+    t.write(
+        "main.c",
+        "#include \"stamp.h\"\nconst char *built(void) { return BUILT; }\n",
+    );
+    ok(std::process::Command::new("touch")
+        .args(["-d", "2024-01-01 00:00:00"])
+        .arg(t.join("main.c")));
+    let names = ["main.o".to_string()];
+    let args = ["-O2", "-c", "main.c"];
+    for (ship, why) in [
+        ("1", "stamp.h:1: uses __DATE__, __TIME__ or __TIMESTAMP__"),
+        ("0", "the source uses __DATE__, __TIME__ or __TIMESTAMP__"),
+    ] {
+        assert!(gcc(t.path(), "gcc", &args).status.success());
+        keep(t.path(), &names);
+        let out = ok(rcc(t.path(), &t.join(".rcc"), &hosts)
+            .env("RCC_VERBOSE", "1")
+            .env("RCC_SHIP", ship)
+            .arg("gcc")
+            .args(args));
+        same(t.path(), &names);
+        let said = s(&out.stderr);
+        assert!(said.contains(why), "{said}");
+    }
+    assert_eq!(d.counter("sources"), 0);
+    assert_eq!(d.counter("done"), 0);
+}
+
+#[test]
 fn the_builds_own_prefix_maps_give_the_plain_names() {
     // The kernel builds out of tree with `-fmacro-prefix-map=$(srctree)/=`, so that a header's
     // `__FILE__` (every BUG() and WARN() with CONFIG_DEBUG_BUGVERBOSE) reads

@@ -107,6 +107,7 @@ fn encode(name: &[u8], stamp: &str, k: &Known) -> Vec<u8> {
                 s.push_str(&format!("C {line} {}\n", text.replace('\n', " ")))
             }
             Directive::ReadsFiles => s.push_str("A\n"),
+            Directive::Clock { line } => s.push_str(&format!("T {line}\n")),
         }
     }
     let mut body = name.to_vec();
@@ -204,6 +205,9 @@ fn decode(body: &[u8], want: &str, size: u64) -> Option<Known> {
                     probe,
                 });
             }
+            "T " => directives.push(Directive::Clock {
+                line: rest.parse().ok()?,
+            }),
             "C " => {
                 let (line, text) = rest.split_once(' ')?;
                 directives.push(Directive::Computed {
@@ -456,6 +460,7 @@ mod tests {
                     text: "#include X(y)".into(),
                 },
                 Directive::ReadsFiles,
+                Directive::Clock { line: 12 },
             ]),
         };
         let one = record(&encode(b"f.h", "s", &k));

@@ -976,6 +976,11 @@ impl Client<'_> {
         if crate::compiler::mentions_assembler_include(&text) {
             return Err("the source uses .incbin/.include, which reads files at assembly".into());
         }
+        // On directives alone the box's compiler expands the macros, these with its clock and
+        // its copy's file time: a build that stamps itself is stamped here, as gcc does.
+        if directives_only && crate::includes::names_the_clock(&text) {
+            return Err(format!("the source {}", crate::includes::CLOCK));
+        }
         self.log(format!(
             "preprocessed {} in {} ms while sending it: {} bytes",
             plan.source.to_string_lossy(),

@@ -828,6 +828,13 @@ pub fn closure(
                         crate::includes::READS_FILES
                     ));
                 }
+                Directive::Clock { line } if c.refused.is_none() => {
+                    c.refused = Some(format!(
+                        "{}:{line}: {}",
+                        file.display(),
+                        crate::includes::CLOCK
+                    ));
+                }
                 _ => {}
             }
         }

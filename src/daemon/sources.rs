@@ -141,6 +141,8 @@ fn judge(data: &[u8]) -> Verdict {
                     return v;
                 }
             },
+            // The client keeps such a job at home; the box has nothing to guard here.
+            Directive::Clock { .. } => {}
             Directive::Include { name, .. } => {
                 if Path::new(&name).is_absolute() || name.contains('\0') {
                     v.refused = Some(format!("includes {name:?} by absolute path"));
