@@ -73,11 +73,15 @@ impl Stamp {
     }
 }
 
-/// A stamp as the logs keep it.
+/// What the directives of a record can say: a new kind of directive makes every older
+/// record unbelieved (it would not say whether the file has one), so files are scanned again.
+const RECORDS: &str = "v2";
+
+/// A stamp as the logs keep it, after the version of the records.
 fn stamp_text(s: &Stamp) -> String {
     let [size, mt, mtn, ct, ctn, ino, dev] = s.0;
     format!(
-        "{} {mt}.{mtn} {ct}.{ctn} {} {}",
+        "{RECORDS} {} {mt}.{mtn} {ct}.{ctn} {} {}",
         size as u64, ino as u64, dev as u64
     )
 }
