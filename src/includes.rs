@@ -4,6 +4,8 @@
 //! open are a subset of what these name (a file shipped needlessly costs a cache lookup on
 //! the box). A directive whose name is a macro (`#include TRACE_INCLUDE(x)`) cannot be
 //! followed; it is reported as `Computed` and the caller preprocesses that job at home.
+//! Two more things a box must not see in a file are reported with them: the assembler's
+//! `.incbin`/`.include` (`ReadsFiles`) and the macros of the clock (`Clock`).
 //!
 //! Text in, directives out: no I/O. Comments are skipped (a commented-out include is not
 //! one), line continuations are joined, and a line only counts when `#` starts it.
