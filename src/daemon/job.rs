@@ -264,12 +264,11 @@ pub struct Job {
     pub label: String,
     /// Where a sources job's compiler writes the dependency file.
     depfile: Option<PathBuf>,
-    /// The mirror's root, taken out of what the compiler says and of the dependency file.
-    strip: Option<Vec<u8>>,
     /// While the audit's preprocessing runs (the running child is it): the audit, and the
     /// compile to start once it passed.
     audit: Option<(Audit, Start)>,
-    /// A shipped job's mirror (see `tree::Mirror`), until `take_mirror`.
+    /// A shipped job's mirror (see `tree::Mirror`), until `take_mirror`; its root is taken
+    /// out of what the compiler says and of the dependency file (`result` comes first).
     mirror: Option<Mirror>,
 }
 
@@ -566,9 +565,6 @@ impl Job {
             output_ext: req.output_ext.clone(),
             label: req.label.clone(),
             depfile,
-            strip: mirror
-                .as_ref()
-                .map(|m| m.root().as_os_str().as_encoded_bytes().to_vec()),
             audit,
             mirror,
         })
@@ -620,6 +616,13 @@ impl Job {
     }
 
     /// The mirror of a job whose compiler is gone, for the next job.
+    /// The mirror's root as bytes, while the job holds its mirror.
+    fn mirror_root(&self) -> Option<&[u8]> {
+        self.mirror
+            .as_ref()
+            .map(|m| m.root().as_os_str().as_encoded_bytes())
+    }
+
     pub fn take_mirror(&mut self) -> Option<Mirror> {
         self.status.as_ref()?;
         self.mirror.take()
@@ -707,7 +710,7 @@ impl Job {
             }
             if let Some(d) = &self.depfile {
                 let text = fs::read(d).map_err(unreadable)?;
-                outputs.push(("d".into(), strip_root(text, self.strip.as_deref())));
+                outputs.push(("d".into(), strip_root(text, self.mirror_root())));
             }
         }
         let mut stderr = std::mem::take(&mut self.err_buf);
@@ -720,10 +723,11 @@ impl Job {
                 .as_bytes(),
             );
         }
-        let root = self.strip.as_deref();
+        let stdout = std::mem::take(&mut self.out_buf);
+        let root = self.mirror_root();
         Ok(Done {
             exit,
-            stdout: strip_root(std::mem::take(&mut self.out_buf), root),
+            stdout: strip_root(stdout, root),
             stderr: strip_root(stderr, root),
             outputs,
             compile_ms: self
