@@ -13,7 +13,7 @@
 //! compile the preprocessed text on the box, stripped of everything that only matters to
 //! preprocessing or linking. This module does no I/O: `client::cpp` runs the first list, the
 //! box runs the second, and the box checks its arguments again whatever this module decided
-//! (`daemon::job::check_args`).
+//! (`box_args`).
 //!
 //! Known and accepted: with `-g`, the box records other columns (DW_AT_decl_column, line
 //! table) wherever a macro expanded earlier on a line, because it compiles expanded text.
@@ -803,7 +803,7 @@ pub fn classify(args: &[OsString]) -> Result<Plan, LocalReason> {
                 return Err(refuse(Why::NotACompile));
             }
             // A `--param` value the box would refuse: gcc would reject it too, here.
-            Class::Both if arg == "--param" && !crate::box_rules::is_param_setting(value) => {
+            Class::Both if arg == "--param" && !crate::box_args::is_param_setting(value) => {
                 return Err(refuse(Why::Unrecognized));
             }
             Class::WaList | Class::Both => {
@@ -860,8 +860,8 @@ pub fn classify(args: &[OsString]) -> Result<Plan, LocalReason> {
     // Whatever the rules above let through, a box applies its own: a job it would refuse is
     // compiled here at once, without the round trip.
     let wire: Vec<Vec<u8>> = remote.iter().map(|a| a.as_bytes().to_vec()).collect();
-    if let Err(why) = crate::box_rules::check_args(&wire) {
-        return Err(LocalReason::BoxRefuses(why));
+    if let Err(why) = crate::box_args::BoxArgs::parse(&wire) {
+        return Err(LocalReason::BoxRefuses(why.to_string()));
     }
 
     let os = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
@@ -1655,60 +1655,6 @@ mod tests {
         }
     }
 
-    /// What rccd refuses (`daemon::job::check_args`), restated here so that a plan the box
-    /// would reject fails this module's tests rather than a build.
-    fn box_refuses(arg: &str) -> bool {
-        const PREFIXES: &[&str] = &[
-            "-fplugin",
-            "-iplugindir",
-            "-specs",
-            "--specs",
-            "-B",
-            "-wrapper",
-            "--sysroot",
-            "-isysroot",
-            "-o",
-            "-dumpbase",
-            "-dumpdir",
-            "-aux-info",
-            "-save-temps",
-            "-fdump-",
-            "-fopt-info",
-            "-fprofile-",
-            "-fauto-profile",
-            "--coverage",
-            "-ftest-coverage",
-            "-fcallgraph-info",
-            "-fsave-optimization-record",
-            "-fcompare-debug",
-            "-fdiagnostics-format=sarif-file",
-            "-fdiagnostics-format=json-file",
-            "-include",
-            "-imacros",
-            "-I",
-            "-isystem",
-            "-idirafter",
-            "-iquote",
-            "-iprefix",
-            "-iwithprefix",
-            "-M",
-            "-Wp,",
-            "-Xpreprocessor",
-            "-Xassembler",
-            "-x",
-            "--help",
-            "-print",
-            "-dump",
-            "-fuse-ld",
-        ];
-        const EXACT: &[&str] = &["-E", "-###", "--version", "-v"];
-        !arg.starts_with('-')
-            || arg.starts_with('@')
-            || EXACT.contains(&arg)
-            || PREFIXES.iter().any(|p| arg.starts_with(p))
-            || arg.strip_prefix("-Wa,").is_some_and(wa_touches_files)
-    }
-
     #[test]
     fn remote_args_are_always_acceptable_to_the_box() {
         let lines = [
@@ -1756,11 +1702,9 @@ mod tests {
             let remote = strs(&p.remote_args);
             let stages = remote.iter().filter(|a| **a == "-c" || **a == "-S").count();
             assert_eq!(stages, 1, "`{line}` -> {remote:?}");
-            for a in &remote {
-                assert!(
-                    !box_refuses(a),
-                    "`{line}` sends {a:?}, which the box refuses"
-                );
+            let wire: Vec<Vec<u8>> = remote.iter().map(|a| a.as_bytes().to_vec()).collect();
+            if let Err(e) = crate::box_args::BoxArgs::parse(&wire) {
+                panic!("`{line}` sends what the box refuses: {e}");
             }
         }
     }

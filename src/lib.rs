@@ -8,7 +8,8 @@
 //! | [`args`] | compiler argv -> distribute (with the local preprocessing and remote argv) or local, with a reason |
 //! | [`ship_args`] | compiler argv -> the box's half of a job that ships its sources (the box preprocesses) |
 //! | [`hosts`] | the host-list grammar (`RCC_HOSTS`, distcc-compatible) -> host specs, errors per entry |
-//! | [`box_rules`] | the arguments a box runs (rccd enforces them; the client checks its own jobs against them) |
+//! | [`box_args`] | the options a box runs: a request's arguments -> typed, allow-listed options -> the argv the box writes (the client checks its own jobs against them) |
+//! | [`box_rules`] | where a box's paths may lead: names resolved as in its mirror, includes that stay inside |
 //! | [`access`] | CIDR allow-list for the daemon's peers |
 //! | [`sha256`] | content hashes for files shipped by content |
 //! | [`includes`] | the include directives of a C/C++ file, without preprocessing |
@@ -22,6 +23,7 @@
 
 pub mod access;
 pub mod args;
+pub mod box_args;
 pub mod box_rules;
 pub mod client;
 pub mod compiler;

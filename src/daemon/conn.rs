@@ -14,7 +14,8 @@ use std::time::Instant;
 #[derive(Debug)]
 pub struct Pending {
     pub req: JobRequest,
-    pub args: Vec<String>,
+    /// Its options, parsed and allow-listed (`box_args`).
+    pub args: crate::box_args::BoxArgs,
     pub compiler: PathBuf,
     pub since: Instant,
     /// The input received so far (created with the first piece).

@@ -15,6 +15,7 @@ use super::sources::{self, Tree, Verdicts};
 use super::status::{self, BoxIdentity};
 use super::thermal::{Thermal, Verdict};
 use super::tree::Mirrors;
+use crate::box_args::BoxArgs;
 use crate::protocol::{Accept, Message, Mode, Reject, RejectReason};
 use crate::sys;
 use mio::net::TcpListener;
@@ -367,7 +368,10 @@ impl Daemon {
         }
         // A sources job's input is named by its manifest, not by an extension.
         let input_ext = (req.mode == Mode::Preprocessed).then_some(req.input_ext.as_str());
-        let checked = job::check_args(&req.args)
+        // The box parses the options into typed ones and later writes the compiler's argv
+        // from those: no string of the request reaches the compiler as it came.
+        let checked = BoxArgs::parse(&req.args)
+            .map_err(|e| e.to_string())
             .and_then(|a| job::check_exts(input_ext, &req.output_ext).map(|_| a));
         let args = match checked {
             Ok(a) => a,

@@ -1,4 +1,5 @@
-//! One compile on the box: which compiler (allow-list, identity), which arguments (deny-list),
+//! One compile on the box: which compiler (allow-list, identity), the argv it writes from a
+//! job's typed options (`box_args`),
 //! a private temp dir, the child process with its pipes and pidfd, and the result.
 //!
 //! The event loop owns the registration of the pipes and pidfd; this file only reads them
@@ -11,6 +12,7 @@
 
 use super::sources::Audit;
 use super::tree::Mirror;
+use crate::box_args::BoxArgs;
 use crate::compiler;
 use crate::protocol::{Done, Exit, JobRequest};
 use crate::sys;
@@ -158,8 +160,6 @@ impl Compilers {
         v
     }
 }
-
-pub use crate::box_rules::check_args;
 
 /// Checks the extensions a request names: only the preprocessed forms gcc will not
 /// preprocess again (`input` is `None` for a job that ships its sources: the manifest names
@@ -483,13 +483,15 @@ impl Job {
     pub fn start(
         spool: Spool,
         compiler: &Path,
-        args: &[String],
+        args: &BoxArgs,
         req: &JobRequest,
     ) -> io::Result<Job> {
         let input_path = spool.path.clone();
         let dir = spool.into_dir();
         let output = dir.join(format!("output.{}", req.output_ext));
-        let mut argv: Vec<OsString> = args.iter().map(OsString::from).collect();
+        // Every element is one the box wrote: the options from their typed form, then paths
+        // of its own (absolute, in the job dir).
+        let mut argv: Vec<OsString> = args.argv(None).into_iter().map(OsString::from).collect();
         argv.push(input_path.into());
         argv.push("-o".into());
         argv.push(output.clone().into());
@@ -766,51 +768,6 @@ impl Drop for DirGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(list: &[&str]) -> Vec<Vec<u8>> {
-        list.iter().map(|s| s.as_bytes().to_vec()).collect()
-    }
-
-    #[test]
-    fn ordinary_compiles_pass() {
-        assert!(check_args(&args(&["-c", "-O2", "-g", "-Wall", "-std=gnu11"])).is_ok());
-        assert!(check_args(&args(&["-S", "-mcpu=cortex-a53", "-fno-common"])).is_ok());
-        assert!(check_args(&args(&["-c", "-Wa,--noexecstack", "-Wl,-O1"])).is_ok());
-        // The kernel's tsan probe: a separate value that is not a file name.
-        assert!(check_args(&args(&["-c", "--param", "tsan-distinguish-volatile=1"])).is_ok());
-        assert!(check_args(&args(&["-c", "--param=max-inline-insns-single=10"])).is_ok());
-        assert!(check_args(&args(&["-c", "--param", "/etc/passwd"])).is_err());
-        assert!(check_args(&args(&["-c", "--param"])).is_err());
-    }
-
-    #[test]
-    fn dangerous_arguments_are_refused() {
-        for bad in [
-            &["-c", "-fplugin=/tmp/x.so"][..],
-            &["-c", "-specs=/tmp/x"],
-            &["-c", "-B/tmp"],
-            &["-c", "-B", "/tmp"],
-            &["-c", "-wrapper", "sh,-c"],
-            &["-c", "@/etc/passwd"],
-            &["-c", "-o", "/etc/passwd"],
-            &["-c", "-o/etc/passwd"],
-            &["-c", "--sysroot=/"],
-            &["-c", "-include", "/etc/shadow"],
-            &["-c", "-Wa,-adhln=/tmp/x"],
-            &["-c", "-fdump-tree-all=/tmp/x"],
-            &["-c", "-MD"],
-            &["-c", "-x", "c"],
-            &[],
-            &["-O2"],
-            &["-c", "-S"],
-            &["-c", "-E"],
-            &["-c", "foo.c"],
-        ] {
-            assert!(check_args(&args(bad)).is_err(), "{bad:?}");
-        }
-        assert!(check_args(&[b"-c".to_vec(), b"-D\0x".to_vec()]).is_err());
-        assert!(check_args(&[b"-c".to_vec(), vec![b'-', 0xff]]).is_err());
-    }
 
     /// Whether the spooled text, sent in `pieces`, is refused for reading a box's file.
     fn refused(pieces: &[&[u8]]) -> bool {

@@ -20,6 +20,7 @@
 use super::cache::{Cache, PutError};
 use super::job::Launch;
 use super::tree::{self, Mirror, Mirrors};
+use crate::box_args::BoxArgs;
 use crate::box_rules::{ascent, depth, lexical};
 use crate::includes::{self, Directive};
 use crate::protocol::{Manifest, RejectReason};
@@ -75,9 +76,18 @@ const SOURCE_SUFFIXES: [&str; 10] = [
 /// `p` as gcc would use it from `cwd`, checked to stay inside the mirror; its plain form
 /// (for its depth and to make its directories).
 fn inside(cwd: &Path, p: &str) -> Result<PathBuf, Refusal> {
-    if p.is_empty() || p.contains('\0') || p.len() > 4096 {
+    if p.is_empty() || p.contains(['\0', '\n', '\r']) || p.len() > 4096 {
         return Err(bad(format!(
-            "path {p:?} is empty, too long or has a NUL byte"
+            "path {p:?} is empty, too long or has a NUL byte or a line end"
+        )));
+    }
+    // gcc reads an argument that starts with `-` as an option and one with `@` as a file
+    // of more arguments, and a search path that starts with `=` or `$SYSROOT` as one in the
+    // sysroot (`-I=/etc` is /etc): a relative path the box passes must start otherwise.
+    if p.starts_with(['-', '@', '=']) || p.starts_with("$SYSROOT") {
+        return Err(bad(format!(
+            "path {p:?} starts with a character gcc would read as something other than a path; \
+             name it ./{p} on the master"
         )));
     }
     let full = cwd.join(p);
@@ -117,6 +127,10 @@ struct Verdict {
     /// computed includes plainly open, checked before the compile like a written name (the
     /// audit sees to the rest).
     named: Vec<(String, String)>,
+    /// It names `_Pragma` or `pop_macro`: a `_Pragma("pop_macro(...)")` in a macro's
+    /// expansion changes what a later `#include MACRO` opens, and only full preprocessing
+    /// runs it (not `-fdirectives-only`), so the audit must preprocess fully.
+    pragma: bool,
 }
 
 fn judge(data: &[u8]) -> Verdict {
@@ -125,6 +139,7 @@ fn judge(data: &[u8]) -> Verdict {
         ascent: 0,
         computed: Vec::new(),
         named: Vec::new(),
+        pragma: runs_pragmas(data),
     };
     for d in includes::scan(data) {
         match d {
@@ -160,6 +175,41 @@ fn judge(data: &[u8]) -> Verdict {
             .collect();
     }
     v
+}
+
+/// Whether `text` names `_Pragma` or `pop_macro`, also split by line splices.
+fn runs_pragmas(text: &[u8]) -> bool {
+    mentions_after_splicing(text, b"_Pragma") || mentions_after_splicing(text, b"pop_macro")
+}
+
+/// Whether `word` appears in `text` once backslash-newline splices (any line end, blanks
+/// before it, `??/` as the backslash) are taken out.
+fn mentions_after_splicing(text: &[u8], word: &[u8]) -> bool {
+    let mut joined = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        let after_backslash = match text[i] {
+            b'\\' => Some(i + 1),
+            b'?' if text[i..].starts_with(b"??/") => Some(i + 3),
+            _ => None,
+        };
+        if let Some(mut j) = after_backslash {
+            while j < text.len() && matches!(text[j], b' ' | b'\t' | b'\x0b' | b'\x0c') {
+                j += 1;
+            }
+            if text[j..].starts_with(b"\r\n") {
+                i = j + 2;
+                continue;
+            }
+            if matches!(text.get(j), Some(b'\n' | b'\r')) {
+                i = j + 1;
+                continue;
+            }
+        }
+        joined.push(text[i]);
+        i += 1;
+    }
+    joined.windows(word.len()).any(|w| w == word)
 }
 
 /// `#define NAME "file"` (or `<file>`) as (NAME, file). A plain line only: this check only
@@ -211,9 +261,19 @@ fn read_shipped(path: &Path) -> Result<Vec<u8>, Refusal> {
 }
 
 impl Verdicts {
+    /// The verdict on the content `hash`, judged from the file at `path` the first time:
+    /// that file must have that hash, so that no verdict is ever kept for other bytes than
+    /// those it was made from.
     fn get(&mut self, hash: &Digest, path: &Path) -> Result<&Verdict, Refusal> {
         if !self.judged.contains_key(hash) {
-            let v = judge(&read_shipped(path)?);
+            let data = read_shipped(path)?;
+            if crate::sha256::digest(&data) != *hash {
+                return Err(bad(format!(
+                    "{} does not hold the content its manifest entry names",
+                    path.display()
+                )));
+            }
+            let v = judge(&data);
             if self.judged.len() >= VERDICTS_KEPT {
                 self.judged.clear();
             }
@@ -290,6 +350,17 @@ impl Tree {
             )));
         }
         inside(&cwd, &manifest.source)?;
+        if let Some(d) = &manifest.deps {
+            if let Some(t) =
+                d.mt.iter()
+                    .chain(&d.mq)
+                    .find(|t| t.contains(['\0', '\n', '\r']))
+            {
+                return Err(bad(format!(
+                    "dependency target {t:?} has a NUL byte or a line end"
+                )));
+            }
+        }
         let mut dirs = Vec::new();
         search_dirs(&cwd, ".", &mut dirs);
         for (opt, p) in &manifest.paths {
@@ -379,16 +450,17 @@ impl Tree {
         self,
         verdicts: &mut Verdicts,
         compiler: &str,
-        args: &[String],
+        args: &BoxArgs,
         output_ext: &str,
     ) -> Result<Launch, Refusal> {
         if !self.complete() {
             return Err(bad("the input ended before every file asked for came"));
         }
-        let computed = self.check_includes(verdicts, args)?;
+        let audit = self.check_includes(verdicts, args)?;
         // gcc preprocesses directives alone (`-fdirectives-only`): the same includes, about a
-        // third of the work of a full preprocessing. clang has no such mode.
-        let audit = computed.then_some(!compiler.contains("clang"));
+        // third of the work of a full preprocessing — unless a `_Pragma` could change a macro
+        // an include is named by. clang has no such mode.
+        let audit = audit.map(|a| !a.pragma && !compiler.contains("clang"));
         Ok(self.command(args, output_ext, audit))
     }
 
@@ -398,9 +470,13 @@ impl Tree {
     }
 
     /// Checks what every file includes (see the module doc); `args` are the compiler's.
-    /// `Ok(true)`: some include names its file with a macro, so only the audit can tell
+    /// `Ok(Some(_))`: some include names its file with a macro, so only the audit can tell
     /// what the compile opened.
-    fn check_includes(&self, verdicts: &mut Verdicts, args: &[String]) -> Result<bool, Refusal> {
+    fn check_includes(
+        &self,
+        verdicts: &mut Verdicts,
+        args: &BoxArgs,
+    ) -> Result<Option<AuditNeed>, Refusal> {
         // The shallowest place a name is looked up from: any search directory, or the
         // directory of the file that includes it.
         let mut shallowest = usize::MAX;
@@ -413,6 +489,7 @@ impl Tree {
         // up from; and what plain definitions give them.
         let mut computed: HashMap<String, usize> = HashMap::new();
         let mut named: Vec<(String, String)> = Vec::new();
+        let mut pragma = false;
         for f in &self.manifest.files {
             let path = Path::new(&f.path);
             let v = verdicts.get(&f.hash, &tree::under(self.mirror.root(), path))?;
@@ -431,16 +508,16 @@ impl Tree {
                 *at = (*at).min(from);
             }
             named.extend(v.named.iter().cloned());
+            pragma |= v.pragma;
         }
         if computed.is_empty() {
-            return Ok(false);
+            return Ok(None);
         }
-        for a in args {
-            let d = a.strip_prefix("-D").or(a.strip_prefix("--define-macro="));
-            if let Some((m, value)) = d.and_then(|d| d.split_once('=')) {
-                if let Some(file) = header_name(value) {
-                    named.push((m.to_string(), file.to_string()));
-                }
+        for (m, value) in args.defines() {
+            let Some(value) = value else { continue };
+            pragma |= runs_pragmas(value.as_bytes());
+            if let Some(file) = header_name(value) {
+                named.push((m.to_string(), file.to_string()));
             }
         }
         // What a plain definition names is refused before the compile, as if written out.
@@ -456,7 +533,7 @@ impl Tree {
                 )));
             }
         }
-        Ok(true)
+        Ok(Some(AuditNeed { pragma }))
     }
 
     /// The job dir, and what to run in it: the arguments after the compiler's name (`args`
@@ -465,14 +542,16 @@ impl Tree {
     /// the compiler says), and when an include names its file with a macro (`audit` is
     /// `Some`: whether the compiler can preprocess directives alone), the preprocessing that
     /// audits what the compile will open.
-    fn command(mut self, args: &[String], output_ext: &str, audit: Option<bool>) -> Launch {
+    fn command(mut self, args: &BoxArgs, output_ext: &str, audit: Option<bool>) -> Launch {
         let dir = self.dir.0.take().expect("a tree owns its dir until here");
         let root = self.mirror.root().to_string_lossy().into_owned();
-        let rooted = |p: &str| -> OsString {
+        // Paths as gcc gets them: absolute ones in the mirror, relative ones as the master's
+        // command names them (checked by `inside` to start with no `-`, `@`, `=`).
+        let rooted = |p: &str| -> String {
             if p.starts_with('/') {
-                format!("{root}{p}").into()
+                format!("{root}{p}")
             } else {
-                p.into()
+                p.to_string()
             }
         };
         // First, so that the build's own maps (given later, and rooted below) win where they
@@ -484,26 +563,11 @@ impl Tree {
             format!("-fmacro-prefix-map={root}=").into(),
             format!("-fdebug-prefix-map={root}=").into(),
         ];
-        for a in args {
-            let mut done = false;
-            for map in [
-                "-ffile-prefix-map=",
-                "-fdebug-prefix-map=",
-                "-fmacro-prefix-map=",
-            ] {
-                if let Some(rest) = a.strip_prefix(map).filter(|r| r.starts_with('/')) {
-                    argv.push(format!("{map}{root}{rest}").into());
-                    done = true;
-                }
-            }
-            if !done {
-                argv.push(a.into());
-            }
-        }
+        argv.extend(args.argv(Some(&root)).into_iter().map(OsString::from));
         argv.push("-nostdinc".into());
+        // Each option with its path joined: one element that starts with the option.
         for (opt, p) in &self.manifest.paths {
-            argv.push(opt.into());
-            argv.push(rooted(p));
+            argv.push(format!("{opt}{}", rooted(p)).into());
         }
         let cwd = tree::under(self.mirror.root(), &self.cwd);
         // The same preprocessing with gcc's report of every header it opens, and nothing
@@ -511,7 +575,7 @@ impl Tree {
         // its options in the object, which would then differ from the master's.
         let audit = audit.map(|directives_only| {
             let mut argv = argv.clone();
-            argv.push(rooted(&self.manifest.source));
+            argv.push(rooted(&self.manifest.source).into());
             argv.extend(["-E", "-H", "-o", "/dev/null"].map(OsString::from));
             // Which files `#include` opens is decided by the directives alone (a computed
             // include's macros too); what gcc cannot do in this mode (`__COUNTER__` in an
@@ -531,20 +595,19 @@ impl Tree {
             argv.push(if d.user_only { "-MMD" } else { "-MD" }.into());
             argv.push("-MF".into());
             argv.push(f.clone().into());
+            // Joined, so a target is never an argument of its own (`@file`, `-o`).
             for t in &d.mq {
-                argv.push("-MQ".into());
-                argv.push(t.into());
+                argv.push(format!("-MQ{t}").into());
             }
             for t in &d.mt {
-                argv.push("-MT".into());
-                argv.push(t.into());
+                argv.push(format!("-MT{t}").into());
             }
             if d.phony {
                 argv.push("-MP".into());
             }
             f
         });
-        argv.push(rooted(&self.manifest.source));
+        argv.push(rooted(&self.manifest.source).into());
         argv.push("-o".into());
         argv.push(output.clone().into());
         Launch {
@@ -557,6 +620,13 @@ impl Tree {
             audit,
         }
     }
+}
+
+/// Why a job needs its audit: whether some file or definition runs pragmas (see
+/// `Verdict::pragma`).
+#[derive(Debug)]
+struct AuditNeed {
+    pragma: bool,
 }
 
 /// The preprocessing run before a job whose includes a macro names, and what to check in
@@ -622,6 +692,11 @@ fn stays_inside(root: &Path, cwd: &Path, path: &[u8]) -> bool {
 mod tests {
     use super::*;
     use crate::protocol::{DepRequest, FileEntry};
+
+    fn ba(list: &[&str]) -> BoxArgs {
+        let raw: Vec<Vec<u8>> = list.iter().map(|a| a.as_bytes().to_vec()).collect();
+        BoxArgs::parse(&raw).unwrap()
+    }
 
     struct Dir(PathBuf);
     impl Drop for Dir {
@@ -702,12 +777,11 @@ mod tests {
         assert!(!t.complete());
         t.blob(2, b"\n", &mut cache).unwrap();
         assert!(t.complete());
-        assert!(!t.check_includes(&mut Verdicts::default(), &[]).unwrap());
-        let c = t.command(
-            &["-c".into(), "-fdebug-prefix-map=/w=.".into()],
-            "o",
-            Some(true),
-        );
+        assert!(t
+            .check_includes(&mut Verdicts::default(), &ba(&["-c"]))
+            .unwrap()
+            .is_none());
+        let c = t.command(&ba(&["-c", "-fdebug-prefix-map=/w=."]), "o", Some(true));
         let root = c.mirror.as_ref().unwrap().root().to_path_buf();
         let argv: Vec<String> = c.argv.iter().map(|a| a.to_string_lossy().into()).collect();
         assert_eq!(argv[0], format!("-fmacro-prefix-map={}=", root.display()));
@@ -716,8 +790,9 @@ mod tests {
             argv[3],
             format!("-fdebug-prefix-map={}/w=.", root.display())
         );
-        assert!(argv.contains(&format!("{}/usr/include", root.display())));
-        assert!(argv.contains(&"inc".to_string()));
+        assert!(argv.contains(&format!("-isystem{}/usr/include", root.display())));
+        assert!(argv.contains(&"-Iinc".to_string()));
+        assert!(argv.contains(&"-MQa.o".to_string()));
         assert!(!argv.contains(&"-H".to_string()));
         assert_eq!(c.cwd, root.join("w/p"));
         let gcc = |argv: &[OsString]| {
@@ -782,7 +857,9 @@ mod tests {
         let m = manifest("a.c", &[], &[("/w/a.c", src)]);
         let mut t = Tree::open(&d.0, 3, b"/w", m, &cache, &mut mirrors, 1 << 30).unwrap();
         t.blob(0, src, &mut cache).unwrap();
-        let e = t.check_includes(&mut Verdicts::default(), &[]).unwrap_err();
+        let e = t
+            .check_includes(&mut Verdicts::default(), &ba(&["-c"]))
+            .unwrap_err();
         assert!(e.text.contains("climb out"), "{}", e.text);
         assert!(Tree::open(
             &d.0,
@@ -819,8 +896,12 @@ mod tests {
             if !t.needed().is_empty() {
                 t.blob(0, src.as_bytes(), &mut cache).unwrap();
             }
-            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-            t.check_includes(&mut Verdicts::default(), &args)
+            let mut line = args.to_vec();
+            if !line.contains(&"-c") {
+                line.push("-c");
+            }
+            t.check_includes(&mut Verdicts::default(), &ba(&line))
+                .map(|need| need.is_some())
                 .map_err(|e| e.text)
         };
         let refused = "outside the job's files";
