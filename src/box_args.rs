@@ -191,6 +191,12 @@ const NEVER_F: &[&str] = &[
     "go-",
     "use-ld",
     "use-linker-plugin",
+    // gcc reads `-fhelp`, `-ftarget-help` and `-fversion` as `--help`, `--target-help` and
+    // `--version` (its `--NAME` is `-fNAME`): they print instead of compiling.
+    "help",
+    "target-help",
+    "version",
+    "print",
 ];
 
 /// `-fdiagnostics-format=` values that write a file.
@@ -864,6 +870,9 @@ mod tests {
         &["-gsplit-dwarf"],
         &["-fuse-ld=/tmp/ld"],
         &["-fno-plugin"],
+        &["-fhelp"],
+        &["-ftarget-help"],
+        &["-fversion"],
         &["-fprofile-prefix-map=/a=/b"],
         &["-finput-charset=../../x"],
         &["-mcpu=/etc/x"],

@@ -205,6 +205,10 @@ pub fn ship_plan(argv: &[OsString], plan: &Plan) -> Result<ShipPlan, String> {
     {
         return Err("needs exactly one -c or -S".into());
     }
+    // A box refuses what its option parser does not take: keep such a job here without
+    // the round trip.
+    let wire: Vec<Vec<u8>> = sp.literal.iter().map(|a| a.as_bytes().to_vec()).collect();
+    crate::box_args::BoxArgs::parse(&wire).map_err(|e| format!("a box would refuse it: {e}"))?;
     Ok(sp)
 }
 
@@ -296,6 +300,7 @@ mod tests {
             "-iprefix /p -c a.c",
             "-Wp,-DX -c a.c",
             "-I- -c a.c",
+            "-A p=q -c a.c",
         ] {
             assert!(ship(line).is_err(), "{line}");
         }

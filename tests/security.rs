@@ -394,3 +394,76 @@ fn exchange_all(addr: &str, frames: &[u8]) -> Vec<u8> {
         }
     }
 }
+
+/// Each value-less `-f`, `-m` and `-W` option gcc lists in its own help that a box's parser
+/// takes (`box_args`) compiles a C file to its object and nothing else: no file appears
+/// beside the source and the object, nor in TMPDIR, and nothing is printed instead (gcc
+/// reads `-fhelp` as `--help`). (The parser lets no value hold a `/`,
+/// so what such an option could write elsewhere it would have to name without one.) Fails
+/// if gcc gains a file-writing option the parser does not know to refuse.
+#[test]
+fn every_option_gcc_knows_that_a_box_takes_writes_only_the_object() {
+    use rcc::box_args::BoxArgs;
+    let help = std::process::Command::new("gcc")
+        .args([
+            "--help=common",
+            "--help=optimizers",
+            "--help=warnings",
+            "--help=c",
+            "--help=c++",
+            "--help=target",
+        ])
+        .output()
+        .unwrap();
+    let mut options: Vec<String> = s(&help.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("  -"))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|o| o.starts_with(['f', 'm', 'W']) && !o.contains(['=', '<', '[']))
+        .map(|o| format!("-{o}"))
+        .collect();
+    options.sort();
+    options.dedup();
+    let taken: Vec<&String> = options
+        .iter()
+        .filter(|o| BoxArgs::parse(&[b"-c".to_vec(), o.as_bytes().to_vec()]).is_ok())
+        .collect();
+    assert!(
+        taken.len() > 500,
+        "only {} of gcc's {} options are taken: is gcc's help still read right?",
+        taken.len(),
+        options.len()
+    );
+    let dir = TempDir::new("every-option");
+    dir.write("x.c", "int f(int a) { return a * 2; }\n");
+    let tmp = dir.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let mut wrote = Vec::new();
+    for o in &taken {
+        let out = std::process::Command::new("gcc")
+            .args(["-c", "x.c", "-o", "x.o", o.as_str()])
+            .current_dir(dir.path())
+            .env("TMPDIR", &tmp)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        if !out.stdout.is_empty() {
+            wrote.push(format!(
+                "{o} printed {:?}",
+                s(&out.stdout[..out.stdout.len().min(40)])
+            ));
+        }
+        for e in std::fs::read_dir(dir.path())
+            .unwrap()
+            .chain(std::fs::read_dir(&tmp).unwrap())
+        {
+            let e = e.unwrap();
+            let name = e.file_name().into_string().unwrap();
+            if !matches!(name.as_str(), "x.c" | "x.o" | "tmp") {
+                wrote.push(format!("{o} wrote {name}"));
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    assert!(wrote.is_empty(), "{wrote:#?}");
+}

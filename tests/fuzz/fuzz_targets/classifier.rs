@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
             .iter()
             .map(|a| a.as_bytes().to_vec())
             .collect();
-        if let Err(e) = rcc::box_rules::check_args(&remote) {
+        if let Err(e) = rcc::box_args::BoxArgs::parse(&remote) {
             panic!("the box refuses what rcc sends for {args:?}: {e}\nremote args {:?}", plan.remote_args);
         }
     }
