@@ -79,6 +79,20 @@ impl Lab {
             "evil/evil.specs",
             &format!("*cpp:\n+ -include {}\n", lab.secret),
         );
+        // A shared object whose constructor runs `shell` as the compiler loads it (before
+        // gcc looks for a plugin's symbols), for `--plugin=` and `-fplugin=`.
+        let c = lab.t.write(
+            "evil/x.c",
+            &format!(
+                "#include <stdlib.h>\n__attribute__((constructor)) static void run(void) \
+                 {{ system({:?}); }}\n",
+                lab.shell
+            ),
+        );
+        let so = format!("{}/x.so", lab.evil);
+        ok(std::process::Command::new("gcc")
+            .args(["-shared", "-fPIC", "-o", &so])
+            .arg(&c));
         // An assembler's argument file, for `--for-assembler=@ABS`.
         lab.t
             .write("evil/as.args", &format!("-adhln={}/as-listing\n", lab.out));
