@@ -1,0 +1,1221 @@
+//! Attacks an independent hostile client found against rccd, as a table of jobs: gcc's
+//! response files (`@file`) reached through the manifest, gcc's long and abbreviated option
+//! spellings, walks around the include check, verdict cache poisoning and a peer that lies.
+//! Each row goes over a real socket to a real rccd, once with its Landlock sandbox and once
+//! without (`RCCD_TEST_NO_LANDLOCK=1`), and must be refused or run with no effect outside
+//! the job: no file made outside rccd's temp dir, no secret in the reply, no program run.
+//! The rows assert effects, never exact messages. After the rows the daemon compiles a
+//! good job and holds no job dirs. A failure names each failing row and what came back;
+//! `ATTACKS_VERBOSE=1` prints every row's reply in one line.
+
+mod util;
+use util::*;
+
+use rcc::protocol::{
+    self, DepRequest, Done, FileEntry, JobRequest, Limits, Manifest, Message, Mode, RejectReason,
+};
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// What the shell payloads print: only a shell that ran can spell it (the payload writes
+/// `$((1000+337))`), so a reply that quotes the payload does not count.
+const RAN: &str = "RCE_RAN_1337";
+/// What the `__has_include` probes print when the box's file exists.
+const PROBE_HIT: &str = "PROBE_HIT";
+/// The job's working directory on the master.
+const CWD: &str = "/w";
+
+/// A test's own files outside rccd: a secret to steal, programs and argument files a
+/// payload would run or read, and `out/`, where payloads would write.
+struct Lab {
+    t: TempDir,
+    /// The secret file, and the marker in it (never in any request).
+    secret: String,
+    mark: String,
+    /// A shell command that proves it ran: prints `RAN`, the secret, and makes `out/pwned`.
+    shell: String,
+    /// A directory with programs named as gcc's subprograms (`as`, `cc1`, `cc1plus`).
+    evil: String,
+    out: String,
+}
+
+impl Lab {
+    fn new(name: &str) -> Lab {
+        use std::os::unix::fs::PermissionsExt;
+        let t = TempDir::new(name);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let mark = format!("SECRET_{:x}", nanos ^ std::process::id() as u128);
+        let secret = t.write("secret/key.txt", &format!("{mark} of the box;\n"));
+        let out = t.join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        let p = |p: &Path| p.display().to_string();
+        let shell = format!(
+            "echo RCE_RAN_$((1000+337)); cat {}; touch {}/pwned",
+            p(&secret),
+            p(&out)
+        );
+        let evil = t.join("evil");
+        for prog in ["as", "cc1", "cc1plus", "mapper"] {
+            let f = t.write(&format!("evil/{prog}"), &format!("#!/bin/sh\n{shell}\n"));
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let lab = Lab {
+            secret: p(&secret),
+            mark,
+            shell,
+            evil: p(&evil),
+            out: p(&out),
+            t,
+        };
+        // Argument files of the box itself, for `@ABS` rows.
+        lab.t.write("evil/args.c", &lab.args_file(true));
+        lab.t.write(
+            "evil/evil.specs",
+            &format!("*cpp:\n+ -include {}\n", lab.secret),
+        );
+        // A shared object whose constructor runs `shell` as the compiler loads it (before
+        // gcc looks for a plugin's symbols), for `--plugin=` and `-fplugin=`.
+        let c = lab.t.write(
+            "evil/x.c",
+            &format!(
+                "#include <stdlib.h>\n__attribute__((constructor)) static void run(void) \
+                 {{ system({:?}); }}\n",
+                lab.shell
+            ),
+        );
+        let so = format!("{}/x.so", lab.evil);
+        ok(std::process::Command::new("gcc")
+            .args(["-shared", "-fPIC", "-o", &so])
+            .arg(&c));
+        // An assembler's argument file, for `--for-assembler=@ABS`.
+        lab.t
+            .write("evil/as.args", &format!("-adhln={}/as-listing\n", lab.out));
+        lab
+    }
+
+    /// A response file that makes gcc run `shell` through `-wrapper`; `with_input` when it
+    /// stands for the source (it then names one, the job's `a.c`).
+    fn args_file(&self, with_input: bool) -> String {
+        let first = if with_input { "a.c" } else { "-D_X" };
+        format!("{first} -wrapper '/bin/sh,-c,{}'\n", self.shell)
+    }
+
+    /// The secret's directory and file name.
+    fn secret_dir(&self) -> &str {
+        self.secret.rsplit_once('/').unwrap().0
+    }
+
+    /// A relative name that climbs from the job's files to the secret.
+    fn climbing(&self) -> String {
+        format!("{}{}", "../".repeat(40), &self.secret[1..])
+    }
+
+    /// Everything under the lab, to see what a row made there.
+    fn files(&self) -> BTreeSet<PathBuf> {
+        let mut all = BTreeSet::new();
+        walk(self.t.path(), &mut all);
+        all
+    }
+}
+
+fn walk(dir: &Path, out: &mut BTreeSet<PathBuf>) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        out.insert(p.clone());
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            walk(&p, out);
+        }
+    }
+}
+
+/// What a row sends: a job request, then (sources) a manifest and the files asked for, or
+/// (preprocessed) the text.
+#[derive(Clone)]
+struct Job {
+    mode: Mode,
+    args: Vec<Vec<u8>>,
+    source: String,
+    paths: Vec<(String, String)>,
+    deps: Option<DepRequest>,
+    files: Vec<FileEntry>,
+    /// What to send for file `i` when it is asked for.
+    contents: Vec<Vec<u8>>,
+    /// Blobs sent instead of what was asked for (a lying peer).
+    blobs: Option<Vec<(u32, Vec<u8>)>>,
+    /// A hand-made manifest frame instead of the encoded one.
+    raw_manifest: Option<Vec<u8>>,
+}
+
+impl Job {
+    /// A sources job of `a.c` (in `CWD`) with `text`, compiled with `args`.
+    fn c(args: &[&str], text: &str) -> Job {
+        Job::named(args, "a.c", text)
+    }
+
+    /// A sources job of `source` (in `CWD`) with `text`.
+    fn named(args: &[&str], source: &str, text: &str) -> Job {
+        Job {
+            mode: Mode::Sources,
+            args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
+            source: source.into(),
+            paths: vec![],
+            deps: None,
+            files: vec![],
+            contents: vec![],
+            blobs: None,
+            raw_manifest: None,
+        }
+        .file(source, text.as_bytes())
+    }
+
+    /// A file of the job, relative to `CWD` or absolute.
+    fn file(mut self, path: &str, data: &[u8]) -> Job {
+        let path = if path.starts_with('/') {
+            path.to_string()
+        } else {
+            format!("{CWD}/{path}")
+        };
+        self.files.push(FileEntry {
+            path,
+            size: data.len() as u64,
+            hash: rcc::sha256::digest(data),
+        });
+        self.contents.push(data.to_vec());
+        self
+    }
+
+    fn source(mut self, s: &str) -> Job {
+        self.source = s.into();
+        self
+    }
+
+    fn path(mut self, opt: &str, p: &str) -> Job {
+        self.paths.push((opt.into(), p.into()));
+        self
+    }
+
+    fn deps(mut self, mt: &[&str], mq: &[&str]) -> Job {
+        self.deps = Some(DepRequest {
+            user_only: true,
+            mt: mt.iter().map(|s| s.to_string()).collect(),
+            mq: mq.iter().map(|s| s.to_string()).collect(),
+            phony: false,
+        });
+        self
+    }
+
+    fn preprocessed(mut self) -> Job {
+        self.mode = Mode::Preprocessed;
+        self
+    }
+
+    fn request(&self) -> JobRequest {
+        let identity = rcc::compiler::probe_identity(Path::new("/usr/bin/gcc")).unwrap();
+        JobRequest {
+            mode: self.mode,
+            compress: false,
+            compiler: "gcc".into(),
+            identity,
+            args: self.args.clone(),
+            input_ext: if self.source.ends_with(".cc") {
+                "ii"
+            } else {
+                "i"
+            }
+            .into(),
+            output_ext: "o".into(),
+            cwd: CWD.as_bytes().to_vec(),
+            label: "attack.c".into(),
+            locale: vec![],
+        }
+    }
+
+    fn manifest_frame(&self) -> Vec<u8> {
+        self.raw_manifest.clone().unwrap_or_else(|| {
+            protocol::encode(
+                &Message::Manifest(Manifest {
+                    source: self.source.clone(),
+                    paths: self.paths.clone(),
+                    deps: self.deps.clone(),
+                    files: self.files.clone(),
+                }),
+                None,
+            )
+        })
+    }
+}
+
+/// How an exchange ended.
+#[derive(Debug)]
+enum End {
+    Done(Done),
+    Reject(RejectReason, String),
+    /// Closed (or a write failed) without a reply.
+    Closed,
+    /// Nothing within the deadline.
+    Hung,
+    /// A frame that makes no sense at this point.
+    Other(String),
+}
+
+/// An exchange's end, where it ended, and every byte the daemon sent.
+struct Reply {
+    end: End,
+    stage: &'static str,
+    bytes: Vec<u8>,
+}
+
+impl Reply {
+    /// All the text the peer got back, decoded: replies are sent uncompressed, but the
+    /// raw bytes are searched too.
+    fn said(&self) -> Vec<u8> {
+        let mut all = self.bytes.clone();
+        match &self.end {
+            End::Done(d) => {
+                all.extend_from_slice(&d.stdout);
+                all.extend_from_slice(&d.stderr);
+                for (_, o) in &d.outputs {
+                    all.extend_from_slice(o);
+                }
+            }
+            End::Reject(_, text) => all.extend_from_slice(text.as_bytes()),
+            _ => {}
+        }
+        all
+    }
+
+    fn refused(&self) -> bool {
+        matches!(self.end, End::Reject(..) | End::Closed)
+    }
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cut = |b: &[u8]| {
+            let t = s(b);
+            if t.len() > 600 {
+                let mut end = 600;
+                while !t.is_char_boundary(end) {
+                    end -= 1;
+                }
+                format!("{}...", &t[..end])
+            } else {
+                t
+            }
+        };
+        match &self.end {
+            End::Done(d) => write!(
+                f,
+                "Done after {} ({:?}, outputs {:?})\n  stdout: {}\n  stderr: {}",
+                self.stage,
+                d.exit,
+                d.outputs
+                    .iter()
+                    .map(|(n, o)| (n, o.len()))
+                    .collect::<Vec<_>>(),
+                cut(&d.stdout),
+                cut(&d.stderr)
+            ),
+            other => write!(f, "{other:?} at {}", self.stage),
+        }
+    }
+}
+
+/// One connection, frames in and out.
+struct Peer {
+    s: TcpStream,
+    buf: Vec<u8>,
+    bytes: Vec<u8>,
+    /// A write failed: the daemon closed; only read what it said.
+    broken: bool,
+}
+
+impl Peer {
+    fn send(&mut self, frame: &[u8]) {
+        if !self.broken && self.s.write_all(frame).is_err() {
+            self.broken = true;
+        }
+    }
+
+    /// The next frame other than `Progress`, or how the exchange ended without one.
+    fn next(&mut self) -> Result<Message, End> {
+        let mut chunk = [0u8; 8192];
+        loop {
+            match protocol::decode(&self.buf, &Limits::default()) {
+                Ok(Some((Message::Progress, used))) => {
+                    self.buf.drain(..used);
+                    continue;
+                }
+                Ok(Some((m, used))) => {
+                    self.buf.drain(..used);
+                    return Ok(m);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(End::Other(format!("garbage from the daemon: {e}"))),
+            }
+            match self.s.read(&mut chunk) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(End::Hung)
+                }
+                Ok(0) | Err(_) => return Err(End::Closed),
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    self.bytes.extend_from_slice(&chunk[..n]);
+                }
+            }
+        }
+    }
+}
+
+/// Speaks `job` to the daemon at `addr` as a peer would.
+fn exchange(addr: &str, job: &Job) -> Reply {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut p = Peer {
+        s,
+        buf: Vec::new(),
+        bytes: Vec::new(),
+        broken: false,
+    };
+    let mut stage = "the job request";
+    let end = (|| {
+        p.send(&protocol::encode(&Message::JobRequest(job.request()), None));
+        match p.next()? {
+            Message::Accept(_) => {}
+            m => return Ok(m),
+        }
+        if job.mode == Mode::Preprocessed {
+            stage = "the input";
+            p.send(&protocol::encode(
+                &Message::Input(job.contents[0].clone()),
+                None,
+            ));
+        } else {
+            stage = "the manifest";
+            p.send(&job.manifest_frame());
+            let need = match p.next()? {
+                Message::Need(v) => v,
+                m => return Ok(m),
+            };
+            let blobs = job.blobs.clone().unwrap_or_else(|| {
+                need.iter()
+                    .map(|&i| (i, job.contents[i as usize].clone()))
+                    .collect()
+            });
+            for (i, data) in blobs {
+                p.send(&protocol::encode(&Message::Blob(i, data), None));
+            }
+        }
+        p.send(&protocol::encode(&Message::InputEnd, None));
+        if job.mode == Mode::Sources {
+            stage = "the files and the end of input";
+        } else {
+            stage = "the end of input";
+        }
+        p.next()
+    })();
+    let end = match end {
+        Ok(Message::Done(d)) => End::Done(d),
+        Ok(Message::Reject(r)) => End::Reject(r.reason, r.text),
+        Ok(m) => End::Other(format!("{:?} frame", m.kind())),
+        Err(e) => e,
+    };
+    Reply {
+        end,
+        stage,
+        bytes: p.bytes,
+    }
+}
+
+/// What a row must get.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Want {
+    /// A Reject (or a close): the peer lied, nothing may run.
+    Refused,
+    /// A Reject, or a compile with no effect outside the job.
+    Contained,
+    /// As `Contained`, and the same reply as the job run with `missing` for the secret's
+    /// path: whether a file of the box exists must not show.
+    SameAsMissing,
+}
+
+struct Row {
+    name: String,
+    job: Job,
+    want: Want,
+}
+
+fn row(name: impl Into<String>, want: Want, job: Job) -> Row {
+    Row {
+        name: name.into(),
+        job,
+        want,
+    }
+}
+
+const MAIN: &str = "int main(void) { return 0; }\n";
+
+/// Attack 1: gcc reads more arguments from any argv element starting with `@`.
+fn response_files(lab: &Lab, rows: &mut Vec<Row>) {
+    use Want::Contained;
+    let source = lab.args_file(true);
+    let option = lab.args_file(false);
+    // The shipped argument file is `CWD/args.c`; gcc runs in the mirror's `CWD`.
+    let with = |text: &str| Job::c(&["-c"], MAIN).file("args.c", text.as_bytes());
+    rows.push(row(
+        "@: the source is @args.c",
+        Contained,
+        with(&source).source("@args.c"),
+    ));
+    let box_file = format!("@{}/args.c", lab.evil);
+    rows.push(row(
+        "@: the source is @ABS, a file of the box",
+        Contained,
+        with(&source).source(&box_file),
+    ));
+    for opt in protocol::PATH_OPTIONS {
+        rows.push(row(
+            format!("@: manifest {opt} @args.c"),
+            Contained,
+            with(&option).path(opt, "@args.c"),
+        ));
+        rows.push(row(
+            format!("@: manifest {opt} @ABS, a file of the box"),
+            Contained,
+            with(&option).path(opt, &box_file),
+        ));
+    }
+    rows.push(row(
+        "@: dependency target -MT @args.c",
+        Contained,
+        with(&option).deps(&["@args.c"], &[]),
+    ));
+    rows.push(row(
+        "@: dependency target -MQ @args.c",
+        Contained,
+        with(&option).deps(&[], &["@args.c"]),
+    ));
+    rows.push(row(
+        "@: dependency target -MT @ABS",
+        Contained,
+        with(&option).deps(&[&box_file], &[]),
+    ));
+    for args in [
+        &["@args.c", "-c"][..],
+        &["-c", "@args.c"],
+        &["-O2", "-c", "@args.c", "-g"],
+        &["-c", "--param", "@args.c"],
+        &["-c", "-G", "@args.c"],
+        &["-c", &box_file],
+    ] {
+        let mut job = with(&option);
+        job.args = args.iter().map(|a| a.as_bytes().to_vec()).collect();
+        rows.push(row(
+            format!("@: arguments {}", args.join(" ")),
+            Contained,
+            job,
+        ));
+    }
+}
+
+/// Attack 2: the driver's long spellings, unique prefixes and `--X` for `-fX`, and the
+/// options that run, load, read or write something.
+fn options(lab: &Lab, rows: &mut Vec<Row>) {
+    let (secret, dir, evil, out) = (&lab.secret, lab.secret_dir(), &lab.evil, &lab.out);
+    let (secret_dir, secret_name) = (dir, lab.secret.rsplit_once('/').unwrap().1);
+    let parent = secret_dir.rsplit_once('/').unwrap().0;
+    // A source that includes the secret by a name only a search path makes it reach.
+    let searching = format!("#include \"{secret_name}\"\nint x;\n");
+    let searching_sub = format!("#include \"secret/{secret_name}\"\nint x;\n");
+    let module = "export module m;\nexport int f() { return 1; }\n";
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec![format!("--include={secret}")], MAIN),
+        (vec![format!("--imacros={secret}")], MAIN),
+        (vec![format!("--include-directory={dir}")], &searching),
+        (vec![format!("--include-directory-after={dir}")], &searching),
+        (
+            vec![
+                format!("--include-prefix={parent}/"),
+                "--include-with-prefix=secret".into(),
+            ],
+            &searching,
+        ),
+        (
+            vec![
+                format!("--include-prefix={parent}/"),
+                "--include-with-prefix-before=secret".into(),
+            ],
+            &searching,
+        ),
+        (
+            vec![
+                format!("--include-prefix={parent}/"),
+                "--include-with-prefix-after=secret".into(),
+            ],
+            &searching,
+        ),
+        (
+            vec![format!("--include-directory={parent}")],
+            &searching_sub,
+        ),
+        (vec![format!("--prefix={evil}/")], MAIN),
+        (vec![format!("--for-assembler=@{evil}/as.args")], MAIN),
+        (vec![format!("--for-assembler=-adhln={out}/listing")], MAIN),
+        (vec![format!("--for-assembler=--MD={out}/as.d")], MAIN),
+        (vec!["--language=c".into()], MAIN),
+        (vec!["--language=assembler-with-cpp".into()], MAIN),
+        (vec![format!("--output={out}/object.o")], MAIN),
+        (vec!["--save-temps".into()], MAIN),
+        (vec!["--save-temps=obj".into()], MAIN),
+        (vec!["--write-dependencies".into()], MAIN),
+        (vec!["--write-user-dependencies".into()], MAIN),
+        (vec!["-coverage".into()], MAIN),
+        (vec!["--coverage".into()], MAIN),
+        (vec![format!("--specs={evil}/evil.specs")], MAIN),
+        (vec![format!("--sysroot={parent}")], MAIN),
+        (
+            vec![format!("--dumpbase={out}/base"), "-fstack-usage".into()],
+            MAIN,
+        ),
+        (
+            vec![format!("--dumpdir={out}/"), "-fstack-usage".into()],
+            MAIN,
+        ),
+        (vec![format!("--param=lto-partitions={out}/x")], MAIN),
+        (
+            vec!["--param".into(), format!("lto-partitions={out}/x")],
+            MAIN,
+        ),
+        (vec![format!("--incl={secret}")], MAIN),
+        (vec![format!("--inc={secret}")], MAIN),
+        (vec![format!("--imac={secret}")], MAIN),
+        (vec![format!("--pref={evil}/")], MAIN),
+        (vec![format!("--for-a=-adhln={out}/listing")], MAIN),
+        (vec![format!("--plugin={evil}/x.so")], MAIN),
+        (vec!["--dump-tree-all".into()], MAIN),
+        (vec![format!("--profile-use={dir}")], MAIN),
+        (vec![format!("--profile-generate={out}")], MAIN),
+        (vec![format!("-fplugin={evil}/x.so")], MAIN),
+        (vec!["-fdump-tree-all".into()], MAIN),
+        (vec![format!("-fprofile-generate={out}/")], MAIN),
+        (vec![format!("-fprofile-use={dir}")], MAIN),
+        (vec![format!("-fauto-profile={secret}")], MAIN),
+        (vec!["-aux-info".into(), format!("{out}/aux")], MAIN),
+        (vec![format!("-aux-info={out}/aux")], MAIN),
+        (vec!["-fcallgraph-info".into()], MAIN),
+        (vec!["-fstack-usage".into()], MAIN),
+        (vec!["-fdiagnostics-format=sarif-file".into()], MAIN),
+        (vec!["-save-temps=obj".into()], MAIN),
+        (vec!["-dumpdir".into(), format!("{out}/")], MAIN),
+        (vec![format!("-dumpdir={out}/")], MAIN),
+        (
+            vec!["-wrapper".into(), format!("/bin/sh,-c,{}", lab.shell)],
+            MAIN,
+        ),
+        (vec![format!("-B{evil}/")], MAIN),
+        (vec![format!("-specs={evil}/evil.specs")], MAIN),
+        (vec![format!("-Wa,-adhln={out}/listing")], MAIN),
+        (vec![format!("-Wa,@{evil}/as.args")], MAIN),
+        (
+            vec!["-Xassembler".into(), format!("-adhln={out}/listing")],
+            MAIN,
+        ),
+        (vec![format!("-Wp,-MD,{out}/pp.d")], MAIN),
+        (
+            vec!["-Xpreprocessor".into(), format!("-include{secret}")],
+            MAIN,
+        ),
+        (vec![format!("-iplugindir={evil}")], MAIN),
+        (
+            vec![
+                "-std=c++20".into(),
+                "-fmodules-ts".into(),
+                format!("-fmodule-mapper=|{evil}/mapper"),
+            ],
+            module,
+        ),
+        (
+            vec![
+                "-std=c++20".into(),
+                "-fmodules-ts".into(),
+                format!("-fmodule-mapper={secret}"),
+            ],
+            module,
+        ),
+        (
+            vec![
+                "-Xclang".into(),
+                "-load".into(),
+                "-Xclang".into(),
+                format!("{evil}/x.so"),
+            ],
+            MAIN,
+        ),
+        (vec!["-mllvm".into(), "-debug".into()], MAIN),
+        (vec![format!("-fself-test={dir}")], MAIN),
+        (vec![format!("-fsanitize-ignorelist={secret}")], MAIN),
+        (vec![format!("-fprofile-list={secret}")], MAIN),
+    ];
+    for (extra, text) in cases {
+        let mut args = vec!["-c".to_string()];
+        args.extend(extra.iter().cloned());
+        let args: Vec<&str> = args.iter().map(|a| a.as_str()).collect();
+        let name = extra.join(" ");
+        let source = if text == module { "m.cc" } else { "a.c" };
+        let job = Job::named(&args, source, text);
+        // Preprocessed text has no directives for a search path to serve.
+        if text != searching && text != searching_sub {
+            rows.push(row(
+                format!("option (preprocessed): {name}"),
+                Want::Contained,
+                job.clone().preprocessed(),
+            ));
+        }
+        rows.push(row(format!("option: {name}"), Want::Contained, job));
+    }
+}
+
+/// Attack 3: directives the include check does not see as the preprocessor does.
+fn include_walkarounds(lab: &Lab, rows: &mut Vec<Row>) {
+    use Want::Contained;
+    let s = &lab.secret;
+    let up = lab.climbing();
+    let texts: Vec<(&str, String, &[&str])> = vec![
+        (
+            "a comment between # and include",
+            format!("#/**/include \"{s}\"\n"),
+            &[],
+        ),
+        ("a comment before #", format!("/**/#include \"{s}\"\n"), &[]),
+        (
+            "a lone CR before the directive",
+            format!("int a;\r#include \"{s}\"\n"),
+            &[],
+        ),
+        (
+            "CR line ends throughout",
+            format!("int a;\r#include \"{s}\"\rint b;\r"),
+            &[],
+        ),
+        (
+            "backslash-CR splicing the directive",
+            format!("#inc\\\rlude \"{s}\"\n"),
+            &[],
+        ),
+        (
+            "backslash-CRLF splicing the directive",
+            format!("#inc\\\r\nlude \"{s}\"\n"),
+            &[],
+        ),
+        (
+            "backslash-space-newline splicing the directive",
+            format!("#inc\\ \nlude \"{s}\"\n"),
+            &[],
+        ),
+        (
+            "a vertical tab after #",
+            format!("#\x0binclude \"{s}\"\n"),
+            &[],
+        ),
+        (
+            "a form feed before #",
+            format!("\x0c#include \"{s}\"\n"),
+            &[],
+        ),
+        (
+            "trigraph ??/ splicing with -trigraphs",
+            format!("#inc??/\nlude \"{s}\"\n"),
+            &["-trigraphs"],
+        ),
+        (
+            "trigraph ??/ splicing with -std=c99",
+            format!("#inc??/\nlude \"{s}\"\n"),
+            &["-std=c99"],
+        ),
+        (
+            "trigraph ??= for # with -std=c89",
+            format!("??=include \"{s}\"\n"),
+            &["-std=c89"],
+        ),
+        ("digraph %:include", format!("%:include \"{s}\"\n"), &[]),
+        (
+            "digraph %: with a comment",
+            format!("%:/**/include \"{s}\"\n"),
+            &[],
+        ),
+        (
+            "_Pragma pop_macro restores a macro pushed naming the secret",
+            format!(
+                "#define X \\\n\"{s}\"\n#pragma push_macro(\"X\")\n#undef X\n\
+                 #define X \"ok.h\"\n_Pragma(\"pop_macro(\\\"X\\\")\")\n#include X\n"
+            ),
+            &[],
+        ),
+        (
+            "#pragma pop_macro restores a macro pushed naming the secret",
+            format!(
+                "#define X \\\n\"{s}\"\n#pragma push_macro(\"X\")\n#undef X\n\
+                 #define X \"ok.h\"\n#pragma pop_macro(\"X\")\n#include X\n"
+            ),
+            &[],
+        ),
+        (
+            "a macro defined across a line splice",
+            format!("#define X \\\n\"{s}\"\n#include X\n"),
+            &[],
+        ),
+        (
+            "a macro defined after a comment",
+            format!("#define X /**/ \"{s}\"\n#include X\n"),
+            &[],
+        ),
+        (
+            "a macro defined with #/**/define",
+            format!("#/**/define X \"{s}\"\n#include X\n"),
+            &[],
+        ),
+        (
+            "a function-like macro",
+            format!("#define F(x) \"{s}\"\n#include F(1)\n"),
+            &[],
+        ),
+        ("-D naming the secret", "#include X\n".into(), &[]),
+        (
+            "_Pragma in a macro the include expands",
+            format!(
+                "#define X \"ok.h\"\n#define Y \\\n\"{s}\"\n#pragma push_macro(\"Y\")\n\
+                 #define P _Pragma(\"pop_macro(\\\"Y\\\")\") Y\n#include P\n"
+            ),
+            &[],
+        ),
+        (
+            ".. climbing out of the mirror",
+            format!("#include \"{up}\"\n"),
+            &[],
+        ),
+        (
+            ".. climbing out, hidden by a comment",
+            format!("#/**/include \"{up}\"\n"),
+            &[],
+        ),
+        (
+            ".. climbing out in a macro defined across a splice",
+            format!("#define X \\\n\"{up}\"\n#include X\n"),
+            &[],
+        ),
+        (
+            ".. climbing out through #include_next",
+            format!("#include_next \"{up}\"\n"),
+            &[],
+        ),
+        (
+            "an absolute #include_next",
+            format!("#include_next \"{s}\"\n"),
+            &[],
+        ),
+        (
+            "#line naming the secret then __FILE__",
+            format!("#line 1 \"{s}\"\n#include __FILE__\n"),
+            &[],
+        ),
+        (
+            "an .incbin split in two strings",
+            format!("asm(\".inc\" \"bin \\\"{s}\\\"\");\n"),
+            &[],
+        ),
+    ];
+    for (name, text, extra) in texts {
+        let mut args = vec!["-c"];
+        args.extend_from_slice(extra);
+        let text = format!("{text}int x;\n");
+        let job = Job::c(&args, &text).file("ok.h", b"int ok;\n");
+        if name == "-D naming the secret" {
+            let quoted = format!("-DX=\"{s}\"");
+            let angled = format!("-DX=<{s}>");
+            let long = format!("--define-macro=X=\"{s}\"");
+            let commented = format!("-DX=/**/\"{s}\"");
+            let climbing = format!("-DX=\"{up}\"");
+            for d in [&quoted, &angled, &long, &commented, &climbing] {
+                let mut j = job.clone();
+                j.args.push(d.as_bytes().to_vec());
+                rows.push(row(format!("include: {d}"), Contained, j));
+            }
+            let mut j = job.clone();
+            j.args.push(b"-D".to_vec());
+            j.args.push(format!("X=\"{s}\"").into_bytes());
+            rows.push(row("include: -D X=\"SECRET\" apart", Contained, j));
+            continue;
+        }
+        rows.push(row(format!("include: {name}"), Contained, job));
+    }
+    // Climbing out from a search directory at the mirror's root.
+    rows.push(row(
+        "include: .. from a search dir at the root",
+        Contained,
+        Job::c(&["-c"], "#include <up.h>\nint x;\n")
+            .path("-I", "/")
+            .path("-I", "/inc")
+            .file("/inc/up.h", format!("#include \"{up}\"\n").as_bytes()),
+    ));
+    rows.push(row(
+        "include: a search dir climbing out by ..",
+        Contained,
+        Job::c(&["-c"], "#include \"key.txt\"\nint x;\n").path(
+            "-I",
+            &format!("{}{}", "../".repeat(40), &lab.secret_dir()[1..]),
+        ),
+    ));
+    rows.push(row(
+        "include: a search dir climbing out through a subdir",
+        Contained,
+        Job::c(&["-c"], "#include \"key.txt\"\nint x;\n").path(
+            "-I",
+            &format!("sub/{}{}", "../".repeat(40), &lab.secret_dir()[1..]),
+        ),
+    ));
+    // Whether a file of the box exists must not show.
+    for (name, text) in [
+        (
+            "__has_include of the secret",
+            format!("#if __has_include(\"{s}\")\n#error {PROBE_HIT}\n#endif\nint x;\n"),
+        ),
+        (
+            "__has_include climbing to the secret",
+            format!("#if __has_include(\"{up}\")\n#error {PROBE_HIT}\n#endif\nint x;\n"),
+        ),
+        (
+            "__has_include_next of the secret",
+            format!("#if __has_include_next(\"{s}\")\n#error {PROBE_HIT}\n#endif\nint x;\n"),
+        ),
+        (
+            "__has_include hidden in a macro",
+            format!(
+                "#define H(x) __has_include(x)\n#if H(\"{s}\")\n#error {PROBE_HIT}\n#endif\nint x;\n"
+            ),
+        ),
+    ] {
+        rows.push(row(
+            format!("probe: {name}"),
+            Want::SameAsMissing,
+            Job::c(&["-c"], &text),
+        ));
+    }
+}
+
+/// Attack 4: a manifest naming one path twice, so a verdict is made from the other file's
+/// content; then the hostile content alone must still be judged on its own.
+fn verdict_poisoning(lab: &Lab, rows: &mut Vec<Row>) {
+    for (order, n) in [("harmless first", 1), ("hostile first", 2)] {
+        let hostile = format!("#include \"{}\"\nint x; /* {n} */\n", lab.secret);
+        let (first, second) = if n == 1 {
+            (MAIN, hostile.as_str())
+        } else {
+            (hostile.as_str(), MAIN)
+        };
+        let twice = Job::c(&["-c"], first).file("a.c", second.as_bytes());
+        rows.push(row(
+            format!("cache: one path twice, {order}"),
+            Want::Refused,
+            twice,
+        ));
+        rows.push(row(
+            format!("cache: then the hostile content alone ({order})"),
+            Want::Contained,
+            Job::c(&["-c"], &hostile),
+        ));
+    }
+    // The same content under two paths, one a header: judged once, for both places.
+    let hostile = format!("#include \"{}\"\nint x; /* 3 */\n", lab.secret);
+    rows.push(row(
+        "cache: one content at two paths",
+        Want::Contained,
+        Job::c(&["-c"], "#include \"h.h\"\n").file("h.h", hostile.as_bytes()),
+    ));
+}
+
+/// Attack 5: a peer that lies about its files. Each row's content is its own, so the box
+/// lacks it and asks for it (a cached file is never sent again).
+fn lies(rows: &mut Vec<Row>) {
+    use Want::Refused;
+    let fresh = |n: &str| format!("int lie_{}_{};\n", n, std::process::id());
+    let good = || Job::c(&["-c"], MAIN);
+    let mut j = Job::c(&["-c"], &fresh("larger"));
+    j.files[0].size += 1;
+    rows.push(row("lie: a size larger than the file", Refused, j));
+    let mut j = Job::c(&["-c"], &fresh("smaller"));
+    j.files[0].size -= 1;
+    rows.push(row("lie: a size smaller than the file", Refused, j));
+    let mut j = Job::c(&["-c"], &fresh("huge"));
+    j.files[0].size = u64::MAX;
+    rows.push(row("lie: a size of 2^64-1", Refused, j));
+    // Its content is in the box's cache by now: the box need not read it again, but the
+    // compile must be what the hash says.
+    let mut j = good();
+    j.files[0].size += 100;
+    rows.push(row(
+        "lie: a wrong size for a cached file",
+        Want::Contained,
+        j,
+    ));
+    let mut j = Job::c(&["-c"], &fresh("hash"));
+    j.contents[0] = b"int evil;\n".to_vec();
+    j.files[0].size = j.contents[0].len() as u64;
+    rows.push(row("lie: a file without its hash", Refused, j));
+    let text = fresh("unasked");
+    let mut j = Job::c(&["-c"], &text);
+    j.blobs = Some(vec![(7, text.as_bytes().to_vec())]);
+    rows.push(row("lie: a blob not asked for", Refused, j));
+    let text = fresh("index");
+    let mut j = Job::c(&["-c"], &text);
+    j.blobs = Some(vec![(u32::MAX, text.as_bytes().to_vec())]);
+    rows.push(row("lie: a blob index 2^32-1", Refused, j));
+    let text = fresh("twice");
+    let mut j = Job::c(&["-c"], &text).file("b.h", fresh("twice_b").as_bytes());
+    j.blobs = Some(vec![
+        (0, text.as_bytes().to_vec()),
+        (0, text.as_bytes().to_vec()),
+    ]);
+    rows.push(row("lie: the same blob twice", Refused, j));
+    let mut j = Job::c(&["-c"], &fresh("early"));
+    j.blobs = Some(vec![]);
+    rows.push(row("lie: the end before the files", Refused, j));
+    for (name, path) in [
+        ("a file path with ..", "/w/../etc/a.c".to_string()),
+        ("a file path with //", "/w//a.c".into()),
+        ("a file path with /./", "/w/./a.c".into()),
+        ("a relative file path", "w/a.c".into()),
+        ("a file path with a NUL", "/w/a\0.c".into()),
+        (
+            "a file path of 5000 bytes",
+            format!("/w/{}", "a".repeat(5000)),
+        ),
+        ("a file path of 100 parts", "/d".repeat(100)),
+        ("a file path ending in /", "/w/a.c/".into()),
+        ("the root as a file", "/".into()),
+    ] {
+        let mut j = good();
+        j.files[0].path = path;
+        rows.push(row(format!("lie: {name}"), Refused, j));
+    }
+    for (name, source) in [
+        ("a source with a NUL", "a\0.c"),
+        ("a source climbing out", "../../../../etc/a.c"),
+        ("an empty source", ""),
+    ] {
+        rows.push(row(format!("lie: {name}"), Refused, good().source(source)));
+    }
+    rows.push(row(
+        "lie: a search path with a NUL",
+        Refused,
+        good().path("-I", "inc\0/x"),
+    ));
+    rows.push(row(
+        "lie: a file that is also a directory of another",
+        Refused,
+        good().file("a.h", b"int a;\n").file("a.h/b.h", b"int b;\n"),
+    ));
+    rows.push(row(
+        "lie: a directory of another file named first as a file, deeper",
+        Refused,
+        good()
+            .file("x/y", b"int y;\n")
+            .file("x/y/z/w.h", b"int w;\n"),
+    ));
+    // A path that is not UTF-8: the manifest made by hand.
+    let mut j = good().file("Xbad.h", b"int bad;\n");
+    let mut frame = j.manifest_frame();
+    let at = frame
+        .windows(6)
+        .position(|w| w == b"Xbad.h")
+        .expect("the path in the frame");
+    frame[at] = 0xff;
+    j.raw_manifest = Some(frame);
+    rows.push(row("lie: a file path that is not UTF-8", Refused, j));
+}
+
+fn table(lab: &Lab) -> Vec<Row> {
+    let mut rows = Vec::new();
+    response_files(lab, &mut rows);
+    options(lab, &mut rows);
+    include_walkarounds(lab, &mut rows);
+    verdict_poisoning(lab, &mut rows);
+    lies(&mut rows);
+    rows
+}
+
+/// What a row's reply and the files around show that it should not; empty when contained.
+fn effects(lab: &Lab, before: &BTreeSet<PathBuf>, reply: &Reply) -> Vec<String> {
+    let mut bad = Vec::new();
+    let said = reply.said();
+    let has = |m: &str| said.windows(m.len()).any(|w| w == m.as_bytes());
+    if has(&lab.mark) {
+        bad.push("the secret came back".to_string());
+    }
+    if has(RAN) {
+        bad.push("a shell ran on the box".to_string());
+    }
+    if has(PROBE_HIT) {
+        bad.push("a probe found the secret".to_string());
+    }
+    let made: Vec<_> = lab.files().difference(before).cloned().collect();
+    if !made.is_empty() {
+        bad.push(format!("files made outside the job: {made:?}"));
+    }
+    bad
+}
+
+/// The job of a probe row with the secret's path replaced by one that does not exist.
+fn missing(lab: &Lab, job: &Job) -> Job {
+    let gone = format!("{}.gone", lab.secret);
+    let mut j = job.clone();
+    let text = s(&j.contents[0]).replace(&lab.secret, &gone);
+    j.contents[0] = text.into_bytes();
+    j.files[0].size = j.contents[0].len() as u64;
+    j.files[0].hash = rcc::sha256::digest(&j.contents[0]);
+    j
+}
+
+/// A reply with the probed path and the job's own dirs (named per job) taken out, to
+/// compare two probes.
+fn shape(lab: &Lab, d: &Daemon, r: &Reply) -> String {
+    let gone = format!("{}.gone", lab.secret);
+    let text = match &r.end {
+        End::Done(d) => format!("done {:?} {}{}", d.exit, s(&d.stdout), s(&d.stderr)),
+        End::Reject(reason, text) => format!("reject {reason:?} {text}"),
+        other => format!("{other:?}"),
+    };
+    let text = text.replace(&gone, "PATH").replace(&lab.secret, "PATH");
+    let tmp = d.dir.join("tmp").display().to_string();
+    text.split_inclusive(char::is_whitespace)
+        .map(|w| if w.contains(&tmp) { "JOB " } else { w })
+        .collect()
+}
+
+/// A reply in one line, for `ATTACKS_VERBOSE=1`.
+fn summary(r: &Reply) -> String {
+    let line = |b: &[u8]| s(b).lines().next().unwrap_or("").to_string();
+    match &r.end {
+        End::Done(d) => format!("done {:?}: {}", d.exit, line(&d.stderr)),
+        End::Reject(reason, text) => format!("{reason:?} at {}: {text}", r.stage),
+        other => format!("{other:?} at {}", r.stage),
+    }
+}
+
+/// Runs every row against `d`; returns the failures, one line per row.
+fn run_rows(d: &Daemon, lab: &Lab) -> (usize, Vec<String>) {
+    let rows = table(lab);
+    let mut failures = Vec::new();
+    for r in &rows {
+        let before = lab.files();
+        let reply = exchange(&d.addr(), &r.job);
+        let mut bad = effects(lab, &before, &reply);
+        match (r.want, &reply.end) {
+            (Want::Refused, _) if !reply.refused() => {
+                bad.push("not refused".into());
+            }
+            (_, End::Hung) => bad.push("the daemon hung".into()),
+            (_, End::Other(what)) => bad.push(format!("an unexpected {what}")),
+            (Want::SameAsMissing, _) => {
+                let other = exchange(&d.addr(), &missing(lab, &r.job));
+                bad.extend(effects(lab, &before, &other));
+                let (a, b) = (shape(lab, d, &reply), shape(lab, d, &other));
+                if a != b {
+                    bad.push(format!(
+                        "the reply differs from a missing file's:\n    {a}\n    vs {b}"
+                    ));
+                }
+            }
+            _ => {}
+        }
+        if std::env::var_os("ATTACKS_VERBOSE").is_some() {
+            eprintln!("{}: {}", r.name, summary(&reply));
+        }
+        if !bad.is_empty() {
+            failures.push(format!("{}: {}\n    got {reply:?}", r.name, bad.join("; ")));
+        }
+        // Whatever a row made, the next one starts clean.
+        for p in lab.files().difference(&before) {
+            let _ = std::fs::remove_dir_all(p).or_else(|_| std::fs::remove_file(p));
+        }
+        if !d.status().contains_key("slots") {
+            failures.push(format!("{}: the daemon stopped answering", r.name));
+            break;
+        }
+    }
+    (rows.len(), failures)
+}
+
+/// rccd with or without its sandbox, every row, then a good job and no job dirs left.
+fn attacks_against(landlock: bool) {
+    let lab = Lab::new(if landlock {
+        "attacks-ll"
+    } else {
+        "attacks-noll"
+    });
+    let d = if landlock {
+        Daemon::start(2, &[])
+    } else {
+        Daemon::start_wrapped(&["env", "RCCD_TEST_NO_LANDLOCK=1"], "127.0.0.1:0", 2, &[])
+    };
+    let sandbox = d
+        .log_text()
+        .lines()
+        .find(|l| l.contains("Landlock"))
+        .unwrap_or("(the log does not say)")
+        .to_string();
+    eprintln!("rccd (landlock wanted: {landlock}): {sandbox}");
+    let daemon_files = || {
+        let mut all = BTreeSet::new();
+        walk(d.dir.path(), &mut all);
+        let tmp = d.dir.join("tmp");
+        all.retain(|p| !p.starts_with(&tmp) && *p != d.log);
+        all
+    };
+    let daemon_before = daemon_files();
+    let (n, mut failures) = run_rows(&d, &lab);
+    let made: Vec<_> = daemon_files().difference(&daemon_before).cloned().collect();
+    if !made.is_empty() {
+        failures.push(format!("files made beside rccd's temp dir: {made:?}"));
+    }
+    // The daemon still compiles a good job, and holds no job dirs.
+    let good = exchange(&d.addr(), &Job::c(&["-c", "-O2"], MAIN));
+    match &good.end {
+        End::Done(done) if done.exit == protocol::Exit::Code(0) => {}
+        _ => failures.push(format!("a good job after the rows: {good:?}")),
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !d.leftovers().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if !d.leftovers().is_empty() {
+        failures.push(format!("job dirs left: {:?}", d.leftovers()));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {n} rows failed (landlock wanted: {landlock}; {sandbox}):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn attacks_are_refused_or_contained_with_landlock() {
+    attacks_against(true);
+}
+
+#[test]
+fn attacks_are_refused_or_contained_without_landlock() {
+    attacks_against(false);
+}
