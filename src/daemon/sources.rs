@@ -427,6 +427,14 @@ impl Tree {
             return Err(bad(format!("file {index} came twice")));
         }
         let f = &self.manifest.files[index as usize];
+        if data.len() as u64 != f.size {
+            return Err(bad(format!(
+                "{} came with {} bytes where its manifest entry says {}",
+                f.path,
+                data.len(),
+                f.size
+            )));
+        }
         let io = layout_error;
         let placed = match cache.put(&f.hash, data) {
             Ok(cached) => self.mirror.place(&f.path, f.hash, &cached).map_err(io),
