@@ -467,3 +467,61 @@ fn every_option_gcc_knows_that_a_box_takes_writes_only_the_object() {
     }
     assert!(wrote.is_empty(), "{wrote:#?}");
 }
+
+/// Without Landlock, gcc runs its programs through `rccd --as-guard`: an `.incbin` the C
+/// text hides (two strings the compiler joins) is caught in the assembler's own input and
+/// the file is not read, while an ordinary compile gives exactly gcc's object.
+#[test]
+fn the_assembler_guard_sees_what_the_assembler_would_read() {
+    let dir = TempDir::new("as-guard");
+    let secret = dir.write("secret.txt", "GUARD_SECRET_MARKER\n");
+    let wrapper = format!("{},--as-guard", env!("CARGO_BIN_EXE_rccd"));
+    dir.write("ok.c", "int f(int a) { return a * 3; }\nint g;\n");
+    dir.write(
+        "hidden.c",
+        &format!(
+            "asm(\".inc\" \"bin \\\"{}\\\"\");\nint x;\n",
+            secret.display()
+        ),
+    );
+    let gcc = |args: &[&str]| {
+        std::process::Command::new("gcc")
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    // Plain gcc reads the secret into the object: the case is real.
+    assert!(gcc(&["-c", "hidden.c", "-o", "plain.o"]).status.success());
+    assert!(s(&read(dir.join("plain.o"))).contains("GUARD_SECRET_MARKER"));
+    let out = gcc(&["-wrapper", &wrapper, "-c", "hidden.c", "-o", "guarded.o"]);
+    assert!(!out.status.success());
+    assert!(
+        s(&out.stderr).contains(rcc::daemon::as_guard::REFUSAL),
+        "{}",
+        s(&out.stderr)
+    );
+    assert!(!dir.join("guarded.o").exists());
+    // With `-pipe` gcc runs the assembler past the wrapper, reading the pipe: the box
+    // leaves `-pipe` out whenever it uses the guard.
+    let out = gcc(&[
+        "-wrapper", &wrapper, "-pipe", "-c", "hidden.c", "-o", "piped.o",
+    ]);
+    assert!(
+        s(&read(dir.join("piped.o"))).contains("GUARD_SECRET_MARKER"),
+        "{out:?}"
+    );
+    for (args, name) in [(&["-O2", "-g"][..], "a"), (&["-O0"][..], "b")] {
+        let mut plain = args.to_vec();
+        let o1 = format!("{name}1.o");
+        plain.extend_from_slice(&["-c", "ok.c", "-o", &o1]);
+        assert!(gcc(&plain).status.success());
+        let o2 = format!("{name}2.o");
+        let mut guarded = vec!["-wrapper", &wrapper];
+        guarded.extend_from_slice(args);
+        guarded.extend_from_slice(&["-c", "ok.c", "-o", &o2]);
+        let out = gcc(&guarded);
+        assert!(out.status.success(), "{}", s(&out.stderr));
+        assert_eq!(read(dir.join(&o1)), read(dir.join(&o2)), "{args:?}");
+    }
+}

@@ -277,6 +277,12 @@ fn resolve(o: Opts) -> Result<Config, String> {
 }
 
 fn main() -> ExitCode {
+    // gcc runs every program of a compile through `rccd --as-guard` on a box without
+    // Landlock (daemon::as_guard): check, then become the program.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.get(1).is_some_and(|a| a == daemon::as_guard::FLAG) {
+        return as_guard(&argv[2..]);
+    }
     let args = match arguments() {
         Ok(a) => a,
         Err(e) => {
@@ -340,6 +346,22 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("rccd: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `rccd --as-guard PROGRAM ARGS...`: runs PROGRAM in this process if the guard lets it.
+fn as_guard(argv: &[std::ffi::OsString]) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    match daemon::as_guard::command(argv) {
+        Ok(mut cmd) => {
+            let e = cmd.exec();
+            eprintln!("rccd --as-guard: cannot run {:?}: {e}", argv[0]);
+            ExitCode::from(127)
+        }
+        Err(why) => {
+            eprintln!("{why}");
             ExitCode::from(1)
         }
     }

@@ -10,6 +10,7 @@
 //! `sources::Audit` reads, then, only if it passed, the compile; a job that fails the audit
 //! ends `Withheld`, with nothing of it sent back.
 
+use super::as_guard;
 use super::sources::Audit;
 use super::tree::Mirror;
 use crate::box_args::BoxArgs;
@@ -343,8 +344,17 @@ impl Start {
     /// Starts the child in its own process group, with the job dir as its TMPDIR, in the
     /// sandbox when the kernel has one.
     fn spawn(&self, dir: &Path) -> io::Result<Started> {
+        let sandbox = sandbox(&self.compiler, dir, self.mirror.as_deref())?;
         let mut cmd = Command::new(&self.compiler);
-        cmd.args(&self.argv)
+        // Without a sandbox nothing contains the assembler: it reads its input past the
+        // guard first (from a file: no `-pipe`).
+        let guard = match &sandbox {
+            Some(_) => None,
+            None => as_guard::wrapper(&self.compiler),
+        };
+        let piped = |a: &&OsString| guard.is_none() || *a != "-pipe";
+        cmd.args(guard.iter().flatten())
+            .args(self.argv.iter().filter(piped))
             .current_dir(&self.cwd)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -356,7 +366,6 @@ impl Start {
             .env_remove("LC_MESSAGES")
             .envs(self.locale.iter().map(|(k, v)| (k, v)))
             .process_group(0);
-        let sandbox = sandbox(&self.compiler, dir, self.mirror.as_deref())?;
         if let Some(sb) = &sandbox {
             sb.apply(&mut cmd);
         }
@@ -700,6 +709,11 @@ impl Job {
                 "compiled but cannot read the object on this box: {e}"
             ))
         };
+        if exit != Exit::Code(0) && as_guard::refused(&self.err_buf) {
+            return Err(Withheld::Unchecked(
+                "this box has no sandbox and its assembler's input could read a file of the box",
+            ));
+        }
         let mut outputs = Vec::new();
         if exit == Exit::Code(0) {
             match fs::read(&self.output) {

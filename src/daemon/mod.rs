@@ -9,7 +9,8 @@
 //! | `event_loop.rs` | the only file that touches mio: accept, read, write, timers |
 //! | `conn.rs` | one connection's buffers and phase, driven by the loop |
 //! | `admit.rs` | slots, the wait queue and the counters |
-//! | `job.rs` | compiler allow-list and identity, temp dir, child process in its Landlock sandbox (the argument rules are `crate::box_rules`) |
+//! | `job.rs` | compiler allow-list and identity, temp dir, child process in its Landlock sandbox, argv from the typed options (`crate::box_args`) |
+//! | `as_guard.rs` | without Landlock: gcc's `-wrapper` that reads the assembler's input before the assembler does |
 //! | `status.rs` | the status reply |
 //! | `thermal.rs` | the SoC's thermal zones, coolers and cpufreq caps -> accept, fewer, or none |
 //! | `memory.rs` | MemAvailable against what recent compiles needed -> accept or busy |
@@ -18,6 +19,7 @@
 //! | `sources.rs` | a job that ships its sources: manifest checks, the mirror, include checks, the `-H` audit of computed includes, the command |
 
 pub mod admit;
+pub mod as_guard;
 pub mod cache;
 pub mod config;
 pub mod config_file;

@@ -1,0 +1,174 @@
+//! The assembler's guard, for boxes whose kernel has no Landlock: gcc runs every program of
+//! a compile through it (`-wrapper RCCD,--as-guard`), and before the assembler runs, the
+//! guard reads the very text it would assemble. `.incbin` and `.include` make the assembler
+//! read a file of the box, and a C source can hide them from every check of its own text
+//! (`asm(".inc" "bin \"/etc/shadow\"")`: the compiler joins the strings). In the assembler's
+//! input they are plain, so this check sees what the assembler sees: the words
+//! themselves in any case, and any statement whose directive or instruction is made from a
+//! macro's arguments (`.\name`, `\a\()\b`, `.altmacro`'s `&`), which could spell them. A job
+//! that has either is not assembled; the client compiles it at home. With Landlock the
+//! sandbox holds whatever the text says, and the guard is not used.
+//!
+//! `check` is pure; `command` picks the program to run, which `bin/rccd.rs` executes.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::process::Command;
+
+/// The flag that makes `rccd` the guard: `rccd --as-guard PROGRAM ARGS...`.
+pub const FLAG: &str = "--as-guard";
+
+/// Why an assembler input is not assembled here, or `None`.
+pub fn check(text: &[u8]) -> Option<&'static str> {
+    let lower = text.to_ascii_lowercase();
+    for word in [&b".incbin"[..], b".include", b".altmacro"] {
+        if lower.windows(word.len()).any(|w| w == word) {
+            return Some("uses .incbin, .include or .altmacro, which could read a file of the box");
+        }
+    }
+    let computed = text
+        .split(|&b| b == b'\n' || b == b';')
+        .any(|s| operation(s).is_some_and(|op| op.contains(&b'\\')));
+    computed.then_some(
+        "builds a directive's or instruction's name from a macro's arguments, which could \
+         spell .incbin",
+    )
+}
+
+/// The operation of a statement: its first word after any labels (`name:`).
+fn operation(mut s: &[u8]) -> Option<&[u8]> {
+    loop {
+        s = s.trim_ascii_start();
+        let end = s
+            .iter()
+            .position(|&b| b.is_ascii_whitespace() || b == b',' || b == b'"')
+            .unwrap_or(s.len());
+        let word = &s[..end];
+        if word.is_empty() {
+            return None;
+        }
+        match word.iter().position(|&b| b == b':') {
+            // A label (`.L\@:` is one, counted by the macro): the operation follows it.
+            Some(colon) if colon + 1 == word.len() || !word.starts_with(b".") => {
+                s = &s[colon + 1..];
+            }
+            _ => return Some(word),
+        }
+    }
+}
+
+/// Whether `program` is an assembler (`as`, `x86_64-linux-gnu-as`, `aarch64-linux-gnu-as`).
+fn is_assembler(program: &Path) -> bool {
+    let name = program.file_name().map(|n| n.as_bytes()).unwrap_or(b"");
+    name == b"as" || name.ends_with(b"-as")
+}
+
+/// The program to run for `argv` (the program gcc would run, then its arguments): the same
+/// program, unless it is the assembler and its input fails `check` or cannot be read
+/// (`Err`: what to say).
+pub fn command(argv: &[OsString]) -> Result<Command, String> {
+    let (program, args) = argv
+        .split_first()
+        .ok_or("rccd --as-guard needs the program to run")?;
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    if !is_assembler(Path::new(program)) {
+        return Ok(cmd);
+    }
+    let mut inputs = 0;
+    let mut after_o = false;
+    for a in args {
+        if std::mem::take(&mut after_o) {
+            continue;
+        }
+        if a == "-o" {
+            after_o = true;
+            continue;
+        }
+        if a.as_bytes().starts_with(b"-") {
+            continue;
+        }
+        let text = std::fs::read(a).map_err(|e| {
+            format!(
+                "rccd: cannot read the assembler's input {}: {e}",
+                Path::new(a).display()
+            )
+        })?;
+        if let Some(why) = check(&text) {
+            return Err(format!(
+                "{REFUSAL}, and the assembler's input {why}; not assembled here (compile it \
+                 where it was run)"
+            ));
+        }
+        inputs += 1;
+    }
+    if inputs == 0 {
+        return Err(format!(
+            "{REFUSAL}, and the assembler would read its standard input, which cannot be \
+             checked; not assembled here"
+        ));
+    }
+    Ok(cmd)
+}
+
+/// The first words of every refusal the guard prints, so that the box can tell its own
+/// refusal from a compile error and withhold the job (the client compiles it at home).
+pub const REFUSAL: &str = "rccd: this box has no Landlock sandbox";
+
+/// Whether a compiler's stderr holds the guard's refusal.
+pub fn refused(stderr: &[u8]) -> bool {
+    let mark = REFUSAL.as_bytes();
+    stderr.windows(mark.len()).any(|w| w == mark)
+}
+
+/// The arguments that make `compiler` run every program through the guard (the running
+/// rccd as gcc's `-wrapper`), or `None` for clang, which assembles inside itself and has no
+/// `-wrapper`. The caller also leaves out `-pipe`: with it gcc runs the assembler past the
+/// wrapper, reading cc1's output from a pipe (`tests/security.rs` shows it).
+pub fn wrapper(compiler: &Path) -> Option<[OsString; 2]> {
+    let name = compiler.file_name().map(|n| n.as_bytes()).unwrap_or(b"");
+    if name.windows(5).any(|w| w == b"clang") {
+        return None;
+    }
+    let me = std::env::current_exe().ok()?;
+    // gcc splits the wrapper's value at commas.
+    if me.as_os_str().as_bytes().contains(&b',') {
+        return None;
+    }
+    let mut value = me.into_os_string();
+    value.push(format!(",{FLAG}"));
+    Some(["-wrapper".into(), value])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_would_read_a_file_is_found_in_the_assemblers_own_text() {
+        for text in [
+            &b"\t.incbin \"/etc/shadow\"\n"[..],
+            b"\t.INCBIN \"/etc/shadow\"\n",
+            b"x: .include \"/etc/shadow\"\n",
+            b"\t.altmacro\n",
+            b"\t.macro m a\n\t.\\a \"/etc/shadow\"\n\t.endm\n\tm incbin\n",
+            b"\t.macro m a, b\n\t\\a\\()\\b \"/etc/x\"\n\t.endm\n",
+            b"\t.irpc c, x\n\tl: .in\\()cbin \"/x\"\n\t.endr\n",
+            b"\tnop; \\op x0\n",
+        ] {
+            assert!(check(text).is_some(), "{}", String::from_utf8_lossy(text));
+        }
+    }
+
+    #[test]
+    fn what_compilers_write_passes() {
+        let text = b"\t.arch armv8-a\n\t.file\t\"a.c\"\n\t.text\n\t.align\t2\n\
+            \t.global\tf\n\t.type\tf, %function\nf:\n.LFB0:\n\t.loc 1 1 1\n\
+            \tlsl\tw0, w0, 1\n\tret\n.LFE0:\n\t.size\tf, .-f\n\
+            \t.section\t.note.GNU-stack,\"\",@progbits\n\
+            \t.macro m reg\n\tmov \\reg, #0\n.L\\@: b .L\\@\n\t.endm\n\tm x0\n\
+            \t.ascii \"a\\\\b\"\n";
+        assert_eq!(check(text), None);
+    }
+}
