@@ -111,8 +111,9 @@ impl Kind {
         match self {
             Kind::Input | Kind::Done | Kind::Blob => limits.max_body,
             Kind::JobRequest | Kind::Status => limits.max_small,
-            // A kernel job names some 600 files; 16 MiB leaves room for 100,000.
-            Kind::Manifest => 16 << 20,
+            // A kernel job's manifest is ~40 KB (650 files), a big C++ unit's ~250 KB
+            // (3,000); 4 MiB holds `MAX_FILES` with paths of 200 bytes.
+            Kind::Manifest => 4 << 20,
             Kind::Need => 1 << 20,
             Kind::StatusRequest | Kind::InputEnd | Kind::Accept | Kind::Reject | Kind::Progress => {
                 64 * 1024
@@ -155,8 +156,11 @@ pub enum Mode {
     Sources,
 }
 
-/// Most files one manifest may name.
-pub const MAX_FILES: usize = 100_000;
+/// Most files one manifest may name: a kernel job names ~650, a big C++ unit ~3,000; what a
+/// manifest costs the box is bounded further by `daemon::tree::check_budget`.
+pub const MAX_FILES: usize = 16_384;
+/// What the decoder says of a longer list (`MAX_FILES` in words).
+const TOO_MANY_FILES: &str = "more than 16384 files (the limit of files per manifest)";
 /// The longest path a manifest may name (Linux's PATH_MAX).
 pub const MAX_PATH: usize = 4096;
 
@@ -648,7 +652,7 @@ fn parse_body(kind: Kind, body: &[u8], limits: &Limits) -> Result<Message, Error
             };
             let n = r.u32()? as usize;
             if n > MAX_FILES {
-                return Err(r.bad("too many files"));
+                return Err(r.bad(TOO_MANY_FILES));
             }
             let mut files = Vec::with_capacity(n.min(4096));
             let mut prev = String::new();
@@ -1148,8 +1152,8 @@ mod tests {
             (1, "è.h".as_bytes())
         ])));
         // Paths that share what they cannot afford: one over PATH_MAX, and a body of some
-        // 160 KB that would name 16 GB of paths (100,000 of 4,000 bytes), past the 16 MiB
-        // a manifest's paths may take.
+        // 30 KB that would name 64 MB of paths (16,384 of 4,000 bytes), past the 4 MiB a
+        // manifest's paths may take.
         let long = "/d".repeat(2100);
         assert!(refused(body(&[(0, long.as_bytes())])));
         let near = "/d".repeat(2000);
@@ -1157,6 +1161,15 @@ mod tests {
         assert!(!refused(body(&bomb)));
         bomb.extend(std::iter::repeat((4000, &b""[..])).take(MAX_FILES - 1));
         assert!(refused(body(&bomb)));
+        // One file more than a manifest may name: refused before a path is read, in words
+        // that name the limit.
+        let many = vec![(0, &b"/a.h"[..]); MAX_FILES + 1];
+        match decode(&body(&many), &Limits::default()) {
+            Err(e @ Error::Malformed { .. }) => {
+                assert!(e.to_string().contains(&MAX_FILES.to_string()), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
         // A varint that never ends, or overflows.
         let mut frame = body(&[(0, b"/a.h")]);
         let at = frame.len() - 32 - 1;

@@ -1,8 +1,24 @@
 //! Who gets a slot: at most `jobs` compiles hold one, a few more requests wait in a bounded
-//! queue (oldest first), everyone else hears "busy" at once. Also the counters that the
-//! status reply shows. No I/O: the loop asks, this decides.
+//! queue, everyone else hears "busy" at once. Also the counters that the status reply shows.
+//! No I/O: the loop asks, this decides.
+//!
+//! Slots are shared fairly between peer addresses, without costing the usual farm anything:
+//! one master (one address sending all of a build's jobs) gets every slot while nobody else
+//! asks. Only when a request waits does the address matter:
+//! - a freed slot goes to the waiting request whose address holds the fewest slots (the
+//!   oldest of those), not simply to the oldest request;
+//! - an address holding at least two slots more than a waiting request's address gives one
+//!   up: the loop cuts its newest job that is still receiving input (nothing is compiling
+//!   yet, the client is told "busy" and tries another box), and the slot goes to the waiter.
+//!   A running compile is never cut for this.
+//!
+//! So with N slots, two addresses that both want them end up within one slot of each other,
+//! and a peer that holds every slot with jobs it never finishes sending loses them to the
+//! first other peer that asks. (A job whose input is too slow loses its slot anyway: see
+//! `conn::Conn::input_too_slow`.)
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::time::Instant;
 
 /// What to tell a request that wants a slot.
@@ -25,7 +41,10 @@ pub struct Slots {
     pub queue_len: usize,
     /// Slots reserved (requests accepted whose compile has not been reaped yet).
     pub held: usize,
-    waiting: VecDeque<usize>,
+    /// Requests waiting for a slot, oldest first: connection and peer address.
+    waiting: VecDeque<(usize, IpAddr)>,
+    /// Slots held by each peer address (addresses holding none are left out).
+    by_peer: HashMap<IpAddr, usize>,
     pub counters: Counters,
 }
 
@@ -52,6 +71,11 @@ pub struct Counters {
     pub files_named: u64,
     pub files_received: u64,
     pub file_bytes_received: u64,
+    /// Jobs cut because their input fell below the floor rate (also counted in `rejected`).
+    pub too_slow: u64,
+    /// Jobs still receiving input cut to give their slot to another peer (see the module
+    /// doc; also counted in `rejected` and `busy`).
+    pub given_up: u64,
     /// Bytes read from and written to every connection closed so far.
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -65,17 +89,19 @@ impl Slots {
             queue_len,
             held: 0,
             waiting: VecDeque::new(),
+            by_peer: HashMap::new(),
             counters: Counters::default(),
         }
     }
 
-    /// A request from connection `id` wants a slot.
-    pub fn admit(&mut self, id: usize) -> Admission {
+    /// A request from connection `id` at address `peer` wants a slot. It runs at once only
+    /// when nobody waits, so a newcomer never overtakes a waiting request.
+    pub fn admit(&mut self, id: usize, peer: IpAddr) -> Admission {
         if self.held < self.limit && self.waiting.is_empty() {
-            self.take();
+            self.take(peer);
             Admission::Run
         } else if self.waiting.len() < self.queue_len {
-            self.waiting.push_back(id);
+            self.waiting.push_back((id, peer));
             Admission::Wait
         } else {
             self.counters.busy += 1;
@@ -84,31 +110,65 @@ impl Slots {
         }
     }
 
-    fn take(&mut self) {
+    fn take(&mut self, peer: IpAddr) {
         self.held += 1;
+        *self.by_peer.entry(peer).or_insert(0) += 1;
         self.counters.accepted += 1;
         self.counters.peak = self.counters.peak.max(self.held);
     }
 
-    /// A slot was freed (a compile was reaped, or an accepted client went away).
-    pub fn release(&mut self) {
+    /// A slot of `peer`'s was freed (a compile was reaped, or an accepted client went away).
+    pub fn release(&mut self, peer: IpAddr) {
         debug_assert!(self.held > 0);
         self.held = self.held.saturating_sub(1);
+        if let Some(n) = self.by_peer.get_mut(&peer) {
+            *n -= 1;
+            if *n == 0 {
+                self.by_peer.remove(&peer);
+            }
+        }
     }
 
-    /// If a slot is free and someone waits, reserves the slot for it and says who.
+    /// Slots held by `peer`.
+    pub fn held_by(&self, peer: IpAddr) -> usize {
+        self.by_peer.get(&peer).copied().unwrap_or(0)
+    }
+
+    /// If a slot is free and someone waits, reserves the slot for the waiting request whose
+    /// address holds the fewest slots (the oldest of those), and says which connection.
     pub fn next_waiting(&mut self) -> Option<usize> {
-        if self.held < self.limit {
-            let id = self.waiting.pop_front()?;
-            self.take();
-            return Some(id);
+        if self.held >= self.limit {
+            return None;
         }
-        None
+        let (at, _) = self
+            .waiting
+            .iter()
+            .enumerate()
+            .min_by_key(|(i, (_, peer))| (self.held_by(*peer), *i))?;
+        let (id, peer) = self.waiting.remove(at).expect("found above");
+        self.take(peer);
+        Some(id)
+    }
+
+    /// The address that should give up a slot to a waiting request: one holding at least
+    /// two slots more than the neediest waiting address (the one holding most, if several),
+    /// among those `cuttable` says have a job still receiving input. `None` while the box
+    /// holds more than its limit (it is warm: a freed slot would go to nobody).
+    pub fn to_cut(&self, cuttable: impl Fn(IpAddr) -> bool) -> Option<IpAddr> {
+        if self.held > self.limit {
+            return None;
+        }
+        let neediest = self.waiting.iter().map(|(_, p)| self.held_by(*p)).min()?;
+        self.by_peer
+            .iter()
+            .filter(|(p, n)| **n >= neediest + 2 && cuttable(**p))
+            .max_by_key(|(p, n)| (**n, **p))
+            .map(|(p, _)| *p)
     }
 
     /// A waiting request went away or timed out.
     pub fn forget(&mut self, id: usize) {
-        self.waiting.retain(|w| *w != id);
+        self.waiting.retain(|w| w.0 != id);
     }
 
     pub fn waiting(&self) -> usize {
@@ -130,52 +190,114 @@ impl Slots {
 mod tests {
     use super::*;
 
+    /// Peer address `n` (127.0.0.n).
+    fn ip(n: u8) -> IpAddr {
+        IpAddr::from([127, 0, 0, n])
+    }
+
+    const A: u8 = 1;
+    const B: u8 = 2;
+
     #[test]
     fn slots_then_queue_then_busy() {
         let mut s = Slots::new(2, 1);
-        assert_eq!(s.admit(1), Admission::Run);
-        assert_eq!(s.admit(2), Admission::Run);
-        assert_eq!(s.admit(3), Admission::Wait);
-        assert_eq!(s.admit(4), Admission::Busy);
+        assert_eq!(s.admit(1, ip(A)), Admission::Run);
+        assert_eq!(s.admit(2, ip(A)), Admission::Run);
+        assert_eq!(s.admit(3, ip(A)), Admission::Wait);
+        assert_eq!(s.admit(4, ip(A)), Admission::Busy);
         assert_eq!(s.next_waiting(), None);
-        s.release();
+        s.release(ip(A));
         assert_eq!(s.next_waiting(), Some(3));
         assert_eq!(s.counters.peak, 2);
         assert_eq!(s.held, 2);
+        assert_eq!(s.held_by(ip(A)), 2);
     }
 
     #[test]
     fn a_queued_request_that_leaves_is_forgotten() {
         let mut s = Slots::new(1, 2);
-        assert_eq!(s.admit(1), Admission::Run);
-        assert_eq!(s.admit(2), Admission::Wait);
-        assert_eq!(s.admit(3), Admission::Wait);
+        assert_eq!(s.admit(1, ip(A)), Admission::Run);
+        assert_eq!(s.admit(2, ip(A)), Admission::Wait);
+        assert_eq!(s.admit(3, ip(A)), Admission::Wait);
         s.forget(2);
-        s.release();
+        s.release(ip(A));
         assert_eq!(s.next_waiting(), Some(3));
     }
 
     #[test]
     fn a_lower_limit_holds_back_new_jobs_only() {
         let mut s = Slots::new(3, 1);
-        assert_eq!(s.admit(1), Admission::Run);
-        assert_eq!(s.admit(2), Admission::Run);
+        assert_eq!(s.admit(1, ip(A)), Admission::Run);
+        assert_eq!(s.admit(2, ip(A)), Admission::Run);
         s.limit = 1; // the box got warm: two run, none more until one ends
-        assert_eq!(s.admit(3), Admission::Wait);
-        s.release();
+        assert_eq!(s.admit(3, ip(B)), Admission::Wait);
+        assert_eq!(s.to_cut(|_| true), None, "a cut would free no slot");
+        s.release(ip(A));
         assert_eq!(s.next_waiting(), None);
-        s.release();
+        s.release(ip(A));
         assert_eq!(s.next_waiting(), Some(3));
     }
 
     #[test]
     fn the_queue_is_fair_to_earlier_requests() {
         let mut s = Slots::new(1, 2);
-        assert_eq!(s.admit(1), Admission::Run);
-        assert_eq!(s.admit(2), Admission::Wait);
-        s.release();
+        assert_eq!(s.admit(1, ip(A)), Admission::Run);
+        assert_eq!(s.admit(2, ip(A)), Admission::Wait);
+        s.release(ip(A));
         // A newcomer does not overtake the waiting request.
-        assert_eq!(s.admit(3), Admission::Wait);
+        assert_eq!(s.admit(3, ip(A)), Admission::Wait);
         assert_eq!(s.next_waiting(), Some(2));
+    }
+
+    #[test]
+    fn one_address_alone_gets_every_slot_and_is_never_cut() {
+        let mut s = Slots::new(4, 4);
+        for id in 0..4 {
+            assert_eq!(s.admit(id, ip(A)), Admission::Run);
+        }
+        assert_eq!(s.admit(4, ip(A)), Admission::Wait);
+        assert_eq!(s.held_by(ip(A)), 4);
+        assert_eq!(s.to_cut(|_| true), None, "its own request does not cut it");
+    }
+
+    #[test]
+    fn a_freed_slot_goes_to_the_address_holding_fewest() {
+        let mut s = Slots::new(2, 4);
+        assert_eq!(s.admit(1, ip(A)), Admission::Run);
+        assert_eq!(s.admit(2, ip(A)), Admission::Run);
+        assert_eq!(s.admit(3, ip(A)), Admission::Wait);
+        assert_eq!(s.admit(4, ip(A)), Admission::Wait);
+        assert_eq!(s.admit(5, ip(B)), Admission::Wait);
+        s.release(ip(A));
+        // B holds none: it goes before A's older requests.
+        assert_eq!(s.next_waiting(), Some(5));
+        s.release(ip(A));
+        assert_eq!(s.next_waiting(), Some(3));
+        assert_eq!((s.held_by(ip(A)), s.held_by(ip(B))), (1, 1));
+    }
+
+    #[test]
+    fn an_address_two_slots_ahead_of_a_waiting_one_gives_one_up() {
+        let mut s = Slots::new(4, 4);
+        for id in 0..4 {
+            assert_eq!(s.admit(id, ip(A)), Admission::Run);
+        }
+        assert_eq!(s.admit(10, ip(B)), Admission::Wait);
+        // Only an address with a job still receiving input can give one up.
+        assert_eq!(s.to_cut(|p| p != ip(A)), None);
+        assert_eq!(s.to_cut(|_| true), Some(ip(A)));
+        s.release(ip(A)); // the loop cut A's newest job
+        assert_eq!(s.next_waiting(), Some(10));
+        assert_eq!(s.admit(11, ip(B)), Admission::Wait);
+        assert_eq!(s.to_cut(|_| true), Some(ip(A)), "3 against 1");
+        s.release(ip(A));
+        assert_eq!(s.next_waiting(), Some(11));
+        assert_eq!(s.admit(12, ip(B)), Admission::Wait);
+        assert_eq!(s.to_cut(|_| true), None, "2 against 2 is fair");
+        // With one slot there is nothing to share: the waiter waits.
+        let mut s = Slots::new(1, 1);
+        assert_eq!(s.admit(1, ip(A)), Admission::Run);
+        assert_eq!(s.admit(2, ip(B)), Admission::Wait);
+        assert_eq!(s.to_cut(|_| true), None);
     }
 }

@@ -160,11 +160,14 @@ pub fn run(config: Config) -> io::Result<()> {
     let c = &d.slots.counters;
     // One line for whoever reads the log after a run (the farm bench does).
     log::info!(
-        "stopping: {} jobs done, {} failed, {} rejected; {} shipped their sources, naming {} \
-         files of which {} were not cached ({} bytes received); {} bytes in, {} out",
+        "stopping: {} jobs done, {} failed, {} rejected ({} sent their input too slowly, {} \
+         gave their slot to another address); {} shipped their sources, naming {} files of \
+         which {} were not cached ({} bytes received); {} bytes in, {} out",
         c.done,
         c.failed,
         c.rejected,
+        c.too_slow,
+        c.given_up,
         c.sources,
         c.files_named,
         c.files_received,
@@ -412,9 +415,12 @@ impl Daemon {
             spool: None,
             tree: None,
         });
-        match self.slots.admit(c) {
+        match self.slots.admit(c, peer.ip()) {
             Admission::Run => self.accept_job(c, pending),
-            Admission::Wait => self.conn(c).phase = Phase::Waiting(pending),
+            Admission::Wait => {
+                self.conn(c).phase = Phase::Waiting(pending);
+                self.share_slots();
+            }
             Admission::Busy => {
                 let text = if self.slots.limit < self.slots.jobs {
                     format!(
@@ -440,9 +446,11 @@ impl Daemon {
             running: self.slots.held as u32,
             jobs: self.slots.jobs as u32,
         };
+        let now = Instant::now();
         let conn = self.conn(c);
         conn.holds_slot = true;
-        conn.last_io = Instant::now();
+        conn.last_io = now;
+        conn.start_input_clock(now);
         conn.phase = Phase::Input(pending);
         conn.send(&Message::Accept(accept), false);
         self.flush(c);
@@ -755,8 +763,9 @@ impl Daemon {
     }
 
     fn release_slot(&mut self, c: usize) {
+        let peer = self.conn(c).peer.ip();
         if std::mem::take(&mut self.conn(c).holds_slot) {
-            self.slots.release();
+            self.slots.release(peer);
         }
         while let Some(w) = self.slots.next_waiting() {
             self.start_waiting(w);
@@ -771,9 +780,46 @@ impl Daemon {
             other => {
                 // Not waiting any more (cannot happen: waiting conns are forgotten when
                 // they leave); give the slot back.
+                let peer = self.conn(w).peer.ip();
                 self.conn(w).phase = other;
-                self.slots.release();
+                self.slots.release(peer);
             }
+        }
+    }
+
+    /// While a request waits, an address holding two slots more than the waiter's gives one
+    /// up: its newest job still receiving input is told "busy" (its client tries another
+    /// box at once) and the slot goes to the waiter. A running compile is never cut. The
+    /// rule is `Slots::to_cut`'s; one master alone keeps every slot (see `admit`).
+    fn share_slots(&mut self) {
+        let receiving = |k: &Conn| k.holds_slot && matches!(k.phase, Phase::Input(_));
+        while self.slots.waiting() > 0 {
+            let conns = &self.conns;
+            let cuttable = |ip| {
+                conns
+                    .iter()
+                    .flatten()
+                    .any(|k| k.peer.ip() == ip && receiving(k))
+            };
+            let Some(ip) = self.slots.to_cut(cuttable) else {
+                return;
+            };
+            let newest = (0..self.conns.len())
+                .filter_map(|c| Some((c, self.conns[c].as_ref()?)))
+                .filter(|(_, k)| k.peer.ip() == ip && receiving(k))
+                .max_by_key(|(_, k)| k.accepted_at)
+                .map(|(c, _)| c)
+                .expect("to_cut names an address with a job receiving input");
+            let text = format!(
+                "{ip} holds {} of this box's {} slots while another address waits: the \
+                 newest of its jobs still sending input gives its slot up (try another box)",
+                self.slots.held_by(ip),
+                self.slots.limit
+            );
+            log::info!("{}: {text}", self.conn(newest).peer);
+            self.slots.counters.busy += 1;
+            self.slots.counters.given_up += 1;
+            self.reject(newest, RejectReason::Busy, 500, text);
         }
     }
 
@@ -865,7 +911,7 @@ impl Daemon {
                 log::error!("closing a connection with a live job");
             }
             if conn.holds_slot {
-                self.slots.release();
+                self.slots.release(conn.peer.ip());
             }
             self.slots.counters.bytes_in += conn.bytes_in;
             self.slots.counters.bytes_out += conn.bytes_out;
@@ -910,6 +956,7 @@ impl Daemon {
 
     fn timers(&mut self, now: Instant) {
         self.mirrors.expire(now);
+        self.share_slots();
         if now.duration_since(self.thermal.last_sample()) >= THERMAL_FRESH {
             self.thermal.sample(now);
             self.apply_thermal();
@@ -926,6 +973,12 @@ impl Daemon {
                 Phase::Hello if now.duration_since(conn.opened) > idle => {
                     log::info!("{}: no whole request within {idle:?}; closing", conn.peer);
                     self.peer_gone(c);
+                }
+                Phase::Input(_) if conn.input_too_slow(now).is_some() => {
+                    let text = conn.input_too_slow(now).expect("matched");
+                    log::warn!("{}: {text}; freeing its slot", conn.peer);
+                    self.slots.counters.too_slow += 1;
+                    self.reject(c, RejectReason::BadRequest, 0, text);
                 }
                 Phase::Hello | Phase::Input(_) | Phase::Closing => {
                     if now.duration_since(conn.last_io) > idle && conn.job.is_none() {

@@ -372,6 +372,7 @@ impl Tree {
         for f in &manifest.files {
             tree::check_path(&f.path).map_err(|e| bad(format!("file: {e}")))?;
         }
+        tree::check_budget(&manifest.files, &dirs).map_err(bad)?;
         let dir = super::job::make_dir(temp_dir, seq).map_err(|e| internal(e.to_string()))?;
         let dir = JobDir(Some(dir));
         let mirror = mirrors

@@ -17,6 +17,11 @@
 //! Every path a peer sends is checked before it touches the disk: absolute, no `.` or `..`
 //! components, no NUL, bounded length and depth. Only regular files and directories are
 //! made, never links a peer chose, so nothing here leads out of the mirror.
+//!
+//! What one manifest may cost the box is bounded before anything is made (`check_budget`):
+//! a kernel job names ~650 files in ~150 directories, a big C++ unit ~3,000 files, so
+//! `MAX_FILES`, `MAX_DIRS` and `MAX_DEPTH` leave them room many times over while a hostile
+//! manifest can no longer make millions of directories on the event loop.
 
 use super::cache::Cache;
 use crate::protocol::FileEntry;
@@ -28,9 +33,16 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Longest path accepted, and most components.
+/// Longest path accepted, and most components (of a file's path, or of a directory the
+/// mirror makes).
 const MAX_PATH: usize = 4096;
-const MAX_DEPTH: usize = 64;
+pub const MAX_DEPTH: usize = 32;
+/// Most files a manifest may name (the decoder's own cap: a longer list is not even read).
+pub const MAX_FILES: usize = crate::protocol::MAX_FILES;
+/// Most directories a mirror may hold: the ancestors of every file and search directory.
+/// A directory costs far more to make than a file (a `mkdir` took ~0.3 ms against ~25 us
+/// for a link on a loaded ext4), and all of it happens on the event loop.
+pub const MAX_DIRS: usize = 1024;
 
 /// Checks a path from a peer; `Err` says what is wrong with it.
 pub fn check_path(p: &str) -> Result<&Path, String> {
@@ -61,9 +73,80 @@ pub fn check_path(p: &str) -> Result<&Path, String> {
         return Err(format!("{p:?} is not in its plain form"));
     }
     if depth == 0 || depth > MAX_DEPTH {
-        return Err(format!("{p:?} has {depth} parts (1 to {MAX_DEPTH})"));
+        return Err(format!(
+            "{p:?} has {depth} parts (1 to {MAX_DEPTH}, the limit of path depth)"
+        ));
     }
     Ok(path)
+}
+
+/// What laying out `files` (checked paths) and the search directories `dirs` (absolute,
+/// plain) would make, checked before anything is made: at most `MAX_FILES` files and
+/// `MAX_DIRS` directories, none deeper than `MAX_DEPTH`; no path named twice with two
+/// contents (which one the include checks judged and which one the compiler reads would be
+/// left to the order of the work: a way to poison the verdicts); no path both a file and a
+/// directory. `Err` says which limit, and the number. Pure: one hash-set insert per
+/// directory level.
+///
+/// A path named twice with the same content passes: an honest client sends that when one
+/// header is reached both as `dir/sub/../x.h` and as `dir/x.h` (both made plain).
+pub fn check_budget(files: &[FileEntry], dirs: &[PathBuf]) -> Result<(), String> {
+    if files.len() > MAX_FILES {
+        return Err(format!(
+            "the manifest names {} files, more than the limit of {MAX_FILES}",
+            files.len()
+        ));
+    }
+    let mut named: HashMap<&str, &FileEntry> = HashMap::with_capacity(files.len());
+    for f in files {
+        let first = named.entry(f.path.as_str()).or_insert(f);
+        if (first.hash, first.size) != (f.hash, f.size) {
+            return Err(format!(
+                "the manifest names {:?} twice, with two contents",
+                f.path
+            ));
+        }
+    }
+    // Every directory the mirror holds: each ancestor of a file or search directory.
+    let mut made: HashSet<&str> = HashSet::new();
+    let search = dirs
+        .iter()
+        .map(|d| d.to_str().ok_or("a search directory is not UTF-8"));
+    let parents = files.iter().map(|f| Ok(parent_of(&f.path)));
+    for d in search.chain(parents) {
+        let mut at = d?;
+        while at.len() > 1 && made.insert(at) {
+            let depth = at.matches('/').count();
+            if depth > MAX_DEPTH {
+                return Err(format!(
+                    "the directory {at:?} is {depth} deep, past the limit of {MAX_DEPTH}"
+                ));
+            }
+            if made.len() > MAX_DIRS {
+                return Err(format!(
+                    "the job's files need more than {MAX_DIRS} directories (the limit)"
+                ));
+            }
+            at = parent_of(at);
+        }
+    }
+    for f in files {
+        if made.contains(f.path.as_str()) {
+            return Err(format!(
+                "the manifest names {:?} both as a file and as a directory",
+                f.path
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `/a/b` of `/a/b/c`; `/` of `/a`.
+fn parent_of(p: &str) -> &str {
+    match p.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &p[..i],
+    }
 }
 
 /// `root` + an absolute path.
@@ -115,7 +198,8 @@ impl Mirror {
     /// plain) with every ancestor of both, and nothing else: what differs from the last job
     /// is removed, what is missing is linked from `cache`. Returns the indexes of the files
     /// neither here nor in the cache, to be `place`d as they come. A path named twice keeps
-    /// its first entry. On an error the mirror is in no known state: drop it.
+    /// its first entry (a job's manifest never does: `check_budget` refuses it first). On an
+    /// error the mirror is in no known state: drop it.
     pub fn lay_out(
         &mut self,
         files: &[FileEntry],
@@ -274,6 +358,69 @@ mod tests {
         }
         assert!(check_path(&format!("/{}", "a/".repeat(70) + "b")).is_err());
         assert!(check_path(&format!("/{}", "a".repeat(5000))).is_err());
+    }
+
+    #[test]
+    fn a_manifests_cost_is_bounded_before_anything_is_made() {
+        let e = |paths: &[String]| -> Vec<FileEntry> {
+            paths
+                .iter()
+                .map(|p| FileEntry {
+                    path: p.clone(),
+                    size: 0,
+                    hash: [0; 32],
+                })
+                .collect()
+        };
+        let ok = |files: &[String], dirs: &[&str]| {
+            let dirs: Vec<PathBuf> = dirs.iter().map(PathBuf::from).collect();
+            check_budget(&e(files), &dirs)
+        };
+        let paths = |v: &[&str]| v.iter().map(|p| p.to_string()).collect::<Vec<_>>();
+        // A kernel-sized job passes: 650 files in 150 directories.
+        let kernel: Vec<String> = (0..650)
+            .map(|i| format!("/src/linux/include/d{}/f{i}.h", i % 150))
+            .collect();
+        assert_eq!(ok(&kernel, &["/src/linux", "/src/linux/include"]), Ok(()));
+        // Files at the cap pass, one more does not.
+        let at_cap: Vec<String> = (0..MAX_FILES)
+            .map(|i| format!("/w/d{}/f{i}", i % 64))
+            .collect();
+        assert_eq!(ok(&at_cap, &[]), Ok(()));
+        let over: Vec<String> = (0..=MAX_FILES).map(|i| format!("/w/f{i}")).collect();
+        let err = ok(&over, &[]).unwrap_err();
+        assert!(
+            err.contains("16385 files") && err.contains("16384"),
+            "{err}"
+        );
+        // Directories: made by files and by search directories alike.
+        let dirs: Vec<String> = (0..MAX_DIRS).map(|i| format!("/d{i}/f.h")).collect();
+        assert_eq!(ok(&dirs, &[]), Ok(()));
+        let err = ok(&dirs, &["/one/more"]).unwrap_err();
+        assert!(err.contains("more than 1024 directories"), "{err}");
+        let many: Vec<String> = (0..=MAX_DIRS / 2).map(|i| format!("/a{i}/b/f.h")).collect();
+        assert!(ok(&many, &[]).unwrap_err().contains("1024"));
+        // Depth: a search directory deeper than a file may be.
+        let deep = format!("/{}", vec!["d"; MAX_DEPTH + 1].join("/"));
+        let err = ok(&paths(&["/w/a.c"]), &[&deep]).unwrap_err();
+        assert!(err.contains("33 deep") && err.contains("32"), "{err}");
+        let deepest = format!("/{}", vec!["d"; MAX_DEPTH].join("/"));
+        assert_eq!(ok(&paths(&["/w/a.c"]), &[&deepest]), Ok(()));
+        // One path twice, and a path both a file and a directory.
+        let two = |a: u8, b: u8| {
+            let mut v = e(&paths(&["/w/a.h", "/w/b.h", "/w/a.h"]));
+            (v[0].hash[0], v[2].hash[0]) = (a, b);
+            check_budget(&v, &[])
+        };
+        let err = two(1, 2).unwrap_err();
+        assert!(err.contains("\"/w/a.h\" twice, with two contents"), "{err}");
+        assert_eq!(two(1, 1), Ok(()), "the same file reached by two spellings");
+        let err = ok(&paths(&["/w/a.h", "/w/a.h/b.h"]), &[]).unwrap_err();
+        assert!(err.contains("both as a file and as a directory"), "{err}");
+        let err = ok(&paths(&["/w/a.h/b.h", "/w/a.h"]), &[]).unwrap_err();
+        assert!(err.contains("\"/w/a.h\""), "{err}");
+        assert!(ok(&paths(&["/w/inc"]), &["/w/inc"]).is_err());
+        assert_eq!(ok(&paths(&["/w/inc.h"]), &["/w/inc"]), Ok(()));
     }
 
     /// Everything under `dir`: each path, and a file's content (`None`: a directory).
