@@ -158,9 +158,9 @@ pub enum Mode {
 
 /// Most files one manifest may name: a kernel job names ~650, a big C++ unit ~3,000; what a
 /// manifest costs the box is bounded further by `daemon::tree::check_budget`.
-pub const MAX_FILES: usize = 16_384;
+pub const MAX_FILES: usize = 8_192;
 /// What the decoder says of a longer list (`MAX_FILES` in words).
-const TOO_MANY_FILES: &str = "more than 16384 files (the limit of files per manifest)";
+const TOO_MANY_FILES: &str = "more than 8192 files (the limit of files per manifest)";
 /// The longest path a manifest may name (Linux's PATH_MAX).
 pub const MAX_PATH: usize = 4096;
 
@@ -1152,7 +1152,7 @@ mod tests {
             (1, "è.h".as_bytes())
         ])));
         // Paths that share what they cannot afford: one over PATH_MAX, and a body of some
-        // 30 KB that would name 64 MB of paths (16,384 of 4,000 bytes), past the 4 MiB a
+        // 30 KB that would name 64 MB of paths (8,192 of 4,000 bytes), past the 4 MiB a
         // manifest's paths may take.
         let long = "/d".repeat(2100);
         assert!(refused(body(&[(0, long.as_bytes())])));

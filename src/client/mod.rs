@@ -722,13 +722,25 @@ impl Client<'_> {
                 input = Some(text);
             }
             let req = self.request(name, &identity, plan, &cwd, host.compress, None);
+            // Preprocessing is the master's main cost: at most `cpp_limit` run at once. The
+            // slot is taken before the box is asked, since a box gives an accepted job's
+            // input a deadline that a wait here must not spend (README "rccd flags").
+            let mut cpp_slot = match input {
+                Some(_) => None,
+                None => Some(
+                    state
+                        .lock_cpp(cpp_limit, Instant::now() + Duration::from_secs(600))
+                        .map_err(|e| format!("cannot lock a preprocessing slot: {e}"))?,
+                ),
+            };
             let t = Instant::now();
             let result = match self.ask(&state, host, &req) {
                 Err(f) => Err(f),
-                Ok(accepted) => match &input {
-                    Some(text) => accepted.compile(text),
+                Ok(accepted) => match (&input, cpp_slot.take()) {
+                    (Some(text), _) => accepted.compile(text),
+                    (None, None) => unreachable!("a preprocessing slot was taken above"),
                     // The first box that accepts gets the text as the preprocessor makes it.
-                    None => match self.stream_cpp(&state, program, plan, cpp_limit, accepted)? {
+                    (None, Some(slot)) => match self.stream_cpp(program, plan, slot, accepted)? {
                         Streamed::UserError(code) => return Ok(code),
                         Streamed::Sent { text, result } => {
                             input = Some(text);
@@ -917,19 +929,15 @@ impl Client<'_> {
     /// text is kept for another box should this one fail. `Err`: compile locally.
     fn stream_cpp(
         &self,
-        state: &State,
         program: &Path,
         plan: &Plan,
-        cpp_limit: u32,
+        slot: pick::SlotLock,
         mut accepted: remote::Accepted,
     ) -> Result<Streamed, String> {
         let cpp_args = plan.cpp_args.as_ref().expect("a source to preprocess");
         let t = Instant::now();
-        // Preprocessing is the master's main cost: bound how many run at once. The slot is
-        // held while the preprocessor runs, not while its output travels.
-        let slot = state
-            .lock_cpp(cpp_limit, Instant::now() + Duration::from_secs(600))
-            .map_err(|e| format!("cannot lock a preprocessing slot: {e}"))?;
+        // The preprocessing slot is held while the preprocessor runs, not while its output
+        // travels.
         // On directives alone gcc refuses a few things a full preprocessing takes
         // (`__COUNTER__` in an `#if`): its words are held until it is known they are the
         // user's, and if it fails the job compiles here, where gcc says what is wrong once.

@@ -275,6 +275,7 @@ pub fn prepare(
     paths.extend(sp.includes.iter().cloned());
 
     let mut entries = Vec::with_capacity(closure.files.len() + closure.probed.len());
+    let mut named: std::collections::HashSet<String> = std::collections::HashSet::new();
     for p in closure.files.into_iter().chain(closure.probed) {
         // The scan cleans its paths: most need no resolving.
         let plain = if is_plain(p.as_os_str().as_bytes()) {
@@ -304,6 +305,11 @@ pub fn prepare(
                     return Err(format!("{name} includes {n} by absolute path"));
                 }
             }
+        }
+        // A header reached by two spellings (`dir/sub/../x.h`, `dir/x.h`) is one file: a
+        // box refuses a manifest that names a path twice.
+        if !named.insert(name.clone()) {
+            continue;
         }
         entries.push(FileEntry {
             path: name,
