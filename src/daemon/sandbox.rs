@@ -61,9 +61,10 @@ const SYSTEM_LIST: &[&str] = &["/usr/local/bin", "/usr/bin", "/bin"];
 /// Files a compile may read and write.
 const DEVICES: &[&str] = &["/dev/null", "/dev/urandom"];
 
-/// The programs a gcc driver starts for `-c` and `-S` of C, C++ and assembler (clang runs
-/// itself; names a driver does not know are skipped).
-const PROGRAMS: &[&str] = &["cc1", "cc1plus", "as", "collect2", "lto-wrapper"];
+/// The programs a gcc driver starts for `-c` and `-S` of C, C++ and assembler (`objcopy`
+/// splits the debug info out for `-gsplit-dwarf`; clang runs itself; names a driver does
+/// not know are skipped).
+const PROGRAMS: &[&str] = &["cc1", "cc1plus", "as", "collect2", "lto-wrapper", "objcopy"];
 
 /// What a compiler that is a script may run: the system's programs and gcc's private ones.
 const SCRIPT_RUN: &[&str] = &[
@@ -862,6 +863,10 @@ mod tests {
             ("gcc", vec!["-c", "-O2", "-g", "-Wall", "x.i"]),
             ("gcc", vec!["-c", "-O2", "-flto", "x.i", "-o", "lto.o"]),
             ("gcc", vec!["-S", "x.i"]),
+            (
+                "gcc",
+                vec!["-c", "-g", "-gsplit-dwarf", "x.i", "-o", "split.o"],
+            ),
             ("gcc", vec!["-c", "-nostdinc", "s.S"]),
             ("gcc", vec!["-c", "t.s"]),
             (
@@ -884,7 +889,16 @@ mod tests {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        for o in ["x.o", "lto.o", "x.s", "s.o", "t.o", "st.o"] {
+        for o in [
+            "x.o",
+            "lto.o",
+            "x.s",
+            "split.o",
+            "split.dwo",
+            "s.o",
+            "t.o",
+            "st.o",
+        ] {
             let bytes = fs::read(d.0.join(o)).unwrap_or_default();
             assert!(!bytes.is_empty(), "{o} not written");
         }
