@@ -1,9 +1,10 @@
 //! The only file with `unsafe` and raw libc calls. Each block says why it is sound.
 //!
 //! Everything here is a thin, typed wrapper: record locks for the client's slot files,
-//! pidfds, process-group signals and the Landlock sandbox for the daemon's children, and a
-//! few facts about the machine (online CPUs, its SHA-256 instructions). Callers never see a
-//! raw pointer.
+//! pidfds, process-group signals, the Landlock sandbox for the daemon's children and the
+//! daemon's giving up of root, and a few facts about the machine (online CPUs, its SHA-256
+//! instructions). Which rules a compile's sandbox holds and whom rccd runs as are decided in
+//! `daemon::sandbox`. Callers never see a raw pointer.
 
 use std::fs::File;
 use std::io;
@@ -369,26 +370,125 @@ pub fn stop_requested() -> bool {
     STOP.load(std::sync::atomic::Ordering::SeqCst)
 }
 
-/// A Landlock ruleset (Linux 5.13+, unprivileged): a compiler started inside it can read and
-/// run files only under the directories it names read-only, and change files only under the
-/// ones it names writable — whatever the job's sources include or its assembler `.incbin`s.
-/// The fd is kept open until the child has entered it.
+/// A Landlock ruleset (Linux 5.13+, unprivileged): a compiler started inside it may run only
+/// the files given `Access::Run`, read only what it is given, change files only under what is
+/// given `Access::Write` — whatever the job's sources include, its assembler `.incbin`s or a
+/// smuggled `-wrapper` tries to start. On newer kernels it also cannot rename across
+/// directories, truncate or ioctl devices outside its grants (ABI 2, 3, 5), open TCP
+/// connections or listen (ABI 4), nor signal or reach through an abstract Unix socket any
+/// process outside it, rccd included (ABI 6). The fd is kept open until the child entered it.
 pub struct Sandbox {
     fd: OwnedFd,
 }
 
-// The filesystem rights of Landlock's first ABI: every kernel with Landlock knows them.
+/// What a sandbox rule lets its path (and everything under a directory) be used for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Read and execute a file (a program, or the ELF interpreter the kernel opens for it).
+    Run,
+    /// Read files and list directories.
+    Read,
+    /// List a directory only; its files cannot be opened.
+    List,
+    /// Read, create, change, rename and remove files and directories (never execute them).
+    Write,
+    /// Read and write an existing file (`/dev/null`).
+    Device,
+}
+
+// Landlock's filesystem rights, by the ABI that introduced them (include/uapi/linux/landlock.h).
 const LL_EXECUTE: u64 = 1 << 0;
 const LL_WRITE_FILE: u64 = 1 << 1;
 const LL_READ_FILE: u64 = 1 << 2;
 const LL_READ_DIR: u64 = 1 << 3;
+const LL_REMOVE_DIR: u64 = 1 << 4;
+const LL_REMOVE_FILE: u64 = 1 << 5;
+const LL_MAKE_DIR: u64 = 1 << 7;
+const LL_MAKE_REG: u64 = 1 << 8;
 const LL_ALL_V1: u64 = (1 << 13) - 1;
+const LL_REFER: u64 = 1 << 13; // ABI 2
+const LL_TRUNCATE: u64 = 1 << 14; // ABI 3
+const LL_IOCTL_DEV: u64 = 1 << 15; // ABI 5
+/// The rights a rule on a file (not a directory) may carry.
+const LL_FILE_RIGHTS: u64 = LL_EXECUTE | LL_WRITE_FILE | LL_READ_FILE | LL_TRUNCATE | LL_IOCTL_DEV;
+// Network rights (ABI 4) and scopes (ABI 6).
+const LL_NET_BIND_TCP: u64 = 1 << 0;
+const LL_NET_CONNECT_TCP: u64 = 1 << 1;
+const LL_SCOPE_ABSTRACT_UNIX_SOCKET: u64 = 1 << 0;
+const LL_SCOPE_SIGNAL: u64 = 1 << 1;
 const LL_CREATE_RULESET_VERSION: u32 = 1;
 const LL_RULE_PATH_BENEATH: libc::c_int = 1;
 
+impl Access {
+    fn bits(self) -> u64 {
+        match self {
+            Access::Run => LL_EXECUTE | LL_READ_FILE,
+            Access::Read => LL_READ_FILE | LL_READ_DIR,
+            Access::List => LL_READ_DIR,
+            Access::Write => {
+                LL_READ_FILE
+                    | LL_READ_DIR
+                    | LL_WRITE_FILE
+                    | LL_REMOVE_DIR
+                    | LL_REMOVE_FILE
+                    | LL_MAKE_DIR
+                    | LL_MAKE_REG
+                    | LL_REFER
+                    | LL_TRUNCATE
+            }
+            Access::Device => LL_READ_FILE | LL_WRITE_FILE | LL_TRUNCATE,
+        }
+    }
+}
+
+/// The filesystem rights a kernel of Landlock ABI `abi` knows: all are handled (denied
+/// unless a rule grants them).
+fn handled_fs(abi: u32) -> u64 {
+    let mut fs = LL_ALL_V1;
+    if abi >= 2 {
+        fs |= LL_REFER;
+    }
+    if abi >= 3 {
+        fs |= LL_TRUNCATE;
+    }
+    if abi >= 5 {
+        fs |= LL_IOCTL_DEV;
+    }
+    fs
+}
+
+/// `struct landlock_ruleset_attr` as of ABI 6; the kernel is given the prefix its ABI
+/// knows (8 bytes before ABI 4, 16 before ABI 6).
 #[repr(C)]
 struct RulesetAttr {
     handled_access_fs: u64,
+    handled_access_net: u64,
+    scoped: u64,
+}
+
+impl RulesetAttr {
+    /// Everything ABI `abi` can deny, and the size of the struct that says it.
+    fn for_abi(abi: u32) -> (RulesetAttr, usize) {
+        let attr = RulesetAttr {
+            handled_access_fs: handled_fs(abi),
+            handled_access_net: if abi >= 4 {
+                LL_NET_BIND_TCP | LL_NET_CONNECT_TCP
+            } else {
+                0
+            },
+            scoped: if abi >= 6 {
+                LL_SCOPE_ABSTRACT_UNIX_SOCKET | LL_SCOPE_SIGNAL
+            } else {
+                0
+            },
+        };
+        let size = match abi {
+            ..=3 => 8,
+            4..=5 => 16,
+            _ => std::mem::size_of::<RulesetAttr>(),
+        };
+        (attr, size)
+    }
 }
 
 #[repr(C, packed)]
@@ -413,27 +513,21 @@ pub fn landlock_abi() -> Option<u32> {
 }
 
 impl Sandbox {
-    /// A ruleset: read and run under `read`, anything under `write`, read and write the
-    /// files `devices` (`/dev/null`). Paths that do not exist are left out. `Ok(None)` when
-    /// the kernel has no Landlock.
-    pub fn new(
-        read: &[&std::path::Path],
-        write: &[&std::path::Path],
-        devices: &[&std::path::Path],
-    ) -> io::Result<Option<Sandbox>> {
-        if landlock_abi().is_none() {
+    /// A ruleset granting each path its access (a rule on a file keeps only the rights a
+    /// file can have). Paths that do not exist are left out. `Ok(None)` when the kernel has
+    /// no Landlock.
+    pub fn new(rules: &[(&std::path::Path, Access)]) -> io::Result<Option<Sandbox>> {
+        let Some(abi) = landlock_abi() else {
             return Ok(None);
-        }
-        let attr = RulesetAttr {
-            handled_access_fs: LL_ALL_V1,
         };
-        // SAFETY: `attr` is a valid ruleset attribute of the size passed; the kernel
-        // returns a new O_CLOEXEC fd or -1.
+        let (attr, size) = RulesetAttr::for_abi(abi);
+        // SAFETY: `attr` is a valid ruleset attribute at least `size` bytes long; the kernel
+        // reads that prefix and returns a new O_CLOEXEC fd or -1.
         let fd = unsafe {
             libc::syscall(
                 libc::SYS_landlock_create_ruleset,
                 &attr as *const RulesetAttr,
-                std::mem::size_of::<RulesetAttr>(),
+                size,
                 0u32,
             )
         };
@@ -444,13 +538,7 @@ impl Sandbox {
         let sandbox = Sandbox {
             fd: unsafe { OwnedFd::from_raw_fd(fd as i32) },
         };
-        let dir_read = LL_EXECUTE | LL_READ_FILE | LL_READ_DIR;
-        let rules = read
-            .iter()
-            .map(|p| (*p, dir_read))
-            .chain(write.iter().map(|p| (*p, LL_ALL_V1)))
-            .chain(devices.iter().map(|p| (*p, LL_READ_FILE | LL_WRITE_FILE)));
-        for (path, access) in rules {
+        for &(path, access) in rules {
             let Ok(f) = std::fs::File::options()
                 .read(true)
                 .custom_flags(libc::O_PATH)
@@ -458,14 +546,15 @@ impl Sandbox {
             else {
                 continue;
             };
-            // A file (not a directory) may only carry file rights.
-            let access = if f.metadata()?.is_dir() {
-                access
-            } else {
-                access & (LL_EXECUTE | LL_READ_FILE | LL_WRITE_FILE)
-            };
+            let mut allowed = access.bits() & attr.handled_access_fs;
+            if !f.metadata()?.is_dir() {
+                allowed &= LL_FILE_RIGHTS;
+            }
+            if allowed == 0 {
+                continue;
+            }
             let rule = PathBeneathAttr {
-                allowed_access: access,
+                allowed_access: allowed,
                 parent_fd: f.as_raw_fd(),
             };
             // SAFETY: `rule` is a valid path-beneath attribute; both fds are open.
@@ -479,7 +568,11 @@ impl Sandbox {
                 )
             };
             if rc != 0 {
-                return Err(io::Error::last_os_error());
+                let e = io::Error::last_os_error();
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("Landlock rule for {}: {e}", path.display()),
+                ));
             }
         }
         Ok(Some(sandbox))
@@ -505,6 +598,69 @@ impl Sandbox {
             });
         }
     }
+}
+
+/// This process's effective user id (0: it may drop root).
+pub fn geteuid() -> u32 {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    unsafe { libc::geteuid() }
+}
+
+/// Gives up root for good, in the order that leaves nothing behind: no supplementary groups,
+/// then the group, then the user (after `setuid` the others could no longer be changed).
+/// Then checks that every id (real, effective, saved) is the new one and that neither root's
+/// user nor its group can be taken back.
+pub fn drop_privileges(uid: u32, gid: u32) -> io::Result<()> {
+    let fail = |what: &str| {
+        let e = io::Error::last_os_error();
+        io::Error::new(e.kind(), format!("{what}: {e}"))
+    };
+    // SAFETY: an empty list (count 0, null pointer) is valid for setgroups.
+    if unsafe { libc::setgroups(0, std::ptr::null()) } != 0 {
+        return Err(fail("setgroups(0)"));
+    }
+    // SAFETY: plain syscalls on ids; no memory is involved.
+    if unsafe { libc::setgid(gid) } != 0 {
+        return Err(fail(&format!("setgid({gid})")));
+    }
+    // SAFETY: as above.
+    if unsafe { libc::setuid(uid) } != 0 {
+        return Err(fail(&format!("setuid({uid})")));
+    }
+    let (mut r, mut e, mut s) = (0, 0, 0);
+    // SAFETY: getresuid/getresgid write three ids through pointers to live locals.
+    let ok_u = unsafe { libc::getresuid(&mut r, &mut e, &mut s) } == 0 && [r, e, s] == [uid; 3];
+    // SAFETY: as above.
+    let ok_g = unsafe { libc::getresgid(&mut r, &mut e, &mut s) } == 0 && [r, e, s] == [gid; 3];
+    // SAFETY: a null buffer with size 0 only asks for the count.
+    let groups = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
+    let supplementary_ok = groups == 0 || (groups == 1 && gid_list_is(gid));
+    if !ok_u || !ok_g || !supplementary_ok {
+        return Err(io::Error::other(
+            "the user and group ids did not all change",
+        ));
+    }
+    if uid != 0 {
+        // SAFETY: plain syscalls; each must fail now that root is gone.
+        let regained = unsafe { libc::setuid(0) } == 0 || unsafe { libc::seteuid(0) } == 0;
+        // SAFETY: as above.
+        let regroup = gid != 0 && unsafe { libc::setgid(0) } == 0;
+        if regained || regroup {
+            return Err(io::Error::other(
+                "root could be taken back after dropping it",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether the supplementary group list is exactly `[gid]` (some systems report the
+/// primary group there).
+fn gid_list_is(gid: u32) -> bool {
+    let mut one: [libc::gid_t; 1] = [0];
+    // SAFETY: the buffer holds one gid and its size is passed.
+    let n = unsafe { libc::getgroups(1, one.as_mut_ptr()) };
+    n == 1 && one[0] == gid
 }
 
 /// SHA-256's rounds over `blocks` (whole 64-byte blocks) with the CPU's own instructions:
@@ -642,8 +798,21 @@ mod tests {
         assert!(cpu_budget_centi() <= online_cpus() as u64 * 100);
     }
 
+    /// The ELF interpreters a test's `/bin/sh` may need, as the kernel opens them.
+    fn loaders() -> Vec<std::path::PathBuf> {
+        [
+            "/lib64/ld-linux-x86-64.so.2",
+            "/lib/ld-linux-aarch64.so.1",
+            "/lib/ld-musl-x86_64.so.1",
+            "/lib/ld-musl-aarch64.so.1",
+        ]
+        .iter()
+        .filter_map(|p| std::fs::canonicalize(p).ok())
+        .collect()
+    }
+
     #[test]
-    fn a_sandboxed_child_reads_only_what_it_was_given() {
+    fn a_sandboxed_child_reads_and_runs_only_what_it_was_given() {
         if landlock_abi().is_none() {
             eprintln!("no Landlock on this kernel: nothing to test");
             return;
@@ -652,25 +821,69 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("mine"), "ok").unwrap();
         let p = std::path::Path::new;
-        let sb = Sandbox::new(
-            &[p("/usr"), p("/bin"), p("/lib"), p("/lib64")],
-            &[&dir],
-            &[],
-        )
-        .unwrap()
-        .unwrap();
+        let sh = std::fs::canonicalize("/bin/sh").unwrap();
+        let cat = std::fs::canonicalize("/bin/cat").unwrap();
+        let loaders = loaders();
+        let mut rules = vec![
+            (sh.as_path(), Access::Run),
+            (cat.as_path(), Access::Run),
+            (p("/lib"), Access::Read),
+            (p("/lib64"), Access::Read),
+            (p("/usr/lib"), Access::Read),
+            (p("/etc/ld.so.cache"), Access::Read),
+            (p("/usr/bin"), Access::List),
+            (dir.as_path(), Access::Write),
+        ];
+        rules.extend(loaders.iter().map(|l| (l.as_path(), Access::Run)));
+        let sb = Sandbox::new(&rules).unwrap().unwrap();
         let run = |script: &str| {
-            let mut c = std::process::Command::new("/bin/sh");
+            let mut c = std::process::Command::new(&sh);
             c.args(["-c", script]).current_dir(&dir);
             sb.apply(&mut c);
             c.output().unwrap()
         };
-        let own = run("cat mine && echo more > made && cat made");
+        let own = run("cat mine && echo more > made && cat made && echo again > made");
         assert_eq!(String::from_utf8_lossy(&own.stdout), "okmore\n");
-        let other = run("cat /etc/hostname");
-        assert!(!other.status.success());
-        assert!(other.stdout.is_empty());
+        assert!(own.status.success());
+        for script in [
+            "cat /etc/hostname",
+            // Listed, not readable: `cp` or the dynamic loader could not copy or load it.
+            "cat /usr/bin/ls",
+            // Readable through its Run rule, but nothing else in /usr/bin runs.
+            "ls /",
+            "/usr/bin/env true",
+            // Nothing written outside the job, not even into a file it may read.
+            "echo x > /tmp/rcc-sandbox-escape-$$",
+        ] {
+            let other = run(script);
+            assert!(!other.status.success(), "{script}: {other:?}");
+            assert!(other.stdout.is_empty(), "{script}: {other:?}");
+        }
+        // The dir listed may be listed.
+        let listed = run("echo /usr/bin/*");
+        assert!(String::from_utf8_lossy(&listed.stdout).contains("/usr/bin/"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_ruleset_says_what_each_abi_can_deny_in_the_size_it_knows() {
+        let (a1, s1) = RulesetAttr::for_abi(1);
+        assert_eq!(
+            (a1.handled_access_fs, a1.handled_access_net, a1.scoped, s1),
+            (LL_ALL_V1, 0, 0, 8)
+        );
+        let (a3, s3) = RulesetAttr::for_abi(3);
+        assert_eq!(a3.handled_access_fs, LL_ALL_V1 | LL_REFER | LL_TRUNCATE);
+        assert_eq!(s3, 8);
+        let (a4, s4) = RulesetAttr::for_abi(4);
+        assert_eq!((a4.handled_access_net, a4.scoped, s4), (3, 0, 16));
+        let (a6, s6) = RulesetAttr::for_abi(6);
+        assert_eq!(a6.handled_access_fs, (1 << 16) - 1);
+        assert_eq!((a6.scoped, s6), (3, 24));
+        assert_eq!(RulesetAttr::for_abi(7).1, 24);
+        // A job dir can change files, never run them; a device is no directory.
+        assert_eq!(Access::Write.bits() & LL_EXECUTE, 0);
+        assert_eq!(Access::List.bits(), LL_READ_DIR);
     }
 
     #[test]

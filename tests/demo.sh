@@ -12,6 +12,8 @@ m = json.load(sys.stdin)
 p = [p for p in m["packages"] if p["name"] == "lua-src"][0]
 print(os.path.join(os.path.dirname(p["manifest_path"]), "lua-5.4.7"))')
 work=$(mktemp -d /tmp/rcc-demo.XXXXXX)
+# rccd started as root gives root up (to rccd or nobody) and must reach its temp dir.
+chmod 755 "$work"
 cleanup() {
   [ -n "${rccd_pid:-}" ] && kill "$rccd_pid" 2>/dev/null && wait "$rccd_pid" 2>/dev/null
   rm -rf "$work"

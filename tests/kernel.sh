@@ -23,6 +23,8 @@ build="$cache/kernel-check$suffix"
 ref="$cache/kernel-check$suffix-ref"
 kbuild=("$bench/kernel-build" --config "$config" ${subset:+--subset "$subset"} --build-dir "$build" --quiet)
 work="$(mktemp -d /tmp/rcc-kcheck.XXXXXX)"
+# rccd started as root gives root up (to rccd or nobody) and must reach its temp dir.
+chmod 755 "$work"
 cleanup() {
     [ -n "${rccd_pid:-}" ] && kill "$rccd_pid" 2>/dev/null && wait "$rccd_pid" 2>/dev/null
     rm -rf "$work"

@@ -40,6 +40,8 @@ qemu-aarch64-static "$a/rccd" --version | grep -q '^rccd ' || fail "aarch64 rccd
 qemu-aarch64-static "$a/rcc" --version | grep -q '^rcc ' || fail "aarch64 rcc --version"
 
 work=$(mktemp -d /tmp/rcc-static.XXXXXX)
+# rccd started as root gives root up (to rccd or nobody) and must reach its temp dir.
+chmod 755 "$work"
 pid=
 cleanup() {
     if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi

@@ -2,7 +2,7 @@
 
 use argh::FromArgs;
 use rcc::access::{AllowList, Cidr};
-use rcc::daemon::{self, Config};
+use rcc::daemon::{self, sandbox, Config};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -92,6 +92,10 @@ struct Opts {
     /// error, warn, info, debug or trace (default info)
     #[argh(option, default = "String::from(\"info\")")]
     log_level: String,
+    /// when started as root, the user to run as (default: rccd if /etc/passwd has it, else
+    /// nobody; "root" keeps root, which is not safe)
+    #[argh(option)]
+    user: Option<String>,
     /// read settings from this file (/etc/default/rccd); flags given here win over it
     #[argh(option)]
     config: Option<PathBuf>,
@@ -130,7 +134,7 @@ fn arguments() -> Result<Vec<String>, String> {
 }
 
 /// What `--check` prints: the settings as rccd resolved them.
-fn describe(c: &Config, level: &str) -> String {
+fn describe(c: &Config, level: &str, user: Option<&str>) -> String {
     let listen: Vec<String> = c.listen.iter().map(|a| a.to_string()).collect();
     let thermal = if c.thermal.enabled {
         format!(
@@ -172,7 +176,7 @@ fn describe(c: &Config, level: &str) -> String {
     format!(
         "listen: {}\nallow: {}\njobs: {}\nqueue: {}\ncompiler path: {}\ntemp dir: {}\n\
          thermal: {thermal}\nmax connections: {}\nidle timeout: {} s\njob timeout: {} s\n\
-         max body: {} MiB\nmemory: {memory}\nlog level: {level}\n",
+         max body: {} MiB\nmemory: {memory}\nlog level: {level}\nuser: {}\n",
         listen.join(" "),
         c.allow,
         c.jobs,
@@ -183,6 +187,10 @@ fn describe(c: &Config, level: &str) -> String {
         c.idle_timeout.as_secs(),
         c.job_timeout.as_secs(),
         c.limits.max_body >> 20,
+        match user {
+            Some(u) => format!("{u} when started as root"),
+            None => "rccd (else nobody) when started as root".into(),
+        },
     )
 }
 
@@ -324,6 +332,7 @@ fn main() -> ExitCode {
     let check = o.check;
     let level_name = o.log_level.clone();
     let file = o.config.clone();
+    let user = o.user.clone();
     let config = match resolve(o) {
         Ok(c) => c,
         Err(e) => {
@@ -335,13 +344,31 @@ fn main() -> ExitCode {
         if let Some(f) = file {
             println!("settings file: {}", f.display());
         }
-        print!("{}", describe(&config, &level_name));
+        print!("{}", describe(&config, &level_name, user.as_deref()));
         // Read the box once, the way the daemon will.
         let t = rcc::daemon::thermal::Thermal::new(config.thermal.clone(), Instant::now());
         println!("{}", t.report());
         return ExitCode::SUCCESS;
     }
     let _ = simple_logger::SimpleLogger::new().with_level(level).init();
+    if std::env::var_os(sandbox::NO_LANDLOCK_VAR).is_some_and(|v| v == "1") {
+        sandbox::turn_off_for_tests();
+        log::warn!(
+            "{}=1: compilers run WITHOUT their Landlock sandbox; this switch is for tests \
+             only, never for a box that serves a network",
+            sandbox::NO_LANDLOCK_VAR
+        );
+    }
+    // Before anything is opened, bound or made: the daemon serves as the user it will stay.
+    let mut config = config;
+    match sandbox::drop_root(user.as_deref(), &mut config) {
+        Ok(who @ sandbox::RunsAs::Root) => log::warn!("rccd {who}"),
+        Ok(who) => log::info!("rccd {who}"),
+        Err(e) => {
+            eprintln!("rccd: {e}");
+            return ExitCode::from(1);
+        }
+    }
     match daemon::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -71,14 +71,16 @@ pub fn run(config: Config) -> io::Result<()> {
         Ok(_) => {}
         Err(e) => log::warn!("cannot raise the open files limit: {e}"),
     }
-    match crate::sys::landlock_abi() {
+    match super::sandbox::landlock_in_use() {
         Some(v) => log::info!(
-            "compilers run in a Landlock sandbox (ABI {v}): they read only the system's \
-             programs, their own toolchain and their job's files"
+            "compilers run in a Landlock sandbox (ABI {v}): they run only their own \
+             toolchain, read only the system's libraries, their toolchain and their job's \
+             files, and write only their job dir"
         ),
         None => log::warn!(
-            "this kernel has no Landlock: compilers can read every file this user can, and \
-             only the include checks keep shipped sources to their own files; run rccd as a \
+            "compilers run without a Landlock sandbox (this kernel has none, or a test turned \
+             it off): they can read every file this user can; the option parser, the include \
+             checks and the assembler's guard keep a job to its own files; run rccd as a \
              user without access to secrets (see README, Security)"
         ),
     }
@@ -103,8 +105,13 @@ pub fn run(config: Config) -> io::Result<()> {
         let port = listeners[0].local_addr()?.port();
         // Written after everything is ready, so a waiting script can connect at once.
         let tmp = p.with_extension("tmp");
-        std::fs::write(&tmp, format!("{port}\n"))?;
-        std::fs::rename(&tmp, p)?;
+        let text = format!("{port}\n");
+        let written = std::fs::write(&tmp, &text).and_then(|()| std::fs::rename(&tmp, p));
+        // In place when rccd gave root up and may not make files beside it (root made
+        // the file empty and gave it to rccd's user: `sandbox::drop_root`).
+        written
+            .or_else(|_| std::fs::write(p, &text))
+            .map_err(|e| io::Error::new(e.kind(), format!("--port-file {}: {e}", p.display())))?;
     }
     let cache = match &config.cache {
         None => None,

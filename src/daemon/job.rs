@@ -293,58 +293,11 @@ struct Started {
     stderr: Receiver,
 }
 
-/// What a compiler may read besides its job's files: the system's programs and libraries
-/// (the dynamic loader's cache and Debian's `alternatives` links included), never `/etc`,
-/// `/home`, `/root` or `/var`.
-const SYSTEM_READ: &[&str] = &[
-    "/usr",
-    "/bin",
-    "/sbin",
-    "/lib",
-    "/lib32",
-    "/lib64",
-    "/libx32",
-    "/etc/ld.so.cache",
-    "/etc/ld.so.conf",
-    "/etc/ld.so.conf.d",
-    "/etc/alternatives",
-];
-
-/// The sandbox a compile runs in (see `sys::Sandbox`): the system's programs, the
-/// compiler's own installation (`PREFIX` of `PREFIX/bin/gcc`, a toolchain in `/opt` or a
-/// home directory) and a shipped job's mirror to read, its job dir to write. `None` on a
-/// kernel without Landlock, where the include checks in `sources` and `box_rules` are what
-/// holds.
-pub fn sandbox(
-    compiler: &Path,
-    job_dir: &Path,
-    mirror: Option<&Path>,
-) -> io::Result<Option<sys::Sandbox>> {
-    let mut read: Vec<PathBuf> = SYSTEM_READ.iter().map(PathBuf::from).collect();
-    read.extend(mirror.map(Path::to_path_buf));
-    for c in [
-        Some(compiler.to_path_buf()),
-        std::fs::canonicalize(compiler).ok(),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        if let Some(prefix) = c.parent().and_then(|bin| bin.parent()) {
-            if prefix != Path::new("/") {
-                read.push(prefix.to_path_buf());
-            }
-        }
-    }
-    let read: Vec<&Path> = read.iter().map(|p| p.as_path()).collect();
-    let devices = [Path::new("/dev/null"), Path::new("/dev/urandom")];
-    sys::Sandbox::new(&read, &[job_dir], &devices)
-}
-
 impl Start {
     /// Starts the child in its own process group, with the job dir as its TMPDIR, in the
     /// sandbox when the kernel has one.
     fn spawn(&self, dir: &Path) -> io::Result<Started> {
-        let sandbox = sandbox(&self.compiler, dir, self.mirror.as_deref())?;
+        let sandbox = super::sandbox::sandbox(&self.compiler, dir, self.mirror.as_deref())?;
         let mut cmd = Command::new(&self.compiler);
         // Without a sandbox nothing contains the assembler: it reads its input past the
         // guard first (from a file: no `-pipe`).

@@ -10,6 +10,7 @@
 //! | `conn.rs` | one connection's buffers and phase, driven by the loop |
 //! | `admit.rs` | slots, the wait queue and the counters |
 //! | `job.rs` | compiler allow-list and identity, temp dir, child process in its Landlock sandbox, argv from the typed options (`crate::box_args`) |
+//! | `sandbox.rs` | what a compile may run, read and write (its toolchain, probed from the driver), and the user rccd gives root up to |
 //! | `as_guard.rs` | without Landlock: gcc's `-wrapper` that reads the assembler's input before the assembler does |
 //! | `status.rs` | the status reply |
 //! | `thermal.rs` | the SoC's thermal zones, coolers and cpufreq caps -> accept, fewer, or none |
@@ -27,6 +28,7 @@ pub mod conn;
 pub mod event_loop;
 pub mod job;
 pub mod memory;
+pub mod sandbox;
 pub mod sources;
 pub mod status;
 pub mod thermal;

@@ -19,6 +19,8 @@ CARGO_PROFILE_RELEASE_STRIP=false cargo build --release --quiet --manifest-path 
     --target x86_64-unknown-linux-musl --target-dir "$here/target/profile"
 bin="$here/target/profile/x86_64-unknown-linux-musl/release"
 work="$(mktemp -d /tmp/rcc-profile.XXXXXX)"
+# rccd started as root gives root up (to rccd or nobody) and must reach its temp dir.
+chmod 755 "$work"
 cleanup() {
     [ -n "${rccd_pid:-}" ] && kill "$rccd_pid" 2>/dev/null && wait "$rccd_pid" 2>/dev/null
     if [ -n "${KEEP:-}" ]; then echo "kept: $work"; else rm -rf "$work"; fi

@@ -8,6 +8,8 @@ cd "$(dirname "$0")/../.."
 seq_jobs="${1:-5000}" conc_jobs="${2:-20000}" clients="${3:-32}"
 cargo build --release --bin rccd --example soak >/dev/null
 dir="$(mktemp -d /tmp/rcc-soak.XXXXXX)"
+# rccd started as root gives root up (to rccd or nobody) and must reach its temp dir.
+chmod 755 "$dir"
 mkdir -p "$dir/tmp"
 target/release/rccd --listen 127.0.0.1:0 --port-file "$dir/port" --temp-dir "$dir/tmp" \
     --jobs 2 --queue 64 --log-level warn --thermal-root "$dir" --cpufreq-root "$dir" \

@@ -9,6 +9,8 @@ here="$(cd "$(dirname "$0")/../.." && pwd)"
 [ -n "${1:-}" ] || cargo build --release --quiet --manifest-path "$here/Cargo.toml"
 bin="$(cd "${1:-$here/target/release}" && pwd)"
 work="$(mktemp -d /tmp/rcc-zstd.XXXXXX)"
+# rccd started as root gives root up (to rccd or nobody) and must reach its temp dir.
+chmod 755 "$work"
 cleanup() {
     [ -n "${rccd_pid:-}" ] && kill "$rccd_pid" 2>/dev/null && wait "$rccd_pid" 2>/dev/null
     rm -rf "$work"

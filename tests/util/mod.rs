@@ -169,6 +169,12 @@ impl Daemon {
                 vec!["--temp-dir".into(), tmp.clone().into_os_string()]
             })
             .args(["--log-level", "debug"])
+            // As root, rccd would give root up to nobody, who cannot write this test's dirs.
+            .args(if rcc::sys::geteuid() == 0 && !extra.contains(&"--user") {
+                vec!["--user", "root"]
+            } else {
+                vec![]
+            })
             .args(extra)
             .args(own_thermal(&dir, extra))
             .stdin(Stdio::null())
