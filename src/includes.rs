@@ -7,8 +7,23 @@
 //! Two more things a box must not see in a file are reported with them: the assembler's
 //! `.incbin`/`.include` (`ReadsFiles`) and the macros of the clock (`Clock`).
 //!
-//! Text in, directives out: no I/O. Comments are skipped (a commented-out include is not
-//! one), line continuations are joined, and a line only counts when `#` starts it.
+//! Text in, directives out: no I/O. The box trusts this scan to refuse a file that would
+//! read one of its own (absolute names, `..`), so it reads the text as gcc's translation
+//! phases 1-3 do, not line by line:
+//! 1. trigraphs (`??=` is `#`, `??/` a backslash) — on only with `-trigraphs` or a strict
+//!    `-std`, which the scan does not know: a text with any is read both ways;
+//! 2. a backslash, optional horizontal space (gcc warns and accepts), then a line end
+//!    (`\n`, `\r\n` or a lone `\r`) joins two lines, anywhere, even inside a word;
+//! 3. a comment is one space, wherever it is (between `#` and `include` too), and the line
+//!    ends inside it vanish (`/* a\nb */ #include` is a directive).
+//!
+//! Where dialects read the same text differently, every reading is scanned and the union
+//! reported: raw strings (`R"x(...)x"`, C++11 and gcc's GNU C), C90 without `//` comments,
+//! and the header name of `#include` (no escapes, no comments inside `<...>`) against the
+//! ordinary lexing of a line gcc skips. Each extra reading costs a pass only when the text
+//! has what makes it differ; the usual header is one pass without a copy of its text.
+
+use std::borrow::Cow;
 
 /// How a name is looked up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,22 +65,60 @@ pub const READS_FILES: &str = "uses .incbin or .include, which would read a file
 pub const CLOCK: &str = "uses __DATE__, __TIME__ or __TIMESTAMP__, which a box would expand \
                          to its own clock and file times";
 
-/// Scans `text` (a whole file).
+/// Scans `text` (a whole file): every reading of it (trigraphs off and on, each dialect
+/// that reads it differently), the first in text order, the others adding what it lacked.
 pub fn scan(text: &[u8]) -> Vec<Directive> {
-    let mut out = Vec::new();
-    if crate::compiler::mentions_assembler_include(text) {
-        out.push(Directive::ReadsFiles);
-    }
-    let clean = strip_comments(text);
-    let mut clock = false;
-    for (i, line) in logical_lines(&clean) {
-        if !clock && names_the_clock(&line) {
-            clock = true;
-            out.push(Directive::Clock { line: i + 1 });
+    let mut sink = Sink::default();
+    for trigraphs in trigraph_modes(text) {
+        let spliced = splice(text, trigraphs);
+        if !sink.out.contains(&Directive::ReadsFiles)
+            && crate::compiler::mentions_assembler_include(&spliced.text)
+        {
+            sink.out.insert(0, Directive::ReadsFiles);
         }
-        scan_line(&line, i + 1, &mut out);
+        let mut todo = vec![Dialect::BASE];
+        let mut done = Vec::new();
+        while let Some(dialect) = todo.pop() {
+            let mut cursor = (0, 0);
+            let differs = lex(&spliced, dialect, |line, start| {
+                let mut number = || spliced.line_of(start, &mut cursor);
+                scan_line(line, &mut number, &mut sink);
+            });
+            done.push(dialect);
+            sink.union = true;
+            for d in dialect.others(differs) {
+                if !done.contains(&d) && !todo.contains(&d) {
+                    todo.push(d);
+                }
+            }
+        }
     }
-    out
+    sink.out
+}
+
+/// Whether `word` appears in `text` after trigraphs (either way) and line splicing,
+/// anywhere, strings and comments included: `_Pragma` and `pop_macro` run only under full
+/// preprocessing, so the box must know a file has them however they are spelt.
+pub fn mentions_after_splicing(text: &[u8], word: &[u8]) -> bool {
+    trigraph_modes(text)
+        .into_iter()
+        .any(|t| find(&splice(text, t).text, word).is_some())
+}
+
+/// The directives found so far; after the first reading, only what is new is added.
+#[derive(Default)]
+struct Sink {
+    out: Vec<Directive>,
+    clock: bool,
+    union: bool,
+}
+
+impl Sink {
+    fn push(&mut self, d: Directive) {
+        if !self.union || !self.out.contains(&d) {
+            self.out.push(d);
+        }
+    }
 }
 
 /// Whether `text` has the identifier `__DATE__`, `__TIME__` or `__TIMESTAMP__` (in a
@@ -86,95 +139,380 @@ pub fn names_the_clock(text: &[u8]) -> bool {
     false
 }
 
-/// Replaces comments by a space and keeps newlines (so line numbers hold). String and
-/// character literals are kept whole, so `"/*"` in a string does not start a comment.
-fn strip_comments(text: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len());
-    let mut i = 0;
-    while i < text.len() {
-        let c = text[i];
-        match c {
-            b'/' if text.get(i + 1) == Some(&b'*') => {
-                out.push(b' ');
-                i += 2;
-                while i < text.len() && !(text[i] == b'*' && text.get(i + 1) == Some(&b'/')) {
-                    if text[i] == b'\n' {
-                        out.push(b'\n');
-                    }
-                    i += 1;
-                }
-                i += 2;
-            }
-            b'/' if text.get(i + 1) == Some(&b'/') => {
-                // To the end of the line; a backslash-newline continues the comment.
-                while i < text.len() && text[i] != b'\n' {
-                    if text[i] == b'\\' && text.get(i + 1) == Some(&b'\n') {
-                        out.push(b'\n');
-                        i += 1;
-                    }
-                    i += 1;
-                }
-            }
-            b'"' | b'\'' => {
-                // A literal, to its closing quote on the same line.
-                out.push(c);
-                i += 1;
-                while i < text.len() && text[i] != c && text[i] != b'\n' {
-                    if text[i] == b'\\' && i + 1 < text.len() {
-                        out.push(text[i]);
-                        i += 1;
-                    }
-                    out.push(text[i]);
-                    i += 1;
-                }
-                if i < text.len() && text[i] == c {
-                    out.push(c);
-                    i += 1;
-                }
-            }
-            _ => {
-                out.push(c);
-                i += 1;
-            }
+// ---- Phases 1 and 2: trigraphs, line ends, splices ----
+
+/// `[false]`, or `[false, true]` when `text` has a trigraph: whether `-trigraphs` is on is
+/// the command line's business, so a text that has one is read both ways.
+fn trigraph_modes(text: &[u8]) -> Vec<bool> {
+    let mut at = 0;
+    while let Some(p) = find(&text[at..], b"??") {
+        if text.get(at + p + 2).and_then(|&c| trigraph(c)).is_some() {
+            return vec![false, true];
         }
+        at += p + 1;
     }
-    out
+    vec![false]
 }
 
-/// Physical lines joined at backslash-newlines, each with the index of its first line.
-fn logical_lines(text: &[u8]) -> Vec<(usize, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut cur = Vec::new();
-    let mut start = 0;
-    let mut n = 0;
-    let mut i = 0;
-    while i < text.len() {
-        match text[i] {
-            b'\\' if text.get(i + 1) == Some(&b'\n') => {
-                n += 1;
-                i += 2;
-            }
-            b'\\' if text.get(i + 1) == Some(&b'\r') && text.get(i + 2) == Some(&b'\n') => {
-                n += 1;
-                i += 3;
-            }
-            b'\n' => {
-                out.push((start, std::mem::take(&mut cur)));
-                n += 1;
-                start = n;
-                i += 1;
-            }
-            c => {
-                cur.push(c);
-                i += 1;
-            }
+/// What `??c` stands for.
+fn trigraph(c: u8) -> Option<u8> {
+    Some(match c {
+        b'=' => b'#',
+        b'/' => b'\\',
+        b'\'' => b'^',
+        b'(' => b'[',
+        b')' => b']',
+        b'!' => b'|',
+        b'<' => b'{',
+        b'>' => b'}',
+        b'-' => b'~',
+        _ => return None,
+    })
+}
+
+/// A text after phases 1 and 2, whose only line end is `\n`, and the way back to the
+/// original's offsets (for line numbers, and for raw strings, which undo both phases).
+struct Spliced<'a> {
+    orig: &'a [u8],
+    text: Cow<'a, [u8]>,
+    /// `(offset in text, offset in orig)` after each edit that changed the length.
+    map: Vec<(usize, usize)>,
+}
+
+impl Spliced<'_> {
+    fn to_orig(&self, at: usize) -> usize {
+        match self.map.partition_point(|&(t, _)| t <= at) {
+            0 => at,
+            i => self.map[i - 1].1 + (at - self.map[i - 1].0),
         }
     }
-    if !cur.is_empty() {
-        out.push((start, cur));
+
+    fn to_text(&self, at: usize) -> usize {
+        match self.map.partition_point(|&(_, o)| o <= at) {
+            0 => at,
+            i => self.map[i - 1].0 + (at - self.map[i - 1].1),
+        }
     }
-    out
+
+    /// The physical line (from 1) of `at`; `cursor` (original offset, lines before it)
+    /// carries the count from one call to the next, which come in text order.
+    fn line_of(&self, at: usize, cursor: &mut (usize, usize)) -> usize {
+        let o = self.to_orig(at).max(cursor.0);
+        let part = &self.orig[cursor.0..o];
+        let lone_cr = part
+            .iter()
+            .enumerate()
+            .filter(|&(i, &b)| b == b'\r' && self.orig.get(cursor.0 + i + 1) != Some(&b'\n'))
+            .count();
+        cursor.1 += part.iter().filter(|&&b| b == b'\n').count() + lone_cr;
+        cursor.0 = o;
+        cursor.1 + 1
+    }
 }
+
+/// The end of a line splice whose backslash ends just before `at`: horizontal space (and
+/// NUL, which gcc ignores) then one line end.
+fn splice_end(text: &[u8], at: usize) -> Option<usize> {
+    let space = text[at..]
+        .iter()
+        .take_while(|b| matches!(b, b' ' | b'\t' | b'\x0b' | b'\x0c' | b'\0'))
+        .count();
+    match &text[at + space..] {
+        [b'\r', b'\n', ..] => Some(at + space + 2),
+        [b'\n' | b'\r', ..] => Some(at + space + 1),
+        _ => None,
+    }
+}
+
+/// Phases 1 (trigraphs, if asked) and 2, and every line end made `\n`. Borrows `text` when
+/// nothing changes.
+fn splice(text: &[u8], trigraphs: bool) -> Spliced<'_> {
+    let mut out: Option<Vec<u8>> = None;
+    let mut map = Vec::new();
+    let (mut copied, mut i) = (0, 0);
+    let special = |b: &u8| matches!(b, b'\\' | b'\r') || (trigraphs && *b == b'?');
+    while let Some(p) = text[i..].iter().position(special) {
+        let at = i + p;
+        let tri = match text[at] {
+            b'?' if text.get(at + 1) == Some(&b'?') => text.get(at + 2).and_then(|&c| trigraph(c)),
+            _ => None,
+        };
+        let (end, with): (usize, &[u8]) = match (text[at], tri) {
+            (b'\r', _) if text.get(at + 1) == Some(&b'\n') => (at + 2, b"\n"),
+            (b'\r', _) => (at + 1, b"\n"),
+            (b'\\', _) | (_, Some(b'\\')) => {
+                let after = if text[at] == b'\\' { at + 1 } else { at + 3 };
+                match splice_end(text, after) {
+                    Some(end) => (end, b""),
+                    None if text[at] == b'\\' => {
+                        i = at + 1;
+                        continue;
+                    }
+                    None => (at + 3, b"\\"),
+                }
+            }
+            (_, Some(c)) => (at + 3, std::slice::from_ref(trigraph_char(c))),
+            _ => {
+                i = at + 1;
+                continue;
+            }
+        };
+        let o = out.get_or_insert_with(|| Vec::with_capacity(text.len()));
+        o.extend_from_slice(&text[copied..at]);
+        o.extend_from_slice(with);
+        if end - at != with.len() {
+            map.push((o.len(), end));
+        }
+        copied = end;
+        i = end;
+    }
+    let text_out = match out {
+        Some(mut o) => {
+            o.extend_from_slice(&text[copied..]);
+            Cow::Owned(o)
+        }
+        None => Cow::Borrowed(text),
+    };
+    Spliced {
+        orig: text,
+        text: text_out,
+        map,
+    }
+}
+
+/// A `'static` byte for a trigraph's replacement.
+fn trigraph_char(c: u8) -> &'static u8 {
+    const ALL: &[u8] = b"#\\^[]|{}~";
+    let i = ALL.iter().position(|&b| b == c).unwrap_or(0);
+    &ALL[i]
+}
+
+// ---- Phase 3: comments, literals, logical lines ----
+
+/// One way of reading the tokens of a text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Dialect {
+    /// `//` starts a comment (not in C90).
+    line_comments: bool,
+    /// `R"delim(...)delim"` (C++11, and gcc's GNU C).
+    raw_strings: bool,
+    /// The operand of `#include` and of `__has_include(` in a directive is a header name:
+    /// no escapes, no comments inside (what gcc does on a line it does not skip).
+    header_names: bool,
+}
+
+impl Dialect {
+    const BASE: Dialect = Dialect {
+        line_comments: true,
+        raw_strings: false,
+        header_names: false,
+    };
+
+    /// The readings a text with `differs` also needs, from this one.
+    fn others(self, differs: Differs) -> Vec<Dialect> {
+        let mut v = Vec::new();
+        if differs.raw_strings {
+            v.push(Dialect {
+                raw_strings: true,
+                ..self
+            });
+        }
+        if differs.c90 {
+            v.push(Dialect {
+                line_comments: false,
+                raw_strings: false,
+                ..self
+            });
+        }
+        if differs.header_names {
+            v.push(Dialect {
+                header_names: true,
+                ..self
+            });
+        }
+        v
+    }
+}
+
+/// What another dialect would read differently in a text, found while lexing it.
+#[derive(Debug, Default, Clone, Copy)]
+struct Differs {
+    raw_strings: bool,
+    c90: bool,
+    header_names: bool,
+}
+
+/// The bytes the lexer stops at; everything else is copied in runs.
+const SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'\n' as usize] = true;
+    t[b'/' as usize] = true;
+    t[b'"' as usize] = true;
+    t[b'\'' as usize] = true;
+    t[b'<' as usize] = true;
+    t
+};
+
+/// Phase 3 over `s`: calls `emit(line, start)` for each logical line, comments made one
+/// space and raw strings `""`, with the offset in `s.text` where the line starts.
+fn lex(s: &Spliced, d: Dialect, mut emit: impl FnMut(&[u8], usize)) -> Differs {
+    let t = &s.text[..];
+    let mut differs = Differs::default();
+    let mut line = Vec::with_capacity(256);
+    let (mut start, mut i) = (0, 0);
+    while i < t.len() {
+        let run = t[i..].iter().position(|&b| SPECIAL[b as usize]);
+        let run = run.unwrap_or(t.len() - i);
+        line.extend_from_slice(&t[i..i + run]);
+        i += run;
+        let Some(&c) = t.get(i) else { break };
+        let next = t.get(i + 1).copied();
+        if c == b'\n' {
+            emit(&line, start);
+            line.clear();
+            i += 1;
+            start = i;
+        } else if c == b'/' && next == Some(b'*') {
+            line.push(b' ');
+            i = find(&t[i + 2..], b"*/").map_or(t.len(), |p| i + 2 + p + 2);
+        } else if c == b'/' && next == Some(b'/') {
+            let end = t[i..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(t.len(), |p| i + p);
+            // Without `//` comments, `//*` and `// /*` open a block comment.
+            differs.c90 |= t[i + 2..end].starts_with(b"*") || find(&t[i..end], b"/*").is_some();
+            if d.line_comments {
+                line.push(b' ');
+                i = end;
+            } else {
+                line.push(b'/');
+                i += 1;
+            }
+        } else if (c == b'"' || c == b'<') && header_position(&line) {
+            let end = header_end(t, i);
+            let body = &t[i + 1..end];
+            differs.header_names |= find(body, b"/*").is_some()
+                || find(body, b"//").is_some()
+                || (c == b'"' && body.contains(&b'\\'));
+            if d.header_names {
+                line.extend_from_slice(&t[i..end]);
+                i = end;
+            } else if c == b'<' {
+                // `<` is an operator here, and what follows is lexed as usual.
+                line.push(c);
+                i += 1;
+            } else {
+                i = literal(t, i, &mut line);
+            }
+        } else if c == b'"' && raw_prefix(&line) {
+            differs.raw_strings = true;
+            match d.raw_strings.then(|| raw_end(s, i)).flatten() {
+                Some(end) => {
+                    line.extend_from_slice(b"\"\"");
+                    i = end;
+                }
+                None => i = literal(t, i, &mut line),
+            }
+        } else if c == b'"' || c == b'\'' {
+            i = literal(t, i, &mut line);
+        } else {
+            line.push(c);
+            i += 1;
+        }
+    }
+    if !line.is_empty() {
+        emit(&line, start);
+    }
+    differs
+}
+
+/// A string or character literal from its opening quote at `at` to its closing one or the
+/// end of the line, copied to `line`; where it ends.
+fn literal(t: &[u8], at: usize, line: &mut Vec<u8>) -> usize {
+    let q = t[at];
+    line.push(q);
+    let mut i = at + 1;
+    while i < t.len() && t[i] != q && t[i] != b'\n' {
+        if t[i] == b'\\' && t.get(i + 1).is_some_and(|&b| b != b'\n') {
+            line.push(b'\\');
+            i += 1;
+        }
+        line.push(t[i]);
+        i += 1;
+    }
+    if t.get(i) == Some(&q) {
+        line.push(q);
+        i += 1;
+    }
+    i
+}
+
+/// Where a header name starting at `at` (`"` or `<`) ends: after its terminator, or at the
+/// end of the line.
+fn header_end(t: &[u8], at: usize) -> usize {
+    let close = if t[at] == b'<' { b'>' } else { b'"' };
+    let rest = &t[at + 1..];
+    match rest.iter().position(|&b| b == close || b == b'\n') {
+        Some(p) if rest[p] == close => at + p + 2,
+        Some(p) => at + 1 + p,
+        None => t.len(),
+    }
+}
+
+/// Whether a header name may come next on a line that reads `line` so far: after the name
+/// of `#include`, `#include_next` or `#import`, or after `__has_include(` in a directive.
+fn header_position(line: &[u8]) -> bool {
+    let Some(rest) = hash(skip_space(line)) else {
+        return false;
+    };
+    let (word, after) = ident(skip_space(rest));
+    if matches!(word, b"include" | b"include_next" | b"import") {
+        return skip_space(after).is_empty();
+    }
+    let Some(before) = trim_end(line).strip_suffix(b"(") else {
+        return false;
+    };
+    let before = trim_end(before);
+    before.ends_with(b"__has_include") || before.ends_with(b"__has_include_next")
+}
+
+/// Whether `line` ends with the prefix of a raw string (`R`, `LR`, `uR`, `UR`, `u8R`), a
+/// whole token.
+fn raw_prefix(line: &[u8]) -> bool {
+    let Some(before) = line.strip_suffix(b"R") else {
+        return false;
+    };
+    let whole = |s: &[u8]| !s.last().is_some_and(|&b| is_ident_byte(b));
+    whole(before)
+        || [&b"u8"[..], b"u", b"U", b"L"]
+            .iter()
+            .any(|p| before.strip_suffix(*p).is_some_and(whole))
+}
+
+/// Where the raw string whose `"` is at `at` in `s.text` ends, in `s.text`. Inside a raw
+/// string phases 1 and 2 are undone, so its delimiter is looked for in the original.
+fn raw_end(s: &Spliced, at: usize) -> Option<usize> {
+    let o = s.to_orig(at) + 1;
+    let rest = s.orig.get(o..)?;
+    let n = rest.iter().take(17).position(|&b| b == b'(')?;
+    let delim = &rest[..n];
+    if delim.iter().any(|b| {
+        matches!(
+            b,
+            b' ' | b')' | b'\\' | b'\t' | b'\x0b' | b'\x0c' | b'\n' | b'\r'
+        )
+    }) {
+        return None;
+    }
+    let mut close = vec![b')'];
+    close.extend_from_slice(delim);
+    close.push(b'"');
+    let p = find(&rest[n + 1..], &close)?;
+    Some(s.to_text(o + n + 1 + p + close.len()))
+}
+
+// ---- Directives in a logical line ----
 
 /// The macro a computed include names first (`#include LUA_USER_H` -> `LUA_USER_H`), if
 /// the directive's text starts with one.
@@ -189,12 +527,27 @@ pub fn computed_macro(text: &str) -> Option<&str> {
     (!name.is_empty() && !name.as_bytes()[0].is_ascii_digit()).then_some(name)
 }
 
+/// The rest of a directive line after its `#`: `%:` is `#` in C99 and C++ (a digraph),
+/// `??=` with -trigraphs.
+fn hash(s: &[u8]) -> Option<&[u8]> {
+    s.strip_prefix(b"#")
+        .or_else(|| s.strip_prefix(b"%:"))
+        .or_else(|| s.strip_prefix(b"??="))
+}
+
+/// Whitespace to gcc inside a line: NUL too (it warns, and ignores it).
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\x0b' | b'\x0c' | b'\0')
+}
+
 fn skip_space(s: &[u8]) -> &[u8] {
-    let n = s
-        .iter()
-        .take_while(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\x0b' | b'\x0c'))
-        .count();
+    let n = s.iter().take_while(|&&b| is_space(b)).count();
     &s[n..]
+}
+
+fn trim_end(s: &[u8]) -> &[u8] {
+    let n = s.iter().rev().take_while(|&&b| is_space(b)).count();
+    &s[..s.len() - n]
 }
 
 fn ident(s: &[u8]) -> (&[u8], &[u8]) {
@@ -221,14 +574,13 @@ fn header_name(s: &[u8]) -> Option<(Form, String, &[u8])> {
     Some((form, name.to_string(), &s[end + 2..]))
 }
 
-fn scan_line(line: &[u8], number: usize, out: &mut Vec<Directive>) {
-    let rest = skip_space(line);
-    // `%:` is `#` in C99 and C++ (a digraph), `??=` with -trigraphs: a directive either way.
-    let hash = rest
-        .strip_prefix(b"#")
-        .or_else(|| rest.strip_prefix(b"%:"))
-        .or_else(|| rest.strip_prefix(b"??="));
-    if let Some(rest) = hash {
+/// The directives of one logical line; `number` gives its line, when a report needs it.
+fn scan_line(line: &[u8], number: &mut dyn FnMut() -> usize, out: &mut Sink) {
+    if !out.clock && names_the_clock(line) {
+        out.clock = true;
+        out.push(Directive::Clock { line: number() });
+    }
+    if let Some(rest) = hash(skip_space(line)) {
         let (word, after) = ident(skip_space(rest));
         let next = match word {
             b"include" | b"import" => Some(false),
@@ -236,24 +588,29 @@ fn scan_line(line: &[u8], number: usize, out: &mut Vec<Directive>) {
             _ => None,
         };
         if let Some(next) = next {
-            let arg = skip_space(after);
-            match header_name(arg) {
-                Some((form, name, _)) => out.push(Directive::Include {
+            out.push(match header_name(skip_space(after)) {
+                Some((form, name, _)) => Directive::Include {
                     form,
                     name,
                     next,
                     probe: false,
-                }),
-                None => out.push(Directive::Computed {
-                    line: number,
-                    text: String::from_utf8_lossy(line).trim().to_string(),
-                }),
-            }
+                },
+                // Spelt with `#` whatever the line used, for `computed_macro` and the
+                // client's expansion.
+                None => Directive::Computed {
+                    line: number(),
+                    text: format!("#{}", String::from_utf8_lossy(rest).trim()),
+                },
+            });
             return;
         }
     }
-    // `__has_include` anywhere on the line (in `#if`, `#elif`, or a macro that expands to
-    // one later).
+    probes(line, number, out);
+}
+
+/// `__has_include` anywhere on the line (in `#if`, `#elif`, or a macro that expands to
+/// one later).
+fn probes(line: &[u8], number: &mut dyn FnMut() -> usize, out: &mut Sink) {
     let mut s = line;
     while let Some(p) = find(s, b"__has_include") {
         let after = &s[p + b"__has_include".len()..];
@@ -262,10 +619,7 @@ fn scan_line(line: &[u8], number: usize, out: &mut Vec<Directive>) {
             None => (false, after),
         };
         // Part of a longer identifier: not the operator.
-        if after
-            .first()
-            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
-        {
+        if after.first().is_some_and(|&b| is_ident_byte(b)) {
             s = after;
             continue;
         }
@@ -281,7 +635,7 @@ fn scan_line(line: &[u8], number: usize, out: &mut Vec<Directive>) {
             }
             // `#define __has_include(x)`-style uses and macro arguments: unknowable.
             _ if arg.starts_with(b"(") => out.push(Directive::Computed {
-                line: number,
+                line: number(),
                 text: String::from_utf8_lossy(line).trim().to_string(),
             }),
             // `#ifdef __has_include` and the like: no file involved.
@@ -292,7 +646,16 @@ fn scan_line(line: &[u8], number: usize, out: &mut Vec<Directive>) {
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+    let (&first, rest) = needle.split_first()?;
+    let mut at = 0;
+    while let Some(p) = hay[at..].iter().position(|&b| b == first) {
+        let start = at + p;
+        if hay[start + 1..].starts_with(rest) {
+            return Some(start);
+        }
+        at = start + 1;
+    }
+    None
 }
 
 #[cfg(test)]
