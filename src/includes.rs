@@ -849,4 +849,255 @@ mod tests {
             bytes as f64 / 1e6 / best
         );
     }
+
+    // ---- Tricks a hostile peer tried: each is proven with the real gcc first ----
+
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    /// A temp dir of its own with `target.h` in it, and that file's absolute name.
+    fn setup(test: &str) -> (PathBuf, String) {
+        let dir = std::env::temp_dir().join(format!("rcc-includes-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("target.h");
+        std::fs::write(&target, "int rcc_target;\n").unwrap();
+        // Directories whose names look like comments, for `<a/*/../../target.h>`.
+        std::fs::create_dir_all(dir.join("*x*")).unwrap();
+        std::fs::create_dir_all(dir.join("a/*")).unwrap();
+        (dir, target.to_str().unwrap().to_string())
+    }
+
+    /// `template` with `{T}` made `target` and `{D}` its directory.
+    fn fill(template: &[u8], target: &str) -> Vec<u8> {
+        let dir = &target[..target.rfind('/').unwrap()];
+        let mut out = Vec::new();
+        let mut rest = template;
+        while let Some(p) = find(rest, b"{") {
+            out.extend_from_slice(&rest[..p]);
+            rest = &rest[p..];
+            let (with, len) = match rest {
+                [b'{', b'T', b'}', ..] => (target, 3),
+                [b'{', b'D', b'}', ..] => (dir, 3),
+                _ => ("{", 1),
+            };
+            out.extend_from_slice(with.as_bytes());
+            rest = &rest[len..];
+        }
+        out.extend_from_slice(rest);
+        out
+    }
+
+    /// The name a trick's template names: around its `{T}` or `{D}`, or its `<...>`.
+    fn named(template: &[u8], target: &str) -> String {
+        let at = template
+            .iter()
+            .position(|&b| b == b'{')
+            .or_else(|| template.iter().position(|&b| b == b'>'))
+            .unwrap();
+        let open = template[..at].iter().rposition(|&b| b == b'"' || b == b'<');
+        let open = open.unwrap();
+        let close = if template[open] == b'<' { b'>' } else { b'"' };
+        let len = template[open + 1..].iter().position(|&b| b == close);
+        let name = &template[open + 1..open + 1 + len.unwrap()];
+        String::from_utf8(fill(name, target)).unwrap()
+    }
+
+    /// Runs `gcc <args> <dir>/t.c` on `source`: its status, stdout and stderr.
+    fn gcc(dir: &Path, source: &[u8], args: &[&str]) -> (bool, String, String) {
+        let src = dir.join("t.c");
+        std::fs::write(&src, source).unwrap();
+        let out = Command::new("gcc")
+            .args(args)
+            .arg(&src)
+            .output()
+            .expect("gcc runs");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.success(), text(&out.stdout), text(&out.stderr))
+    }
+
+    /// Whether `gcc -E -H <args>` on `source` opens `name` (what -H prints, a line of dots
+    /// and the name, for each file it reads).
+    fn gcc_opens(dir: &Path, source: &[u8], args: &[&str], name: &str) -> bool {
+        let mut all = vec!["-E", "-H", "-o", "/dev/null"];
+        all.extend_from_slice(args);
+        let (_, _, err) = gcc(dir, source, &all);
+        err.lines().any(|l| {
+            let t = l.trim_start_matches('.');
+            t.len() < l.len() && t.strip_prefix(' ') == Some(name)
+        })
+    }
+
+    fn reports_include(text: &[u8], name: &str) -> bool {
+        scan(text)
+            .iter()
+            .any(|d| matches!(d, Directive::Include { name: n, .. } if n == name))
+    }
+
+    /// Each trick: a name, the source (`{T}` is the target's absolute name), gcc's options.
+    const INCLUDE_TRICKS: &[(&str, &[u8], &[&str])] = &[
+        ("plain", b"#include \"{T}\"\n", &[]),
+        ("spaces after #", b"#  include \"{T}\"\n", &[]),
+        ("tab, vtab, ff", b"\x0c\t#\t\x0b\x0cinclude\t\"{T}\"\n", &[]),
+        ("NUL as space", b"#\0include \"{T}\"\n", &[]),
+        (
+            "comment between # and include",
+            b"#/**/include \"{T}\"\n",
+            &[],
+        ),
+        ("comment with spaces", b"# /*x*/ include \"{T}\"\n", &[]),
+        (
+            "comment over lines after #",
+            b"# /* a\n b */ include \"{T}\"\n",
+            &[],
+        ),
+        (
+            "comment over lines before the name",
+            b"#include /* a\n */ \"{T}\"\n",
+            &[],
+        ),
+        (
+            "comment ends where # starts",
+            b"/* a\n b */ # include \"{T}\"\n",
+            &[],
+        ),
+        ("comment at line start", b"/* x */ # include \"{T}\"\n", &[]),
+        ("lone CR line ends", b"int x;\r#include \"{T}\"\r", &[]),
+        ("lone CR first", b"\r#include \"{T}\"\r", &[]),
+        (
+            "lone CR ends a // comment",
+            b"// x\r#include \"{T}\"\r",
+            &[],
+        ),
+        ("CRLF", b"/* x */\r\n#include \"{T}\"\r\n", &[]),
+        ("splice in include", b"#inc\\\nlude \"{T}\"\n", &[]),
+        ("CRLF splice", b"#inc\\\r\nlude \"{T}\"\r\n", &[]),
+        ("lone CR splice", b"#inc\\\rlude \"{T}\"\r", &[]),
+        ("splice after #", b"#\\\ninclude \"{T}\"\n", &[]),
+        ("splice before #", b"\\\n#include \"{T}\"\n", &[]),
+        ("splice before the name", b"#include\\\n\"{T}\"\n", &[]),
+        (
+            "spaces then splice",
+            b"#inc\\ \t\x0b\x0c\nlude \"{T}\"\n",
+            &[],
+        ),
+        ("NUL then splice", b"#inc\\\0\nlude \"{T}\"\n", &[]),
+        (
+            "many splices",
+            b"#\\\ni\\\r\nn\\\rc\\ \nlude\\\n \"{T}\"\n",
+            &[],
+        ),
+        (
+            "// comment spliced over a /*",
+            b"// x \\ \n /*\n#include \"{T}\"\n// */\n",
+            &[],
+        ),
+        (
+            "// comment CRLF-spliced over a /*",
+            b"// x \\\r\n /*\r\n#include \"{T}\"\r\n// */\r\n",
+            &[],
+        ),
+        ("trigraph #", b"??=include \"{T}\"\n", &["-trigraphs"]),
+        (
+            "trigraph splice",
+            b"#inc??/\nlude \"{T}\"\n",
+            &["-trigraphs"],
+        ),
+        (
+            "trigraph splice, c99",
+            b"#inc??/\nlude \"{T}\"\n",
+            &["-std=c99"],
+        ),
+        (
+            "trigraph splice of a // comment over a /*",
+            b"// x ??/\n/*\n#include \"{T}\"\n// */\n",
+            &["-trigraphs"],
+        ),
+        ("digraph #", b"%:include \"{T}\"\n", &[]),
+        ("digraph #, comment", b"  %: /**/ include \"{T}\"\n", &[]),
+        (
+            "everything at once",
+            b"/* a\r */ ??=/**/inc??/\r\nl\\\t\nude /* x\n */ \"{T}\"\r",
+            &["-trigraphs"],
+        ),
+        (
+            "digraph, CR and splices",
+            b"int x; /*\r*/\r%:/*\r*/inc\\\r\nlude \"{T}\"\r",
+            &[],
+        ),
+        ("include_next", b"#include_next \"{T}\"\n", &[]),
+        ("import", b"#import \"{T}\"\n", &[]),
+        (
+            "raw string hides a /*",
+            b"const char *s = R\"x( \" /* )x\";\n#include \"{T}\"\n// */\n",
+            &[],
+        ),
+        (
+            "raw string hides a /*, C++",
+            b"const char *s = u8R\"( \" /* )\";\n#include \"{T}\"\n// */\n",
+            &["-x", "c++"],
+        ),
+        (
+            "raw string undoes a splice",
+            b"const char *s = R\"x( )x\\\n\" /* )x\";\n#include \"{T}\"\n// */\n",
+            &[],
+        ),
+        (
+            "C90 has no // comments",
+            b"//* x\n/*/\n#include \"{T}\"\n*/\n",
+            &["-std=c89"],
+        ),
+        (
+            "a header name has no escapes",
+            b"#if __has_include(\"x\\\" \" /*)\n#endif\n#include \"{T}\"\n// */\n",
+            &[],
+        ),
+        (
+            "a header name has no // comment",
+            b"#include <{D}//target.h>\n",
+            &[],
+        ),
+        (
+            "a header name has no /* comment",
+            b"#include <{D}/*x*/../target.h>\n",
+            &[],
+        ),
+        (
+            "a header name has no /* comment, relative",
+            b"#include <a/*/../../target.h> // */ <ok.h>\n",
+            &["-I{D}"],
+        ),
+    ];
+
+    #[test]
+    fn every_trick_that_makes_gcc_open_a_file_is_reported() {
+        let (dir, target) = setup("tricks");
+        let mut wrong = Vec::new();
+        for (what, template, args) in INCLUDE_TRICKS {
+            let text = fill(template, &target);
+            let args: Vec<String> = args
+                .iter()
+                .map(|a| String::from_utf8(fill(a.as_bytes(), &target)).unwrap())
+                .collect();
+            let args: Vec<&str> = args.iter().map(|a| a.as_str()).collect();
+            // The spliced ones name the target; the others spell it their way.
+            let name = if find(&text, b"\\").is_some() || find(&text, b"??/").is_some() {
+                target.clone()
+            } else {
+                named(template, &target)
+            };
+            let opened = if name.starts_with('/') {
+                name.clone()
+            } else {
+                format!("{}/{name}", &target[..target.rfind('/').unwrap()])
+            };
+            if !gcc_opens(&dir, &text, &args, &opened) {
+                wrong.push(format!("{what}: gcc {args:?} does not open {opened}"));
+            } else if !reports_include(&text, &name) {
+                wrong.push(format!("{what}: not reported: {:?}", scan(&text)));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
