@@ -1100,4 +1100,123 @@ mod tests {
         assert!(wrong.is_empty(), "{}", wrong.join("\n"));
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    #[test]
+    fn computed_names_behind_tricks_are_reported_as_computed() {
+        let (dir, target) = setup("computed");
+        for template in [
+            &b"#define H \"{T}\"\n%:/**/inc\\\nlude H\n"[..],
+            b"#define H \"{T}\"\r??=include/*\r*/H\r",
+            b"#define H \"{T}\"\n# /* a\n */ include \\ \n H\n",
+        ] {
+            let text = fill(template, &target);
+            assert!(gcc_opens(&dir, &text, &["-trigraphs"], &target));
+            let computed: Vec<_> = scan(&text)
+                .into_iter()
+                .filter_map(|d| match d {
+                    Directive::Computed { line, text } => Some((line, text)),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(computed.len(), 1, "{:?}", String::from_utf8_lossy(&text));
+            assert_eq!(computed[0].0, 2);
+            assert_eq!(computed_macro(&computed[0].1), Some("H"));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn has_include_behind_tricks_is_reported() {
+        let (dir, target) = setup("probes");
+        for template in [
+            &b"#if __has_include(\"{T}\")\nFOUND\n#endif\n"[..],
+            b"#if __has_incl\\\nude /**/ ( /* x\n */ <{T}> )\nFOUND\n#endif\n",
+            b"%:if __has_include_next\\\r(\"{T}\")\rFOUND\r#endif\r",
+            b"??=if __has_include(\"{T}\")\nFOUND\n#endif\n",
+        ] {
+            let text = fill(template, &target);
+            // gcc answers yes only because the file is there.
+            let (_, out, err) = gcc(&dir, &text, &["-E", "-trigraphs", "-o", "-"]);
+            assert!(out.contains("FOUND"), "{out}{err}");
+            let probed = scan(&text).iter().any(
+                |d| matches!(d, Directive::Include { name, probe: true, .. } if *name == target),
+            );
+            assert!(probed, "{:?}", scan(&text));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn incbin_split_by_a_splice_is_reported() {
+        let (dir, target) = setup("incbin");
+        for template in [
+            &b"asm(\".inc\\\nbin \\\"{T}\\\"\");\n"[..],
+            b"asm(\".inc\\ \r\nbin \\\"{T}\\\"\");\r\n",
+            b"asm(\".inc??/\nbin \\\"{T}\\\"\");\n",
+        ] {
+            let text = fill(template, &target);
+            // What gcc hands the assembler has the whole `.incbin`.
+            let (ok, out, err) = gcc(&dir, &text, &["-S", "-trigraphs", "-o", "-"]);
+            assert!(ok && out.contains(".incbin"), "{out}{err}");
+            assert_eq!(scan(&text), [Directive::ReadsFiles]);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn pragma_and_pop_macro_are_found_however_spelt() {
+        let (dir, target) = setup("pragma");
+        // The macro's value at `#include` comes from text no directive scan sees.
+        let text = fill(
+            b"#define H \"{T}\"\n#pragma push_macro(\"H\")\n#undef H\n#define H \"no.h\"\n\
+              _Pra\\\ngma(\"pop_m\\\r\nacro(\\\"H\\\")\")\n#include H\n",
+            &target,
+        );
+        assert!(gcc_opens(&dir, &text, &[], &target));
+        assert!(find(&text, b"_Pragma").is_none() && find(&text, b"pop_macro").is_none());
+        assert!(mentions_after_splicing(&text, b"_Pragma"));
+        assert!(mentions_after_splicing(&text, b"pop_macro"));
+        let tri = b"/* x */ _Prag??/\nma(\"pop_macro(\\\"H\\\")\")";
+        assert!(mentions_after_splicing(tri, b"_Pragma"));
+        assert!(!mentions_after_splicing(b"#include <a.h>\n", b"_Pragma"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn lines_are_counted_in_the_original_text() {
+        // Line ends of every kind, splices and comments over lines before each report.
+        let text = b"a\rb\r\nc\n#inc\\\nlude X\r/* 1\n2\r3 */ int t = __TIME__;\n\
+                     \n#if __has_include(Y)\n";
+        assert_eq!(
+            scan(text),
+            [
+                Directive::Computed {
+                    line: 4,
+                    text: "#include X".into()
+                },
+                Directive::Clock { line: 6 },
+                Directive::Computed {
+                    line: 10,
+                    text: "#if __has_include(Y)".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn both_trigraph_readings_are_scanned_once_each() {
+        // Without -trigraphs the first line is a comment and the second an include; with
+        // it, the splice makes the second a comment and the third is read from the first.
+        let text = b"// a ??/\n#include \"off.h\"\n#include \"both.h\"\n??=include \"on.h\"\n";
+        assert_eq!(
+            scan(text),
+            [
+                inc(Form::Quote, "off.h"),
+                inc(Form::Quote, "both.h"),
+                inc(Form::Quote, "on.h"),
+            ]
+        );
+        // A `??` that is no trigraph costs nothing.
+        assert_eq!(trigraph_modes(b"a ?? b : c ??? d"), [false]);
+    }
 }
