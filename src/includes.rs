@@ -71,9 +71,7 @@ pub fn scan(text: &[u8]) -> Vec<Directive> {
     let mut sink = Sink::default();
     for trigraphs in trigraph_modes(text) {
         let spliced = splice(text, trigraphs);
-        if !sink.out.contains(&Directive::ReadsFiles)
-            && crate::compiler::mentions_assembler_include(&spliced.text)
-        {
+        if !sink.out.contains(&Directive::ReadsFiles) && reads_files(&spliced.text) {
             sink.out.insert(0, Directive::ReadsFiles);
         }
         let mut todo = vec![Dialect::BASE];
@@ -100,9 +98,28 @@ pub fn scan(text: &[u8]) -> Vec<Directive> {
 /// anywhere, strings and comments included: `_Pragma` and `pop_macro` run only under full
 /// preprocessing, so the box must know a file has them however they are spelt.
 pub fn mentions_after_splicing(text: &[u8], word: &[u8]) -> bool {
-    trigraph_modes(text)
-        .into_iter()
-        .any(|t| find(&splice(text, t).text, word).is_some())
+    trigraph_modes(text).into_iter().any(|t| {
+        let spliced = splice(text, t);
+        find(&ucns_decoded(&spliced.text, true), word).is_some()
+    })
+}
+
+/// Whether the assembler's `.incbin` or `.include` is in `text`, in any case (`as` reads
+/// `.INCBIN` too): `compiler::mentions_assembler_include`, after phases 1 and 2.
+fn reads_files(text: &[u8]) -> bool {
+    let mut at = 0;
+    while let Some(p) = text[at..].iter().position(|&b| b == b'.') {
+        let word = &text[at + p + 1..];
+        let is = |w: &[u8]| {
+            word.get(..w.len())
+                .is_some_and(|x| x.eq_ignore_ascii_case(w))
+        };
+        if is(b"incbin") || is(b"include") {
+            return true;
+        }
+        at += p + 1;
+    }
+    false
 }
 
 /// The directives found so far; after the first reading, only what is new is added.
@@ -299,6 +316,8 @@ struct Dialect {
     /// The operand of `#include` and of `__has_include(` in a directive is a header name:
     /// no escapes, no comments inside (what gcc does on a line it does not skip).
     header_names: bool,
+    /// `1'000` is one number (C++14, C23), not a 1 and a character literal.
+    digit_separators: bool,
 }
 
 impl Dialect {
@@ -306,6 +325,7 @@ impl Dialect {
         line_comments: true,
         raw_strings: false,
         header_names: false,
+        digit_separators: false,
     };
 
     /// The readings a text with `differs` also needs, from this one.
@@ -330,6 +350,12 @@ impl Dialect {
                 ..self
             });
         }
+        if differs.digit_separators {
+            v.push(Dialect {
+                digit_separators: true,
+                ..self
+            });
+        }
         v
     }
 }
@@ -340,6 +366,7 @@ struct Differs {
     raw_strings: bool,
     c90: bool,
     header_names: bool,
+    digit_separators: bool,
 }
 
 /// The bytes the lexer stops at; everything else is copied in runs.
@@ -359,7 +386,8 @@ fn lex(s: &Spliced, d: Dialect, mut emit: impl FnMut(&[u8], usize)) -> Differs {
     let t = &s.text[..];
     let mut differs = Differs::default();
     let mut line = Vec::with_capacity(256);
-    let (mut start, mut i) = (0, 0);
+    // gcc skips a UTF-8 byte order mark that starts a file.
+    let (mut start, mut i) = (0, if t.starts_with(BOM) { BOM.len() } else { 0 });
     while i < t.len() {
         let run = t[i..].iter().position(|&b| SPECIAL[b as usize]);
         let run = run.unwrap_or(t.len() - i);
@@ -414,6 +442,14 @@ fn lex(s: &Spliced, d: Dialect, mut emit: impl FnMut(&[u8], usize)) -> Differs {
                 }
                 None => i = literal(t, i, &mut line),
             }
+        } else if c == b'\'' && in_number(&line) {
+            differs.digit_separators = true;
+            if d.digit_separators && next.is_some_and(is_ident_byte) {
+                line.push(c);
+                i += 1;
+            } else {
+                i = literal(t, i, &mut line);
+            }
         } else if c == b'"' || c == b'\'' {
             i = literal(t, i, &mut line);
         } else {
@@ -425,6 +461,21 @@ fn lex(s: &Spliced, d: Dialect, mut emit: impl FnMut(&[u8], usize)) -> Differs {
         emit(&line, start);
     }
     differs
+}
+
+const BOM: &[u8] = b"\xef\xbb\xbf";
+
+/// Whether `line` ends inside a preprocessing number (`0x1f`, `1.5e3`, `1'000`), where a
+/// `'` may be a digit separator.
+fn in_number(line: &[u8]) -> bool {
+    let n = line
+        .iter()
+        .rev()
+        .take_while(|&&b| is_ident_byte(b) || b == b'.' || b == b'\'')
+        .count();
+    let run = &line[line.len() - n..];
+    let run = run.strip_prefix(b".").unwrap_or(run);
+    run.first().is_some_and(u8::is_ascii_digit)
 }
 
 /// A string or character literal from its opening quote at `at` to its closing one or the
@@ -463,11 +514,12 @@ fn header_end(t: &[u8], at: usize) -> usize {
 /// Whether a header name may come next on a line that reads `line` so far: after the name
 /// of `#include`, `#include_next` or `#import`, or after `__has_include(` in a directive.
 fn header_position(line: &[u8]) -> bool {
+    let line = &*ucns_decoded(line, false);
     let Some(rest) = hash(skip_space(line)) else {
         return false;
     };
     let (word, after) = ident(skip_space(rest));
-    if matches!(word, b"include" | b"include_next" | b"import") {
+    if matches!(word, b"include" | b"include_next" | b"import" | b"embed") {
         return skip_space(after).is_empty();
     }
     let Some(before) = trim_end(line).strip_suffix(b"(") else {
@@ -576,15 +628,21 @@ fn header_name(s: &[u8]) -> Option<(Form, String, &[u8])> {
 
 /// The directives of one logical line; `number` gives its line, when a report needs it.
 fn scan_line(line: &[u8], number: &mut dyn FnMut() -> usize, out: &mut Sink) {
+    let line = &*ucns_decoded(line, false);
     if !out.clock && names_the_clock(line) {
         out.clock = true;
         out.push(Directive::Clock { line: number() });
     }
     if let Some(rest) = hash(skip_space(line)) {
         let (word, after) = ident(skip_space(rest));
+        // `#embed` (C23; gcc 15, clang 19) reads a file too.
         let next = match word {
-            b"include" | b"import" => Some(false),
+            b"include" | b"import" | b"embed" => Some(false),
             b"include_next" => Some(true),
+            b"pragma" => {
+                dependency(after, out);
+                None
+            }
             _ => None,
         };
         if let Some(next) = next {
@@ -606,6 +664,24 @@ fn scan_line(line: &[u8], number: &mut dyn FnMut() -> usize, out: &mut Sink) {
         }
     }
     probes(line, number, out);
+}
+
+/// `#pragma GCC dependency "file"` compares the file's time with this one's: the box must
+/// not be asked about its own files (gcc does not expand a macro there).
+fn dependency(after: &[u8], out: &mut Sink) {
+    let (gcc, rest) = ident(skip_space(after));
+    let (word, rest) = ident(skip_space(rest));
+    if gcc != b"GCC" || word != b"dependency" {
+        return;
+    }
+    if let Some((form, name, _)) = header_name(skip_space(rest)) {
+        out.push(Directive::Include {
+            form,
+            name,
+            next: false,
+            probe: true,
+        });
+    }
 }
 
 /// `__has_include` anywhere on the line (in `#if`, `#elif`, or a macro that expands to
@@ -643,6 +719,49 @@ fn probes(line: &[u8], number: &mut dyn FnMut() -> usize, out: &mut Sink) {
         }
         s = after;
     }
+}
+
+/// `line` with each universal character name that spells a letter, digit or `_`
+/// (`#incl\u0075de`: gcc says it is not valid, and includes) made that character; outside
+/// literals unless `everywhere`.
+fn ucns_decoded(line: &[u8], everywhere: bool) -> Cow<'_, [u8]> {
+    if find(line, b"\\u").is_none() && find(line, b"\\U").is_none() {
+        return Cow::Borrowed(line);
+    }
+    let mut out = Vec::with_capacity(line.len());
+    let (mut quote, mut i) = (None, 0);
+    while i < line.len() {
+        let c = line[i];
+        let digits = match line.get(i + 1) {
+            Some(b'u') => 4,
+            Some(b'U') => 8,
+            _ => 0,
+        };
+        let value = line
+            .get(i + 2..i + 2 + digits)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u32::from_str_radix(h, 16).ok())
+            .and_then(|v| u8::try_from(v).ok())
+            .filter(|&b| is_ident_byte(b));
+        match (c, quote, value) {
+            (b'\\', None, Some(b)) if digits > 0 => {
+                out.push(b);
+                i += 2 + digits;
+                continue;
+            }
+            (b'\\', Some(_), _) => {
+                out.extend(line.get(i..i + 2).unwrap_or(&line[i..]));
+                i += 2;
+                continue;
+            }
+            (b'"' | b'\'', None, _) if !everywhere => quote = Some(c),
+            (q, Some(open), _) if q == open => quote = None,
+            _ => {}
+        }
+        out.push(c);
+        i += 1;
+    }
+    Cow::Owned(out)
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -1026,6 +1145,24 @@ mod tests {
             &[],
         ),
         ("include_next", b"#include_next \"{T}\"\n", &[]),
+        ("byte order mark", b"\xef\xbb\xbf#include \"{T}\"\n", &[]),
+        ("UCN in include", b"#incl\\u0075de \"{T}\"\n", &[]),
+        ("long UCN after #", b"# \\U00000069nclude \"{T}\"\n", &[]),
+        (
+            "trigraph UCN",
+            b"#incl??/u0075de \"{T}\"\n",
+            &["-trigraphs"],
+        ),
+        (
+            "digit separator, C++14",
+            b"int x = 1'0'; /*\n#include \"{T}\"\n// */\n",
+            &["-x", "c++", "-std=c++14"],
+        ),
+        (
+            "digit separator, C2x",
+            b"int x = 0x1'f'; /*\n#include \"{T}\"\n// */\n",
+            &["-std=c2x"],
+        ),
         ("import", b"#import \"{T}\"\n", &[]),
         (
             "raw string hides a /*",
@@ -1218,5 +1355,69 @@ mod tests {
         );
         // A `??` that is no trigraph costs nothing.
         assert_eq!(trigraph_modes(b"a ?? b : c ??? d"), [false]);
+    }
+
+    #[test]
+    fn pragma_dependency_is_a_probe() {
+        let (dir, target) = setup("dependency");
+        // gcc compares the times: a target from the future makes it say so.
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+        let f = std::fs::File::options().write(true).open(&target).unwrap();
+        f.set_modified(later).unwrap();
+        for template in [
+            &b"#pragma GCC dependency \"{T}\"\n"[..],
+            b"%:pragma /**/ GCC dep\\\nendency \"{T}\"\r",
+        ] {
+            let text = fill(template, &target);
+            let (_, _, err) = gcc(&dir, &text, &["-E", "-o", "/dev/null"]);
+            assert!(err.contains("is older than"), "{err}");
+            let probed = scan(&text).iter().any(
+                |d| matches!(d, Directive::Include { name, probe: true, .. } if *name == target),
+            );
+            assert!(probed, "{:?}", scan(&text));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn ucns_spell_words_too() {
+        let (dir, target) = setup("ucn");
+        let text = fill(
+            b"#define H \"{T}\"\n#pragma push_macro(\"H\")\n#undef H\n#define H \"no.h\"\n\
+              _Pr\\u0061gma(\"pop_macro(\\\"H\\\")\")\n#include H\n",
+            &target,
+        );
+        assert!(gcc_opens(&dir, &text, &[], &target));
+        assert!(mentions_after_splicing(&text, b"_Pragma"));
+        let probe = fill(
+            b"#if __has_incl\\u0075de(\"{T}\")\nFOUND\n#endif\n",
+            &target,
+        );
+        let (_, out, _) = gcc(&dir, &probe, &["-E", "-o", "-"]);
+        assert!(out.contains("FOUND"));
+        assert!(reports_include(&probe, &target));
+        // In a literal, a UCN is the literal's business.
+        assert_eq!(scan(b"s = \"#incl\\u0075de <x.h>\";\n"), []);
+        assert_eq!(
+            &*ucns_decoded(b"a\\u005fb \"\\u005f\"", false),
+            b"a_b \"\\u005f\""
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_assemblers_directives_in_any_case() {
+        let (dir, target) = setup("incbin-case");
+        let bin = format!("{}/d.bin", &target[..target.rfind('/').unwrap()]);
+        std::fs::write(&bin, "x").unwrap();
+        let text = format!("asm(\".INCBIN \\\"{bin}\\\"\");\n");
+        // gcc hands it to as, which reads it: an object comes out only if it is there.
+        let args = ["-c", "-o", "/dev/null"];
+        assert!(gcc(&dir, text.as_bytes(), &args).0);
+        std::fs::remove_file(&bin).unwrap();
+        assert!(!gcc(&dir, text.as_bytes(), &args).0);
+        assert_eq!(scan(text.as_bytes()), [Directive::ReadsFiles]);
+        assert_eq!(scan(b"x.Incl\\\nude = 1;"), [Directive::ReadsFiles]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
