@@ -104,15 +104,19 @@ pub fn mentions_after_splicing(text: &[u8], word: &[u8]) -> bool {
     })
 }
 
-/// Whether the assembler's `.incbin` or `.include` is in `text`, in any case (`as` reads
-/// `.INCBIN` too): `compiler::mentions_assembler_include`, after phases 1 and 2.
+/// Whether the assembler's `.incbin` or `.include` is in `text`: what
+/// `compiler::mentions_assembler_include` finds, after phases 1 and 2, and the words in any
+/// case (`as` reads `.INCBIN` too; a C++ member `.IncludeLoc` is no directive).
 fn reads_files(text: &[u8]) -> bool {
     let mut at = 0;
     while let Some(p) = text[at..].iter().position(|&b| b == b'.') {
         let word = &text[at + p + 1..];
-        let is = |w: &[u8]| {
-            word.get(..w.len())
-                .is_some_and(|x| x.eq_ignore_ascii_case(w))
+        let is = |w: &[u8]| match word.get(..w.len()) {
+            Some(x) if x == w => true,
+            Some(x) => {
+                x.eq_ignore_ascii_case(w) && !word.get(w.len()).is_some_and(|&b| is_ident_byte(b))
+            }
+            None => false,
         };
         if is(b"incbin") || is(b"include") {
             return true;
@@ -1418,6 +1422,7 @@ mod tests {
         assert!(!gcc(&dir, text.as_bytes(), &args).0);
         assert_eq!(scan(text.as_bytes()), [Directive::ReadsFiles]);
         assert_eq!(scan(b"x.Incl\\\nude = 1;"), [Directive::ReadsFiles]);
+        assert_eq!(scan(b"return b.IncludeLoc;"), []);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
