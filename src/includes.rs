@@ -24,9 +24,10 @@
 //! has what makes it differ; the usual header is one pass without a copy of its text.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 /// How a name is looked up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Form {
     /// `"name"`: the including file's directory first, then the quote and bracket paths.
     Quote,
@@ -34,7 +35,7 @@ pub enum Form {
     Angle,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Directive {
     /// `#include`/`#import` (`next: false`) or `#include_next` (`next: true`), and the
     /// `__has_include` family (which only asks whether the file exists, so the answer must be
@@ -73,6 +74,9 @@ pub fn scan(text: &[u8]) -> Vec<Directive> {
         let spliced = splice(text, trigraphs);
         if !sink.out.contains(&Directive::ReadsFiles) && reads_files(&spliced.text) {
             sink.out.insert(0, Directive::ReadsFiles);
+            if let Some(seen) = &mut sink.seen {
+                seen.insert(Directive::ReadsFiles);
+            }
         }
         let mut todo = vec![Dialect::BASE];
         let mut done = Vec::new();
@@ -83,7 +87,7 @@ pub fn scan(text: &[u8]) -> Vec<Directive> {
                 scan_line(line, &mut number, &mut sink);
             });
             done.push(dialect);
-            sink.union = true;
+            sink.union();
             for d in dialect.others(differs) {
                 if !done.contains(&d) && !todo.contains(&d) {
                     todo.push(d);
@@ -131,13 +135,24 @@ fn reads_files(text: &[u8]) -> bool {
 struct Sink {
     out: Vec<Directive>,
     clock: bool,
-    union: bool,
+    /// Set after the first reading: what `out` has, to add only the new.
+    seen: Option<HashSet<Directive>>,
 }
 
 impl Sink {
     fn push(&mut self, d: Directive) {
-        if !self.union || !self.out.contains(&d) {
+        let new = match &mut self.seen {
+            Some(seen) => seen.insert(d.clone()),
+            None => true,
+        };
+        if new {
             self.out.push(d);
+        }
+    }
+
+    fn union(&mut self) {
+        if self.seen.is_none() {
+            self.seen = Some(self.out.iter().cloned().collect());
         }
     }
 }
@@ -388,96 +403,196 @@ const SPECIAL: [bool; 256] = {
 /// space and raw strings `""`, with the offset in `s.text` where the line starts.
 fn lex(s: &Spliced, d: Dialect, mut emit: impl FnMut(&[u8], usize)) -> Differs {
     let t = &s.text[..];
-    let mut differs = Differs::default();
-    let mut line = Vec::with_capacity(256);
+    let mut x = Lexer {
+        s,
+        d,
+        differs: Differs::default(),
+        line: Vec::with_capacity(256),
+        quoted: false,
+        directive: false,
+        after_separator: 0,
+        raw_unterminated: false,
+        clean_to: [0, 0],
+    };
     // gcc skips a UTF-8 byte order mark that starts a file.
     let (mut start, mut i) = (0, if t.starts_with(BOM) { BOM.len() } else { 0 });
     while i < t.len() {
         let run = t[i..].iter().position(|&b| SPECIAL[b as usize]);
         let run = run.unwrap_or(t.len() - i);
-        line.extend_from_slice(&t[i..i + run]);
+        x.line.extend_from_slice(&t[i..i + run]);
         i += run;
-        let Some(&c) = t.get(i) else { break };
-        let next = t.get(i + 1).copied();
-        if c == b'\n' {
-            emit(&line, start);
-            line.clear();
-            i += 1;
-            start = i;
-        } else if c == b'/' && next == Some(b'*') {
-            line.push(b' ');
-            i = find(&t[i + 2..], b"*/").map_or(t.len(), |p| i + 2 + p + 2);
-        } else if c == b'/' && next == Some(b'/') {
-            let end = t[i..]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(t.len(), |p| i + p);
-            // Without `//` comments, `//*` and `// /*` open a block comment.
-            differs.c90 |= t[i + 2..end].starts_with(b"*") || find(&t[i..end], b"/*").is_some();
-            if d.line_comments {
-                line.push(b' ');
-                i = end;
-            } else {
-                line.push(b'/');
+        match t.get(i) {
+            None => break,
+            Some(b'\n') => {
+                emit(&x.line, start);
+                x.new_line();
                 i += 1;
+                start = i;
             }
-        } else if (c == b'"' || c == b'<') && header_position(&line) {
-            let end = header_end(t, i);
-            let body = &t[i + 1..end];
-            differs.header_names |= find(body, b"/*").is_some()
-                || find(body, b"//").is_some()
-                || (c == b'"' && body.contains(&b'\\'));
-            if d.header_names {
-                line.extend_from_slice(&t[i..end]);
-                i = end;
-            } else if c == b'<' {
-                // `<` is an operator here, and what follows is lexed as usual.
-                line.push(c);
-                i += 1;
-            } else {
-                i = literal(t, i, &mut line);
-            }
-        } else if c == b'"' && raw_prefix(&line) {
-            differs.raw_strings = true;
-            match d.raw_strings.then(|| raw_end(s, i)).flatten() {
-                Some(end) => {
-                    line.extend_from_slice(b"\"\"");
-                    i = end;
-                }
-                None => i = literal(t, i, &mut line),
-            }
-        } else if c == b'\'' && in_number(&line) {
-            differs.digit_separators = true;
-            if d.digit_separators && next.is_some_and(is_ident_byte) {
-                line.push(c);
-                i += 1;
-            } else {
-                i = literal(t, i, &mut line);
-            }
-        } else if c == b'"' || c == b'\'' {
-            i = literal(t, i, &mut line);
-        } else {
-            line.push(c);
-            i += 1;
+            Some(_) => i = x.token(t, i),
         }
     }
-    if !line.is_empty() {
-        emit(&line, start);
+    if !x.line.is_empty() {
+        emit(&x.line, start);
     }
-    differs
+    x.differs
+}
+
+/// Phase 3's state in one text, one dialect.
+struct Lexer<'s, 'a> {
+    s: &'s Spliced<'a>,
+    d: Dialect,
+    differs: Differs,
+    /// The logical line so far.
+    line: Vec<u8>,
+    /// Whether a `"` or `<` came on this line (only the first can be an include's operand),
+    /// and if so whether the line is a directive.
+    quoted: bool,
+    directive: bool,
+    /// The line's length after its last digit separator.
+    after_separator: usize,
+    /// A raw string had no end: gcc reads the rest of the file into it, so no other one
+    /// needs looking for.
+    raw_unterminated: bool,
+    /// How far the last `<...>` and `"..."` header names read the usual way were looked
+    /// through and found the same either way (a name starting before that ends there too).
+    clean_to: [usize; 2],
+}
+
+impl Lexer<'_, '_> {
+    fn new_line(&mut self) {
+        self.line.clear();
+        self.quoted = false;
+        self.directive = false;
+        self.after_separator = 0;
+    }
+
+    /// Lexes what starts at `t[i]`, a special byte other than a line end; where it ends.
+    fn token(&mut self, t: &[u8], i: usize) -> usize {
+        let c = t[i];
+        match (c, t.get(i + 1)) {
+            (b'/', Some(b'*')) => {
+                self.line.push(b' ');
+                find(&t[i + 2..], b"*/").map_or(t.len(), |p| i + 2 + p + 2)
+            }
+            (b'/', Some(b'/')) => self.line_comment(t, i),
+            (b'"' | b'<', _) if self.header_position() => self.header(t, i),
+            (b'"', _) if raw_prefix(&self.line) => self.raw(t, i),
+            (b'\'', _) if in_number(&self.line, self.after_separator) => self.separator(t, i),
+            (b'"' | b'\'', _) => literal(t, i, &mut self.line),
+            _ => {
+                self.line.push(c);
+                i + 1
+            }
+        }
+    }
+
+    fn line_comment(&mut self, t: &[u8], i: usize) -> usize {
+        let end = t[i..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(t.len(), |p| i + p);
+        // Without `//` comments, `//*` and `// /*` open a block comment.
+        self.differs.c90 |= find(&t[i + 1..end], b"/*").is_some();
+        if self.d.line_comments {
+            self.line.push(b' ');
+            end
+        } else {
+            self.line.push(b'/');
+            i + 1
+        }
+    }
+
+    /// Whether a header name may start here (cheap: at most one look at the line's start,
+    /// and at its last bytes).
+    fn header_position(&mut self) -> bool {
+        let first = !self.quoted;
+        self.quoted = true;
+        if self.differs.header_names && !self.d.header_names {
+            // Known to differ already: this reading lexes the usual way.
+            return false;
+        }
+        if first {
+            self.directive = hash(skip_space(&self.line)).is_some();
+            if self.directive && include_operand(&self.line) {
+                return true;
+            }
+        }
+        self.directive && has_include_operand(&self.line)
+    }
+
+    fn header(&mut self, t: &[u8], i: usize) -> usize {
+        let kind = usize::from(t[i] == b'"');
+        if !self.d.header_names && i < self.clean_to[kind] {
+            // Inside one looked through already: lexed the usual way.
+            return self.header_as_usual(t, i);
+        }
+        let end = header_end(t, i);
+        let body = &t[i + 1..end];
+        self.differs.header_names |= find(body, b"/*").is_some()
+            || find(body, b"//").is_some()
+            || (t[i] == b'"' && body.contains(&b'\\'));
+        self.clean_to[kind] = end;
+        if self.d.header_names {
+            self.line.extend_from_slice(&t[i..end]);
+            end
+        } else {
+            self.header_as_usual(t, i)
+        }
+    }
+
+    fn header_as_usual(&mut self, t: &[u8], i: usize) -> usize {
+        if t[i] == b'<' {
+            // `<` is an operator here, and what follows is lexed as usual.
+            self.line.push(b'<');
+            i + 1
+        } else {
+            literal(t, i, &mut self.line)
+        }
+    }
+
+    fn raw(&mut self, t: &[u8], i: usize) -> usize {
+        self.differs.raw_strings = true;
+        if self.d.raw_strings && !self.raw_unterminated {
+            match raw_end(self.s, i) {
+                Raw::End(end) if end > i => {
+                    self.line.extend_from_slice(b"\"\"");
+                    return end;
+                }
+                Raw::Unterminated => self.raw_unterminated = true,
+                _ => {}
+            }
+        }
+        literal(t, i, &mut self.line)
+    }
+
+    fn separator(&mut self, t: &[u8], i: usize) -> usize {
+        self.differs.digit_separators = true;
+        if self.d.digit_separators && t.get(i + 1).is_some_and(|&b| is_ident_byte(b)) {
+            self.line.push(b'\'');
+            self.after_separator = self.line.len();
+            i + 1
+        } else {
+            literal(t, i, &mut self.line)
+        }
+    }
 }
 
 const BOM: &[u8] = b"\xef\xbb\xbf";
 
 /// Whether `line` ends inside a preprocessing number (`0x1f`, `1.5e3`, `1'000`), where a
-/// `'` may be a digit separator.
-fn in_number(line: &[u8]) -> bool {
+/// `'` may be a digit separator; `after_separator` is where the last one left the line.
+fn in_number(line: &[u8], after_separator: usize) -> bool {
     let n = line
         .iter()
         .rev()
-        .take_while(|&&b| is_ident_byte(b) || b == b'.' || b == b'\'')
+        .take_while(|&&b| is_ident_byte(b) || b == b'.')
         .count();
-    let run = &line[line.len() - n..];
+    let start = line.len() - n;
+    if after_separator > 0 && start == after_separator {
+        return true;
+    }
+    let run = &line[start..];
     let run = run.strip_prefix(b".").unwrap_or(run);
     run.first().is_some_and(u8::is_ascii_digit)
 }
@@ -515,22 +630,27 @@ fn header_end(t: &[u8], at: usize) -> usize {
     }
 }
 
-/// Whether a header name may come next on a line that reads `line` so far: after the name
-/// of `#include`, `#include_next` or `#import`, or after `__has_include(` in a directive.
-fn header_position(line: &[u8]) -> bool {
+/// Whether `line` is `#include` (or `#include_next`, `#import`, `#embed`) and space: the
+/// place of its operand.
+fn include_operand(line: &[u8]) -> bool {
     let line = &*ucns_decoded(line, false);
     let Some(rest) = hash(skip_space(line)) else {
         return false;
     };
     let (word, after) = ident(skip_space(rest));
-    if matches!(word, b"include" | b"include_next" | b"import" | b"embed") {
-        return skip_space(after).is_empty();
-    }
+    matches!(word, b"include" | b"include_next" | b"import" | b"embed")
+        && skip_space(after).is_empty()
+}
+
+/// Whether `line` ends with `__has_include(` or `__has_include_next(` (spaces allowed, UCNs
+/// too: only its last bytes are looked at).
+fn has_include_operand(line: &[u8]) -> bool {
     let Some(before) = trim_end(line).strip_suffix(b"(") else {
         return false;
     };
     let before = trim_end(before);
-    before.ends_with(b"__has_include") || before.ends_with(b"__has_include_next")
+    let tail = &*ucns_decoded(&before[before.len().saturating_sub(256)..], false);
+    tail.ends_with(b"__has_include") || tail.ends_with(b"__has_include_next")
 }
 
 /// Whether `line` ends with the prefix of a raw string (`R`, `LR`, `uR`, `UR`, `u8R`), a
@@ -546,26 +666,36 @@ fn raw_prefix(line: &[u8]) -> bool {
             .any(|p| before.strip_suffix(*p).is_some_and(whole))
 }
 
-/// Where the raw string whose `"` is at `at` in `s.text` ends, in `s.text`. Inside a raw
-/// string phases 1 and 2 are undone, so its delimiter is looked for in the original.
-fn raw_end(s: &Spliced, at: usize) -> Option<usize> {
+/// How a raw string ends.
+enum Raw {
+    /// Where, in `Spliced::text`.
+    End(usize),
+    /// Nowhere: the rest of the file is in it.
+    Unterminated,
+    /// Its delimiter is not one: gcc says so and reads on.
+    Invalid,
+}
+
+/// Where the raw string whose `"` is at `at` in `s.text` ends. Inside a raw string phases
+/// 1 and 2 are undone, so its delimiter is looked for in the original.
+fn raw_end(s: &Spliced, at: usize) -> Raw {
     let o = s.to_orig(at) + 1;
-    let rest = s.orig.get(o..)?;
-    let n = rest.iter().take(17).position(|&b| b == b'(')?;
+    let rest = &s.orig[o.min(s.orig.len())..];
+    let Some(n) = rest.iter().take(17).position(|&b| b == b'(') else {
+        return Raw::Invalid;
+    };
     let delim = &rest[..n];
-    if delim.iter().any(|b| {
-        matches!(
-            b,
-            b' ' | b')' | b'\\' | b'\t' | b'\x0b' | b'\x0c' | b'\n' | b'\r'
-        )
-    }) {
-        return None;
+    let bad = |b: &u8| b" )\\\t\x0b\x0c\n\r".contains(b);
+    if delim.iter().any(bad) {
+        return Raw::Invalid;
     }
     let mut close = vec![b')'];
     close.extend_from_slice(delim);
     close.push(b'"');
-    let p = find(&rest[n + 1..], &close)?;
-    Some(s.to_text(o + n + 1 + p + close.len()))
+    match find(&rest[n + 1..], &close) {
+        Some(p) => Raw::End(s.to_text(o + n + 1 + p + close.len())),
+        None => Raw::Unterminated,
+    }
 }
 
 // ---- Directives in a logical line ----
@@ -714,10 +844,13 @@ fn probes(line: &[u8], number: &mut dyn FnMut() -> usize, out: &mut Sink) {
                 })
             }
             // `#define __has_include(x)`-style uses and macro arguments: unknowable.
-            _ if arg.starts_with(b"(") => out.push(Directive::Computed {
-                line: number(),
-                text: String::from_utf8_lossy(line).trim().to_string(),
-            }),
+            // One report says the line is unknowable.
+            _ if arg.starts_with(b"(") => {
+                return out.push(Directive::Computed {
+                    line: number(),
+                    text: String::from_utf8_lossy(line).trim().to_string(),
+                })
+            }
             // `#ifdef __has_include` and the like: no file involved.
             _ => {}
         }
@@ -1424,5 +1557,37 @@ mod tests {
         assert_eq!(scan(b"x.Incl\\\nude = 1;"), [Directive::ReadsFiles]);
         assert_eq!(scan(b"return b.IncludeLoc;"), []);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The box scans what a hostile peer sends: no input may make the scan quadratic.
+    #[test]
+    fn hostile_texts_scan_in_linear_time() {
+        let n = 200_000;
+        let many = |unit: &[u8], head: &[u8]| {
+            let mut t = head.to_vec();
+            t.extend(unit.iter().cycle().take(unit.len() * n));
+            t
+        };
+        let texts = [
+            many(b"__has_include(<", b"#if "),
+            many(b"__has_include(x) ", b"#if "),
+            many(b"R\"(", b""),
+            many(b"R\"x(", b"R\"(\n??=\n"),
+            many(b"1'", b""),
+            many(b"(<", b"#if "),
+            many(b"#include \"a.h\"\n", b"??=\n"),
+            many(b"\\u0069", b"#"),
+            many(b"//*\n'1'/*/\n", b"??=\nR\"(\n"),
+        ];
+        for text in &texts {
+            let t = std::time::Instant::now();
+            let found = scan(text).len();
+            let took = t.elapsed();
+            assert!(
+                took < std::time::Duration::from_secs(5),
+                "{took:?} for {found} from {:?}...",
+                String::from_utf8_lossy(&text[..40])
+            );
+        }
     }
 }
