@@ -17,11 +17,21 @@
 //! 3. a comment is one space, wherever it is (between `#` and `include` too), and the line
 //!    ends inside it vanish (`/* a\nb */ #include` is a directive).
 //!
+//! Then a directive is `#`, `%:` or `??=` first on a logical line (after a byte order mark
+//! at the start of the file), and a universal character name spells a letter of its name
+//! as well as the letter does (`#incl\u0075de`: gcc complains, and includes).
+//!
 //! Where dialects read the same text differently, every reading is scanned and the union
 //! reported: raw strings (`R"x(...)x"`, C++11 and gcc's GNU C), C90 without `//` comments,
-//! and the header name of `#include` (no escapes, no comments inside `<...>`) against the
-//! ordinary lexing of a line gcc skips. Each extra reading costs a pass only when the text
-//! has what makes it differ; the usual header is one pass without a copy of its text.
+//! digit separators (`1'000`, C++14 and C23), and the header name of `#include` (no
+//! escapes, no comments inside `<...>`) against the ordinary lexing of a line gcc skips.
+//! Each extra reading costs a pass only when the text has what makes it differ; the usual
+//! header is one pass, and one copy of its text only if it has a splice or a `\r`. No text
+//! makes the scan quadratic: the box runs it on what a peer sent.
+//!
+//! `#pragma GCC dependency "file"` is reported as a probe, `#embed` as an include.
+//! `_Pragma` is no directive: [`mentions_after_splicing`] lets the box find it (and
+//! `pop_macro`) however it is spelt.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
