@@ -108,9 +108,12 @@ pub fn scan(text: &[u8]) -> Vec<Directive> {
     sink.out
 }
 
-/// Whether `word` appears in `text` after trigraphs (either way) and line splicing,
+/// Whether `word` appears in `text` after trigraphs (either way), line splicing and UCNs,
 /// anywhere, strings and comments included: `_Pragma` and `pop_macro` run only under full
-/// preprocessing, so the box must know a file has them however they are spelt.
+/// preprocessing, so the box must know a file has them however they are spelt. Not however
+/// they are made: `CAT(_Prag, ma)(XSTR(CAT(pop_, macro)("H")))` has neither word (see the
+/// test `pasted_pragma_is_no_word_but_its_include_is_computed`); only the computed
+/// include it serves, and the audit, catch that.
 pub fn mentions_after_splicing(text: &[u8], word: &[u8]) -> bool {
     trigraph_modes(text).into_iter().any(|t| {
         let spliced = splice(text, t);
@@ -1599,5 +1602,27 @@ mod tests {
                 String::from_utf8_lossy(&text[..40])
             );
         }
+    }
+
+    #[test]
+    fn pasted_pragma_is_no_word_but_its_include_is_computed() {
+        let (dir, target) = setup("pasted-pragma");
+        let text = fill(
+            b"#define CAT(a, b) a##b\n#define STR(x) #x\n#define XSTR(x) STR(x)\n\
+              #define H \"{T}\"\n#pragma push_macro(\"H\")\n#undef H\n#define H \"no.h\"\n\
+              CAT(_Prag, ma)(XSTR(CAT(pop_, macro)(\"H\")))\n#include H\n",
+            &target,
+        );
+        assert!(gcc_opens(&dir, &text, &[], &target));
+        assert!(!mentions_after_splicing(&text, b"_Pragma"));
+        assert!(!mentions_after_splicing(&text, b"pop_macro"));
+        assert_eq!(
+            scan(&text),
+            [Directive::Computed {
+                line: 9,
+                text: "#include H".into()
+            }]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
