@@ -422,7 +422,7 @@ fn lex(s: &Spliced, d: Dialect, mut emit: impl FnMut(&[u8], usize)) -> Differs {
         differs: Differs::default(),
         line: Vec::with_capacity(256),
         quoted: false,
-        directive: false,
+        header_line: false,
         after_separator: 0,
         raw_unterminated: false,
         clean_to: [0, 0],
@@ -458,10 +458,10 @@ struct Lexer<'s, 'a> {
     differs: Differs,
     /// The logical line so far.
     line: Vec<u8>,
-    /// Whether a `"` or `<` came on this line (only the first can be an include's operand),
-    /// and if so whether the line is a directive.
+    /// Whether a `"` or `<` came on this line, and if so whether the line is one where gcc
+    /// may lex a header name (see `header_line`).
     quoted: bool,
-    directive: bool,
+    header_line: bool,
     /// The line's length after its last digit separator.
     after_separator: usize,
     /// A raw string had no end: gcc reads the rest of the file into it, so no other one
@@ -476,7 +476,7 @@ impl Lexer<'_, '_> {
     fn new_line(&mut self) {
         self.line.clear();
         self.quoted = false;
-        self.directive = false;
+        self.header_line = false;
         self.after_separator = 0;
     }
 
@@ -516,22 +516,14 @@ impl Lexer<'_, '_> {
         }
     }
 
-    /// Whether a header name may start here (cheap: at most one look at the line's start,
-    /// and at its last bytes).
+    /// Whether a header name may start here (one look at the line's start per line).
     fn header_position(&mut self) -> bool {
-        let first = !self.quoted;
-        self.quoted = true;
-        if self.differs.header_names && !self.d.header_names {
-            // Known to differ already: this reading lexes the usual way.
-            return false;
+        if !self.quoted {
+            self.quoted = true;
+            self.header_line = header_line(&self.line);
         }
-        if first {
-            self.directive = hash(skip_space(&self.line)).is_some();
-            if self.directive && include_operand(&self.line) {
-                return true;
-            }
-        }
-        self.directive && has_include_operand(&self.line)
+        // Known to differ already, the usual reading need not look again.
+        self.header_line && (self.d.header_names || !self.differs.header_names)
     }
 
     fn header(&mut self, t: &[u8], i: usize) -> usize {
@@ -643,27 +635,22 @@ fn header_end(t: &[u8], at: usize) -> usize {
     }
 }
 
-/// Whether `line` is `#include` (or `#include_next`, `#import`, `#embed`) and space: the
-/// place of its operand.
-fn include_operand(line: &[u8]) -> bool {
-    let line = &*ucns_decoded(line, false);
+/// Whether `line` starts a directive where gcc may lex a `"` or `<` as a header name (no
+/// escapes, no comments inside): all along an `#include` (`#include_next`, `#import`,
+/// `#embed`) line, even in its macro arguments, and in `#if` and `#elif` after
+/// `__has_include(`, which a macro may spell (`#define HI __has_include`, `#if HI(...)`):
+/// so anywhere on those lines.
+fn header_line(line: &[u8]) -> bool {
     let Some(rest) = hash(skip_space(line)) else {
         return false;
     };
-    let (word, after) = ident(skip_space(rest));
-    matches!(word, b"include" | b"include_next" | b"import" | b"embed")
-        && skip_space(after).is_empty()
-}
-
-/// Whether `line` ends with `__has_include(` or `__has_include_next(` (spaces allowed, UCNs
-/// too: only its last bytes are looked at).
-fn has_include_operand(line: &[u8]) -> bool {
-    let Some(before) = trim_end(line).strip_suffix(b"(") else {
-        return false;
-    };
-    let before = trim_end(before);
-    let tail = &*ucns_decoded(&before[before.len().saturating_sub(256)..], false);
-    tail.ends_with(b"__has_include") || tail.ends_with(b"__has_include_next")
+    let rest = skip_space(rest);
+    let n = rest.iter().take_while(|&&b| is_ident_byte(b) || b == b'\\');
+    let word = ucns_decoded(&rest[..n.count()], false);
+    matches!(
+        &*word,
+        b"include" | b"include_next" | b"import" | b"embed" | b"if" | b"elif"
+    )
 }
 
 /// Whether `line` ends with the prefix of a raw string (`R`, `LR`, `uR`, `UR`, `u8R`), a
@@ -742,11 +729,6 @@ fn is_space(b: u8) -> bool {
 fn skip_space(s: &[u8]) -> &[u8] {
     let n = s.iter().take_while(|&&b| is_space(b)).count();
     &s[n..]
-}
-
-fn trim_end(s: &[u8]) -> &[u8] {
-    let n = s.iter().rev().take_while(|&&b| is_space(b)).count();
-    &s[..s.len() - n]
 }
 
 fn ident(s: &[u8]) -> (&[u8], &[u8]) {
@@ -1337,6 +1319,16 @@ mod tests {
         (
             "a header name has no escapes",
             b"#if __has_include(\"x\\\" \" /*)\n#endif\n#include \"{T}\"\n// */\n",
+            &[],
+        ),
+        (
+            "a header name has no escapes, __has_include spelt by a macro",
+            b"#define HI __has_include\n#if HI(\"x\\\" \" /*)\n#endif\n#include \"{T}\"\n// */\n",
+            &[],
+        ),
+        (
+            "a header name has no escapes, UCN in the directive",
+            b"#\\u0069f __has_include(\"x\\\" \" /*)\n#endif\n#include \"{T}\"\n// */\n",
             &[],
         ),
         (
