@@ -204,19 +204,10 @@ fn trigraph_modes(text: &[u8]) -> Vec<bool> {
 }
 
 /// What `??c` stands for.
-fn trigraph(c: u8) -> Option<u8> {
-    Some(match c {
-        b'=' => b'#',
-        b'/' => b'\\',
-        b'\'' => b'^',
-        b'(' => b'[',
-        b')' => b']',
-        b'!' => b'|',
-        b'<' => b'{',
-        b'>' => b'}',
-        b'-' => b'~',
-        _ => return None,
-    })
+fn trigraph(c: u8) -> Option<&'static u8> {
+    const FROM: &[u8] = b"=/'()!<>-";
+    const TO: &[u8] = b"#\\^[]|{}~";
+    FROM.iter().position(|&f| f == c).map(|i| &TO[i])
 }
 
 /// A text after phases 1 and 2, whose only line end is `\n`, and the way back to the
@@ -300,7 +291,7 @@ fn splice(text: &[u8], trigraphs: bool) -> Spliced<'_> {
                     None => (at + 3, b"\\"),
                 }
             }
-            (_, Some(c)) => (at + 3, std::slice::from_ref(trigraph_char(c))),
+            (_, Some(c)) => (at + 3, std::slice::from_ref(c)),
             _ => {
                 i = at + 1;
                 continue;
@@ -329,13 +320,6 @@ fn splice(text: &[u8], trigraphs: bool) -> Spliced<'_> {
     }
 }
 
-/// A `'static` byte for a trigraph's replacement.
-fn trigraph_char(c: u8) -> &'static u8 {
-    const ALL: &[u8] = b"#\\^[]|{}~";
-    let i = ALL.iter().position(|&b| b == c).unwrap_or(0);
-    &ALL[i]
-}
-
 // ---- Phase 3: comments, literals, logical lines ----
 
 /// One way of reading the tokens of a text.
@@ -345,8 +329,8 @@ struct Dialect {
     line_comments: bool,
     /// `R"delim(...)delim"` (C++11, and gcc's GNU C).
     raw_strings: bool,
-    /// The operand of `#include` and of `__has_include(` in a directive is a header name:
-    /// no escapes, no comments inside (what gcc does on a line it does not skip).
+    /// A `"` or `<` on an `#include`, `#if` or `#elif` line starts a header name: no
+    /// escapes, no comments inside (what gcc does on a line it does not skip).
     header_names: bool,
     /// `1'000` is one number (C++14, C23), not a 1 and a character literal.
     digit_separators: bool,
