@@ -75,7 +75,9 @@ impl Stamp {
 
 /// What the directives of a record can say: a new kind of directive makes every older
 /// record unbelieved (it would not say whether the file has one), so files are scanned again.
-const RECORDS: &str = "v2";
+/// v3: found after C's translation phases 1-3 (a directive behind a comment, a lone `\r`,
+/// a splice or a trigraph), with `#pragma GCC dependency` and `#embed`.
+const RECORDS: &str = "v3";
 
 /// A stamp as the logs keep it, after the version of the records.
 fn stamp_text(s: &Stamp) -> String {

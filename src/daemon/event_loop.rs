@@ -560,12 +560,7 @@ impl Daemon {
     /// Every file is there: check what they include, and compile.
     fn start_sources(&mut self, c: usize, mut p: Pending) {
         let t = p.tree.take().expect("matched on a tree");
-        let launch = match t.finish(
-            &mut self.verdicts,
-            &p.req.compiler,
-            &p.args,
-            &p.req.output_ext,
-        ) {
+        let launch = match t.finish(&mut self.verdicts, &p.args, &p.req.output_ext) {
             Ok(l) => l,
             Err(r) => return self.refuse_sources(c, &p, r),
         };

@@ -127,10 +127,6 @@ struct Verdict {
     /// computed includes plainly open, checked before the compile like a written name (the
     /// audit sees to the rest).
     named: Vec<(String, String)>,
-    /// It names `_Pragma` or `pop_macro`: a `_Pragma("pop_macro(...)")` in a macro's
-    /// expansion changes what a later `#include MACRO` opens, and only full preprocessing
-    /// runs it (not `-fdirectives-only`), so the audit must preprocess fully.
-    pragma: bool,
 }
 
 fn judge(data: &[u8]) -> Verdict {
@@ -139,7 +135,6 @@ fn judge(data: &[u8]) -> Verdict {
         ascent: 0,
         computed: Vec::new(),
         named: Vec::new(),
-        pragma: runs_pragmas(data),
     };
     for d in includes::scan(data) {
         match d {
@@ -175,41 +170,6 @@ fn judge(data: &[u8]) -> Verdict {
             .collect();
     }
     v
-}
-
-/// Whether `text` names `_Pragma` or `pop_macro`, also split by line splices.
-fn runs_pragmas(text: &[u8]) -> bool {
-    mentions_after_splicing(text, b"_Pragma") || mentions_after_splicing(text, b"pop_macro")
-}
-
-/// Whether `word` appears in `text` once backslash-newline splices (any line end, blanks
-/// before it, `??/` as the backslash) are taken out.
-fn mentions_after_splicing(text: &[u8], word: &[u8]) -> bool {
-    let mut joined = Vec::with_capacity(text.len());
-    let mut i = 0;
-    while i < text.len() {
-        let after_backslash = match text[i] {
-            b'\\' => Some(i + 1),
-            b'?' if text[i..].starts_with(b"??/") => Some(i + 3),
-            _ => None,
-        };
-        if let Some(mut j) = after_backslash {
-            while j < text.len() && matches!(text[j], b' ' | b'\t' | b'\x0b' | b'\x0c') {
-                j += 1;
-            }
-            if text[j..].starts_with(b"\r\n") {
-                i = j + 2;
-                continue;
-            }
-            if matches!(text.get(j), Some(b'\n' | b'\r')) {
-                i = j + 1;
-                continue;
-            }
-        }
-        joined.push(text[i]);
-        i += 1;
-    }
-    joined.windows(word.len()).any(|w| w == word)
 }
 
 /// `#define NAME "file"` (or `<file>`) as (NAME, file). A plain line only: this check only
@@ -458,7 +418,6 @@ impl Tree {
     pub fn finish(
         self,
         verdicts: &mut Verdicts,
-        compiler: &str,
         args: &BoxArgs,
         output_ext: &str,
     ) -> Result<Launch, Refusal> {
@@ -466,10 +425,6 @@ impl Tree {
             return Err(bad("the input ended before every file asked for came"));
         }
         let audit = self.check_includes(verdicts, args)?;
-        // gcc preprocesses directives alone (`-fdirectives-only`): the same includes, about a
-        // third of the work of a full preprocessing — unless a `_Pragma` could change a macro
-        // an include is named by. clang has no such mode.
-        let audit = audit.map(|a| !a.pragma && !compiler.contains("clang"));
         Ok(self.command(args, output_ext, audit))
     }
 
@@ -479,13 +434,9 @@ impl Tree {
     }
 
     /// Checks what every file includes (see the module doc); `args` are the compiler's.
-    /// `Ok(Some(_))`: some include names its file with a macro, so only the audit can tell
+    /// `Ok(true)`: some include names its file with a macro, so only the audit can tell
     /// what the compile opened.
-    fn check_includes(
-        &self,
-        verdicts: &mut Verdicts,
-        args: &BoxArgs,
-    ) -> Result<Option<AuditNeed>, Refusal> {
+    fn check_includes(&self, verdicts: &mut Verdicts, args: &BoxArgs) -> Result<bool, Refusal> {
         // The shallowest place a name is looked up from: any search directory, or the
         // directory of the file that includes it.
         let mut shallowest = usize::MAX;
@@ -498,7 +449,6 @@ impl Tree {
         // up from; and what plain definitions give them.
         let mut computed: HashMap<String, usize> = HashMap::new();
         let mut named: Vec<(String, String)> = Vec::new();
-        let mut pragma = false;
         for f in &self.manifest.files {
             let path = Path::new(&f.path);
             let v = verdicts.get(&f.hash, &tree::under(self.mirror.root(), path))?;
@@ -517,14 +467,12 @@ impl Tree {
                 *at = (*at).min(from);
             }
             named.extend(v.named.iter().cloned());
-            pragma |= v.pragma;
         }
         if computed.is_empty() {
-            return Ok(None);
+            return Ok(false);
         }
         for (m, value) in args.defines() {
             let Some(value) = value else { continue };
-            pragma |= runs_pragmas(value.as_bytes());
             if let Some(file) = header_name(value) {
                 named.push((m.to_string(), file.to_string()));
             }
@@ -542,7 +490,7 @@ impl Tree {
                 )));
             }
         }
-        Ok(Some(AuditNeed { pragma }))
+        Ok(true)
     }
 
     /// The job dir, and what to run in it: the arguments after the compiler's name (`args`
@@ -551,7 +499,7 @@ impl Tree {
     /// the compiler says), and when an include names its file with a macro (`audit` is
     /// `Some`: whether the compiler can preprocess directives alone), the preprocessing that
     /// audits what the compile will open.
-    fn command(mut self, args: &BoxArgs, output_ext: &str, audit: Option<bool>) -> Launch {
+    fn command(mut self, args: &BoxArgs, output_ext: &str, audit: bool) -> Launch {
         let dir = self.dir.0.take().expect("a tree owns its dir until here");
         let root = self.mirror.root().to_string_lossy().into_owned();
         // Paths as gcc gets them: absolute ones in the mirror, relative ones as the master's
@@ -582,16 +530,14 @@ impl Tree {
         // The same preprocessing with gcc's report of every header it opens, and nothing
         // written but to /dev/null. Not `-H` in the compile itself: with `-g` gcc records
         // its options in the object, which would then differ from the master's.
-        let audit = audit.map(|directives_only| {
+        // A full preprocessing, not on directives alone: a `_Pragma("pop_macro(...)")` in
+        // a macro's expansion (even one pasted together with `##`, which no text check
+        // sees) changes what a later `#include MACRO` opens, and `-fdirectives-only` does
+        // not run it.
+        let audit = audit.then(|| {
             let mut argv = argv.clone();
             argv.push(rooted(&self.manifest.source).into());
             argv.extend(["-E", "-H", "-o", "/dev/null"].map(OsString::from));
-            // Which files `#include` opens is decided by the directives alone (a computed
-            // include's macros too); what gcc cannot do in this mode (`__COUNTER__` in an
-            // `#if`) fails the audit, and the job is preprocessed at home.
-            if directives_only {
-                argv.push("-fdirectives-only".into());
-            }
             Audit {
                 root: self.mirror.root().to_path_buf(),
                 cwd: cwd.clone(),
@@ -629,13 +575,6 @@ impl Tree {
             audit,
         }
     }
-}
-
-/// Why a job needs its audit: whether some file or definition runs pragmas (see
-/// `Verdict::pragma`).
-#[derive(Debug)]
-struct AuditNeed {
-    pragma: bool,
 }
 
 /// The preprocessing run before a job whose includes a macro names, and what to check in
@@ -786,11 +725,10 @@ mod tests {
         assert!(!t.complete());
         t.blob(2, b"\n", &mut cache).unwrap();
         assert!(t.complete());
-        assert!(t
+        assert!(!t
             .check_includes(&mut Verdicts::default(), &ba(&["-c"]))
-            .unwrap()
-            .is_none());
-        let c = t.command(&ba(&["-c", "-fdebug-prefix-map=/w=."]), "o", Some(true));
+            .unwrap());
+        let c = t.command(&ba(&["-c", "-fdebug-prefix-map=/w=."]), "o", true);
         let root = c.mirror.as_ref().unwrap().root().to_path_buf();
         let argv: Vec<String> = c.argv.iter().map(|a| a.to_string_lossy().into()).collect();
         assert_eq!(argv[0], format!("-fmacro-prefix-map={}=", root.display()));
@@ -910,7 +848,6 @@ mod tests {
                 line.push("-c");
             }
             t.check_includes(&mut Verdicts::default(), &ba(&line))
-                .map(|need| need.is_some())
                 .map_err(|e| e.text)
         };
         let refused = "outside the job's files";
