@@ -11,7 +11,7 @@
 //! | stage | exactly one of `-c`, `-S` |
 //! | `-O…`, `-g…` | the optimisation and debug levels and formats gcc and clang know (not `-gsplit-dwarf`: it writes a `.dwo`) |
 //! | `-f…`, `-m…`, `-W…` | `[no-]NAME[=VALUE]`, NAME of letters, digits, `_`, `-`, `+`; VALUE of those and `.,=:` — so no path, no `@`; minus the families that read, write or run something (`NEVER_F`) |
-//! | `-Wa,…` | assembler options of the same charset, without listings (`-a…`), `-I`, `-o`, `--MD`, `@` |
+//! | `-Wa,…` | known assembler options, whole (gas takes a prefix of a long option for it: `--M=` is `--MD=`), and machine options `-m…` of plain characters |
 //! | `-D`, `-U` (also `--define-macro`, `--undefine-macro`, joined or separate) | a macro name (with parameters for `-D`), a value without NUL or line end |
 //! | `--param` (`=` or separate) | `NAME=VALUE` of gcc's parameter characters |
 //! | `-std=` (also `--std=`) | a standard's name |
@@ -373,29 +373,66 @@ fn optimize_switch(arg: &str) -> bool {
     )
 }
 
-/// A `-Wa,` list: each an option of the assembler in the value charset, none that reads or
-/// writes a file (listings, include paths, dependency files, output) or does not assemble.
+/// The assembler options a box passes on (`-Wa,`), whole: gas takes any unique prefix of a
+/// long option for it (`--M=FILE` is `--MD=FILE`, which writes FILE), so only these exact
+/// spellings pass, and its machine options (`-march=`, `-mcpu=`, `-mabi=`, `-mno-…`),
+/// which read no file.
+const ASSEMBLER: &[&str] = &[
+    "-g",
+    "--gen-debug",
+    "-gdwarf-2",
+    "-gdwarf-3",
+    "-gdwarf-4",
+    "-gdwarf-5",
+    "--gdwarf-2",
+    "--gdwarf-3",
+    "--gdwarf-4",
+    "--gdwarf-5",
+    "--gdwarf-sections",
+    "--noexecstack",
+    "--execstack",
+    "-EL",
+    "-EB",
+    "--64",
+    "--32",
+    "--x32",
+    "--fatal-warnings",
+    "--warn",
+    "--no-warn",
+    "-W",
+    "--nocompress-debug-sections",
+    "--compress-debug-sections",
+    "--compress-debug-sections=none",
+    "--compress-debug-sections=zlib",
+    "--compress-debug-sections=zlib-gnu",
+    "--compress-debug-sections=zlib-gabi",
+    "--compress-debug-sections=zstd",
+    "--size-check=error",
+    "--size-check=warning",
+    "--elf-stt-common=yes",
+    "--elf-stt-common=no",
+    "--generate-missing-build-notes=yes",
+    "--generate-missing-build-notes=no",
+    "--no-pad-sections",
+    "--reduce-memory-overheads",
+    "--sectname-subst",
+    "--strip-local-absolute",
+];
+
+/// A `-Wa,` list: each item one of `ASSEMBLER`, or a machine option (`-m` and plain
+/// characters) that is no prefix of gas's `--mri` (gas reads single-dash long options too).
 fn assembler(list: &str) -> Result<Vec<String>, &'static str> {
     let mut items = Vec::new();
     for item in list.split(',') {
-        if !item.starts_with('-') || item.len() < 2 || !item.bytes().all(value_byte) {
-            return Err("passes the assembler something other than a plain option");
-        }
-        let reads_or_writes = item.starts_with("-a")
-            || item.starts_with("--a")
-            || item.starts_with("--listing")
-            || item.starts_with("-I")
-            || item.starts_with("-o")
-            || item.starts_with("--MD")
-            || item.starts_with("-MD");
-        if reads_or_writes {
-            return Err("makes the assembler read or write files");
-        }
-        if matches!(
-            item,
-            "-v" | "-V" | "--version" | "-version" | "--help" | "--target-help"
-        ) {
-            return Err("makes the assembler print instead of assemble");
+        let machine = item.len() > 2
+            && item.starts_with("-m")
+            && item.bytes().all(value_byte)
+            && !"-mri".starts_with(item);
+        if !machine && !ASSEMBLER.contains(&item) {
+            return Err(
+                "is not an assembler option a box passes on (only known ones, whole: \
+                        gas reads a prefix of a long option as that option)",
+            );
         }
         items.push(item.to_string());
     }
@@ -595,6 +632,31 @@ impl BoxArgs {
                 _ => o.emit(),
             })
             .collect()
+    }
+
+    /// For a job whose box preprocesses (shipped sources): refuses the options that say
+    /// the input is preprocessed already or preprocess it differently from the compile —
+    /// with them the `-H` audit and the compile would read different files.
+    pub fn check_for_sources(&self) -> Result<(), Refused> {
+        for o in &self.opts {
+            let Opt::Switch(s) = o else { continue };
+            let name = s.strip_prefix("-f").unwrap_or("");
+            let name = name.strip_prefix("no-").unwrap_or(name);
+            if ["preprocessed", "directives-only", "pch-"]
+                .iter()
+                .any(|p| name.starts_with(p))
+            {
+                return Err(refuse(
+                    0,
+                    s,
+                    format!(
+                        "{s} changes how the box would preprocess a job that ships its sources; \
+                         send such a job preprocessed"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The `-D` definitions: (name, value).
@@ -823,6 +885,14 @@ mod tests {
         &["-Wa,--MD,/tmp/x"],
         &["-Wa,-o,/tmp/x"],
         &["-Wa,--version"],
+        &["-Wa,--M=h.h"],
+        &["-Wa,--MD=h.h"],
+        &["-Wa,-MD=h.h"],
+        &["-Wa,--mri"],
+        &["-Wa,-mri"],
+        &["-Wa,-mr"],
+        &["-Wa,--defsym,x=1"],
+        &["-Wa,-Z"],
         &["--for-assembler=@/etc/x"],
         &["--for-assembler=-adhln=/tmp/x"],
         &["-Xassembler", "-adhln=/tmp/x"],
@@ -919,6 +989,20 @@ mod tests {
         assert!(BoxArgs::parse(&raw).is_err());
         let raw = vec![b"-c".to_vec(), vec![b'-', 0xff]];
         assert!(BoxArgs::parse(&raw).is_err());
+    }
+
+    #[test]
+    fn a_shipped_job_preprocesses_as_its_compile_does() {
+        assert!(parse(&["-c", "-O2"]).unwrap().check_for_sources().is_ok());
+        for bad in [
+            "-fpreprocessed",
+            "-fdirectives-only",
+            "-fno-directives-only",
+            "-fpch-preprocess",
+        ] {
+            let a = parse(&["-c", bad]).unwrap();
+            assert!(a.check_for_sources().is_err(), "{bad}");
+        }
     }
 
     #[test]

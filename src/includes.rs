@@ -150,10 +150,28 @@ struct Sink {
     clock: bool,
     /// Set after the first reading: what `out` has, to add only the new.
     seen: Option<HashSet<Directive>>,
+    /// More than `MAX_DIRECTIVES` came: the rest were not kept.
+    overflow: bool,
 }
+
+/// Most directives one file's scan keeps (a real header has a few hundred at most): a peer's
+/// file of nothing but `#include M` lines would otherwise take ~60 bytes of the box's memory
+/// per line. Past it the scan ends with a `Computed` that no macro name can be read from,
+/// so the box refuses the file and the client preprocesses the job at home.
+pub const MAX_DIRECTIVES: usize = 1 << 16;
 
 impl Sink {
     fn push(&mut self, d: Directive) {
+        if self.out.len() >= MAX_DIRECTIVES {
+            if !self.overflow {
+                self.overflow = true;
+                self.out.push(Directive::Computed {
+                    line: 0,
+                    text: format!("(more than {MAX_DIRECTIVES} directives in one file)"),
+                });
+            }
+            return;
+        }
         let new = match &mut self.seen {
             Some(seen) => seen.insert(d.clone()),
             None => true,
@@ -896,6 +914,17 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_of_endless_directives_is_cut_short_and_computed() {
+        let text = "#include M\n".repeat(MAX_DIRECTIVES + 10);
+        let got = scan(text.as_bytes());
+        assert_eq!(got.len(), MAX_DIRECTIVES + 1);
+        match got.last() {
+            Some(Directive::Computed { text, .. }) => assert!(computed_macro(text).is_none()),
+            other => panic!("{other:?}"),
+        }
+    }
 
     fn inc(form: Form, name: &str) -> Directive {
         Directive::Include {

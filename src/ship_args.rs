@@ -208,7 +208,9 @@ pub fn ship_plan(argv: &[OsString], plan: &Plan) -> Result<ShipPlan, String> {
     // A box refuses what its option parser does not take: keep such a job here without
     // the round trip.
     let wire: Vec<Vec<u8>> = sp.literal.iter().map(|a| a.as_bytes().to_vec()).collect();
-    crate::box_args::BoxArgs::parse(&wire).map_err(|e| format!("a box would refuse it: {e}"))?;
+    crate::box_args::BoxArgs::parse(&wire)
+        .and_then(|a| a.check_for_sources())
+        .map_err(|e| format!("a box would refuse it: {e}"))?;
     Ok(sp)
 }
 

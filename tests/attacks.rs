@@ -150,6 +150,8 @@ struct Job {
     blobs: Option<Vec<(u32, Vec<u8>)>>,
     /// A hand-made manifest frame instead of the encoded one.
     raw_manifest: Option<Vec<u8>>,
+    /// The compiler's name and path (gcc unless a row says).
+    compiler: (&'static str, PathBuf),
 }
 
 impl Job {
@@ -170,6 +172,7 @@ impl Job {
             contents: vec![],
             blobs: None,
             raw_manifest: None,
+            compiler: ("gcc", PathBuf::from("/usr/bin/gcc")),
         }
         .file(source, text.as_bytes())
     }
@@ -216,11 +219,11 @@ impl Job {
     }
 
     fn request(&self) -> JobRequest {
-        let identity = rcc::compiler::probe_identity(Path::new("/usr/bin/gcc")).unwrap();
+        let identity = rcc::compiler::probe_identity(&self.compiler.1).unwrap();
         JobRequest {
             mode: self.mode,
             compress: false,
-            compiler: "gcc".into(),
+            compiler: self.compiler.0.into(),
             identity,
             args: self.args.clone(),
             input_ext: if self.source.ends_with(".cc") {
@@ -449,6 +452,12 @@ enum Want {
     /// As `Contained`, and the same reply as the job run with `missing` for the secret's
     /// path: whether a file of the box exists must not show.
     SameAsMissing,
+    /// `SameAsMissing` in the sandbox, `Contained` without it: a `_Pragma("GCC dependency
+    /// ...")` opens a file to read its time, and no check of the text can see every way
+    /// macros build one. With Landlock the open fails for a file outside either way; without
+    /// it, whether the compile succeeds says whether the file exists (one bit a job; README
+    /// "What is still trusted").
+    SameAsMissingInSandbox,
 }
 
 struct Row {
@@ -1045,6 +1054,149 @@ fn lies(rows: &mut Vec<Row>) {
     rows.push(row("lie: a file path that is not UTF-8", Refused, j));
 }
 
+/// Attack 6 (second review): pragmas that open a file by name where the include check does
+/// not look. `#pragma GCC dependency` behind `_Pragma` (which no directive scan sees), the
+/// same pragma in a preprocessed job (which has no include check at all, and cc1 still runs
+/// it), and `#pragma GCC pch_preprocess`, which cc1 runs under `-fpreprocessed` (an option
+/// the box takes, and what every preprocessed job is compiled with): it opens and reads the
+/// named file as a precompiled header.
+fn pragmas_that_open(lab: &Lab, rows: &mut Vec<Row>) {
+    let s = &lab.secret;
+    // gcc uses a precompiled header when it compiles but not when it preprocesses (`-E`):
+    // the audit reads h.h (H is "ok.h"), the compile loads h.h.gch (H is the secret).
+    let evil = lab.t.write(
+        "pch-audit/evil.h",
+        &format!("#define STR(x) #x\n#define XSTR(x) STR(x)\n#define H XSTR({s})\n"),
+    );
+    let gch = lab.t.join("pch-audit/h.h.gch");
+    ok(std::process::Command::new("gcc")
+        .args(["-nostdinc", "-x", "c-header"])
+        .arg(&evil)
+        .arg("-o")
+        .arg(&gch));
+    let gch = std::fs::read(&gch).unwrap();
+    let _ = std::fs::remove_dir_all(lab.t.join("pch-audit"));
+    rows.push(row(
+        "include: a shipped .gch the audit does not load names the secret",
+        Want::Contained,
+        Job::c(&["-c"], "#include \"h.h\"\n#include H\nint x;\n")
+            .file("h.h", b"#define H \"ok.h\"\n")
+            .file("h.h.gch", &gch)
+            .file("ok.h", b"int ok_h;\n"),
+    ));
+    // gcc quotes the source line of a diagnostic from the file its location names, and
+    // `#line N "FILE"` (or a linemarker `# N "FILE"`) names any file: an error on the next
+    // line prints line N of the box's file. One row per spelling; a line each, a whole file.
+    for (name, text) in [
+        ("#line then an error", format!("#line 1 \"{s}\"\n@\n")),
+        ("a linemarker then an error", format!("# 1 \"{s}\"\n@\n")),
+    ] {
+        rows.push(row(
+            format!("diagnostic: {name}"),
+            Want::Contained,
+            Job::c(&["-c"], &text),
+        ));
+        rows.push(row(
+            format!("diagnostic (preprocessed): {name}"),
+            Want::Contained,
+            Job::c(&["-c"], &text).preprocessed(),
+        ));
+    }
+    // `__has_include` of a name a macro makes: the audit's `-H` lists the headers gcc
+    // includes, not the ones it only probes, so the audit passes whatever the probe asked.
+    let probe = format!(
+        "#define STR(x) #x\n#define XSTR(x) STR(x)\n#define P XSTR({s})\n\
+         #if __has_include(P)\n#error {PROBE_HIT}\n#endif\nint x;\n"
+    );
+    rows.push(row(
+        "probe: __has_include of a stringized macro",
+        Want::SameAsMissing,
+        Job::c(&["-c"], &probe),
+    ));
+    // The audit of a computed include runs the job's own options with `-E`: given
+    // `-fdirectives-only`, that preprocessing leaves `POP` unexpanded, so the
+    // `_Pragma("pop_macro")` in it never runs and H is "ok.h"; the compile (`-c`, where gcc
+    // ignores `-fdirectives-only`) preprocesses fully, pops H and includes the secret.
+    let popped = format!(
+        "#define STR(x) #x\n#define XSTR(x) STR(x)\n#define H XSTR({s})\n\
+         #pragma push_macro(\"H\")\n#undef H\n#define H \"ok.h\"\n\
+         #define POP _Pragma(\"pop_macro(\\\"H\\\")\")\nPOP\n#include H\nint x;\n"
+    );
+    rows.push(row(
+        "include: -fdirectives-only hides a _Pragma pop_macro from the audit",
+        Want::Contained,
+        Job::c(&["-c", "-fdirectives-only"], &popped).file("ok.h", b"int ok_h;\n"),
+    ));
+    rows.push(row(
+        "probe: -fdirectives-only hides a _Pragma pop_macro from the audit",
+        Want::SameAsMissing,
+        Job::c(&["-c", "-fdirectives-only"], &popped).file("ok.h", b"int ok_h;\n"),
+    ));
+    // A preprocessed job's text has no include check, and `-fdirectives-only` (which the
+    // grammar takes) makes cc1 run the directives of `-fpreprocessed` text: `#include` too.
+    let include = format!("#include \"{s}\"\nint x;\n");
+    for args in [
+        &["-c", "-fdirectives-only"][..],
+        &["-c", "-fpreprocessed", "-fdirectives-only"],
+    ] {
+        rows.push(row(
+            format!(
+                "include (preprocessed): {} and #include of the secret",
+                args[1..].join(" ")
+            ),
+            Want::Contained,
+            Job::c(args, &include).preprocessed(),
+        ));
+    }
+    // gas takes a `/* */` comment out of a statement before it reads it: `.inc/**/bin` is
+    // `.incbin` to gas, and neither the include check (a C string) nor the assembler's
+    // guard (which looks for the word) sees one.
+    for (name, text) in [
+        (
+            "asm .inc/**/bin",
+            format!("asm(\".section .rodata\\n.inc/**/bin \\\"{s}\\\"\\n.text\");\nint x;\n"),
+        ),
+        (
+            "asm .in/**/clude",
+            format!("asm(\".in/**/clude \\\"{s}\\\"\");\nint x;\n"),
+        ),
+    ] {
+        rows.push(row(
+            format!("asm: {name}"),
+            Want::Contained,
+            Job::c(&["-c"], &text),
+        ));
+        rows.push(row(
+            format!("asm (preprocessed): {name}"),
+            Want::Contained,
+            Job::c(&["-c"], &text).preprocessed(),
+        ));
+    }
+    let dependency_pragma = format!("_Pragma(\"GCC dependency \\\"{s}\\\"\")\nint x;\n");
+    rows.push(row(
+        "probe: _Pragma(\"GCC dependency\") of the secret",
+        Want::SameAsMissingInSandbox,
+        Job::c(&["-c"], &dependency_pragma),
+    ));
+    let dependency = format!("#pragma GCC dependency \"{s}\"\nint x;\n");
+    rows.push(row(
+        "probe (preprocessed): #pragma GCC dependency of the secret",
+        Want::SameAsMissing,
+        Job::c(&["-c"], &dependency).preprocessed(),
+    ));
+    let pch = format!("#pragma GCC pch_preprocess \"{s}\"\nint x;\n");
+    rows.push(row(
+        "probe: -fpreprocessed and #pragma GCC pch_preprocess of the secret",
+        Want::SameAsMissing,
+        Job::c(&["-c", "-fpreprocessed"], &pch),
+    ));
+    rows.push(row(
+        "probe (preprocessed): #pragma GCC pch_preprocess of the secret",
+        Want::SameAsMissing,
+        Job::c(&["-c"], &pch).preprocessed(),
+    ));
+}
+
 fn table(lab: &Lab) -> Vec<Row> {
     let mut rows = Vec::new();
     response_files(lab, &mut rows);
@@ -1052,6 +1204,7 @@ fn table(lab: &Lab) -> Vec<Row> {
     include_walkarounds(lab, &mut rows);
     verdict_poisoning(lab, &mut rows);
     lies(&mut rows);
+    pragmas_that_open(lab, &mut rows);
     rows
 }
 
@@ -1062,6 +1215,13 @@ fn effects(lab: &Lab, before: &BTreeSet<PathBuf>, reply: &Reply) -> Vec<String> 
     let has = |m: &str| said.windows(m.len()).any(|w| w == m.as_bytes());
     if has(&lab.mark) {
         bad.push("the secret came back".to_string());
+    } else if said
+        .to_ascii_lowercase()
+        .windows(lab.mark.len())
+        .any(|w| w == lab.mark.to_ascii_lowercase().as_bytes())
+    {
+        // gas quotes a line it cannot read with its mnemonic lowercased.
+        bad.push("the secret came back, lowercased".to_string());
     }
     if has(RAN) {
         bad.push("a shell ran on the box".to_string());
@@ -1114,14 +1274,19 @@ fn summary(r: &Reply) -> String {
 }
 
 /// Runs every row against `d`; returns the failures, one line per row.
-fn run_rows(d: &Daemon, lab: &Lab) -> (usize, Vec<String>) {
+fn run_rows(d: &Daemon, lab: &Lab, landlock: bool) -> (usize, Vec<String>) {
     let rows = table(lab);
     let mut failures = Vec::new();
     for r in &rows {
         let before = lab.files();
         let reply = exchange(&d.addr(), &r.job);
         let mut bad = effects(lab, &before, &reply);
-        match (r.want, &reply.end) {
+        let want = match r.want {
+            Want::SameAsMissingInSandbox if landlock => Want::SameAsMissing,
+            Want::SameAsMissingInSandbox => Want::Contained,
+            w => w,
+        };
+        match (want, &reply.end) {
             (Want::Refused, _) if !reply.refused() => {
                 bad.push("not refused".into());
             }
@@ -1184,7 +1349,7 @@ fn attacks_against(landlock: bool) {
         all
     };
     let daemon_before = daemon_files();
-    let (n, mut failures) = run_rows(&d, &lab);
+    let (n, mut failures) = run_rows(&d, &lab, landlock);
     let made: Vec<_> = daemon_files().difference(&daemon_before).cloned().collect();
     if !made.is_empty() {
         failures.push(format!("files made beside rccd's temp dir: {made:?}"));
@@ -1218,4 +1383,375 @@ fn attacks_are_refused_or_contained_with_landlock() {
 #[test]
 fn attacks_are_refused_or_contained_without_landlock() {
     attacks_against(false);
+}
+
+/// Second review: `-Wa,--M=FILE` passes the option grammar (gas takes `--M` as its unique
+/// prefix of `--MD`), and gas writes its dependency file at a relative name from the
+/// compile's directory, in the mirror, where every shipped file is a hard link to the
+/// box's cache. Opening it truncates the cached file in place: its content is no longer
+/// what its hash says, yet its verdict stays. A `.file` directive (from `asm`, with `#`
+/// as `\043` and `;` as `\073`, so neither the include check nor the assembler's guard sees a word) puts
+/// any line into what gas writes: here `#include "SECRET"`. The next job that ships the
+/// harmless header by its hash gets the poisoned one, judged harmless, and gcc includes
+/// the box's file.
+fn poisoned_through_a_hard_link(landlock: bool) {
+    let lab = Lab::new(if landlock { "poison-ll" } else { "poison-noll" });
+    let d = if landlock {
+        Daemon::start(2, &[])
+    } else {
+        Daemon::start_wrapped(&["env", "RCCD_TEST_NO_LANDLOCK=1"], "127.0.0.1:0", 2, &[])
+    };
+    let header = format!("int harmless_{};\n", std::process::id());
+    let writer = format!(
+        "asm(\".file \\\"\\\\073\\\\n\\\\043include\\\\\\\"{}\\\\\\\"\\\\n//\\\"\");\nint main(void) {{ return 0; }}\n",
+        lab.secret
+    );
+    let first = Job::c(&["-c", "-Wa,--M=h.h"], &writer).file("h.h", header.as_bytes());
+    let r1 = exchange(&d.addr(), &first);
+    let second = Job::c(&["-c"], "#include \"h.h\"\nint x;\n").file("h.h", header.as_bytes());
+    let r2 = exchange(&d.addr(), &second);
+    let mut bad = effects(&lab, &BTreeSet::new(), &r2);
+    bad.retain(|b| !b.starts_with("files made"));
+    let cached_ok = match &r2.end {
+        End::Done(done) => done.exit == protocol::Exit::Code(0),
+        _ => false,
+    };
+    if !cached_ok {
+        bad.push("a harmless job failed after the writer".into());
+    }
+    assert!(
+        bad.is_empty(),
+        "landlock wanted: {landlock}: {}\n  writer: {r1:?}\n  then: {r2:?}",
+        bad.join("; ")
+    );
+}
+
+#[test]
+fn a_job_cannot_rewrite_a_cached_file_with_landlock() {
+    poisoned_through_a_hard_link(true);
+}
+
+#[test]
+fn a_job_cannot_rewrite_a_cached_file_without_landlock() {
+    poisoned_through_a_hard_link(false);
+}
+
+/// The processes descended from `root`, with their resident sizes (KiB).
+fn descendants(root: u32) -> Vec<(u32, u64)> {
+    let mut parent = std::collections::HashMap::new();
+    let mut rss = std::collections::HashMap::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            continue;
+        };
+        for l in status.lines() {
+            if let Some(v) = l.strip_prefix("PPid:") {
+                parent.insert(pid, v.trim().parse::<u32>().unwrap_or(0));
+            }
+            if let Some(v) = l.strip_prefix("VmRSS:") {
+                let kib = v.trim().trim_end_matches("kB").trim().parse::<u64>();
+                rss.insert(pid, kib.unwrap_or(0));
+            }
+        }
+    }
+    let under = |mut p: u32| {
+        for _ in 0..64 {
+            match parent.get(&p) {
+                Some(&pp) if pp == root => return true,
+                Some(&pp) if pp > 1 => p = pp,
+                _ => return false,
+            }
+        }
+        false
+    };
+    parent
+        .keys()
+        .filter(|&&p| under(p))
+        .map(|&p| (p, rss.get(&p).copied().unwrap_or(0)))
+        .collect()
+}
+
+/// Second review: one request of 600 bytes (a macro that doubles 30 times inside an
+/// initializer) makes cc1 grow by about half a GB a second, and nothing on the box bounds a
+/// compile's memory (no rlimit, no cgroup; the admission check only looks before a job
+/// starts, and the job timeout is an hour): one peer can take the box's RAM and bring the
+/// OOM killer onto rccd or the box's other jobs. Stopped here at 2 GiB.
+#[test]
+fn one_small_job_cannot_take_the_boxs_memory() {
+    // The default is the box's MemTotal (24 GiB on a test machine): a box of 1 GiB says so.
+    let d = Daemon::start(2, &["--job-mem-max-mib", "1024"]);
+    let mut text = String::from("#define A0 1,\n");
+    for i in 1..=30 {
+        text.push_str(&format!("#define A{i} A{} A{}\n", i - 1, i - 1));
+    }
+    text.push_str("int a[] = { A30 };\n");
+    let job = Job::c(&["-c"], &text);
+    let addr = d.addr();
+    let peer = std::thread::spawn(move || exchange(&addr, &job));
+    const LIMIT_KIB: u64 = 2 << 20;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut peak = 0;
+    let mut seen = Vec::new();
+    while Instant::now() < deadline && !peer.is_finished() {
+        let procs = descendants(d.pid());
+        let total: u64 = procs.iter().map(|p| p.1).sum();
+        peak = peak.max(total);
+        seen = procs;
+        if total > LIMIT_KIB {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The compilers this test's daemon started, by their pids.
+    for (pid, _) in &seen {
+        let _ = rcc::sys::kill(*pid, libc::SIGKILL);
+    }
+    drop(d);
+    let _ = peer.join();
+    assert!(
+        peak <= LIMIT_KIB,
+        "a 600-byte job's compiler grew to {} MiB on the box and was still growing",
+        peak >> 10
+    );
+}
+
+/// Second review: a shipped `NAME.gch` beside `NAME` is a precompiled header, and gcc loads
+/// it in place of the header: a memory image of cc1's heap, read back with the pointers in
+/// it. The include check reads it as text and finds nothing. Built by the master's own gcc
+/// (`-nostdinc`, as the box compiles), it is used on the box (its macro comes back in the
+/// object); with 8-byte words of it set to 0x4141414141414141, cc1 follows those pointers
+/// (an internal compiler error: Bus error), so any peer hands cc1 the pointers it follows.
+fn shipped_pch(landlock: bool) {
+    let lab = Lab::new(if landlock { "pch-ll" } else { "pch-noll" });
+    let d = if landlock {
+        Daemon::start(2, &[])
+    } else {
+        Daemon::start_wrapped(&["env", "RCCD_TEST_NO_LANDLOCK=1"], "127.0.0.1:0", 2, &[])
+    };
+    let h = lab.t.write("pch/h.h", "#define FROM_PCH 42\n");
+    let gch = lab.t.join("pch/h.h.gch");
+    ok(std::process::Command::new("gcc")
+        .args(["-nostdinc", "-c", "-x", "c-header"])
+        .arg(&h)
+        .arg("-o")
+        .arg(&gch));
+    let pch = std::fs::read(&gch).unwrap();
+    let src = "#include \"h.h\"\nint f(void) { return FROM_PCH; }\n";
+    let used = Job::c(&["-c"], src)
+        .file("h.h", b"/* empty: FROM_PCH is only in the .gch */\n")
+        .file("h.h.gch", &pch);
+    let r1 = exchange(&d.addr(), &used);
+    let mut bad = Vec::new();
+    if let End::Done(done) = &r1.end {
+        if done.exit == protocol::Exit::Code(0) {
+            bad.push("a shipped .gch was loaded by cc1".to_string());
+        }
+    }
+    let mut evil = pch.clone();
+    let mut seed: u64 = 1;
+    for _ in 0..50 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let at = (evil.len() / 2 + (seed >> 33) as usize % (evil.len() / 2 - 8)) & !7;
+        evil[at..at + 8].copy_from_slice(&0x4141_4141_4141_4141u64.to_le_bytes());
+    }
+    let crash = Job::c(&["-c"], "#include \"h.h\"\nint g(void) { return 1; }\n")
+        .file("h.h", b"/* corrupt */\n")
+        .file("h.h.gch", &evil);
+    let r2 = exchange(&d.addr(), &crash);
+    if s(&r2.said()).contains("internal compiler error") {
+        bad.push("cc1 followed the pointers of a shipped .gch".to_string());
+    }
+    assert!(
+        bad.is_empty(),
+        "landlock wanted: {landlock}: {}\n  valid .gch: {r1:?}\n  corrupt .gch: {r2:?}",
+        bad.join("; ")
+    );
+}
+
+#[test]
+fn a_shipped_pch_is_not_loaded_with_landlock() {
+    shipped_pch(true);
+}
+
+#[test]
+fn a_shipped_pch_is_not_loaded_without_landlock() {
+    shipped_pch(false);
+}
+
+/// Second review: the box judges a shipped file in its event loop (`Verdicts::get`), and the
+/// judging is quadratic: every `#include MACRO` adds MACRO to a list (no set, duplicates
+/// kept), and every `#define NAME "file"` line is then looked up in that list. A 1 MiB
+/// header of 40,000 of each keeps the event loop from answering anyone for seconds (120,000:
+/// over a minute, for 3 MiB; a status request here is what waits).
+#[test]
+fn a_shipped_file_cannot_stop_the_event_loop() {
+    let d = Daemon::start(2, &[]);
+    let k = 40_000;
+    let mut text = String::with_capacity(k * 26);
+    for _ in 0..k {
+        text.push_str("#include M\n");
+    }
+    for _ in 0..k {
+        text.push_str("#define Z \"a\"\n");
+    }
+    let job = Job::c(&["-c"], "int x;\n").file("q.h", text.as_bytes());
+    let addr = d.addr();
+    let peer = std::thread::spawn(move || exchange(&addr, &job));
+    // Once the files are in, the box judges them; ask it how it is meanwhile.
+    std::thread::sleep(Duration::from_millis(1500));
+    let asked = Instant::now();
+    let status = rcc::client::remote::status(&d.addr(), Default::default());
+    let waited = asked.elapsed();
+    let reply = peer.join().unwrap();
+    let judged = asked.elapsed();
+    assert!(
+        status.is_ok() && waited < Duration::from_secs(2),
+        "a status request waited {waited:?} ({:?}) while the box judged one 1 MiB header; \
+         the job's reply came {judged:?} after it was asked ({reply:?})",
+        status.err()
+    );
+}
+
+/// Bytes of the regular files under `dir`.
+fn bytes_under(dir: &Path) -> u64 {
+    let mut all = BTreeSet::new();
+    walk(dir, &mut all);
+    all.iter()
+        .filter_map(|p| std::fs::symlink_metadata(p).ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Second review: a 60-byte `asm(".fill N,8,0")` in a data section makes gas write N*8
+/// bytes into the job dir (gas writes 256 MiB in a third of a second), and nothing bounds
+/// what a compile writes (no RLIMIT_FSIZE, no quota; the object cap applies only when the
+/// box reads the object back): one request fills a TV box's eMMC, and with it the cache,
+/// the log and every other job. Stopped here at 1 GiB.
+#[test]
+fn one_small_job_cannot_fill_the_boxs_disk() {
+    let d = Daemon::start(2, &[]);
+    let job = Job::c(
+        &["-c"],
+        "asm(\".data\\n.fill 0x10000000,8,0\\n.text\");\nint x;\n",
+    );
+    let addr = d.addr();
+    let peer = std::thread::spawn(move || exchange(&addr, &job));
+    const LIMIT: u64 = 1 << 30;
+    let tmp = d.dir.join("tmp");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut peak = 0;
+    while Instant::now() < deadline && !peer.is_finished() {
+        peak = peak.max(bytes_under(&tmp));
+        if peak > LIMIT {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The compilers this test's daemon started, by their pids.
+    for (pid, _) in descendants(d.pid()) {
+        let _ = rcc::sys::kill(pid, libc::SIGKILL);
+    }
+    drop(d);
+    let reply = peer.join().unwrap();
+    assert!(
+        peak <= LIMIT,
+        "a 60-byte job wrote {} MiB on the box's disk and was still writing ({reply:?})",
+        peak >> 20
+    );
+}
+
+/// Second review: for a clang driver rccd puts no assembler guard (`as_guard::wrapper` is
+/// `None`: clang assembles inside itself), so on a box without Landlock nothing reads the
+/// assembler text clang's integrated assembler runs: `asm(".inc" "bin ...")` includes a file
+/// of the box in the object (`llvm-mc`, the same assembler, takes `.incbin` as gas does).
+/// Skipped where no clang is installed (the machine of this review had none).
+#[test]
+fn clang_without_landlock_cannot_incbin_a_box_file() {
+    let Some(clang) = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("clang"))
+            .find(|c| c.is_file())
+    }) else {
+        eprintln!("note: no clang on PATH; skipping");
+        return;
+    };
+    let lab = Lab::new("clang-incbin");
+    let d = Daemon::start_wrapped(&["env", "RCCD_TEST_NO_LANDLOCK=1"], "127.0.0.1:0", 2, &[]);
+    let text = format!(
+        "asm(\".section .rodata\\n.inc\" \"bin \\\"{}\\\"\\n.text\");\nint x;\n",
+        lab.secret
+    );
+    for job in [
+        Job::c(&["-c"], &text),
+        Job::c(&["-c"], &text).preprocessed(),
+    ] {
+        let mut job = job;
+        job.compiler = ("clang", std::fs::canonicalize(&clang).unwrap());
+        let r = exchange(&d.addr(), &job);
+        let bad = effects(&lab, &lab.files(), &r);
+        assert!(bad.is_empty(), "{}: {r:?}", bad.join("; "));
+    }
+}
+
+/// Second review: a verdict keeps every computed include's macro name, duplicates and all
+/// (`Verdict::computed`, a Vec), for as long as the verdict is kept (up to 200,000 of them).
+/// One 32 MiB header of `#include M` lines grows rccd itself by hundreds of MiB, and keeps
+/// it so after the job: a few such headers (each file may be 256 MiB) and the OOM killer
+/// takes rccd.
+#[test]
+fn a_verdict_does_not_keep_rccd_large() {
+    let d = Daemon::start(2, &[]);
+    let rss = |pid: u32| -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    };
+    let before = rss(d.pid());
+    let text = "#include M\n".repeat(3 << 20);
+    let job = Job::c(&["-c"], "int x;\n").file("q.h", text.as_bytes());
+    let reply = exchange(&d.addr(), &job);
+    let after = rss(d.pid());
+    let grown = after.saturating_sub(before);
+    assert!(
+        grown < 64 << 10,
+        "rccd grew by {} MiB (to {} MiB) judging one 32 MiB header, and stays so ({reply:?})",
+        grown >> 10,
+        after >> 10
+    );
+}
+
+/// Second review: rccd reads the whole object into its own memory (`fs::read`, in the event
+/// loop), whatever its size, before any cap: a 60-byte job whose object is 1 GiB (`.fill`)
+/// makes rccd itself take a GiB or more (and so does every such job at once).
+#[test]
+fn a_huge_object_is_not_read_into_rccd() {
+    let d = Daemon::start(2, &[]);
+    let hwm = |pid: u32| -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    };
+    let job = Job::c(
+        &["-c"],
+        "asm(\".data\\n.fill 0x8000000,8,0\\n.text\");\nint x;\n",
+    );
+    let reply = exchange(&d.addr(), &job);
+    let peak = hwm(d.pid());
+    assert!(
+        peak < 512 << 10,
+        "rccd's resident size peaked at {} MiB for one job's 1 GiB object ({reply:?})",
+        peak >> 10
+    );
 }

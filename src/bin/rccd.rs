@@ -79,6 +79,10 @@ struct Opts {
     /// MemAvailable (default 64; recent compiles' peaks raise it; 0 turns this off)
     #[argh(option)]
     job_mem_mib: Option<u64>,
+    /// most memory in MiB one compile may hold (its data, RLIMIT_DATA; default the box's
+    /// MemTotal; 0: no limit)
+    #[argh(option)]
+    job_mem_max_mib: Option<u64>,
     /// where sources and headers shipped by clients are kept by content hash (default
     /// TEMP_DIR/rccd-cache; on the same file system as --temp-dir, so jobs use hard links)
     #[argh(option)]
@@ -163,6 +167,10 @@ fn describe(c: &Config, level: &str, user: Option<&str>) -> String {
         .iter()
         .map(|p| p.display().to_string())
         .collect();
+    let cap = match c.job_mem_max_kib {
+        0 => "; one compile's memory is not limited (--job-mem-max-mib 0)".to_string(),
+        k => format!("; one compile holds at most {} MiB of data", k / 1024),
+    };
     let memory = if c.job_mem_floor_kib == 0 {
         "not checked (--job-mem-mib 0)".to_string()
     } else {
@@ -176,7 +184,7 @@ fn describe(c: &Config, level: &str, user: Option<&str>) -> String {
     format!(
         "listen: {}\nallow: {}\njobs: {}\nqueue: {}\ncompiler path: {}\ntemp dir: {}\n\
          thermal: {thermal}\nmax connections: {}\nidle timeout: {} s\njob timeout: {} s\n\
-         max body: {} MiB\nmemory: {memory}\nlog level: {level}\nuser: {}\n",
+         max body: {} MiB\nmemory: {memory}{cap}\nlog level: {level}\nuser: {}\n",
         listen.join(" "),
         c.allow,
         c.jobs,
@@ -272,6 +280,14 @@ fn resolve(o: Opts) -> Result<Config, String> {
     if let Some(m) = o.job_mem_mib {
         c.job_mem_floor_kib = m.saturating_mul(1024);
     }
+    // One compile may take at most the box's memory: past it, the OOM killer would choose.
+    c.job_mem_max_kib = match o.job_mem_max_mib {
+        Some(m) => m.saturating_mul(1024),
+        None => std::fs::read(&c.meminfo)
+            .ok()
+            .and_then(|t| rcc::daemon::memory::mem_total_kib(&t))
+            .unwrap_or(0),
+    };
     c.cache = (!o.no_sources).then(|| {
         (
             o.cache_dir.unwrap_or_else(|| c.temp_dir.join("rccd-cache")),

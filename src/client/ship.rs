@@ -503,6 +503,7 @@ impl Shipment {
         let targets = depfile::targets(&request.mt, &request.mq);
         let mut deps = depfile::prerequisites(text, &targets.join(" "))
             .ok_or("the box's dependency file does not start with the expected targets")?;
+        self.only_shipped(&deps)?;
         if let Some(p) = &self.predef {
             if request.user_only {
                 deps.retain(|d| d != p);
@@ -514,6 +515,31 @@ impl Shipment {
             }
         }
         Ok((file.clone(), depfile::write(&targets, &deps, request.phony)))
+    }
+}
+
+impl Shipment {
+    /// Checks that every prerequisite a box reports is a file this job shipped: a box can
+    /// have opened nothing else, and a hostile one could otherwise write any text into a
+    /// makefile rule here (`a.o: a.c ;touch x` runs `touch x` at the next make).
+    fn only_shipped(&self, deps: &[String]) -> Result<(), String> {
+        let m = self
+            .manifest()
+            .map_err(|e| format!("cannot check the box's dependency file: {e}"))?;
+        let cwd = std::env::current_dir()
+            .map_err(|e| format!("cannot check the box's dependency file: {e}"))?;
+        let shipped: std::collections::HashSet<&str> =
+            m.files.iter().map(|f| f.path.as_str()).collect();
+        for d in deps {
+            let full = lexical(&cwd.join(d));
+            if !full.to_str().is_some_and(|p| shipped.contains(p)) {
+                return Err(format!(
+                    "the box's dependency file names {d:?}, which the job did not ship; \
+                     not trusted"
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -21,6 +21,9 @@ pub const FLAG: &str = "--as-guard";
 
 /// Why an assembler input is not assembled here, or `None`.
 pub fn check(text: &[u8]) -> Option<&'static str> {
+    // gas takes block comments out before it reads a statement, so `.inc/**/bin` is
+    // `.incbin` to it: they go here too.
+    let text = &without_block_comments(text);
     let lower = text.to_ascii_lowercase();
     for word in [&b".incbin"[..], b".include", b".altmacro"] {
         if lower.windows(word.len()).any(|w| w == word) {
@@ -34,6 +37,24 @@ pub fn check(text: &[u8]) -> Option<&'static str> {
         "builds a directive's or instruction's name from a macro's arguments, which could \
          spell .incbin",
     )
+}
+
+/// `text` with every `/* ... */` taken out (to the end, if one is not closed).
+fn without_block_comments(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        if text[i..].starts_with(b"/*") {
+            i = text[i + 2..]
+                .windows(2)
+                .position(|w| w == b"*/")
+                .map_or(text.len(), |p| i + 2 + p + 2);
+        } else {
+            out.push(text[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 /// The operation of a statement: its first word after any labels (`name:`).
@@ -156,6 +177,8 @@ mod tests {
             b"\t.macro m a, b\n\t\\a\\()\\b \"/etc/x\"\n\t.endm\n",
             b"\t.irpc c, x\n\tl: .in\\()cbin \"/x\"\n\t.endr\n",
             b"\tnop; \\op x0\n",
+            b"\t.inc/**/bin \"/etc/shadow\"\n",
+            b"\t.in/* x\n y */clude \"/etc/shadow\"\n",
         ] {
             assert!(check(text).is_some(), "{}", String::from_utf8_lossy(text));
         }

@@ -43,6 +43,8 @@ pub struct Config {
     pub meminfo: PathBuf,
     /// The least memory a job is assumed to need (KiB); recent compiles' peaks raise it.
     pub job_mem_floor_kib: u64,
+    /// The most data one compile may hold, in KiB (RLIMIT_DATA; 0: no limit).
+    pub job_mem_max_kib: u64,
     /// Where shipped sources and headers are kept by hash, and at most how many bytes
     /// (`None`: this box takes preprocessed jobs only).
     pub cache: Option<(PathBuf, u64)>,
@@ -73,6 +75,7 @@ impl Config {
             thermal: thermal::Settings::defaults(),
             meminfo: PathBuf::from("/proc/meminfo"),
             job_mem_floor_kib: DEFAULT_JOB_MEM_MIB * 1024,
+            job_mem_max_kib: 0,
             cache: Some((
                 std::env::temp_dir().join("rccd-cache"),
                 DEFAULT_CACHE_MIB << 20,

@@ -61,6 +61,7 @@ const THERMAL_FRESH: Duration = Duration::from_secs(1);
 
 pub fn run(config: Config) -> io::Result<()> {
     sys::install_stop_handler();
+    job::set_memory_cap(config.job_mem_max_kib.saturating_mul(1024));
     match sys::raise_fd_limit() {
         // A connection holds up to four fds (socket, two pipes, pidfd).
         Ok(n) if (n as usize) < config.max_connections * 4 + 64 => log::warn!(
@@ -369,6 +370,13 @@ impl Daemon {
                 return self.reject(c, reason, 0, e.to_string());
             }
         };
+        if super::sandbox::landlock_in_use().is_none() && req.compiler.contains("clang") {
+            // clang assembles inside itself, past the assembler's guard (`as_guard`).
+            let text = "this box has no Landlock sandbox, and clang's built-in assembler \
+                        cannot be guarded there (.incbin would read a file of the box); \
+                        compile clang jobs on a box with Landlock or at home";
+            return self.reject(c, RejectReason::BadRequest, 0, text.into());
+        }
         if identity != req.identity {
             let text = format!(
                 "this box's {} is \"{identity}\", the client's is \"{}\"",
@@ -381,6 +389,10 @@ impl Daemon {
         // The box parses the options into typed ones and later writes the compiler's argv
         // from those: no string of the request reaches the compiler as it came.
         let checked = BoxArgs::parse(&req.args)
+            .and_then(|a| match req.mode {
+                Mode::Sources => a.check_for_sources().map(|()| a),
+                Mode::Preprocessed => Ok(a),
+            })
             .map_err(|e| e.to_string())
             .and_then(|a| job::check_exts(input_ext, &req.output_ext).map(|_| a));
         let args = match checked {
@@ -585,6 +597,14 @@ impl Daemon {
             let text = "the input uses .incbin or .include, which would read a file on the box";
             return self.reject(c, RejectReason::BadRequest, 0, text.into());
         }
+        // Without a sandbox, what cc1 itself would open: preprocessed text has no include
+        // left, but with `-fdirectives-only` cc1 would still follow one.
+        if super::sandbox::landlock_in_use().is_none() {
+            if let Some(text) = spool.includes() {
+                log::warn!("{}: refused {}: {text}", self.conn(c).peer, p.req.label);
+                return self.reject(c, RejectReason::BadRequest, 0, text);
+            }
+        }
         let started = Job::start(spool, &p.compiler, &p.args, &p.req);
         self.run_job(c, started, &p);
     }
@@ -698,11 +718,11 @@ impl Daemon {
             }
             match job.after_audit() {
                 Ok(true) => return self.watch(c),
-                Ok(false) => job.result(),
+                Ok(false) => job.result(self.config.limits.max_body),
                 Err(w) => Err(w),
             }
         } else {
-            job.result()
+            job.result(self.config.limits.max_body)
         };
         if let Some(m) = job.take_mirror() {
             self.mirrors.give(m);

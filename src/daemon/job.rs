@@ -27,7 +27,21 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+
+/// The most data one compile may hold, in bytes (0: no limit): `--job-mem-max-mib`, set
+/// once as the daemon starts.
+static MEMORY_CAP: AtomicU64 = AtomicU64::new(0);
+
+/// Sets the most data one compile may hold (`--job-mem-max-mib`; 0: no limit).
+pub fn set_memory_cap(bytes: u64) {
+    MEMORY_CAP.store(bytes, Ordering::Relaxed);
+}
+
+/// The largest file a compile may write (its object, the assembler text cc1 hands `as`):
+/// four times the largest object a box sends by default.
+pub const FILE_CAP: u64 = 1 << 30;
 
 /// Most bytes of a compiler's stdout or stderr kept for the reply (the rest is dropped with a
 /// note): a compiler that floods its stderr cannot exhaust the box's memory.
@@ -235,6 +249,28 @@ impl Spool {
         Ok(())
     }
 
+    /// Why the spooled text cannot be compiled without a sandbox: it still has an include
+    /// directive (or cannot be read back to tell).
+    pub fn includes(&self) -> Option<String> {
+        let text = match fs::read(&self.path) {
+            Ok(t) => t,
+            Err(e) => return Some(format!("cannot read the input back on the box: {e}")),
+        };
+        crate::includes::scan(&text)
+            .into_iter()
+            .find_map(|d| match d {
+                crate::includes::Directive::Include { name, .. } => Some(format!(
+                    "the preprocessed input still includes {name:?}, which would read a file on \
+                 the box"
+                )),
+                crate::includes::Directive::Computed { line, .. } => Some(format!(
+                    "the preprocessed input still has an include at line {line}"
+                )),
+                crate::includes::Directive::ReadsFiles => Some(crate::includes::READS_FILES.into()),
+                crate::includes::Directive::Clock { .. } => None,
+            })
+    }
+
     /// The job dir, now owned by the caller (a `Job`).
     fn into_dir(mut self) -> PathBuf {
         self.guard
@@ -306,8 +342,13 @@ impl Start {
             None => as_guard::wrapper(&self.compiler),
         };
         let piped = |a: &&OsString| guard.is_none() || *a != "-pipe";
+        // Without a sandbox a line marker (`# 1 "/etc/shadow"`) would make gcc quote a line
+        // of the box's file under its next diagnostic: no quoted source lines then (given
+        // last, so that the job's own options cannot turn them back on).
+        let no_quotes = sandbox.is_none().then_some("-fno-diagnostics-show-caret");
         cmd.args(guard.iter().flatten())
             .args(self.argv.iter().filter(piped))
+            .args(no_quotes)
             .current_dir(&self.cwd)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -322,6 +363,10 @@ impl Start {
         if let Some(sb) = &sandbox {
             sb.apply(&mut cmd);
         }
+        // No file a compile writes may outgrow what the box would send back (a `.fill` of a
+        // few bytes would otherwise fill its disk).
+        sys::limit_file_size(&mut cmd, FILE_CAP);
+        sys::limit_memory(&mut cmd, MEMORY_CAP.load(Ordering::Relaxed));
         let mut child = cmd.spawn()?;
         drop(sandbox);
         let pidfd = match sys::pidfd_open(child.id()) {
@@ -392,7 +437,23 @@ impl std::fmt::Display for Withheld {
 /// is the box's business. A `BadRequest`, so the client compiles the job from text it
 /// preprocesses itself.
 pub const WITHHELD_REPLY: &str = "this box cannot vouch that the job reads only its own \
-    files (an include named by a macro); preprocess it where it was run";
+    files (an include named by a macro, or a file it could not open); compile it where it was \
+    run";
+
+/// Whether a failed compiler's stderr says it could not open a file (gcc's and cc1's
+/// words in the C locale; with a translated locale the client sent, the reply shows the
+/// box's answer, which says as much as the sandbox lets it).
+fn could_not_open(stderr: &[u8]) -> bool {
+    [
+        &b"No such file or directory"[..],
+        b"Permission denied",
+        b"couldn't open",
+        b"PCH file",
+        b"cannot open",
+    ]
+    .iter()
+    .any(|w| stderr.windows(w.len()).any(|x| x == *w))
+}
 
 /// `text` with every `root/` made `/`.
 fn strip_root(text: Vec<u8>, root: Option<&[u8]>) -> Vec<u8> {
@@ -650,7 +711,7 @@ impl Job {
 
     /// The reply for a complete job. Reading the object can fail (a full disk on the box):
     /// that is the box's problem, not the user's.
-    pub fn result(&mut self) -> Result<Done, Withheld> {
+    pub fn result(&mut self, max_output: usize) -> Result<Done, Withheld> {
         let st = self.status.expect("complete job has a status");
         let exit = match (st.code(), st.signal()) {
             (Some(c), _) => Exit::Code(c),
@@ -667,8 +728,24 @@ impl Job {
                 "this box has no sandbox and its assembler's input could read a file of the box",
             ));
         }
+        if exit != Exit::Code(0) && could_not_open(&self.err_buf) {
+            // Whether it was missing or denied would tell which files the box has (a
+            // `#pragma GCC dependency` or `pch_preprocess` of any path): the same words for
+            // both, and the client compiles it where it was run, where the files are.
+            return Err(Withheld::Unchecked("it failed to open a file"));
+        }
         let mut outputs = Vec::new();
         if exit == Exit::Code(0) {
+            // Looked at before it is read: a few bytes of `.fill` make an object of any size.
+            if let Ok(m) = fs::metadata(&self.output) {
+                if m.len() > max_output as u64 {
+                    return Err(Withheld::Box(format!(
+                        "the object is {} MiB, more than this box sends (--max-body-mib {})",
+                        m.len() >> 20,
+                        max_output >> 20
+                    )));
+                }
+            }
             match fs::read(&self.output) {
                 Ok(data) => outputs.push((self.output_ext.clone(), data)),
                 // A compiler that succeeds without writing its output (`-Wa,--version`

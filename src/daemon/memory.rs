@@ -118,6 +118,13 @@ impl Memory {
     }
 }
 
+/// The `MemTotal:` value of a /proc/meminfo text, in KiB.
+pub fn mem_total_kib(text: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(text).ok()?;
+    let line = text.lines().find_map(|l| l.strip_prefix("MemTotal:"))?;
+    line.trim().strip_suffix("kB")?.trim().parse().ok()
+}
+
 /// The `MemAvailable:` value of a /proc/meminfo text, in KiB.
 fn mem_available_kib(text: &[u8]) -> Option<u64> {
     let start = text.windows(13).position(|w| w == b"MemAvailable:")?;

@@ -97,6 +97,13 @@ fn inside(cwd: &Path, p: &str) -> Result<PathBuf, Refusal> {
     Ok(lexical(&full))
 }
 
+/// Whether `path` is (or lies in) a precompiled header: gcc tries `NAME.gch`, and every
+/// file in a directory `NAME.gch`, before the header `NAME` (clang's are `.pch`).
+fn is_precompiled(path: &str) -> bool {
+    path.split('/')
+        .any(|c| c.ends_with(".gch") || c.ends_with(".pch"))
+}
+
 /// The directories a search path `p` needs in the mirror: the one it names and every one it
 /// passes through before a `..` (gcc resolves `a/b/../c` through `a/b`, which must exist in
 /// the mirror as it does on the master).
@@ -145,7 +152,18 @@ fn judge(data: &[u8]) -> Verdict {
             Directive::Computed { line, text } => match includes::computed_macro(&text) {
                 // `__FILE__` and friends name files of the box, and a name that is not a
                 // plain macro cannot be told apart from one of them.
-                Some(m) if !m.starts_with("__") => v.computed.push(m.to_string()),
+                Some(m) if !m.starts_with("__") => {
+                    if !v.computed.iter().any(|c| c == m) {
+                        // Bounded, so that judging a file stays linear in its size.
+                        if v.computed.len() == MAX_COMPUTED {
+                            v.refused = Some(format!(
+                                "names its includes with more than {MAX_COMPUTED} macros"
+                            ));
+                            return v;
+                        }
+                        v.computed.push(m.to_string());
+                    }
+                }
                 _ => {
                     v.refused = Some(format!("line {line}: `{text}` names its file with a macro"));
                     return v;
@@ -163,14 +181,31 @@ fn judge(data: &[u8]) -> Verdict {
         }
     }
     if !v.computed.is_empty() {
-        v.named = data
+        let mut named: Vec<(String, String)> = data
             .split(|&b| b == b'\n')
             .filter_map(|l| named_file(std::str::from_utf8(l).ok()?))
             .filter(|(m, _)| v.computed.contains(m))
             .collect();
+        named.sort_unstable();
+        named.dedup();
+        // Kept with the verdict for as long as the box runs: bounded like the macros.
+        if named.iter().map(|(m, f)| m.len() + f.len()).sum::<usize>() > MAX_NAMED_BYTES {
+            v.refused = Some(format!(
+                "defines the macros its includes are named by to more than {MAX_NAMED_BYTES} \
+                 bytes of file names"
+            ));
+            return v;
+        }
+        v.named = named;
     }
     v
 }
+
+/// Most distinct macros one file may name its includes with (the kernel's trace headers use
+/// two or three).
+const MAX_COMPUTED: usize = 64;
+/// Most bytes of `#define NAME "file"` of those macros one file's verdict keeps.
+const MAX_NAMED_BYTES: usize = 16 << 10;
 
 /// `#define NAME "file"` (or `<file>`) as (NAME, file). A plain line only: this check only
 /// refuses early what the audit would refuse after the compile.
@@ -331,6 +366,13 @@ impl Tree {
         }
         for f in &manifest.files {
             tree::check_path(&f.path).map_err(|e| bad(format!("file: {e}")))?;
+            if is_precompiled(&f.path) {
+                return Err(bad(format!(
+                    "file {:?} is a precompiled header, which gcc would load in place of its \
+                     header: an image of the compiler's memory, not text a box can check",
+                    f.path
+                )));
+            }
         }
         tree::check_budget(&manifest.files, &dirs).map_err(bad)?;
         let dir = super::job::make_dir(temp_dir, seq).map_err(|e| internal(e.to_string()))?;
