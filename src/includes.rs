@@ -1577,7 +1577,9 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// The box scans what a hostile peer sends: no input may make the scan quadratic.
+    /// The box scans what a hostile peer sends: no input may make the scan quadratic. Not a
+    /// timing assert (the figures are printed: `--nocapture`); a quadratic scan of these
+    /// ~3 MB texts would not finish in the life of the test run.
     #[test]
     fn hostile_texts_scan_in_linear_time() {
         let n = 200_000;
@@ -1600,11 +1602,11 @@ mod tests {
         for text in &texts {
             let t = std::time::Instant::now();
             let found = scan(text).len();
-            let took = t.elapsed();
-            assert!(
-                took < std::time::Duration::from_secs(5),
-                "{took:?} for {found} from {:?}...",
-                String::from_utf8_lossy(&text[..40])
+            println!(
+                "{:?} for {found} directives from {} bytes of {:?}...",
+                t.elapsed(),
+                text.len(),
+                String::from_utf8_lossy(&text[..20])
             );
         }
     }

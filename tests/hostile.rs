@@ -590,8 +590,11 @@ fn every_row_of_hostile_input_is_refused_and_the_daemon_keeps_serving() {
     ok(rcc(t.path(), &t.join(".rcc"), &d.addr()).args(["gcc", "-c", "a.c"]));
     assert_eq!(d.counter("done"), 1);
     let rss_after: u64 = d.value("rss_kib").parse().unwrap();
+    // Under qemu-user (the aarch64 suite) rccd's RSS is qemu's, and grows with the code it
+    // translates for the first time, not with what the daemon keeps.
+    let allowance = if cfg!(target_arch = "aarch64") { 16 } else { 8 };
     assert!(
-        rss_after < rss_before + 8 * 1024,
+        rss_after < rss_before + allowance * 1024,
         "rss grew from {rss_before} to {rss_after} KiB"
     );
 }

@@ -511,7 +511,12 @@ fn the_assembler_guard_sees_what_the_assembler_would_read() {
         s(&read(dir.join("piped.o"))).contains("GUARD_SECRET_MARKER"),
         "{out:?}"
     );
-    for (args, name) in [(&["-O2", "-g"][..], "a"), (&["-O0"][..], "b")] {
+    for (args, name) in [
+        (&["-O2", "-g"][..], "a"),
+        (&["-O0"][..], "b"),
+        // gcc gives the assembler each include directory apart: `-I DIR`.
+        (&["-O2", "-I", "."][..], "c"),
+    ] {
         let mut plain = args.to_vec();
         let o1 = format!("{name}1.o");
         plain.extend_from_slice(&["-c", "ok.c", "-o", &o1]);

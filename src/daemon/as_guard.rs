@@ -98,17 +98,27 @@ pub fn command(argv: &[OsString]) -> Result<Command, String> {
         return Ok(cmd);
     }
     let mut inputs = 0;
-    let mut after_o = false;
+    let mut value_next = false;
     for a in args {
-        if std::mem::take(&mut after_o) {
+        // The values of the options gcc gives the assembler apart (`-o OBJECT`, and `-I
+        // DIR` for each of the compile's include directories).
+        if std::mem::take(&mut value_next) {
             continue;
         }
-        if a == "-o" {
-            after_o = true;
+        if a == "-o" || a == "-I" {
+            value_next = true;
             continue;
         }
         if a.as_bytes().starts_with(b"-") {
             continue;
+        }
+        // gcc hands the assembler `.s` files only: its own temporary, or the job's input.
+        if !a.as_bytes().ends_with(b".s") {
+            return Err(format!(
+                "{REFUSAL}, and the assembler was given {}, which is not assembler text; not \
+                 assembled here",
+                Path::new(a).display()
+            ));
         }
         let text = std::fs::read(a).map_err(|e| {
             format!(
