@@ -511,20 +511,23 @@ fn the_assembler_guard_sees_what_the_assembler_would_read() {
         s(&read(dir.join("piped.o"))).contains("GUARD_SECRET_MARKER"),
         "{out:?}"
     );
-    for (args, name) in [
-        (&["-O2", "-g"][..], "a"),
-        (&["-O0"][..], "b"),
-        // gcc gives the assembler each include directory apart: `-I DIR`.
-        (&["-O2", "-I", "."][..], "c"),
+    dir.write("ok.S", "#define V 42\n\t.text\n\t.globl v\nv:\n\t.long V\n");
+    for (args, source, name) in [
+        (&["-O2", "-g"][..], "ok.c", "a"),
+        (&["-O0"][..], "ok.c", "b"),
+        // gcc gives the assembler each include directory apart (`-I DIR`), and each prefix
+        // map (`--debug-prefix-map OLD=NEW`, for a `.S`).
+        (&["-O2", "-I", "."][..], "ok.c", "c"),
+        (&["-g", "-fdebug-prefix-map=/a=b"][..], "ok.S", "d"),
     ] {
         let mut plain = args.to_vec();
         let o1 = format!("{name}1.o");
-        plain.extend_from_slice(&["-c", "ok.c", "-o", &o1]);
+        plain.extend_from_slice(&["-c", source, "-o", &o1]);
         assert!(gcc(&plain).status.success());
         let o2 = format!("{name}2.o");
         let mut guarded = vec!["-wrapper", &wrapper];
         guarded.extend_from_slice(args);
-        guarded.extend_from_slice(&["-c", "ok.c", "-o", &o2]);
+        guarded.extend_from_slice(&["-c", source, "-o", &o2]);
         let out = gcc(&guarded);
         assert!(out.status.success(), "{}", s(&out.stderr));
         assert_eq!(read(dir.join(&o1)), read(dir.join(&o2)), "{args:?}");

@@ -100,12 +100,13 @@ pub fn command(argv: &[OsString]) -> Result<Command, String> {
     let mut inputs = 0;
     let mut value_next = false;
     for a in args {
-        // The values of the options gcc gives the assembler apart (`-o OBJECT`, and `-I
-        // DIR` for each of the compile's include directories).
+        // The values of the options gcc gives the assembler apart: `-o OBJECT`, `-I DIR` for
+        // each of the compile's include directories, `--debug-prefix-map OLD=NEW` for each
+        // of its prefix maps.
         if std::mem::take(&mut value_next) {
             continue;
         }
-        if a == "-o" || a == "-I" {
+        if a == "-o" || a == "-I" || a == "--debug-prefix-map" {
             value_next = true;
             continue;
         }

@@ -416,6 +416,8 @@ pub enum Withheld {
     Outside(PathBuf),
     /// The audit cannot vouch for the job (it says why).
     Unchecked(&'static str),
+    /// Without a sandbox, the assembler's guard refused its input (what it said).
+    Guard(String),
 }
 
 impl std::fmt::Display for Withheld {
@@ -428,6 +430,7 @@ impl std::fmt::Display for Withheld {
                 p.display()
             ),
             Withheld::Unchecked(why) => write!(f, "{why}; not compiled"),
+            Withheld::Guard(said) => write!(f, "not assembled: {said}"),
         }
     }
 }
@@ -724,9 +727,9 @@ impl Job {
             ))
         };
         if exit != Exit::Code(0) && as_guard::refused(&self.err_buf) {
-            return Err(Withheld::Unchecked(
-                "this box has no sandbox and its assembler's input could read a file of the box",
-            ));
+            let said = String::from_utf8_lossy(&self.err_buf);
+            let line = said.lines().find(|l| l.contains(as_guard::REFUSAL));
+            return Err(Withheld::Guard(line.unwrap_or_default().to_string()));
         }
         if exit != Exit::Code(0) && could_not_open(&self.err_buf) {
             // Whether it was missing or denied would tell which files the box has (a
