@@ -30,9 +30,7 @@ pub fn check(text: &[u8]) -> Option<&'static str> {
             return Some("uses .incbin, .include or .altmacro, which could read a file of the box");
         }
     }
-    let computed = text
-        .split(|&b| b == b'\n' || b == b';')
-        .any(|s| operation(s).is_some_and(|op| op.contains(&b'\\')));
+    let computed = statements(text).any(|s| operation(s).is_some_and(|op| op.contains(&b'\\')));
     computed.then_some(
         "builds a directive's or instruction's name from a macro's arguments, which could \
          spell .incbin",
@@ -55,6 +53,32 @@ fn without_block_comments(text: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The statements of `text`: split at line ends, and at `;` outside string literals (a
+/// `.string "a; \\b"` is one statement).
+fn statements(text: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        if at >= text.len() {
+            return None;
+        }
+        let start = at;
+        let mut quoted = false;
+        while at < text.len() {
+            match text[at] {
+                b'\n' => break,
+                b';' if !quoted => break,
+                b'"' => quoted = !quoted,
+                b'\\' if quoted => at += 1,
+                _ => {}
+            }
+            at += 1;
+        }
+        let end = at.min(text.len());
+        at += 1;
+        Some(&text[start..end])
+    })
 }
 
 /// The operation of a statement: its first word after any labels (`name:`).
@@ -202,7 +226,7 @@ mod tests {
             \tlsl\tw0, w0, 1\n\tret\n.LFE0:\n\t.size\tf, .-f\n\
             \t.section\t.note.GNU-stack,\"\",@progbits\n\
             \t.macro m reg\n\tmov \\reg, #0\n.L\\@: b .L\\@\n\t.endm\n\tm x0\n\
-            \t.ascii \"a\\\\b\"\n";
+            \t.ascii \"a\\\\b\"\n\t.string \"x; \\\\y\"; nop\n";
         assert_eq!(check(text), None);
     }
 }
