@@ -604,6 +604,16 @@ pub fn drop_root(wanted: Option<&str>, config: &mut Config) -> Result<RunsAs, Us
             e.to_string(),
         )
     })?;
+    own_cache(config, &account).map_err(|e| {
+        UserError::TempDir(
+            config
+                .cache
+                .as_ref()
+                .map_or(String::new(), |c| c.0.display().to_string()),
+            account.name.clone(),
+            e.to_string(),
+        )
+    })?;
     sys::drop_privileges(account.uid, account.gid).map_err(|e| UserError::Drop(e.to_string()))?;
     let probe = config
         .temp_dir
@@ -666,9 +676,71 @@ fn own_temp_dir(config: &mut Config, account: &Account) -> io::Result<()> {
     Ok(())
 }
 
+/// A file cache left by an rccd that ran as root (before it gave root up, or started with
+/// `--user root`) is given to the user rccd becomes: its files are rccd's own, named by
+/// their hash and checked again when used, and without this every shipped job would fail
+/// to keep its files.
+fn own_cache(config: &Config, account: &Account) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Some((cache, _)) = &config.cache else {
+        return Ok(());
+    };
+    match fs::symlink_metadata(cache) {
+        Ok(m) if m.is_dir() && m.uid() != account.uid => {
+            log::info!(
+                "the file cache {} belongs to uid {}: giving it to {}",
+                cache.display(),
+                m.uid(),
+                account.name
+            );
+            chown_tree(cache, account)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `dir` and everything under it, given to `account` (links themselves, never followed).
+fn chown_tree(dir: &Path, account: &Account) -> io::Result<()> {
+    std::os::unix::fs::lchown(dir, Some(account.uid), Some(account.gid))?;
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            chown_tree(&e.path(), account)?;
+        } else {
+            std::os::unix::fs::lchown(e.path(), Some(account.uid), Some(account.gid))?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cache_left_by_root_is_given_to_the_user_rccd_becomes() {
+        use std::os::unix::fs::MetadataExt;
+        if sys::geteuid() != 0 {
+            eprintln!("not root: nothing to give away");
+            return;
+        }
+        let d = std::env::temp_dir().join(format!("rcc-own-cache-{}", std::process::id()));
+        let cache = d.join("rccd-cache");
+        fs::create_dir_all(cache.join("ab")).unwrap();
+        fs::write(cache.join("ab/cdef"), "x").unwrap();
+        let mut config = Config::loopback(1);
+        config.cache = Some((cache.clone(), 1 << 20));
+        let nobody = Account {
+            name: "nobody".into(),
+            uid: 65534,
+            gid: 65534,
+        };
+        own_cache(&config, &nobody).unwrap();
+        for p in [cache.clone(), cache.join("ab"), cache.join("ab/cdef")] {
+            assert_eq!(fs::metadata(&p).unwrap().uid(), 65534, "{}", p.display());
+        }
+        let _ = fs::remove_dir_all(&d);
+    }
 
     /// An ELF header and one program header list: a `PT_LOAD`, then a `PT_INTERP` naming
     /// `interp` (none when empty), in the class and byte order asked for.
