@@ -681,36 +681,45 @@ fn own_temp_dir(config: &mut Config, account: &Account) -> io::Result<()> {
 /// their hash and checked again when used, and without this every shipped job would fail
 /// to keep its files.
 fn own_cache(config: &Config, account: &Account) -> io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
     let Some((cache, _)) = &config.cache else {
         return Ok(());
     };
-    match fs::symlink_metadata(cache) {
-        Ok(m) if m.is_dir() && m.uid() != account.uid => {
-            log::info!(
-                "the file cache {} belongs to uid {}: giving it to {}",
-                cache.display(),
-                m.uid(),
-                account.name
-            );
-            chown_tree(cache, account)
-        }
-        _ => Ok(()),
+    if !fs::symlink_metadata(cache).is_ok_and(|m| m.is_dir()) {
+        return Ok(());
     }
-}
-
-/// `dir` and everything under it, given to `account` (links themselves, never followed).
-fn chown_tree(dir: &Path, account: &Account) -> io::Result<()> {
-    std::os::unix::fs::lchown(dir, Some(account.uid), Some(account.gid))?;
-    for e in fs::read_dir(dir)? {
-        let e = e?;
-        if e.file_type()?.is_dir() {
-            chown_tree(&e.path(), account)?;
-        } else {
-            std::os::unix::fs::lchown(e.path(), Some(account.uid), Some(account.gid))?;
-        }
+    // Every entry, not the dir alone: a root rccd adds files to a cache it did not make.
+    let given = chown_tree(cache, account)?;
+    if given > 0 {
+        log::info!(
+            "gave {given} entries of the file cache {} to {}",
+            cache.display(),
+            account.name
+        );
     }
     Ok(())
+}
+
+/// `dir` and everything under it that `account` does not own, given to it (links
+/// themselves, never followed); how many were.
+fn chown_tree(dir: &Path, account: &Account) -> io::Result<usize> {
+    use std::os::unix::fs::MetadataExt;
+    let give = |p: &Path, m: &fs::Metadata| -> io::Result<usize> {
+        if m.uid() == account.uid && m.gid() == account.gid {
+            return Ok(0);
+        }
+        std::os::unix::fs::lchown(p, Some(account.uid), Some(account.gid)).map(|()| 1)
+    };
+    let mut given = give(dir, &fs::symlink_metadata(dir)?)?;
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        let m = e.metadata()?;
+        given += if m.is_dir() {
+            chown_tree(&e.path(), account)?
+        } else {
+            give(&e.path(), &m)?
+        };
+    }
+    Ok(given)
 }
 
 #[cfg(test)]
@@ -739,6 +748,10 @@ mod tests {
         for p in [cache.clone(), cache.join("ab"), cache.join("ab/cdef")] {
             assert_eq!(fs::metadata(&p).unwrap().uid(), 65534, "{}", p.display());
         }
+        // A root rccd then adds a file to the cache it gave away: the next start takes it.
+        fs::write(cache.join("ab/added"), "y").unwrap();
+        own_cache(&config, &nobody).unwrap();
+        assert_eq!(fs::metadata(cache.join("ab/added")).unwrap().uid(), 65534);
         let _ = fs::remove_dir_all(&d);
     }
 
