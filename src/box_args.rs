@@ -16,7 +16,7 @@
 //! | `--param` (`=` or separate) | `NAME=VALUE` of gcc's parameter characters |
 //! | `-std=` (also `--std=`) | a standard's name |
 //! | a few whole switches | `-w`, `-W`, `-ansi`, `-pedantic`, `-pedantic-errors`, `-pipe`, `-pthread`, `-p`, `-pg`, `-nostdinc`, `-nostdinc++`, `-undef`, `-trigraphs`, `-Qunused-arguments` |
-//! | prefix maps | `-fdebug-prefix-map=`, `-fmacro-prefix-map=`, `-ffile-prefix-map=` with any `OLD=NEW` (text substitution, no file is opened), kept typed so the box can root them in its mirror |
+//! | prefix maps | `-fdebug-prefix-map=`, `-fmacro-prefix-map=`, `-ffile-prefix-map=` with any `OLD=NEW` whose OLD starts with neither `-` nor `@` (gcc hands it to the assembler as an argument of its own), kept typed so the box can root them in its mirror |
 //!
 //! Everything else is refused with its name — among them every `@file`, `-o`, `-x`, `-I`
 //! and the other search paths (a shipped job's paths travel in its manifest and the box
@@ -443,13 +443,19 @@ fn assembler(list: &str) -> Result<Vec<String>, &'static str> {
 fn f_option(arg: &str) -> Result<Opt, &'static str> {
     for (kind, flag) in MapKind::ALL {
         if let Some(map) = arg.strip_prefix(flag) {
-            if map.contains('=') && !map.contains(['\n', '\r', '\0']) {
+            // gcc hands the assembler `--debug-prefix-map OLD=NEW` as two arguments, and the
+            // assembler reads one that starts with `@` as a file of more options (`--MD
+            // FILE` writes FILE): OLD may not start like an option or a response file.
+            if map.contains('=')
+                && !map.contains(['\n', '\r', '\0'])
+                && !map.starts_with(['-', '@'])
+            {
                 return Ok(Opt::PrefixMap {
                     kind,
                     map: map.to_string(),
                 });
             }
-            return Err("is not a prefix map OLD=NEW");
+            return Err("is not a prefix map OLD=NEW whose OLD starts like a path");
         }
     }
     let (name, value) = family(&arg[2..]).ok_or("is not an -f option of plain characters")?;
@@ -944,6 +950,10 @@ mod tests {
         &["-ftarget-help"],
         &["-fversion"],
         &["-fprofile-prefix-map=/a=/b"],
+        &["-fdebug-prefix-map=@x=y"],
+        &["-ffile-prefix-map=@x=y"],
+        &["-fmacro-prefix-map=@x=y"],
+        &["-fdebug-prefix-map=-o=y"],
         &["-finput-charset=../../x"],
         &["-mcpu=/etc/x"],
         &["-Wframe-larger-than=@x"],

@@ -694,6 +694,19 @@ fn options(lab: &Lab, rows: &mut Vec<Row>) {
         }
         rows.push(row(format!("option: {name}"), Want::Contained, job));
     }
+    // Third review: gcc hands the assembler `--debug-prefix-map OLD=NEW` apart, and gas reads
+    // an argument that starts with `@` as a file of options: a shipped `x=y` saying `--MD
+    // FILE` made gas write FILE (in the job dir with Landlock, anywhere without).
+    let gas_rsp = format!("a=b --MD {out}/gas-deps.d\n");
+    for map in ["-fdebug-prefix-map=@x=y", "-ffile-prefix-map=@x=y"] {
+        let job =
+            Job::named(&["-c", "-g", map], "a.S", ".long 1\n").file("x=y", gas_rsp.as_bytes());
+        rows.push(row(
+            format!("option: {map} with a shipped x=y of assembler options"),
+            Want::Refused,
+            job,
+        ));
+    }
 }
 
 /// Attack 3: directives the include check does not see as the preprocessor does.
