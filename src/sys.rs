@@ -48,36 +48,22 @@ pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// Makes the child `cmd` starts, and everything it starts, unable to write a file past
-/// `bytes` (RLIMIT_FSIZE: the write fails with EFBIG, or SIGXFSZ ends the writer).
-pub fn limit_file_size(cmd: &mut std::process::Command, bytes: u64) {
+/// Bounds the child `cmd` starts, and everything it starts: no file written past
+/// `file_bytes` (RLIMIT_FSIZE: the write fails with EFBIG, or SIGXFSZ ends the writer), no
+/// more than `data_bytes` of data held (RLIMIT_DATA: heap and private mappings, where a
+/// compiler's memory is; an allocation past it fails, and the compiler says so); 0: no
+/// limit. It is also the first the kernel's OOM killer takes (`oom_score_adj` 1000: never
+/// rccd before a compiler).
+pub fn limit_child(cmd: &mut std::process::Command, file_bytes: u64, data_bytes: u64) {
     use std::os::unix::process::CommandExt;
-    let limit = libc::rlimit {
+    let limit = |bytes: u64| libc::rlimit {
         rlim_cur: bytes as libc::rlim_t,
         rlim_max: bytes as libc::rlim_t,
     };
-    // SAFETY: the closure runs in the forked child before exec and makes one raw syscall
-    // (async-signal-safe, no allocation) with a limit built before the fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
-/// Makes the child `cmd` starts, and everything it starts, the first the kernel's OOM killer
-/// takes (`oom_score_adj` 1000: never rccd before a compiler), and, when `bytes` is not 0,
-/// unable to hold more than `bytes` of data (RLIMIT_DATA: heap and private mappings, where
-/// a compiler's memory is; an allocation past it fails, and the compiler says so).
-pub fn limit_memory(cmd: &mut std::process::Command, bytes: u64) {
-    use std::os::unix::process::CommandExt;
-    let limit = libc::rlimit {
-        rlim_cur: bytes as libc::rlim_t,
-        rlim_max: bytes as libc::rlim_t,
-    };
+    let limits = [
+        (libc::RLIMIT_FSIZE, file_bytes, limit(file_bytes)),
+        (libc::RLIMIT_DATA, data_bytes, limit(data_bytes)),
+    ];
     // SAFETY: the closure runs in the forked child before exec and makes only raw syscalls
     // (open, write, close, setrlimit: async-signal-safe, no allocation) on data built before
     // the fork; the path is a NUL-terminated literal.
@@ -91,8 +77,10 @@ pub fn limit_memory(cmd: &mut std::process::Command, bytes: u64) {
                 libc::write(fd, b"1000".as_ptr().cast(), 4);
                 libc::close(fd);
             }
-            if bytes != 0 && libc::setrlimit(libc::RLIMIT_DATA, &limit) != 0 {
-                return Err(io::Error::last_os_error());
+            for (resource, bytes, rlimit) in &limits {
+                if *bytes != 0 && libc::setrlimit(*resource, rlimit) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
             }
             Ok(())
         });

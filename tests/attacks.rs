@@ -1495,7 +1495,7 @@ fn descendants(root: u32) -> Vec<(u32, u64)> {
 fn data_limits_apply() -> bool {
     let mut sh = std::process::Command::new("sh");
     sh.args(["-c", "ulimit -d"]);
-    rcc::sys::limit_memory(&mut sh, 64 << 20);
+    rcc::sys::limit_child(&mut sh, 0, 64 << 20);
     let out = sh.output().unwrap();
     s(&out.stdout).trim() == "65536"
 }

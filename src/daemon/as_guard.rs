@@ -6,8 +6,10 @@
 //! input they are plain, so this check sees what the assembler sees: the words
 //! themselves in any case, and any statement whose directive or instruction is made from a
 //! macro's arguments (`.\name`, `\a\()\b`, `.altmacro`'s `&`), which could spell them. A job
-//! that has either is not assembled; the client compiles it at home. With Landlock the
-//! sandbox holds whatever the text says, and the guard is not used.
+//! that has either is not assembled; the client compiles it at home. The same guard stands
+//! before the compiler proper on a preprocessed input: an include left in it (which cc1
+//! follows under `-fdirectives-only`) is not compiled. With Landlock the sandbox holds
+//! whatever the text says, and the guard is not used.
 //!
 //! `check` is pure; `command` picks the program to run, which `bin/rccd.rs` executes.
 
@@ -109,18 +111,33 @@ fn is_assembler(program: &Path) -> bool {
     name == b"as" || name.ends_with(b"-as")
 }
 
+/// Whether `program` is gcc's compiler proper (`cc1`, `cc1plus`).
+fn is_compiler_proper(program: &Path) -> bool {
+    let name = program.file_name().map(|n| n.as_bytes()).unwrap_or(b"");
+    matches!(name, b"cc1" | b"cc1plus")
+}
+
 /// The program to run for `argv` (the program gcc would run, then its arguments): the same
-/// program, unless it is the assembler and its input fails `check` or cannot be read
-/// (`Err`: what to say).
+/// program, unless it is the assembler and its input fails `check`, or the compiler proper
+/// on preprocessed text that still has an include, or its input cannot be read (`Err`: what
+/// to say).
 pub fn command(argv: &[OsString]) -> Result<Command, String> {
     let (program, args) = argv
         .split_first()
         .ok_or("rccd --as-guard needs the program to run")?;
+    let path = Path::new(program);
+    if is_assembler(path) {
+        check_assembler(args)?;
+    } else if is_compiler_proper(path) && args.iter().any(|a| a == "-fpreprocessed") {
+        check_preprocessed(args)?;
+    }
     let mut cmd = Command::new(program);
     cmd.args(args);
-    if !is_assembler(Path::new(program)) {
-        return Ok(cmd);
-    }
+    Ok(cmd)
+}
+
+/// The assembler's inputs, checked with `check`.
+fn check_assembler(args: &[OsString]) -> Result<(), String> {
     let mut inputs = 0;
     let mut value_next = false;
     for a in args {
@@ -145,13 +162,7 @@ pub fn command(argv: &[OsString]) -> Result<Command, String> {
                 Path::new(a).display()
             ));
         }
-        let text = std::fs::read(a).map_err(|e| {
-            format!(
-                "rccd: cannot read the assembler's input {}: {e}",
-                Path::new(a).display()
-            )
-        })?;
-        if let Some(why) = check(&text) {
+        if let Some(why) = check(&read_input(a)?) {
             return Err(format!(
                 "{REFUSAL}, and the assembler's input {why}; not assembled here (compile it \
                  where it was run)"
@@ -165,7 +176,67 @@ pub fn command(argv: &[OsString]) -> Result<Command, String> {
              checked; not assembled here"
         ));
     }
-    Ok(cmd)
+    Ok(())
+}
+
+/// The compiler proper's preprocessed input (`-fpreprocessed`, a job the client
+/// preprocessed): its text has no include left, but with `-fdirectives-only` cc1 would still
+/// follow one. Checked here, in the compile's own process, rather than on the daemon's loop.
+fn check_preprocessed(args: &[OsString]) -> Result<(), String> {
+    let mut inputs = 0;
+    let mut value_next = false;
+    for a in args {
+        // The values gcc gives cc1 apart that may end like an input (`-dumpbase input.i`).
+        if std::mem::take(&mut value_next) {
+            continue;
+        }
+        if matches!(
+            a.to_str(),
+            Some("-o" | "-dumpbase" | "-dumpbase-ext" | "-dumpdir")
+        ) {
+            value_next = true;
+            continue;
+        }
+        let b = a.as_bytes();
+        if b.starts_with(b"-") || !(b.ends_with(b".i") || b.ends_with(b".ii")) {
+            continue;
+        }
+        if let Some(why) = leftover_include(&read_input(a)?) {
+            return Err(format!(
+                "{REFUSAL}, and the preprocessed input {why}; not compiled here (compile it \
+                 where it was run)"
+            ));
+        }
+        inputs += 1;
+    }
+    if inputs == 0 {
+        return Err(format!(
+            "{REFUSAL}, and the compiler was given no preprocessed file it could check; not \
+             compiled here"
+        ));
+    }
+    Ok(())
+}
+
+/// What in preprocessed text would make the compiler open a file: an include left in it.
+fn leftover_include(text: &[u8]) -> Option<String> {
+    use crate::includes::{self, Directive};
+    includes::scan(text).into_iter().find_map(|d| match d {
+        Directive::Include { name, .. } => Some(format!("still includes {name:?}")),
+        Directive::Computed { line, .. } => Some(format!("still has an include at line {line}")),
+        Directive::ReadsFiles => Some(includes::READS_FILES.into()),
+        Directive::Clock { .. } => None,
+    })
+}
+
+/// The text of an input the guard checks.
+fn read_input(a: &OsString) -> Result<Vec<u8>, String> {
+    std::fs::read(a).map_err(|e| {
+        format!(
+            "{REFUSAL}, and it cannot read the input {}: {e}",
+            Path::new(a).display()
+        )
+    })
 }
 
 /// The first words of every refusal the guard prints, so that the box can tell its own
@@ -178,13 +249,18 @@ pub fn refused(stderr: &[u8]) -> bool {
     stderr.windows(mark.len()).any(|w| w == mark)
 }
 
+/// Whether the compiler called `name` runs its assembler as a program the guard can stand
+/// in front of: not clang, which assembles inside itself and has no `-wrapper`.
+pub fn can_guard(name: &str) -> bool {
+    !name.contains("clang")
+}
+
 /// The arguments that make `compiler` run every program through the guard (the running
 /// rccd as gcc's `-wrapper`), or `None` for clang, which assembles inside itself and has no
 /// `-wrapper`. The caller also leaves out `-pipe`: with it gcc runs the assembler past the
 /// wrapper, reading cc1's output from a pipe (`tests/security.rs` shows it).
 pub fn wrapper(compiler: &Path) -> Option<[OsString; 2]> {
-    let name = compiler.file_name().map(|n| n.as_bytes()).unwrap_or(b"");
-    if name.windows(5).any(|w| w == b"clang") {
+    if !can_guard(&compiler.file_name()?.to_string_lossy()) {
         return None;
     }
     let me = std::env::current_exe().ok()?;
@@ -217,6 +293,33 @@ mod tests {
         ] {
             assert!(check(text).is_some(), "{}", String::from_utf8_lossy(text));
         }
+    }
+
+    #[test]
+    fn the_compiler_proper_gets_no_preprocessed_text_with_an_include_left() {
+        let dir = std::env::temp_dir().join(format!("rcc-guard-cc1-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let argv = |text: &str| -> Vec<OsString> {
+            let input = dir.join("input.i");
+            std::fs::write(&input, text).unwrap();
+            ["/usr/lib/gcc/x/12/cc1", "-fpreprocessed"]
+                .iter()
+                .map(OsString::from)
+                .chain([input.into_os_string()])
+                .chain(["-dumpbase", "input.i", "-o", "/tmp/cc.s"].map(OsString::from))
+                .collect()
+        };
+        assert!(command(&argv("# 1 \"a.c\"\nint x;\n")).is_ok());
+        let e = command(&argv("#include \"/etc/hostname\"\n"))
+            .err()
+            .unwrap();
+        assert!(e.starts_with(REFUSAL) && e.contains("/etc/hostname"), "{e}");
+        assert!(command(&argv("#/**/include \"/x\"\n")).is_err());
+        // Sources (not -fpreprocessed) include what they name: the include checks saw to them.
+        let mut sources = argv("#include \"a.h\"\n");
+        sources.remove(1);
+        assert!(command(&sources).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

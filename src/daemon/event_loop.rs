@@ -6,6 +6,7 @@
 //! `4c` (socket), `4c+1` (compiler stdout), `4c+2` (stderr), `4c+3` (pidfd).
 
 use super::admit::{Admission, Slots};
+use super::as_guard;
 use super::cache::Cache;
 use super::config::Config;
 use super::conn::{Conn, Pending, Phase, ReadOutcome};
@@ -370,7 +371,7 @@ impl Daemon {
                 return self.reject(c, reason, 0, e.to_string());
             }
         };
-        if super::sandbox::landlock_in_use().is_none() && req.compiler.contains("clang") {
+        if super::sandbox::landlock_in_use().is_none() && !as_guard::can_guard(&req.compiler) {
             // clang assembles inside itself, past the assembler's guard (`as_guard`).
             let text = "this box has no Landlock sandbox, and clang's built-in assembler \
                         cannot be guarded there (.incbin would read a file of the box); \
@@ -596,14 +597,6 @@ impl Daemon {
         if spool.reads_files {
             let text = "the input uses .incbin or .include, which would read a file on the box";
             return self.reject(c, RejectReason::BadRequest, 0, text.into());
-        }
-        // Without a sandbox, what cc1 itself would open: preprocessed text has no include
-        // left, but with `-fdirectives-only` cc1 would still follow one.
-        if super::sandbox::landlock_in_use().is_none() {
-            if let Some(text) = spool.includes() {
-                log::warn!("{}: refused {}: {text}", self.conn(c).peer, p.req.label);
-                return self.reject(c, RejectReason::BadRequest, 0, text);
-            }
         }
         let started = Job::start(spool, &p.compiler, &p.args, &p.req);
         self.run_job(c, started, &p);

@@ -249,28 +249,6 @@ impl Spool {
         Ok(())
     }
 
-    /// Why the spooled text cannot be compiled without a sandbox: it still has an include
-    /// directive (or cannot be read back to tell).
-    pub fn includes(&self) -> Option<String> {
-        let text = match fs::read(&self.path) {
-            Ok(t) => t,
-            Err(e) => return Some(format!("cannot read the input back on the box: {e}")),
-        };
-        crate::includes::scan(&text)
-            .into_iter()
-            .find_map(|d| match d {
-                crate::includes::Directive::Include { name, .. } => Some(format!(
-                    "the preprocessed input still includes {name:?}, which would read a file on \
-                 the box"
-                )),
-                crate::includes::Directive::Computed { line, .. } => Some(format!(
-                    "the preprocessed input still has an include at line {line}"
-                )),
-                crate::includes::Directive::ReadsFiles => Some(crate::includes::READS_FILES.into()),
-                crate::includes::Directive::Clock { .. } => None,
-            })
-    }
-
     /// The job dir, now owned by the caller (a `Job`).
     fn into_dir(mut self) -> PathBuf {
         self.guard
@@ -364,9 +342,8 @@ impl Start {
             sb.apply(&mut cmd);
         }
         // No file a compile writes may outgrow what the box would send back (a `.fill` of a
-        // few bytes would otherwise fill its disk).
-        sys::limit_file_size(&mut cmd, FILE_CAP);
-        sys::limit_memory(&mut cmd, MEMORY_CAP.load(Ordering::Relaxed));
+        // few bytes would otherwise fill its disk), nor its data the box's memory.
+        sys::limit_child(&mut cmd, FILE_CAP, MEMORY_CAP.load(Ordering::Relaxed));
         let mut child = cmd.spawn()?;
         drop(sandbox);
         let pidfd = match sys::pidfd_open(child.id()) {
