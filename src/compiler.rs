@@ -58,61 +58,109 @@ pub fn identity_from(version_out: &str, machine_out: &str) -> String {
 }
 
 /// How long a compiler may take to say who it is.
-const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Runs the compiler at `path` to find its identity. Takes a few milliseconds; callers cache.
-pub fn probe_identity(path: &Path) -> io::Result<String> {
-    // The daemon probes on its event loop (a compiler changed by an upgrade): a compiler
-    // that hangs must not hang the box, so each question gets a few seconds.
-    let run = |arg: &str| -> io::Result<String> {
-        let mut child = Command::new(path)
+/// What a compiler driver said to one question (`driver ARG`).
+#[derive(Debug)]
+pub enum Answer {
+    /// It printed this and succeeded.
+    Said(String),
+    /// It failed.
+    Failed(std::process::ExitStatus),
+    /// It did not answer within `PROBE_TIMEOUT`, and was killed.
+    Silent,
+    /// It could not be started.
+    NotRun(io::Error),
+}
+
+/// Asks `driver` each of `args`, all at once: the daemon asks on its event loop (a compiler
+/// changed by an upgrade), so a driver that hangs holds the box for one timeout, not one
+/// per question. Each runs in its own process group, so a timeout kills whatever it started
+/// too.
+pub fn ask_all(driver: &Path, args: &[&str]) -> Vec<Answer> {
+    let mut children = Vec::with_capacity(args.len());
+    let mut answers = Vec::with_capacity(args.len());
+    for arg in args {
+        let started = Command::new(driver)
             .arg(arg)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .env("LC_ALL", "C")
-            // Its own group, so a timeout kills whatever it started too.
             .process_group(0)
-            .spawn()?;
-        let deadline = std::time::Instant::now() + PROBE_TIMEOUT;
-        let status = loop {
-            if let Some(st) = child.try_wait()? {
-                break st;
+            .spawn();
+        match started {
+            Ok(child) => {
+                children.push(Some(child));
+                answers.push(None);
             }
-            if std::time::Instant::now() >= deadline {
-                let _ = crate::sys::kill_group(child.id(), libc::SIGKILL);
-                let _ = child.wait();
+            Err(e) => {
+                children.push(None);
+                answers.push(Some(Answer::NotRun(e)));
+            }
+        }
+    }
+    let deadline = std::time::Instant::now() + PROBE_TIMEOUT;
+    // Bounded by the deadline: every child is reaped or killed by then.
+    while answers.iter().any(Option::is_none) {
+        for (slot, answer) in children.iter_mut().zip(answers.iter_mut()) {
+            let Some(child) = slot else { continue };
+            *answer = Some(match child.try_wait() {
+                Ok(None) if std::time::Instant::now() < deadline => continue,
+                Ok(Some(st)) if st.success() => {
+                    // A line or two: it fit in the pipe while we waited.
+                    let mut text = String::new();
+                    if let Some(mut out) = child.stdout.take() {
+                        use std::io::Read;
+                        let _ = out.read_to_string(&mut text);
+                    }
+                    Answer::Said(text)
+                }
+                Ok(Some(st)) => Answer::Failed(st),
+                _ => {
+                    let _ = crate::sys::kill_group(child.id(), libc::SIGKILL);
+                    let _ = child.wait();
+                    Answer::Silent
+                }
+            });
+            *slot = None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    answers.into_iter().flatten().collect()
+}
+
+/// Runs the compiler at `path` to find its identity. Takes a few milliseconds; callers cache.
+pub fn probe_identity(path: &Path) -> io::Result<String> {
+    let questions = ["--version", "-dumpmachine"];
+    let mut said = Vec::with_capacity(questions.len());
+    for (arg, answer) in questions.iter().zip(ask_all(path, &questions)) {
+        said.push(match answer {
+            Answer::Said(text) => text,
+            Answer::Failed(status) => {
+                return Err(io::Error::other(format!(
+                    "{} {arg} failed ({status})",
+                    path.display()
+                )))
+            }
+            Answer::Silent => {
                 return Err(io::Error::other(format!(
                     "{} {arg} did not answer within {} s",
                     path.display(),
                     PROBE_TIMEOUT.as_secs()
-                )));
+                )))
             }
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        };
-        // What it printed is a line or two: it fit in the pipe while we waited.
-        let mut text = String::new();
-        if let Some(mut out) = child.stdout.take() {
-            use std::io::Read;
-            out.read_to_string(&mut text)?;
-        }
-        if !status.success() {
-            return Err(io::Error::other(format!(
-                "{} {arg} failed ({status})",
-                path.display()
-            )));
-        }
-        Ok(text)
-    };
-    let version = run("--version")?;
-    let machine = run("-dumpmachine")?;
+            Answer::NotRun(e) => return Err(e),
+        });
+    }
+    let (version, machine) = (&said[0], &said[1]);
     if version.trim().is_empty() || machine.trim().is_empty() {
         return Err(io::Error::other(format!(
             "{} does not say which compiler it is",
             path.display()
         )));
     }
-    Ok(identity_from(&version, &machine))
+    Ok(identity_from(version, machine))
 }
 
 /// Whether text mentions the assembler directives that read a file (`.incbin`,

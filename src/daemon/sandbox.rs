@@ -24,16 +24,14 @@
 //! (`turn_off_for_tests`) so the security tests can show the other defences hold alone.
 
 use super::config::Config;
+use crate::compiler;
 use crate::sys::{self, Access};
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 /// What every compile may read: the libraries its programs load, the loader's cache and
 /// configuration, and message catalogs and locales for the client's language.
@@ -76,9 +74,6 @@ const SCRIPT_RUN: &[&str] = &[
     "/usr/local/lib/gcc",
     "/usr/local/libexec/gcc",
 ];
-
-/// How long the driver may take to answer its `-print-prog-name` questions.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The environment variable that turns the sandbox off, for tests only.
 pub const NO_LANDLOCK_VAR: &str = "RCCD_TEST_NO_LANDLOCK";
@@ -193,10 +188,21 @@ impl Toolchain {
             .iter()
             .map(|name| format!("-print-prog-name={name}"))
             .collect();
-        for answer in ask_all(driver, &questions).into_iter().flatten() {
-            let printed = answer.lines().next().unwrap_or("").trim();
-            if let Some(p) = locate(printed, &dirs) {
-                t.add_program(&p, 0);
+        let questions: Vec<&str> = questions.iter().map(String::as_str).collect();
+        for answer in compiler::ask_all(driver, &questions) {
+            match answer {
+                compiler::Answer::Said(text) => {
+                    let printed = text.lines().next().unwrap_or("").trim();
+                    if let Some(p) = locate(printed, &dirs) {
+                        t.add_program(&p, 0);
+                    }
+                }
+                compiler::Answer::Silent => log::warn!(
+                    "{} did not answer within {} s",
+                    driver.display(),
+                    compiler::PROBE_TIMEOUT.as_secs()
+                ),
+                _ => {}
             }
         }
         t
@@ -268,58 +274,6 @@ fn locate(printed: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
         return None;
     }
     dirs.iter().map(|d| d.join(printed)).find(|p| runnable(p))
-}
-
-/// What `driver ARG` prints for each of `args`, for those that succeed in time. The
-/// questions are asked at once: a driver that hangs holds the daemon's loop for one timeout,
-/// not one per question.
-fn ask_all(driver: &Path, args: &[String]) -> Vec<Option<String>> {
-    let mut children: Vec<Option<std::process::Child>> = args
-        .iter()
-        .map(|arg| {
-            Command::new(driver)
-                .arg(arg)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .env("LC_ALL", "C")
-                .process_group(0)
-                .spawn()
-                .ok()
-        })
-        .collect();
-    let mut answers: Vec<Option<String>> = vec![None; args.len()];
-    let deadline = Instant::now() + PROBE_TIMEOUT;
-    // Bounded by the deadline: every child is reaped or killed by then.
-    while children.iter().any(Option::is_some) {
-        for (slot, answer) in children.iter_mut().zip(answers.iter_mut()) {
-            let Some(child) = slot else { continue };
-            match child.try_wait() {
-                Ok(None) if Instant::now() < deadline => continue,
-                Ok(Some(st)) if st.success() => {
-                    // A line or two: it fit in the pipe while we waited.
-                    let mut text = String::new();
-                    if let Some(mut out) = child.stdout.take() {
-                        let _ = out.read_to_string(&mut text);
-                    }
-                    *answer = Some(text).filter(|t| !t.trim().is_empty());
-                }
-                Ok(Some(_)) => {}
-                _ => {
-                    let _ = sys::kill_group(child.id(), libc::SIGKILL);
-                    let _ = child.wait();
-                    log::warn!(
-                        "{} did not answer within {} s",
-                        driver.display(),
-                        PROBE_TIMEOUT.as_secs()
-                    );
-                }
-            }
-            *slot = None;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    answers
 }
 
 /// The first bytes of a file: where its ELF program headers or `#!` line are.
@@ -725,6 +679,8 @@ fn chown_tree(dir: &Path, account: &Account) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
 
     #[test]
     fn a_cache_left_by_root_is_given_to_the_user_rccd_becomes() {
