@@ -71,6 +71,25 @@ fn only_compilers_run() {
     assert_eq!(d.counter("accepted"), 0);
 }
 
+/// The working directory reaches the compiler's argv (a prefix map): it is parsed as a path,
+/// absolute and plain, for a preprocessed job too.
+#[test]
+fn a_working_directory_that_is_no_plain_path_is_refused() {
+    let d = Daemon::start(2, &[]);
+    for cwd in [
+        &b"@args"[..],
+        b"-o/x",
+        b"tmp",
+        b"/tmp/../etc",
+        b"/tmp\0x",
+        b"/tmp/\xff",
+    ] {
+        let mut req = request("gcc", &["-c"]);
+        req.cwd = cwd.to_vec();
+        refused(&d, req, RejectReason::BadRequest);
+    }
+}
+
 #[test]
 fn arguments_that_run_other_code_are_refused() {
     let d = Daemon::start(2, &[]);

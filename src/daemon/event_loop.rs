@@ -385,6 +385,17 @@ impl Daemon {
             );
             return self.reject(c, RejectReason::CompilerMismatch, 0, text);
         }
+        // The working directory reaches the compiler's argv (a prefix map), so it is parsed
+        // like every path: absolute and plain (a sources job's is checked with its manifest).
+        if !req.cwd.is_empty() {
+            let cwd = std::str::from_utf8(&req.cwd)
+                .map_err(|_| "is not UTF-8".to_string())
+                .and_then(super::tree::check_path);
+            if let Err(e) = cwd {
+                let text = format!("the working directory {e}");
+                return self.reject(c, RejectReason::BadRequest, 0, text);
+            }
+        }
         // A sources job's input is named by its manifest, not by an extension.
         let input_ext = (req.mode == Mode::Preprocessed).then_some(req.input_ext.as_str());
         // The box parses the options into typed ones and later writes the compiler's argv
