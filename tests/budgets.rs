@@ -80,6 +80,7 @@ impl Peer {
                     Ok(0) => return None,
                     Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                     Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return None,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => panic!("no frame from the daemon: {e}"),
                 },
             }

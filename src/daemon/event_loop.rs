@@ -192,6 +192,27 @@ pub fn run(config: Config) -> io::Result<()> {
     result
 }
 
+/// What a request asks the box to run, parsed into types: its options (`BoxArgs`, in the
+/// forms its mode allows), its extensions and its working directory, which reaches the
+/// compiler's argv in a prefix map (a sources job's is checked again with its manifest). No
+/// string of the request reaches the compiler as it came.
+fn parse_request(req: &crate::protocol::JobRequest) -> Result<BoxArgs, String> {
+    if !req.cwd.is_empty() {
+        std::str::from_utf8(&req.cwd)
+            .map_err(|_| "is not UTF-8".to_string())
+            .and_then(super::tree::check_path)
+            .map_err(|e| format!("the working directory {e}"))?;
+    }
+    let args = BoxArgs::parse(&req.args).map_err(|e| e.to_string())?;
+    if req.mode == Mode::Sources {
+        args.check_for_sources().map_err(|e| e.to_string())?;
+    }
+    // A sources job's input is named by its manifest, not by an extension.
+    let input_ext = (req.mode == Mode::Preprocessed).then_some(req.input_ext.as_str());
+    job::check_exts(input_ext, &req.output_ext)?;
+    Ok(args)
+}
+
 impl Daemon {
     fn serve(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(256);
@@ -385,29 +406,7 @@ impl Daemon {
             );
             return self.reject(c, RejectReason::CompilerMismatch, 0, text);
         }
-        // The working directory reaches the compiler's argv (a prefix map), so it is parsed
-        // like every path: absolute and plain (a sources job's is checked with its manifest).
-        if !req.cwd.is_empty() {
-            let cwd = std::str::from_utf8(&req.cwd)
-                .map_err(|_| "is not UTF-8".to_string())
-                .and_then(super::tree::check_path);
-            if let Err(e) = cwd {
-                let text = format!("the working directory {e}");
-                return self.reject(c, RejectReason::BadRequest, 0, text);
-            }
-        }
-        // A sources job's input is named by its manifest, not by an extension.
-        let input_ext = (req.mode == Mode::Preprocessed).then_some(req.input_ext.as_str());
-        // The box parses the options into typed ones and later writes the compiler's argv
-        // from those: no string of the request reaches the compiler as it came.
-        let checked = BoxArgs::parse(&req.args)
-            .and_then(|a| match req.mode {
-                Mode::Sources => a.check_for_sources().map(|()| a),
-                Mode::Preprocessed => Ok(a),
-            })
-            .map_err(|e| e.to_string())
-            .and_then(|a| job::check_exts(input_ext, &req.output_ext).map(|_| a));
-        let args = match checked {
+        let args = match parse_request(&req) {
             Ok(a) => a,
             Err(text) => {
                 log::warn!("{peer}: refused {}: {text}", req.label);
