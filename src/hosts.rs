@@ -85,6 +85,8 @@ pub struct HostList {
     pub local_slots: Option<u32>,
     /// `--localslots_cpp=N`: local preprocessors at once.
     pub local_slots_cpp: Option<u32>,
+    /// Entries that could not be read, each with why: left out, the others are used.
+    pub skipped: Vec<Error>,
 }
 
 /// A host list that cannot be used, with the token and the place it came from.
@@ -137,7 +139,9 @@ pub fn source(get: impl Fn(&str) -> Option<String>, rcc_dir: &Path) -> Source {
         .unwrap_or(Source::None)
 }
 
-/// Parses a host list. `source` names where it came from, for errors.
+/// Parses a host list. `source` names where it came from, for errors. An entry that
+/// cannot be read is left out and listed in `skipped` (one typo must not take the whole
+/// farm away); only a list with no usable host at all is an error.
 pub fn parse(text: &str, source: &str) -> Result<HostList, Error> {
     let err = |token: &str, why: String| Error {
         source: source.to_string(),
@@ -148,18 +152,30 @@ pub fn parse(text: &str, source: &str) -> Result<HostList, Error> {
     for line in text.lines() {
         let line = line.split('#').next().unwrap_or("");
         for token in line.split_ascii_whitespace() {
-            if let Some(rest) = token.strip_prefix("--") {
-                keyword(&mut list, rest).map_err(|why| err(token, why))?;
-                continue;
+            let read = match token.strip_prefix("--") {
+                Some(rest) => keyword(&mut list, rest),
+                None => host(token).map(|h| list.hosts.push(h)),
+            };
+            if let Err(why) = read {
+                list.skipped.push(err(token, why));
             }
-            list.hosts.push(host(token).map_err(|why| err(token, why))?);
         }
     }
     if list.hosts.is_empty() {
-        return Err(err(
-            "",
-            "lists no hosts (e.g. RCC_HOSTS='box1 box2 localhost')".into(),
-        ));
+        return Err(match list.skipped.len() {
+            0 => err(
+                "",
+                "lists no hosts (e.g. RCC_HOSTS='box1 box2 localhost')".into(),
+            ),
+            1 => list.skipped.remove(0),
+            n => err(
+                "",
+                format!(
+                    "none of its {n} entries can be used (the first, \"{}\": {})",
+                    list.skipped[0].token, list.skipped[0].why
+                ),
+            ),
+        });
     }
     Ok(list)
 }
@@ -403,6 +419,20 @@ mod tests {
         }
         let e = parse("  # nothing\n", "RCC_HOSTS").unwrap_err();
         assert!(e.to_string().contains("lists no hosts"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_entry_is_left_out_and_the_others_are_used() {
+        let l = parse("box1 box/0 --frobnicate\nbox2:4000 user@box3", "f").unwrap();
+        let tokens: Vec<&str> = l.hosts.iter().map(|h| h.token.as_str()).collect();
+        assert_eq!(tokens, ["box1", "box2:4000"]);
+        let skipped: Vec<&str> = l.skipped.iter().map(|e| e.token.as_str()).collect();
+        assert_eq!(skipped, ["box/0", "--frobnicate", "user@box3"]);
+        assert!(l.skipped[0].to_string().contains("job limit"));
+        // With nothing usable left, the list is an error that says so.
+        let e = parse("box/0 user@box3", "f").unwrap_err();
+        assert!(e.to_string().contains("none of its 2 entries"), "{e}");
+        assert!(e.to_string().contains("box/0"), "{e}");
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub mod compiler;
 pub mod compress;
 pub mod daemon;
 pub mod depfile;
+pub mod elf;
 pub mod exit;
 pub mod fasthash;
 pub mod hosts;

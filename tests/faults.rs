@@ -552,3 +552,45 @@ fn a_compiler_that_hangs_does_not_hang_the_box() {
     assert!(read(t.join("good.o")) == want);
     assert_eq!(d.counter("accepted"), 0);
 }
+
+/// Lua's make through rcc with `hosts`; the build's stderr.
+fn lua_build_said(t: &TempDir, hosts: &str) -> String {
+    let out = ok(Command::new("make")
+        .current_dir(t.path())
+        .arg("-f")
+        .arg(fixture("lua.mk"))
+        .arg(format!("SRC={}", lua_src().display()))
+        .arg(format!("CC={RCC} gcc"))
+        .arg("-j4")
+        .env("RCC_DIR", t.join(".rcc"))
+        .env("RCC_HOSTS", hosts)
+        .env_remove("RCC_VERBOSE")
+        .env_remove("_RCC_SAFEGUARD"));
+    s(&out.stderr)
+}
+
+/// A typo in one entry of the host list leaves that entry out, says so once per build
+/// (not once per job), and the other boxes still get the jobs. A list with nothing usable
+/// is said once too, and the build compiles here.
+#[test]
+fn one_bad_host_entry_is_said_once_and_the_others_are_used() {
+    let d = Daemon::start(2, &[]);
+    let t = TempDir::new("badentry");
+    let said = lua_build_said(&t, &format!("box/0 {} user@box3", d.addr()));
+    let lines: Vec<&str> = said.lines().filter(|l| l.starts_with("rcc:")).collect();
+    assert_eq!(lines.len(), 2, "{said}");
+    assert!(lines
+        .iter()
+        .any(|l| l.contains("\"box/0\"") && l.contains("job limit")));
+    assert!(lines
+        .iter()
+        .any(|l| l.contains("\"user@box3\"") && l.contains("ssh")));
+    assert!(lines.iter().all(|l| l.contains("left out")), "{said}");
+    assert!(d.counter("done") > 20, "the good box was not used: {said}");
+
+    let t = TempDir::new("badlist");
+    let said = lua_build_said(&t, "box/0");
+    let lines: Vec<&str> = said.lines().filter(|l| l.starts_with("rcc:")).collect();
+    assert_eq!(lines.len(), 1, "{said}");
+    assert!(lines[0].contains("compiling locally"), "{said}");
+}

@@ -76,7 +76,6 @@ impl Stream {
     pub fn start(compiler: &Path, cpp_args: &[OsString], stderr: Stdio) -> io::Result<Stream> {
         let mut child = Command::new(compiler)
             .args(cpp_args)
-            .env(super::local::SAFEGUARD, "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)

@@ -1,17 +1,59 @@
-//! Running the real compiler on this machine: finding it on PATH (skipping rcc itself, so a
-//! masquerade symlink named `gcc` never runs itself again) and running a command with the
-//! user's stdin, stdout and stderr, passing its exit status through.
+//! Running the real compiler on this machine: finding it on PATH — never rcc again, by any
+//! name, path or copy — and running a command with the user's stdin, stdout and stderr,
+//! passing its exit status through.
+//!
+//! Two rcc programs reachable as `gcc` (a masquerade link in one directory, a copy in
+//! another) would otherwise run each other without end, a process each time. Three rules
+//! keep that from happening:
+//! - every rcc carries an ELF note ([`NOTE`]) and a candidate that has it (or is this very
+//!   file) is skipped, whatever it is called;
+//! - a masquerade looks only after the PATH entry it was found in (distcc's rule);
+//! - every rcc tells the programs it starts, in [`SAFEGUARD`], which compilers rcc has run
+//!   on the way down. An rcc started below another one (a wrapper such as ccache between
+//!   them) compiles here with a compiler not on that list; one more level and it stops with
+//!   one message instead of starting anything.
 
 use crate::exit;
 use std::ffi::{OsStr, OsString};
-use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::io::{self, Read};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// Set in the environment of every compiler rcc runs, so that a compiler which calls `cc`
-/// again (through a masquerade directory) compiles locally instead of recursing.
+/// Set in the environment of every program rcc starts: the compilers the rcc processes
+/// above it ran, canonical, one per line. An rcc that finds it set was started, through
+/// some wrapper, by a compiler that rcc ran.
 pub const SAFEGUARD: &str = "_RCC_SAFEGUARD";
+
+/// How many rcc may be stacked through wrappers: the first, and one that a wrapper it ran
+/// started again (it compiles here). A third stops.
+pub const MAX_DEPTH: usize = 2;
+
+/// The note that makes an rcc binary known as one: owner `rcc`, this type, this
+/// description. In every rcc's `PT_NOTE` segment (kept by the linker: notes are never
+/// garbage-collected, and `client::run` names it).
+#[repr(C, align(4))]
+pub struct Note {
+    namesz: u32,
+    descsz: u32,
+    kind: u32,
+    name: [u8; 4],
+    desc: [u8; 8],
+}
+
+const NOTE_KIND: u32 = 0x0052_4343;
+const NOTE_DESC: [u8; 8] = *b"client\0\0";
+
+#[link_section = ".note.rcc"]
+#[used]
+pub static NOTE: Note = Note {
+    namesz: 4,
+    descsz: NOTE_DESC.len() as u32,
+    kind: NOTE_KIND,
+    name: *b"rcc\0",
+    desc: NOTE_DESC,
+};
 
 fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p)
@@ -19,39 +61,151 @@ fn is_executable(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// Finds the compiler `name` (a bare name or a path). A bare name is looked up on `path`
-/// (the PATH value), skipping every entry that is this very program (`me`, canonical).
-pub fn find_compiler(name: &OsStr, path: Option<&OsStr>, me: Option<&Path>) -> Option<PathBuf> {
-    let as_path = Path::new(name);
+/// Whether the program at `p` is an rcc: this very file (by device and inode, so a hard
+/// link counts), or any file that carries rcc's note (a copy, another version).
+pub fn is_rcc(p: &Path, me: Option<&Path>) -> bool {
+    let same = |a: &Path, b: &Path| match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    };
+    me.is_some_and(|me| same(p, me)) || carries_note(p)
+}
+
+/// Whether the ELF file at `p` has rcc's note. Reads its headers and its note segments
+/// only: a few KiB, not the whole compiler.
+fn carries_note(p: &Path) -> bool {
+    let Ok(f) = std::fs::File::open(p) else {
+        return false;
+    };
+    let mut head = Vec::with_capacity(4096);
+    if f.take(4096).read_to_end(&mut head).is_err() {
+        return false;
+    }
+    let Ok(segments) = crate::elf::segments(&head) else {
+        return false;
+    };
+    let owner = &NOTE.name[..3];
+    segments
+        .iter()
+        .filter(|s| s.kind == crate::elf::PT_NOTE && s.size <= 64 << 10)
+        .any(|s| {
+            let mut notes = vec![0; s.size as usize];
+            std::fs::File::open(p)
+                .and_then(|f| f.read_exact_at(&mut notes, s.offset))
+                .is_ok()
+                && crate::elf::has_note(&head, &notes, owner, NOTE_KIND, &NOTE_DESC)
+                    .unwrap_or(false)
+        })
+}
+
+/// The compilers rcc processes above this one ran (from [`SAFEGUARD`]'s value); its length
+/// is how many rcc are above this one. An older rcc wrote `1`: one compiler, not named.
+pub fn chain(value: Option<&OsStr>) -> Vec<PathBuf> {
+    let Some(v) = value else {
+        return Vec::new();
+    };
+    let named: Vec<PathBuf> = v
+        .as_bytes()
+        .split(|&b| b == b'\n')
+        .filter(|p| p.starts_with(b"/"))
+        .map(|p| PathBuf::from(OsStr::from_bytes(p)))
+        .collect();
+    if named.is_empty() {
+        vec![PathBuf::new()]
+    } else {
+        named
+    }
+}
+
+/// [`SAFEGUARD`]'s value for the programs this rcc starts: `chain` and `program`.
+pub fn chain_value(chain: &[PathBuf], program: &Path) -> OsString {
+    let real = program.canonicalize().unwrap_or_else(|_| program.into());
+    let mut v = Vec::new();
+    for p in chain.iter().map(PathBuf::as_path).chain([real.as_path()]) {
+        if !v.is_empty() {
+            v.push(b'\n');
+        }
+        v.extend_from_slice(p.as_os_str().as_bytes());
+    }
+    OsString::from_vec(v)
+}
+
+/// Where the compiler is looked for, and what is never taken.
+pub struct Lookup<'a> {
+    /// The PATH value.
+    pub path: Option<&'a OsStr>,
+    /// This program, canonical.
+    pub me: Option<&'a Path>,
+    /// A masquerade's own directory: only the PATH entries after the one holding it count.
+    pub own_dir: Option<PathBuf>,
+    /// Compilers rcc already ran above this process (see [`chain`]).
+    pub ran: &'a [PathBuf],
+}
+
+impl Lookup<'_> {
+    fn skips(&self, cand: &Path) -> bool {
+        is_rcc(cand, self.me)
+            || cand
+                .canonicalize()
+                .is_ok_and(|real| self.ran.contains(&real))
+    }
+
+    /// Finds the compiler `name` (a bare name or a path). A path is taken as it is (the
+    /// caller refuses it if it is rcc); a bare name is the first on PATH after the
+    /// masquerade's own entry that is neither rcc nor a compiler rcc already ran.
+    pub fn find(&self, name: &OsStr) -> Option<PathBuf> {
+        let as_path = Path::new(name);
+        if as_path.components().count() > 1 {
+            return Some(as_path.to_path_buf());
+        }
+        let dirs: Vec<PathBuf> = std::env::split_paths(self.path?)
+            .map(|d| {
+                if d.as_os_str().is_empty() {
+                    ".".into()
+                } else {
+                    d
+                }
+            })
+            .collect();
+        let own = self.own_dir.as_ref().and_then(|own| {
+            dirs.iter()
+                .position(|d| d.canonicalize().is_ok_and(|d| &d == own))
+        });
+        let after = own.map_or(0, |i| i + 1);
+        dirs[after..]
+            .iter()
+            .map(|d| d.join(name))
+            .find(|cand| is_executable(cand) && !self.skips(cand))
+    }
+}
+
+/// The directory a masquerade was started from, canonical: `argv0`'s own when it is a
+/// path, else the first PATH entry holding an rcc of that name (where the shell found it).
+pub fn own_dir(argv0: &OsStr, path: Option<&OsStr>, me: Option<&Path>) -> Option<PathBuf> {
+    let as_path = Path::new(argv0);
     if as_path.components().count() > 1 {
-        return Some(as_path.to_path_buf());
+        let parent = as_path.parent().filter(|p| !p.as_os_str().is_empty());
+        return parent.unwrap_or(Path::new(".")).canonicalize().ok();
     }
-    let path = path?;
-    for dir in std::env::split_paths(path) {
-        let dir = if dir.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            dir
-        };
-        let cand = dir.join(name);
-        if !is_executable(&cand) {
-            continue;
-        }
-        if let (Some(me), Ok(real)) = (me, cand.canonicalize()) {
-            if real == me {
-                continue;
+    std::env::split_paths(path?)
+        .map(|d| {
+            if d.as_os_str().is_empty() {
+                ".".into()
+            } else {
+                d
             }
-        }
-        return Some(cand);
-    }
-    None
+        })
+        .find(|d| {
+            let cand = d.join(argv0);
+            is_executable(&cand) && is_rcc(&cand, me)
+        })
+        .and_then(|d| d.canonicalize().ok())
 }
 
 /// Runs `program args` with inherited stdio and returns its exit code (128+n for a signal).
 pub fn run(program: &Path, args: &[OsString]) -> io::Result<u8> {
     let status = Command::new(program)
         .args(args)
-        .env(SAFEGUARD, "1")
         .stdin(Stdio::inherit())
         .status()?;
     Ok(exit::from_status(status))

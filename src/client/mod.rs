@@ -136,7 +136,12 @@ pub fn parse_invocation(argv: &[OsString]) -> Invocation {
     }
     let rest = &argv[1..];
     match rest.first().and_then(|a| a.to_str()) {
-        None | Some("--help") | Some("-h") => return Invocation::Help,
+        None => {
+            return Invocation::BadUsage(
+                "nothing to do: give a compiler command (rcc gcc -c x.c) or an option".into(),
+            )
+        }
+        Some("--help") | Some("-h") => return Invocation::Help,
         Some("--version") => return Invocation::Version,
         Some("--show-hosts") => return Invocation::ShowHosts,
         Some("--jobs") if rest.len() == 1 => return Invocation::Jobs,
@@ -292,6 +297,8 @@ fn parse_status(opts: &[OsString]) -> Invocation {
 
 /// Runs rcc with `argv` and returns the process exit code.
 pub fn run(argv: Vec<OsString>, env: &dyn Env) -> u8 {
+    // Named, so the linker keeps the note that tells another rcc this is one.
+    std::hint::black_box(&local::NOTE);
     match parse_invocation(&argv) {
         Invocation::Help => {
             print!("{USAGE}");
@@ -303,6 +310,7 @@ pub fn run(argv: Vec<OsString>, env: &dyn Env) -> u8 {
         }
         Invocation::ShowHosts => match load_hosts(env) {
             Ok(list) => {
+                say_skipped(&list);
                 for h in &list.hosts {
                     println!("{}", h.token);
                 }
@@ -332,6 +340,7 @@ pub fn run(argv: Vec<OsString>, env: &dyn Env) -> u8 {
                     return exit::BAD_ARGUMENTS;
                 }
             };
+            say_skipped(&list);
             let (jobs, notes) = advert::make_jobs(&list, settings.timeouts);
             for n in notes {
                 eprintln!("rcc: {n}");
@@ -352,6 +361,7 @@ pub fn run(argv: Vec<OsString>, env: &dyn Env) -> u8 {
                     return exit::BAD_ARGUMENTS;
                 }
             };
+            say_skipped(&list);
             if watch {
                 return status::watch(&list, settings.timeouts, kv);
             }
@@ -378,7 +388,8 @@ pub fn run(argv: Vec<OsString>, env: &dyn Env) -> u8 {
                 settings,
                 started: Instant::now(),
             };
-            c.compile(&compiler, args, masquerade)
+            let argv0 = argv.first().cloned().unwrap_or_default();
+            c.compile(&argv0, &compiler, args, masquerade)
         }
     }
 }
@@ -422,32 +433,32 @@ impl Client<'_> {
         }
     }
 
-    fn compile(&mut self, compiler: &OsStr, args: Vec<OsString>, masquerade: bool) -> u8 {
-        let me = std::env::current_exe()
-            .ok()
-            .and_then(|p| p.canonicalize().ok());
-        let path = self.env.var_os("PATH");
-        let Some(program) = local::find_compiler(compiler, path.as_deref(), me.as_deref()) else {
+    fn compile(
+        &mut self,
+        argv0: &OsStr,
+        compiler: &OsStr,
+        args: Vec<OsString>,
+        masquerade: bool,
+    ) -> u8 {
+        let ran = local::chain(self.env.var_os(local::SAFEGUARD).as_deref());
+        if ran.len() >= local::MAX_DEPTH {
             eprintln!(
-                "rcc: cannot find the compiler \"{}\" on PATH{}",
-                compiler.to_string_lossy(),
-                if masquerade {
-                    " after rcc's own directory"
-                } else {
-                    ""
-                }
-            );
-            return exit::COMPILER_MISSING;
-        };
-        if me.is_some() && program.canonicalize().ok() == me {
-            eprintln!(
-                "rcc: \"{}\" is rcc itself; name the real compiler (rcc gcc ...)",
-                program.display()
+                "rcc: {} runs rcc again, which ran it; stopping this loop here. Put the real \
+                 compiler first on PATH after rcc's directory, or name it (rcc /usr/bin/gcc ...)",
+                ran[ran.len() - 1].display()
             );
             return exit::RECURSION;
         }
-        if self.env.var(local::SAFEGUARD).is_some() {
-            // A compiler we started runs `cc` again through a masquerade link: run it here.
+        let program = match self.find_compiler(argv0, compiler, masquerade, &ran) {
+            Ok(p) => p,
+            Err(code) => return code,
+        };
+        // Every program rcc starts from here on (the compiler, the preprocessor, probes)
+        // carries the chain, so an rcc it starts again knows it is one.
+        std::env::set_var(local::SAFEGUARD, local::chain_value(&ran, &program));
+        if !ran.is_empty() {
+            // A compiler we started runs `gcc` again through a masquerade (a wrapper such as
+            // ccache between us): compile here, with a compiler no rcc above has run.
             return self.run_local_now(&program, &args, "called from a compiler rcc started");
         }
         let verdict = self.distributable(&program, &args);
@@ -459,6 +470,53 @@ impl Client<'_> {
             Ok(code) => code,
             Err(reason) => self.run_local(&program, &args, &reason),
         }
+    }
+
+    /// The real compiler for `compiler`, never rcc itself; `Err(exit code)` once the reason
+    /// is said.
+    fn find_compiler(
+        &self,
+        argv0: &OsStr,
+        compiler: &OsStr,
+        masquerade: bool,
+        ran: &[PathBuf],
+    ) -> Result<PathBuf, u8> {
+        let me = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.canonicalize().ok());
+        let path = self.env.var_os("PATH");
+        let lookup = local::Lookup {
+            path: path.as_deref(),
+            me: me.as_deref(),
+            own_dir: masquerade
+                .then(|| local::own_dir(argv0, path.as_deref(), me.as_deref()))
+                .flatten(),
+            ran,
+        };
+        let Some(program) = lookup.find(compiler) else {
+            eprintln!(
+                "rcc: cannot find the compiler \"{}\" on PATH{}{}",
+                compiler.to_string_lossy(),
+                if masquerade {
+                    " after rcc's own directory"
+                } else {
+                    ""
+                },
+                match ran.last().filter(|p| p.is_absolute()) {
+                    Some(p) => format!(" (other than rcc, and {} which ran rcc)", p.display()),
+                    None => " (other than rcc)".into(),
+                }
+            );
+            return Err(exit::COMPILER_MISSING);
+        };
+        if local::is_rcc(&program, me.as_deref()) {
+            eprintln!(
+                "rcc: \"{}\" is rcc itself; name the real compiler (rcc gcc ...)",
+                program.display()
+            );
+            return Err(exit::RECURSION);
+        }
+        Ok(program)
     }
 
     /// Decides whether this command may go to a box at all.
@@ -512,13 +570,20 @@ impl Client<'_> {
         args: &[OsString],
         plan: &Plan,
     ) -> Result<u8, String> {
+        let state = self.state().ok_or("RCC_DIR is not usable")?;
+        // A bad host list is worth saying even without RCC_VERBOSE (the build goes on, but
+        // slower than the user expects), once per build rather than once per job.
         let list = load_hosts(self.env).map_err(|e| {
-            // A bad host list is worth saying even without RCC_VERBOSE: the build goes on,
-            // but slower than the user expects.
-            eprintln!("rcc: {e}; compiling locally");
+            say_once(&state, "hosts", &format!("{e}; compiling locally"));
             e
         })?;
-        let state = self.state().ok_or("RCC_DIR is not usable")?;
+        for e in &list.skipped {
+            say_once(
+                &state,
+                "hosts",
+                &format!("{e}; left out, using the other hosts"),
+            );
+        }
         let identity = identity::get(program, &state.state_dir())
             .map_err(|e| format!("cannot ask {} who it is: {e}", program.display()))?;
         let cwd = std::env::current_dir().map_err(|e| format!("no working directory: {e}"))?;
@@ -1175,6 +1240,23 @@ impl Client<'_> {
                 exit::COMPILER_MISSING
             }
         }
+    }
+}
+
+/// Says `text` on stderr if no other rcc process of this build has said it (see
+/// `State::first_to_say`; if that cannot be known, it is said).
+fn say_once(state: &State, kind: &str, text: &str) {
+    let key = format!("{:016x}", identity::fnv(text.as_bytes()));
+    if state.first_to_say(kind, &key).unwrap_or(true) {
+        eprintln!("rcc: {text}");
+    }
+}
+
+/// The entries of a host list that were left out, said on stderr (by the commands a user
+/// types, every time).
+fn say_skipped(list: &HostList) {
+    for e in &list.skipped {
+        eprintln!("rcc: {e}; left out, using the other hosts");
     }
 }
 

@@ -25,6 +25,7 @@
 
 use super::config::Config;
 use crate::compiler;
+use crate::elf::{elf_interpreter, ElfError};
 use crate::sys::{self, Access};
 use std::fs;
 use std::io::{self, Read};
@@ -298,83 +299,6 @@ fn interpreter(head: &[u8]) -> Option<PathBuf> {
         Err(_) => return None,
     };
     Some(PathBuf::from(std::ffi::OsStr::from_bytes(name)))
-}
-
-/// Why an ELF file's interpreter could not be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ElfError {
-    /// No ELF magic.
-    NotElf,
-    /// The headers point past the bytes given.
-    Truncated,
-    /// A field holds a value no ELF file has (named).
-    Malformed(&'static str),
-}
-
-/// The `PT_INTERP` path of an ELF file (32- or 64-bit, either byte order) from its first
-/// bytes: `Ok(None)` for a program without one (static, or the loader itself).
-pub fn elf_interpreter(b: &[u8]) -> Result<Option<&[u8]>, ElfError> {
-    if b.len() < 16 || &b[..4] != b"\x7fELF" {
-        return Err(ElfError::NotElf);
-    }
-    let wide = match b[4] {
-        1 => false,
-        2 => true,
-        _ => return Err(ElfError::Malformed("class")),
-    };
-    let big = match b[5] {
-        1 => false,
-        2 => true,
-        _ => return Err(ElfError::Malformed("byte order")),
-    };
-    let int = |at: u64, len: usize| -> Result<u64, ElfError> {
-        let at = usize::try_from(at).map_err(|_| ElfError::Truncated)?;
-        let bytes = b
-            .get(at..at.checked_add(len).ok_or(ElfError::Truncated)?)
-            .ok_or(ElfError::Truncated)?;
-        let mut v = 0u64;
-        for i in 0..len {
-            let byte = if big { bytes[i] } else { bytes[len - 1 - i] };
-            v = v << 8 | byte as u64;
-        }
-        Ok(v)
-    };
-    // e_phoff, e_phentsize, e_phnum; then a program header's p_offset and p_filesz.
-    let (phoff, entsize, count) = if wide {
-        (int(0x20, 8)?, int(0x36, 2)?, int(0x38, 2)?)
-    } else {
-        (int(0x1c, 4)?, int(0x2a, 2)?, int(0x2c, 2)?)
-    };
-    if count == 0xffff {
-        return Err(ElfError::Malformed(
-            "program header count in a section header",
-        ));
-    }
-    if count > 0 && entsize < if wide { 56 } else { 32 } {
-        return Err(ElfError::Malformed("program header size"));
-    }
-    for i in 0..count {
-        let at = phoff.checked_add(i * entsize).ok_or(ElfError::Truncated)?;
-        const PT_INTERP: u64 = 3;
-        if int(at, 4)? != PT_INTERP {
-            continue;
-        }
-        let (offset, size) = if wide {
-            (int(at + 8, 8)?, int(at + 32, 8)?)
-        } else {
-            (int(at + 4, 4)?, int(at + 16, 4)?)
-        };
-        let start = usize::try_from(offset).map_err(|_| ElfError::Truncated)?;
-        let end = usize::try_from(offset.checked_add(size).ok_or(ElfError::Truncated)?)
-            .map_err(|_| ElfError::Truncated)?;
-        let text = b.get(start..end).ok_or(ElfError::Truncated)?;
-        let path = text.split(|&c| c == 0).next().unwrap_or_default();
-        if path.is_empty() {
-            return Err(ElfError::Malformed("empty interpreter"));
-        }
-        return Ok(Some(path));
-    }
-    Ok(None)
 }
 
 /// The interpreter a `#!` line names (the kernel reads the first 256 bytes).
@@ -709,83 +633,6 @@ mod tests {
         own_cache(&config, &nobody).unwrap();
         assert_eq!(fs::metadata(cache.join("ab/added")).unwrap().uid(), 65534);
         let _ = fs::remove_dir_all(&d);
-    }
-
-    /// An ELF header and one program header list: a `PT_LOAD`, then a `PT_INTERP` naming
-    /// `interp` (none when empty), in the class and byte order asked for.
-    fn fake_elf(wide: bool, big: bool, interp: &[u8]) -> Vec<u8> {
-        let put = |v: &mut Vec<u8>, at: usize, val: u64, len: usize| {
-            if v.len() < at + len {
-                v.resize(at + len, 0);
-            }
-            for i in 0..len {
-                let shift = 8 * if big { len - 1 - i } else { i };
-                v[at + i] = (val >> shift) as u8;
-            }
-        };
-        let mut v = b"\x7fELF".to_vec();
-        v.extend([if wide { 2 } else { 1 }, if big { 2 } else { 1 }, 1]);
-        let (ehsize, entsize) = if wide { (64, 56) } else { (52, 32) };
-        let count = if interp.is_empty() { 1 } else { 2 };
-        let text_at = ehsize + count * entsize;
-        if wide {
-            put(&mut v, 0x20, ehsize as u64, 8);
-            put(&mut v, 0x36, entsize as u64, 2);
-            put(&mut v, 0x38, count as u64, 2);
-        } else {
-            put(&mut v, 0x1c, ehsize as u64, 4);
-            put(&mut v, 0x2a, entsize as u64, 2);
-            put(&mut v, 0x2c, count as u64, 2);
-        }
-        put(&mut v, ehsize, 1, 4); // PT_LOAD
-        if !interp.is_empty() {
-            let at = ehsize + entsize;
-            put(&mut v, at, 3, 4);
-            if wide {
-                put(&mut v, at + 8, text_at as u64, 8);
-                put(&mut v, at + 32, interp.len() as u64 + 1, 8);
-            } else {
-                put(&mut v, at + 4, text_at as u64, 4);
-                put(&mut v, at + 16, interp.len() as u64 + 1, 4);
-            }
-        }
-        v.resize(text_at, 0);
-        v.extend_from_slice(interp);
-        v.push(0);
-        v
-    }
-
-    #[test]
-    fn the_interpreter_of_every_class_and_byte_order() {
-        let name = b"/lib/ld-musl-aarch64.so.1";
-        for wide in [false, true] {
-            for big in [false, true] {
-                let elf = fake_elf(wide, big, name);
-                assert_eq!(elf_interpreter(&elf), Ok(Some(&name[..])), "{wide} {big}");
-                assert_eq!(elf_interpreter(&fake_elf(wide, big, b"")), Ok(None));
-                // Cut inside the interpreter's name: it points past the bytes given.
-                let cut = &elf[..elf.len() - 4];
-                assert_eq!(elf_interpreter(cut), Err(ElfError::Truncated));
-            }
-        }
-    }
-
-    #[test]
-    fn what_is_not_an_elf_file_is_said() {
-        assert_eq!(elf_interpreter(b"#!/bin/sh\n"), Err(ElfError::NotElf));
-        assert_eq!(elf_interpreter(b"\x7fELF"), Err(ElfError::NotElf));
-        let mut bad = fake_elf(true, false, b"/x");
-        bad[4] = 3;
-        assert_eq!(elf_interpreter(&bad), Err(ElfError::Malformed("class")));
-        let mut bad = fake_elf(true, false, b"/x");
-        bad[0x36] = 8; // program headers 8 bytes long
-        assert_eq!(
-            elf_interpreter(&bad),
-            Err(ElfError::Malformed("program header size"))
-        );
-        let mut huge = fake_elf(true, false, b"/x");
-        huge[0x20..0x28].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert_eq!(elf_interpreter(&huge), Err(ElfError::Truncated));
     }
 
     #[test]
