@@ -609,7 +609,7 @@ impl Client<'_> {
                     HostKind::Local => h.limit.unwrap_or_else(|| {
                         // A bare `localhost` compiles only with a CPU to spare: the master
                         // preprocesses, scans and links for the whole farm, and a job it
-                        // compiles on a busy CPU delays all of that (README "Measured").
+                        // compiles on a busy CPU delays all of that (tests/tools/MEASURED.md).
                         if master_has_a_spare_cpu() {
                             advert::DEFAULT_LOCAL_SLOTS
                         } else {

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Soak and load against one release rccd on 127.0.0.1 (README "Measured"): 5,000 sequential
+# Soak and load against one release rccd on 127.0.0.1 (tests/tools/MEASURED.md): 5,000 sequential
 # jobs, then 20,000 from 32 concurrent clients; prints the daemon's open fds, RSS and job
 # dirs before and after each. About 10 minutes on 2 cores (every job is a real gcc).
 #   bash tests/tools/soak.sh [SEQUENTIAL] [CONCURRENT] [CLIENTS]

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The shipping-sources benchmark of README "Measured": the arm64 kernel tinyconfig on
+# The shipping-sources benchmark of tests/tools/MEASURED.md: the arm64 kernel tinyconfig on
 # ../shared/bench's 3-box farm (boxes and master at 0.5 CPU, 100 Mbit), alternating in one
 # run rcc shipping sources (the default), the same rcc preprocessing on the master
 # (RCC_SHIP=0), and distcc; then one farm building twice through rcc, for the bytes on the

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The thermal benchmark of README "Measured": the arm64 kernel tinyconfig on
+# The thermal benchmark of tests/tools/MEASURED.md: the arm64 kernel tinyconfig on
 # ../shared/bench's 3-box farm with fake heating (`compare --thermal`), alternating in one
 # run rcc with thermal admission on, the same rcc with it off (rccd --no-thermal), and
 # distcc, for each heat profile given. Needs root, distcc and a static rcc build:

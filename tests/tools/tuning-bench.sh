@@ -1,5 +1,5 @@
 #!/bin/bash
-# The zero-tuning benchmark of README "Measured": the arm64 kernel tinyconfig on
+# The zero-tuning benchmark of tests/tools/MEASURED.md: the arm64 kernel tinyconfig on
 # ../shared/bench's 3-box farm (boxes and master at 0.5 CPU, 2 jobs per box, 100 Mbit), a fresh
 # farm per run, alternating in each round:
 #   rcc-auto        RCC_HOSTS='box1 box2 box3 localhost' (no numbers), make -j$(rcc --jobs)
