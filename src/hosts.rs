@@ -126,7 +126,12 @@ pub enum Source {
 /// (`rcc_dir`, as the client resolves it), `/etc/rcc/hosts`. A variable that is set but empty is
 /// still chosen (and then fails to parse, saying so) — like distcc, so an accidentally
 /// cleared variable is noticed instead of silently reading some other list.
-pub fn source(get: impl Fn(&str) -> Option<String>, rcc_dir: &Path) -> Source {
+/// `is_file` says whether a candidate file is there (the caller looks; a parser does no I/O).
+pub fn source(
+    get: impl Fn(&str) -> Option<String>,
+    rcc_dir: &Path,
+    is_file: impl Fn(&Path) -> bool,
+) -> Source {
     for name in ["RCC_HOSTS", "DISTCC_HOSTS"] {
         if get(name).is_some() {
             return Source::Env(name);
@@ -134,7 +139,7 @@ pub fn source(get: impl Fn(&str) -> Option<String>, rcc_dir: &Path) -> Source {
     }
     [rcc_dir.join("hosts"), PathBuf::from("/etc/rcc/hosts")]
         .into_iter()
-        .find(|f| f.is_file())
+        .find(|f| is_file(f))
         .map(Source::File)
         .unwrap_or(Source::None)
 }
@@ -457,19 +462,24 @@ mod tests {
             }
         };
         let rcc_dir = dir.join(".rcc");
+        let is_file = |p: &Path| p.is_file();
         assert_eq!(
-            source(env(&[("RCC_HOSTS", "a"), ("DISTCC_HOSTS", "b")]), &rcc_dir),
+            source(
+                env(&[("RCC_HOSTS", "a"), ("DISTCC_HOSTS", "b")]),
+                &rcc_dir,
+                is_file
+            ),
             Source::Env("RCC_HOSTS")
         );
         assert_eq!(
-            source(env(&[("DISTCC_HOSTS", "")]), &rcc_dir),
+            source(env(&[("DISTCC_HOSTS", "")]), &rcc_dir, is_file),
             Source::Env("DISTCC_HOSTS")
         );
-        let before = source(env(&[]), &rcc_dir);
+        let before = source(env(&[]), &rcc_dir, is_file);
         assert!(matches!(before, Source::None | Source::File(_)));
         std::fs::write(dir.join(".rcc/hosts"), "box1\n").unwrap();
         assert_eq!(
-            source(env(&[]), &rcc_dir),
+            source(env(&[]), &rcc_dir, is_file),
             Source::File(dir.join(".rcc/hosts"))
         );
         std::fs::remove_dir_all(&dir).unwrap();

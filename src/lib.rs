@@ -5,6 +5,12 @@
 //!
 //! | module | job |
 //! | --- | --- |
+//! | [`client`] | `rcc`: classify, pick a box, send, write the object back, or compile here |
+//! | [`daemon`] | `rccd`: one event loop that admits, receives, compiles in a sandbox and answers |
+//! | [`protocol`] | the wire format: frames, version, size caps; bytes in, bytes out, no sockets |
+//! | [`compress`] | deflate out, inflate in with a hard output limit |
+//! | [`compiler`] | what counts as a compiler, and who a compiler is (its identity) |
+//! | [`exit`] | rcc's own exit codes (the compiler's pass through) |
 //! | [`args`] | compiler argv -> distribute (with the local preprocessing and remote argv) or local, with a reason |
 //! | [`ship_args`] | compiler argv -> the box's half of a job that ships its sources (the box preprocesses) |
 //! | [`hosts`] | the host-list grammar (`RCC_HOSTS`, distcc-compatible) -> host specs, errors per entry |
@@ -16,10 +22,14 @@
 //! | [`macros`] | the names a computed include may take, from every definition of its macros |
 //! | [`fasthash`] | a fast hasher for the scan's maps of paths and names |
 //! | [`depfile`] | make dependency files, read and written as gcc writes them |
+//! | [`elf`] | what rcc reads in ELF programs: a program's interpreter and its notes |
 //! | [`sys`] | the only `unsafe`: record locks, pidfds, process-group signals |
 //!
 //! What must never depend on what: parsers and deciders do no I/O; `client` and `daemon`
-//! never import each other; only `daemon::event_loop` touches mio.
+//! never import each other; only `daemon::event_loop` touches mio; only [`sys`] holds
+//! `unsafe` (the compiler checks it: `sys` alone allows it).
+
+#![deny(unsafe_code)]
 
 pub mod access;
 pub mod args;

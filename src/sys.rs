@@ -6,6 +6,37 @@
 //! instructions). Which rules a compile's sandbox holds and whom rccd runs as are decided in
 //! `daemon::sandbox`. Callers never see a raw pointer.
 
+#![allow(unsafe_code)]
+
+/// An ELF note as the linker lays it out: sizes, type, the owner's name and the
+/// description, each padded to 4 bytes.
+#[repr(C, align(4))]
+pub struct Note {
+    namesz: u32,
+    descsz: u32,
+    kind: u32,
+    name: [u8; 4],
+    desc: [u8; 8],
+}
+
+pub const RCC_NOTE_OWNER: &[u8] = b"rcc";
+pub const RCC_NOTE_KIND: u32 = 0x0052_4343;
+pub const RCC_NOTE_DESC: [u8; 8] = *b"client\0\0";
+
+/// The note that makes an rcc binary known as one to another rcc (`client::local`),
+/// whatever its name or path. In the `PT_NOTE` segment: notes are never garbage-collected,
+/// and `client::run` names it. `link_section` is why it lives here: placing data by hand is
+/// the linker's business, and the compiler counts it as unsafe code.
+#[link_section = ".note.rcc"]
+#[used]
+pub static RCC_NOTE: Note = Note {
+    namesz: 4,
+    descsz: RCC_NOTE_DESC.len() as u32,
+    kind: RCC_NOTE_KIND,
+    name: *b"rcc\0",
+    desc: RCC_NOTE_DESC,
+};
+
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

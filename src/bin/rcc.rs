@@ -1,5 +1,7 @@
 //! rcc: the client. A shell around `client::run`, which decides everything.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

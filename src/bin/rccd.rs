@@ -1,5 +1,7 @@
 //! rccd: the daemon on every box. Options as typed (argh) -> `daemon::Config` -> `daemon::run`.
 
+#![forbid(unsafe_code)]
+
 use argh::FromArgs;
 use rcc::access::{AllowList, Cidr};
 use rcc::daemon::{self, sandbox, Config};

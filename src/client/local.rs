@@ -5,7 +5,7 @@
 //! Two rcc programs reachable as `gcc` (a masquerade link in one directory, a copy in
 //! another) would otherwise run each other without end, a process each time. Three rules
 //! keep that from happening:
-//! - every rcc carries an ELF note ([`NOTE`]) and a candidate that has it (or is this very
+//! - every rcc carries an ELF note (`sys::RCC_NOTE`) and a candidate that has it (or is this very
 //!   file) is skipped, whatever it is called;
 //! - a masquerade looks only after the PATH entry it was found in (distcc's rule);
 //! - every rcc tells the programs it starts, in [`SAFEGUARD`], which compilers rcc has run
@@ -29,31 +29,6 @@ pub const SAFEGUARD: &str = "_RCC_SAFEGUARD";
 /// How many rcc may be stacked through wrappers: the first, and one that a wrapper it ran
 /// started again (it compiles here). A third stops.
 pub const MAX_DEPTH: usize = 2;
-
-/// The note that makes an rcc binary known as one: owner `rcc`, this type, this
-/// description. In every rcc's `PT_NOTE` segment (kept by the linker: notes are never
-/// garbage-collected, and `client::run` names it).
-#[repr(C, align(4))]
-pub struct Note {
-    namesz: u32,
-    descsz: u32,
-    kind: u32,
-    name: [u8; 4],
-    desc: [u8; 8],
-}
-
-const NOTE_KIND: u32 = 0x0052_4343;
-const NOTE_DESC: [u8; 8] = *b"client\0\0";
-
-#[link_section = ".note.rcc"]
-#[used]
-pub static NOTE: Note = Note {
-    namesz: 4,
-    descsz: NOTE_DESC.len() as u32,
-    kind: NOTE_KIND,
-    name: *b"rcc\0",
-    desc: NOTE_DESC,
-};
 
 fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p)
@@ -84,7 +59,7 @@ fn carries_note(p: &Path) -> bool {
     let Ok(segments) = crate::elf::segments(&head) else {
         return false;
     };
-    let owner = &NOTE.name[..3];
+    use crate::sys::{RCC_NOTE_DESC, RCC_NOTE_KIND, RCC_NOTE_OWNER};
     segments
         .iter()
         .filter(|s| s.kind == crate::elf::PT_NOTE && s.size <= 64 << 10)
@@ -93,8 +68,14 @@ fn carries_note(p: &Path) -> bool {
             std::fs::File::open(p)
                 .and_then(|f| f.read_exact_at(&mut notes, s.offset))
                 .is_ok()
-                && crate::elf::has_note(&head, &notes, owner, NOTE_KIND, &NOTE_DESC)
-                    .unwrap_or(false)
+                && crate::elf::has_note(
+                    &head,
+                    &notes,
+                    RCC_NOTE_OWNER,
+                    RCC_NOTE_KIND,
+                    &RCC_NOTE_DESC,
+                )
+                .unwrap_or(false)
         })
 }
 

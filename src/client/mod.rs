@@ -119,7 +119,7 @@ fn looks_like_source_or_object(a: &OsStr) -> bool {
     .any(|e| b.ends_with(e))
 }
 
-/// Reads argv (argv[0] included).
+/// Reads argv (`argv[0]` included).
 pub fn parse_invocation(argv: &[OsString]) -> Invocation {
     let me = argv
         .first()
@@ -236,20 +236,14 @@ pub fn rcc_dir(env: &dyn Env) -> PathBuf {
     }
     match env.var_os("HOME").filter(|h| !h.is_empty()) {
         Some(h) => Path::new(&h).join(".rcc"),
-        None => std::env::temp_dir().join(format!("rcc-{}", unsafe_free_uid())),
+        None => std::env::temp_dir().join(format!("rcc-{}", crate::sys::getuid())),
     }
-}
-
-fn unsafe_free_uid() -> String {
-    std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m).to_string())
-        .unwrap_or_else(|_| "user".into())
 }
 
 /// Loads the host list, or says why there is none.
 pub fn load_hosts(env: &dyn Env) -> Result<HostList, String> {
     let get = |k: &str| env.var(k);
-    let (text, source) = match hosts::source(get, &rcc_dir(env)) {
+    let (text, source) = match hosts::source(get, &rcc_dir(env), |p| p.is_file()) {
         hosts::Source::Env(name) => (env.var(name).unwrap_or_default(), name.to_string()),
         hosts::Source::File(p) => match std::fs::read_to_string(&p) {
             Ok(t) => (t, p.display().to_string()),
@@ -298,7 +292,7 @@ fn parse_status(opts: &[OsString]) -> Invocation {
 /// Runs rcc with `argv` and returns the process exit code.
 pub fn run(argv: Vec<OsString>, env: &dyn Env) -> u8 {
     // Named, so the linker keeps the note that tells another rcc this is one.
-    std::hint::black_box(&local::NOTE);
+    std::hint::black_box(&crate::sys::RCC_NOTE);
     match parse_invocation(&argv) {
         Invocation::Help => {
             print!("{USAGE}");
