@@ -10,7 +10,7 @@
 //! | `remote.rs` | one exchange with a box |
 //! | `cpp.rs` | local preprocessing |
 //! | `local.rs` | finding and running the real compiler |
-//! | `names.rs` | the source and directory names a user's `.i` gives gcc, written into its text for the box |
+//! | `names.rs` | the source and directory names gcc records, in the preprocessed text a box compiles as its own file |
 //! | `identity.rs` | the master compiler's identity, cached |
 //! | `status.rs` | `rcc --status` |
 //! | `scan.rs` | the files a compile may read, without preprocessing (shipping sources) |

@@ -1,14 +1,15 @@
 //! The names an object records for its source — the `FILE` symbol, `DW_AT_name`,
-//! `DW_AT_comp_dir` — when a box compiles a user's own preprocessed source (`.i`, `.ii`),
-//! which it writes to a file of its own (`input.i`) in a directory of its own.
+//! `DW_AT_comp_dir` — when a box compiles preprocessed text, which it writes to a file of
+//! its own (`input.i`) in a directory of its own.
 //!
-//! gcc takes them from the text when its first line is a line marker (`# 1 "name"`, and a
-//! `# 1 "dir//"` on the next line for the working directory), else from the file's name as
-//! its command line gives it and from where it runs (checked with gcc 12, C and C++, with and
-//! without `-g`). A text made here by `gcc -E` starts with both (the box compiles it as gcc
-//! does here); a user's `.i` may have neither, and gets them here, written as gcc would
-//! take them from the command line. A job that ships its sources names them on the box's
-//! command line as here (`daemon::sources`) and needs nothing of this.
+//! gcc (11 and later; checked with gcc 12, C and C++, with and without `-g`) takes them from
+//! the text when it starts with a line marker spelled `# 0 "name"` or `# 1 "name"`, with
+//! `# 0 "dir//"` or `# 1 "dir//"` on the next line for the working directory; else from the
+//! file's name as its command line gives it and from where it runs. `gcc -E` here writes
+//! both (the directory with `-g`), so the box records what gcc records here, unless the
+//! directory needed escapes (`without_escaped_dir`). A user's `.i` or `.ii` may have
+//! neither, and gets them here (`as_named`). A job that ships its sources names them on the
+//! box's command line as here (`daemon::sources`) and needs nothing of this.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -19,8 +20,8 @@ use std::path::PathBuf;
 /// record what `gcc -c source` records here, run in `pwd` (see `working_dir`; `None`: the
 /// box's own directory, mapped to the master's, stands in for it).
 ///
-/// - The first line names a file (`# N "name"`): gcc takes that name wherever the text is,
-///   so it stays. Without a working directory line after it one is added (then the first
+/// - The first line names a file (`# 1 "name"`, see `file_marker`): gcc takes that name
+///   wherever the text is, so it stays. Without a working directory line after it one is added (then the first
 ///   line again, as gcc -E writes them) unless the first line carries flags.
 /// - Otherwise (no marker, or one only further down): `# 1 "source"`, the working
 ///   directory line and `# 1 "source"` again go in front (after a byte order mark, which
@@ -60,7 +61,7 @@ pub fn as_named(text: Vec<u8>, source: &str, pwd: Option<&[u8]>) -> Vec<u8> {
 }
 
 /// The start of `gcc -E -g`'s text with its working directory line taken out when the
-/// directory is spelled with escapes (a `"` or `\\` in its name): gcc writes the line
+/// directory is spelled with escapes (a `"` or `\` in its name): gcc writes the line
 /// escaped, but reads back the directory as spelled, escapes and all, where `gcc -c` of the
 /// source records the directory itself. Without the line the box records its own
 /// directory, which it maps to the master's.
