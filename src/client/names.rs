@@ -9,7 +9,7 @@
 //! both (the directory with `-g`), so the box records what gcc records here, unless the
 //! directory needed escapes (`without_escaped_dir`). A user's `.i` or `.ii` may have
 //! neither, and gets them here (`as_named`). A job that ships its sources names them on the
-//! box's command line as here (`daemon::sources`) and needs nothing of this.
+//! box's command line as here (rccd's `sources.rs`) and needs nothing of this.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
