@@ -192,13 +192,26 @@ impl Sink {
 /// string literal or a comment too: a needless match only keeps the job here). Also run over
 /// whole directives-only preprocessed text, so it skips from identifier to identifier.
 pub fn names_the_clock(text: &[u8]) -> bool {
+    names_one_of(text, &[b"__DATE__", b"__TIME__", b"__TIMESTAMP__"])
+}
+
+/// Why a job whose directives-only text names `__BASE_FILE__` is compiled here.
+pub const BASE_FILE: &str = "uses __BASE_FILE__, which a box would expand to the name of its \
+                             own copy of the preprocessed text";
+
+/// Whether `text` has the identifier `__BASE_FILE__`, as `names_the_clock` looks: gcc expands
+/// it to the name of the file on its command line, which no line marker changes.
+pub fn names_the_base_file(text: &[u8]) -> bool {
+    names_one_of(text, &[b"__BASE_FILE__"])
+}
+
+/// Whether `text` has one of `words` (identifiers that start with `_`) as an identifier.
+fn names_one_of(text: &[u8], words: &[&[u8]]) -> bool {
     let mut at = 0;
     while let Some(p) = text[at..].iter().position(|&b| b == b'_') {
         let start = at + p;
         let (word, _) = ident(&text[start..]);
-        if matches!(word, b"__DATE__" | b"__TIME__" | b"__TIMESTAMP__")
-            && (start == 0 || !is_ident_byte(text[start - 1]))
-        {
+        if words.contains(&word) && (start == 0 || !is_ident_byte(text[start - 1])) {
             return true;
         }
         at = start + word.len();
@@ -1018,6 +1031,17 @@ mod tests {
             [inc(Form::Angle, "v.h"), Directive::Clock { line: 4 }]
         );
         assert_eq!(scan(b"s = __TIMESTAMP__;"), [Directive::Clock { line: 1 }]);
+    }
+
+    #[test]
+    fn the_base_file_is_found_as_an_identifier_only() {
+        assert!(names_the_base_file(b"const char *b = __BASE_FILE__;\n"));
+        assert!(names_the_base_file(b"__BASE_FILE__"));
+        assert!(names_the_base_file(b"#define WHERE __BASE_FILE__\n"));
+        assert!(!names_the_base_file(
+            b"x__BASE_FILE__ __BASE_FILE__S __FILE__ __BASE__"
+        ));
+        assert!(!names_the_clock(b"__BASE_FILE__"));
     }
 
     #[test]

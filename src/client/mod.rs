@@ -10,6 +10,7 @@
 //! | `remote.rs` | one exchange with a box |
 //! | `cpp.rs` | local preprocessing |
 //! | `local.rs` | finding and running the real compiler |
+//! | `names.rs` | the source and directory names gcc records, in the preprocessed text a box compiles as its own file |
 //! | `identity.rs` | the master compiler's identity, cached |
 //! | `status.rs` | `rcc --status` |
 //! | `scan.rs` | the files a compile may read, without preprocessing (shipping sources) |
@@ -22,6 +23,7 @@ pub mod cpp;
 pub mod files;
 pub mod identity;
 pub mod local;
+pub mod names;
 pub mod pick;
 pub mod remote;
 pub mod scan;
@@ -778,7 +780,11 @@ impl Client<'_> {
                         "the source uses .incbin/.include, which reads files at assembly".into(),
                     );
                 }
-                input = Some(text);
+                // The box compiles it as `input.i`: the names gcc records go in the text.
+                let pwd = names::working_dir(self.env.var_os("PWD").as_deref());
+                let source = plan.source.to_str().unwrap_or_default();
+                let pwd = pwd.as_ref().map(|p| p.as_os_str().as_bytes());
+                input = Some(names::as_named(text, source, pwd));
             }
             let req = self.request(name, &identity, plan, &cwd, host.compress, None);
             // Preprocessing is the master's main cost: at most `cpp_limit` run at once. The
@@ -1013,6 +1019,12 @@ impl Client<'_> {
         let code = loop {
             match events.recv() {
                 cpp::Event::Piece(piece) => {
+                    // The first piece starts with the names gcc records (see `names`).
+                    let piece = if text.is_empty() {
+                        names::without_escaped_dir(piece)
+                    } else {
+                        piece
+                    };
                     if failed.is_none() {
                         // A box that fails mid-transfer: the text is still read whole, for
                         // the next box.
@@ -1047,6 +1059,10 @@ impl Client<'_> {
         // its copy's file time: a build that stamps itself is stamped here, as gcc does.
         if directives_only && crate::includes::names_the_clock(&text) {
             return Err(format!("the source {}", crate::includes::CLOCK));
+        }
+        // And `__BASE_FILE__` to the name of its own copy of the text.
+        if directives_only && crate::includes::names_the_base_file(&text) {
+            return Err(format!("the source {}", crate::includes::BASE_FILE));
         }
         self.log(format!(
             "preprocessed {} in {} ms while sending it: {} bytes",
