@@ -216,9 +216,7 @@ fn check_temp_dir(config: &Config) -> io::Result<Result<(), String>> {
         }
         return Err(io::Error::new(e.kind(), line));
     }
-    log::error!(
-        "{line} (the default temp dir: $TMPDIR, else /tmp); until then this box takes no jobs"
-    );
+    log::error!("{line}; until then this box takes no jobs");
     Ok(Err(format!("cannot write in {dir} ({why})")))
 }
 
