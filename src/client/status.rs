@@ -43,13 +43,11 @@ pub fn collect(list: &HostList, timeouts: Timeouts) -> Vec<Row> {
         .filter(|h| matches!(h.kind, HostKind::Tcp { .. }))
         .map(|h| h.addr_string())
         .collect();
-    std::thread::scope(|s| {
-        let master = s.spawn(master_identities);
+    let rows: Vec<Row> = std::thread::scope(|s| {
         let asks: Vec<_> = addrs
             .iter()
             .map(|a| s.spawn(move || remote::status(a, timeouts).map_err(|e| e.to_string())))
             .collect();
-        let master = master.join().unwrap_or_default();
         addrs
             .iter()
             .zip(asks)
@@ -58,33 +56,75 @@ pub fn collect(list: &HostList, timeouts: Timeouts) -> Vec<Row> {
                 reply: ask
                     .join()
                     .unwrap_or_else(|_| Err("asking it failed".to_string())),
-                master: master.clone(),
+                master: Vec::new(),
             })
             .collect()
-    })
+    });
+    rows.into_iter()
+        .map(|mut r| {
+            r.master = master_for(&r);
+            r
+        })
+        .collect()
 }
 
-/// The identities of the master's `gcc` and `cc`, found on PATH as a build finds them
-/// (never rcc itself through a masquerade link); asked once per process (`--watch` asks
-/// the boxes every second, not the compilers).
-fn master_identities() -> Vec<(String, String)> {
-    static IDS: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
-    IDS.get_or_init(|| {
-        let path = std::env::var_os("PATH");
-        let me = std::env::current_exe()
-            .ok()
-            .and_then(|p| p.canonicalize().ok());
-        ["gcc", "cc"]
-            .iter()
-            .filter_map(|name| {
-                let p =
-                    super::local::find_compiler(OsStr::new(name), path.as_deref(), me.as_deref())?;
-                let id = crate::compiler::probe_identity(&p).ok()?;
-                Some((name.to_string(), id))
-            })
-            .collect()
-    })
-    .clone()
+/// The targets a box's compilers compile for (`... for aarch64-linux-gnu`), at most a few.
+fn targets(r: &Row) -> Vec<&str> {
+    let mut out: Vec<&str> = r
+        .reply
+        .iter()
+        .flatten()
+        .filter(|(k, _)| k.starts_with("compiler."))
+        .filter_map(|(_, id)| id.rsplit_once(" for ").map(|(_, t)| t))
+        .collect();
+    out.sort();
+    out.dedup();
+    out.truncate(4);
+    out
+}
+
+/// The names of the master's compilers a box's are compared with: `gcc`, the cross
+/// compiler for each target the box compiles for (`aarch64-linux-gnu-gcc`, as
+/// `CC="rcc aarch64-linux-gnu-gcc"` runs it), and `cc`. A box's words become names looked
+/// up on PATH: only compilers' names, never a path.
+fn master_names(r: &Row) -> Vec<String> {
+    let cross = targets(r).into_iter().map(|t| format!("{t}-gcc"));
+    std::iter::once("gcc".to_string())
+        .chain(cross)
+        .chain(["cc".to_string()])
+        .filter(|n| crate::compiler::is_compiler_name(n))
+        .collect()
+}
+
+/// The master's compilers of `master_names` that it has, with their identities.
+fn master_for(r: &Row) -> Vec<(String, String)> {
+    master_names(r)
+        .into_iter()
+        .filter_map(|n| Some((n.clone(), master_identity(&n)?)))
+        .collect()
+}
+
+/// The identity of the master's compiler `name`, found on PATH as a build finds it (never
+/// rcc itself through a masquerade link); asked once per process (`--watch` asks the boxes
+/// every second, not the compilers), for at most a few dozen names.
+fn master_identity(name: &str) -> Option<String> {
+    type Known = Vec<(String, Option<String>)>;
+    static KNOWN: std::sync::Mutex<Known> = std::sync::Mutex::new(Vec::new());
+    let mut known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, id)) = known.iter().find(|(n, _)| n == name) {
+        return id.clone();
+    }
+    if known.len() >= 32 {
+        return None;
+    }
+    let path = std::env::var_os("PATH");
+    let me = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.canonicalize().ok());
+    let id = super::local::find_compiler(OsStr::new(name), path.as_deref(), me.as_deref())
+        .and_then(|p| crate::compiler::probe_identity(&p).ok());
+    known.push((name.to_string(), id.clone()));
+    id
 }
 
 /// Text from a box, safe to print: no control characters (a hostile box could move the
@@ -126,7 +166,8 @@ pub fn state(r: &Row) -> String {
 }
 
 /// The master compiler none of the box's compilers is the same as (`None`: one is, or
-/// there is nothing to compare).
+/// there is nothing to compare): the first of the master's that compiles for a target the
+/// box does, else its first.
 fn mismatch(r: &Row) -> Option<&str> {
     let Ok(kv) = &r.reply else {
         return None;
@@ -136,13 +177,19 @@ fn mismatch(r: &Row) -> Option<&str> {
         .filter(|(k, _)| k.starts_with("compiler."))
         .map(|(_, v)| v.as_str())
         .collect();
-    if boxes.is_empty() || r.master.is_empty() {
+    if boxes.is_empty() || r.master.iter().any(|(_, id)| boxes.contains(&id.as_str())) {
         return None;
     }
-    if r.master.iter().any(|(_, id)| boxes.contains(&id.as_str())) {
-        return None;
-    }
-    Some(r.master[0].0.as_str())
+    let targets = targets(r);
+    let same_target = |id: &str| {
+        id.rsplit_once(" for ")
+            .is_some_and(|(_, t)| targets.contains(&t))
+    };
+    r.master
+        .iter()
+        .find(|(_, id)| same_target(id))
+        .or(r.master.first())
+        .map(|(name, _)| name.as_str())
 }
 
 /// `rcc --status --watch`: asks again every second and redraws the table in place (ANSI
@@ -407,6 +454,28 @@ mod tests {
                 .collect()),
             master: vec![("gcc".into(), "gcc 12 for aarch64".into())],
         }
+    }
+
+    #[test]
+    fn a_cross_farm_is_compared_with_the_masters_cross_compiler() {
+        let mut r = row(&[("compiler.gcc", "gcc 12 for aarch64-linux-gnu")]);
+        r.master = vec![
+            ("gcc".into(), "gcc 12 for x86_64-linux-gnu".into()),
+            (
+                "aarch64-linux-gnu-gcc".into(),
+                "gcc 12 for aarch64-linux-gnu".into(),
+            ),
+        ];
+        assert_eq!(state(&r), "up");
+        r.master[1].1 = "gcc 13 for aarch64-linux-gnu".into();
+        assert_eq!(state(&r), "mismatch: aarch64-linux-gnu-gcc");
+        // The names asked on the master: never a path a box made up.
+        let evil = row(&[
+            ("compiler.gcc", "x for ../../bin/sh"),
+            ("compiler.cc", "x for arm"),
+        ]);
+        let names = master_names(&evil);
+        assert_eq!(names, ["gcc", "arm-gcc", "cc"]);
     }
 
     #[test]
