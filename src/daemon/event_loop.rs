@@ -502,17 +502,7 @@ impl Daemon {
             self.slots.counters.low_memory += 1;
             return self.reject(c, RejectReason::Busy, 2000, text);
         }
-        if req.mode == Mode::Sources && self.cache.is_none() {
-            // "unknown job mode" makes a client send this box preprocessed jobs for a while.
-            let text = match &self.cache_error {
-                Some(why) => format!(
-                    "unknown job mode: this box cannot keep shipped files ({why}), so it \
-                     takes preprocessed jobs only"
-                ),
-                None => {
-                    "unknown job mode: this box takes preprocessed jobs only (--no-sources)".into()
-                }
-            };
+        if let Some(text) = self.sources_refusal(req.mode) {
             return self.reject(c, RejectReason::BadRequest, 0, text);
         }
         let pending = Box::new(Pending {
@@ -545,6 +535,21 @@ impl Daemon {
                 self.reject(c, RejectReason::Busy, 500, text);
             }
         }
+    }
+
+    /// Why a job of `mode` cannot ship its sources here (`None`: it can, or it does not).
+    /// "unknown job mode" makes a client send this box preprocessed jobs for a while.
+    fn sources_refusal(&self, mode: Mode) -> Option<String> {
+        if mode != Mode::Sources || self.cache.is_some() {
+            return None;
+        }
+        Some(match &self.cache_error {
+            Some(why) => format!(
+                "unknown job mode: this box cannot keep shipped files ({why}), so it takes \
+                 preprocessed jobs only"
+            ),
+            None => "unknown job mode: this box takes preprocessed jobs only (--no-sources)".into(),
+        })
     }
 
     /// The slot is reserved: tell the client to send its input.

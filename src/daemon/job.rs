@@ -747,6 +747,29 @@ impl Job {
         let _ = sys::kill_group(self.child.id(), libc::SIGKILL);
     }
 
+    /// A failed compile whose words the client does not get: the guard refused its input,
+    /// the box's disk was full, or it could not open a file.
+    fn failure_withheld(&self) -> Option<Withheld> {
+        if as_guard::refused(&self.err_buf) {
+            let said = String::from_utf8_lossy(&self.err_buf);
+            let line = said.lines().find(|l| l.contains(as_guard::REFUSAL));
+            return Some(Withheld::Guard(line.unwrap_or_default().to_string()));
+        }
+        if out_of_space(&self.err_buf) {
+            // Its "error" is the box's full disk: the client compiles it elsewhere.
+            return Some(Withheld::Box(
+                "the disk of this box filled up while it compiled (No space left on device)".into(),
+            ));
+        }
+        if could_not_open(&self.err_buf) {
+            // Whether it was missing or denied would tell which files the box has (a
+            // `#pragma GCC dependency` or `pch_preprocess` of any path): the same words for
+            // both, and the client compiles it where it was run, where the files are.
+            return Some(Withheld::Unchecked("it failed to open a file"));
+        }
+        None
+    }
+
     /// The reply for a complete job. Reading the object can fail (a full disk on the box):
     /// that is the box's problem, not the user's.
     pub fn result(&mut self, max_output: usize) -> Result<Done, Withheld> {
@@ -761,22 +784,10 @@ impl Job {
                 "compiled but cannot read the object on this box: {e}"
             ))
         };
-        if exit != Exit::Code(0) && as_guard::refused(&self.err_buf) {
-            let said = String::from_utf8_lossy(&self.err_buf);
-            let line = said.lines().find(|l| l.contains(as_guard::REFUSAL));
-            return Err(Withheld::Guard(line.unwrap_or_default().to_string()));
-        }
-        if exit != Exit::Code(0) && out_of_space(&self.err_buf) {
-            // Its "error" is the box's full disk: the client compiles it elsewhere.
-            return Err(Withheld::Box(
-                "the disk of this box filled up while it compiled (No space left on device)".into(),
-            ));
-        }
-        if exit != Exit::Code(0) && could_not_open(&self.err_buf) {
-            // Whether it was missing or denied would tell which files the box has (a
-            // `#pragma GCC dependency` or `pch_preprocess` of any path): the same words for
-            // both, and the client compiles it where it was run, where the files are.
-            return Err(Withheld::Unchecked("it failed to open a file"));
+        if exit != Exit::Code(0) {
+            if let Some(w) = self.failure_withheld() {
+                return Err(w);
+            }
         }
         let mut outputs = Vec::new();
         if exit == Exit::Code(0) {
