@@ -340,9 +340,10 @@ fn a_default_temp_dir_rccd_cannot_write_starts_it_broken_until_it_can() {
     assert_eq!(d.counter("done"), 0);
     assert_eq!(d.counter("rejected"), 1);
     assert!(s(&out.stderr).contains(&why), "{}", s(&out.stderr));
-    // Writable again: it mends without a restart, shipped sources included.
+    // Writable again: it mends without a restart (it looks again at most once a second),
+    // shipped sources included.
     ro.remount("rw");
-    assert_eq!(d.value("health"), "ok");
+    wait_until("the box mends", 10, || d.value("health") == "ok");
     let out = compile(&t, ".rcc-2", &d.addr(), 0);
     assert_eq!(
         (d.counter("done"), d.counter("sources")),
@@ -372,6 +373,13 @@ fn a_compiler_path_without_compilers_is_said_and_makes_the_box_broken() {
         said[0].contains("--compiler-path") && said[0].contains("install one"),
         "{log}"
     );
+    // A compiler installed there: it mends without a restart.
+    let gcc = ok(Command::new("sh").args(["-c", "command -v gcc"]));
+    std::os::unix::fs::symlink(s(&gcc.stdout).trim(), empty.join("gcc")).unwrap();
+    wait_until("the box finds its compiler", 10, || {
+        d.value("health") == "ok"
+    });
+    assert!(d.status().contains_key("compiler.gcc"));
 }
 
 #[test]

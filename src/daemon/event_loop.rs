@@ -57,6 +57,8 @@ struct Daemon {
     cache_error: Option<String>,
     /// Ok, full or broken, and the last thing that went wrong on the box.
     health: Watch,
+    /// When a broken box may look again at what broke it.
+    next_look: Instant,
     verdicts: Verdicts,
     /// The mirrors of finished sources jobs, kept for the next ones.
     mirrors: Mirrors,
@@ -153,6 +155,7 @@ pub fn run(config: Config) -> io::Result<()> {
         cache,
         cache_error,
         health,
+        next_look: Instant::now(),
         verdicts: Verdicts::default(),
         mirrors: Mirrors::new(&d_temp, format!("rccd-{}", sys::getpid()), d_jobs),
     };
@@ -632,25 +635,44 @@ impl Daemon {
     /// box's health depends on is read again (the temp dir may have gone read-only or full).
     fn box_failed(&mut self, text: &str) {
         self.health.failed(text);
-        let probe = job::probe_dir(&self.config.temp_dir).map_err(|e| {
-            let dir = self.config.temp_dir.display();
-            format!("cannot write in {dir} ({})", health::said(&e))
-        });
-        self.health.set_writable(probe);
+        self.health.set_writable(self.probe_temp_dir());
         self.check_space();
     }
 
+    /// Whether rccd can still make files in its temp dir (`Err`: why not, for `health`).
+    fn probe_temp_dir(&self) -> Result<(), String> {
+        job::probe_dir(&self.config.temp_dir).map_err(|e| {
+            let dir = self.config.temp_dir.display();
+            format!("cannot write in {dir} ({})", health::said(&e))
+        })
+    }
+
     /// Reads what the box's health depends on now, and logs when it changed. A broken box
-    /// looks again at what broke it (a temp dir made writable, a compiler installed), so it
-    /// mends without a restart.
+    /// looks again at what broke it (a temp dir made writable, a compiler installed), at
+    /// most once a second (a flood of requests costs no directory scans), so it mends
+    /// without a restart.
     fn check_health(&mut self) {
         let before = self.health.health();
+        let now = Instant::now();
+        if before != health::Health::Ok && now >= self.next_look {
+            self.next_look = now + Duration::from_secs(1);
+            self.look_again();
+        }
+        self.check_space();
+        let after = self.health.health();
+        if after != before {
+            match self.health.refusal() {
+                Some(why) => log::warn!("health {after}: {why}"),
+                None => log::info!("health {after}: taking jobs again"),
+            }
+        }
+    }
+
+    /// Looks again at what makes a box broken: its temp dir (and the cache under it) and
+    /// its compilers.
+    fn look_again(&mut self) {
         if !self.health.writable() {
-            let probe = job::probe_dir(&self.config.temp_dir).map_err(|e| {
-                let dir = self.config.temp_dir.display();
-                format!("cannot write in {dir} ({})", health::said(&e))
-            });
-            self.health.set_writable(probe);
+            self.health.set_writable(self.probe_temp_dir());
             if self.health.writable() && self.cache.is_none() {
                 (self.cache, self.cache_error) = open_cache(&self.config, true);
             }
@@ -658,14 +680,6 @@ impl Daemon {
         if !self.health.has_compiler() {
             self.compilers.probe_all();
             self.health.set_no_compiler(self.compilers.missing());
-        }
-        self.check_space();
-        let now = self.health.health();
-        if now != before {
-            match self.health.refusal() {
-                Some(why) => log::warn!("health {now}: {why}"),
-                None => log::info!("health {now}: taking jobs again"),
-            }
         }
     }
 
