@@ -431,7 +431,7 @@ fn status_names_each_boxs_state() {
 }
 
 #[test]
-fn a_port_file_in_a_missing_directory_is_named_in_one_line() {
+fn a_port_file_rccd_cannot_write_is_named_in_one_line() {
     let t = TempDir::new("port-file");
     let tmp = t.join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
@@ -453,6 +453,31 @@ fn a_port_file_in_a_missing_directory_is_named_in_one_line() {
         "{err}"
     );
     assert!(!pid.exists(), "a pid file was left behind");
+    // A port file rccd cannot write (a directory): the same kind of line, whether rccd
+    // writes it as itself or (as root, giving root up) makes it first.
+    let users: &[&[&str]] = if root() {
+        &[&["--user", "root"], &[]]
+    } else {
+        &[&[]]
+    };
+    for user in users {
+        let mut args = vec!["--port-file", tmp.to_str().unwrap(), "--pid-file"];
+        args.push(pid.to_str().unwrap());
+        args.extend(["--temp-dir", tmp.to_str().unwrap()]);
+        args.extend(user.iter());
+        let (code, err) = rccd_exits(&args, None);
+        assert_eq!(code, Some(1), "{err}");
+        assert_eq!(
+            error_lines(&err),
+            [format!(
+                "rccd: --port-file {}: cannot write it (Is a directory): name a file in a \
+                 directory rccd may write, or leave --port-file out",
+                tmp.display()
+            )],
+            "{user:?}: {err}"
+        );
+        assert!(!pid.exists(), "{user:?}: a pid file was left behind");
+    }
 }
 
 #[test]

@@ -107,7 +107,7 @@ pub fn run(config: Config) -> io::Result<()> {
     }
     if let Some(p) = &config.pid_file {
         std::fs::write(p, format!("{}\n", sys::getpid()))
-            .map_err(|e| io::Error::new(e.kind(), format!("--pid-file {}: {e}", p.display())))?;
+            .map_err(|e| file_error("--pid-file", p, e))?;
     }
     job::clean_stale(&config.temp_dir);
     let mut compilers = Compilers::new(config.compiler_path.clone());
@@ -128,9 +128,12 @@ pub fn run(config: Config) -> io::Result<()> {
         let written = std::fs::write(&tmp, &text).and_then(|()| std::fs::rename(&tmp, p));
         // In place when rccd gave root up and may not make files beside it (root made
         // the file empty and gave it to rccd's user: `sandbox::drop_root`).
-        written
-            .or_else(|_| std::fs::write(p, &text))
-            .map_err(|e| io::Error::new(e.kind(), format!("--port-file {}: {e}", p.display())))?;
+        if let Err(e) = written.or_else(|_| std::fs::write(p, &text)) {
+            if let Some(pid) = &config.pid_file {
+                let _ = std::fs::remove_file(pid);
+            }
+            return Err(file_error("--port-file", p, e));
+        }
     }
     // Without a temp dir to write in, no job runs: say that, not why the cache under it
     // failed too.
@@ -199,6 +202,13 @@ pub fn run(config: Config) -> io::Result<()> {
         let _ = std::fs::remove_file(p);
     }
     result
+}
+
+/// The error that stops rccd when it cannot write the file a `flag` names.
+fn file_error(flag: &str, path: &std::path::Path, e: io::Error) -> io::Error {
+    let path = path.display().to_string();
+    let line = super::sandbox::cannot_write_file(flag, &path, &health::said(&e));
+    io::Error::new(e.kind(), line)
 }
 
 /// Whether rccd can write in its temp dir, by making a file there as the user it serves as.

@@ -518,8 +518,8 @@ impl std::fmt::Display for UserError {
                 "--listen port {port} needs root, and rccd gives root up before it listens; \
                  use a port from 1024 up (the default is 3633)"
             ),
-            UserError::PidFile(p, e) => write!(f, "--pid-file {p}: {e}"),
-            UserError::PortFile(p, e) => write!(f, "--port-file {p}: {e}"),
+            UserError::PidFile(p, e) => f.write_str(&cannot_write_file("--pid-file", p, e)),
+            UserError::PortFile(p, e) => f.write_str(&cannot_write_file("--port-file", p, e)),
             UserError::Drop(e) => write!(f, "cannot give up root: {e}"),
             UserError::TempDir(d, user, e) => f.write_str(&cannot_write(d, true, user, e)),
             UserError::CacheDir(d, user, e) => write!(
@@ -530,6 +530,14 @@ impl std::fmt::Display for UserError {
             ),
         }
     }
+}
+
+/// The one line that says rccd cannot write the file `path` a `flag` names, and what to do.
+pub fn cannot_write_file(flag: &str, path: &str, why: &str) -> String {
+    format!(
+        "{flag} {path}: cannot write it ({why}): name a file in a directory rccd may write, or \
+         leave {flag} out"
+    )
 }
 
 /// The one line that says rccd cannot write its temp dir `dir` (as `user`), and what to do;
@@ -581,13 +589,13 @@ pub fn drop_root(wanted: Option<&str>, config: &mut Config) -> Result<RunsAs, Us
         // Written once listening, by then as the new user: made here, empty (a script
         // waits for it to have the port), and given to that user.
         let shown = p.display().to_string();
-        let fail = |e: io::Error| UserError::PortFile(shown.clone(), e.to_string());
+        let fail = |e: io::Error| UserError::PortFile(shown.clone(), health::said(&e));
         fs::write(p, "").map_err(fail)?;
         std::os::unix::fs::chown(p, Some(account.uid), Some(account.gid)).map_err(fail)?;
     }
     if let Some(p) = &config.pid_file {
         let shown = p.display().to_string();
-        let fail = |e: io::Error| UserError::PidFile(shown.clone(), e.to_string());
+        let fail = |e: io::Error| UserError::PidFile(shown.clone(), health::said(&e));
         fs::write(p, format!("{}\n", sys::getpid())).map_err(fail)?;
         std::os::unix::fs::chown(p, Some(account.uid), Some(account.gid)).map_err(fail)?;
     }
