@@ -223,10 +223,8 @@ fn check_temp_dir(config: &Config) -> io::Result<Result<(), String>> {
     let user = super::sandbox::user_name();
     let line = super::sandbox::cannot_write(&dir, config.temp_dir_given, &user, &why);
     if config.temp_dir_given {
-        // Made empty for rccd before it gave root up; nothing will be written in them.
-        for p in config.pid_file.iter().chain(&config.port_file) {
-            let _ = std::fs::remove_file(p);
-        }
+        // Made for rccd before it gave root up; it will not start.
+        super::sandbox::forget_files(config);
         return Err(io::Error::new(e.kind(), line));
     }
     log::error!("{line}; until then this box takes no jobs");

@@ -601,6 +601,7 @@ pub fn drop_root(wanted: Option<&str>, config: &mut Config) -> Result<RunsAs, Us
     }
     match own_temp_dir(config, &account) {
         Err(e) if config.temp_dir_given => {
+            forget_files(config);
             let dir = config.temp_dir.display().to_string();
             return Err(UserError::TempDir(dir, account.name, health::said(&e)));
         }
@@ -608,6 +609,7 @@ pub fn drop_root(wanted: Option<&str>, config: &mut Config) -> Result<RunsAs, Us
         Ok(()) => {}
     }
     own_cache(config, &account).map_err(|e| {
+        forget_files(config);
         UserError::CacheDir(
             config
                 .cache
@@ -619,6 +621,13 @@ pub fn drop_root(wanted: Option<&str>, config: &mut Config) -> Result<RunsAs, Us
     })?;
     sys::drop_privileges(account.uid, account.gid).map_err(|e| UserError::Drop(e.to_string()))?;
     Ok(RunsAs::Dropped { account, group })
+}
+
+/// Removes the pid and port files made for a daemon that will not start.
+pub fn forget_files(config: &Config) {
+    for p in config.pid_file.iter().chain(&config.port_file) {
+        let _ = fs::remove_file(p);
+    }
 }
 
 /// Whether `meta` (a directory's) lets `account` make entries in it, by its mode bits.
@@ -883,6 +892,9 @@ mod tests {
         assert_eq!(group_name(group, 110), Some("rccd"));
         assert_eq!(group_name(group, 65534), Some("nogroup"));
         assert_eq!(group_name(group, 7), None);
+        assert_eq!(account_name(passwd, 105), Some("rccd"));
+        assert_eq!(account_name(passwd, 65534), Some("nobody"));
+        assert_eq!(account_name(passwd, 7), None);
     }
 
     #[test]
