@@ -23,7 +23,7 @@
 //! | [`fasthash`] | a fast hasher for the scan's maps of paths and names |
 //! | [`depfile`] | make dependency files, read and written as gcc writes them |
 //! | [`elf`] | what rcc reads in ELF programs: a program's interpreter and its notes |
-//! | [`sys`] | the only `unsafe`: record locks, pidfds, process-group signals |
+//! | [`sys`] | the only `unsafe`: record locks, pidfds, process-group signals, free disk space |
 //!
 //! What must never depend on what: parsers and deciders do no I/O; `client` and `daemon`
 //! never import each other; only `daemon::event_loop` touches mio; only [`sys`] holds

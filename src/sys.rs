@@ -413,6 +413,27 @@ pub fn rss_kib() -> Option<u64> {
     Some(pages * (page.max(4096) as u64) / 1024)
 }
 
+/// Bytes an unprivileged user may still write on the file system holding `dir`
+/// (`f_bavail`, not the root-reserved `f_bfree`: rccd gives root up).
+pub fn free_space(dir: &std::path::Path) -> io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in the path"))?;
+    // SAFETY: `statvfs` is a plain C struct; all-zero is a valid value the call fills in.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a valid NUL-terminated string and `st` a valid, writable struct.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+/// Whether an error says the disk or the user's quota is full: what a file cache can make
+/// room for.
+pub fn no_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
 static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 extern "C" fn on_stop_signal(_: libc::c_int) {

@@ -285,11 +285,14 @@ fn a_full_disk_on_the_box_sends_the_job_elsewhere() {
     assert!(read(t.join("got.o")) == want, "{}", s(&out.stderr));
     assert_eq!(full.counter("done"), 0);
     assert_eq!(good.counter("done"), 1);
+    // It says why: refused up front as full (it advertises no slots; this client's `/1`
+    // asked anyway), or the write that found no space.
     assert!(
-        full.log_text().contains("No space left"),
+        full.log_text().to_lowercase().contains("no space left"),
         "{}",
         full.log_text()
     );
+    assert_eq!(full.value("health"), "full");
     // The full box kept nothing but the filler (and its file cache's empty dir).
     let left: Vec<_> = std::fs::read_dir(fs.0.path())
         .unwrap()

@@ -177,22 +177,22 @@ fn describe(c: &Config, level: &str, user: Option<&str>) -> String {
         "not checked (--job-mem-mib 0)".to_string()
     } else {
         format!(
-            "a new job needs MemAvailable in {} of at least {} MiB, or the most recent \
-             compiles took",
+            "a new job waits until MemAvailable (read from {}) is at least {} MiB, or as \
+             much as the most recent compiles needed if that is more",
             c.meminfo.display(),
             c.job_mem_floor_kib / 1024
         )
     };
     format!(
-        "listen: {}\nallow: {}\njobs: {}\nqueue: {}\ncompiler path: {}\ntemp dir: {}\n\
+        "listen: {}\nallow: {}\njobs: {}\nqueue: {}\ncompiler path: {}\n{}\
          thermal: {thermal}\nmax connections: {}\nidle timeout: {} s\njob timeout: {} s\n\
-         max body: {} MiB\nmemory: {memory}{cap}\nlog level: {level}\nuser: {}\n",
+         max body: {} MiB\nmemory: {memory}{cap}.\nlog level: {level}\nuser: {}\n",
         listen.join(" "),
         c.allow,
         c.jobs,
         c.queue,
         compilers.join(":"),
-        c.temp_dir.display(),
+        disk(c),
         c.max_connections,
         c.idle_timeout.as_secs(),
         c.job_timeout.as_secs(),
@@ -202,6 +202,84 @@ fn describe(c: &Config, level: &str, user: Option<&str>) -> String {
             None => "rccd (else nobody) when started as root".into(),
         },
     )
+}
+
+/// The `--check` lines about the disk: whether rccd can write its temp dir and how much is
+/// free there, and how large the file cache may grow.
+fn disk(c: &Config) -> String {
+    let whose = if c.temp_dir_given {
+        ""
+    } else {
+        " ($TMPDIR, else /tmp)"
+    };
+    let user = sandbox::user_name();
+    let free = daemon::job::probe_dir(&c.temp_dir).and_then(|()| rcc::sys::free_space(&c.temp_dir));
+    let state = match free {
+        Ok(f) => format!("writable by {user}, {} MiB free", f >> 20),
+        Err(e) => format!("NOT writable by {user}: {}", daemon::health::said(&e)),
+    };
+    let floor = daemon::health::FREE_FLOOR >> 10;
+    let cache = match &c.cache {
+        None => "off (--no-sources): clients preprocess every job".to_string(),
+        Some((dir, bound)) => {
+            let share = daemon::cache::SHARE_PERCENT;
+            // The cache dir is made as rccd starts: until then, its parent's disk.
+            let free = rcc::sys::free_space(dir)
+                .or_else(|e| dir.parent().map_or(Err(e), rcc::sys::free_space));
+            let now = free
+                .map(|f| {
+                    let fit = daemon::cache::fit(*bound, f, 0) >> 20;
+                    format!(" (now {fit} MiB, with {} MiB free there)", f >> 20)
+                })
+                .unwrap_or_default();
+            format!(
+                "{}, at most {} MiB (--cache-size) and never more than {share}% of its disk's \
+                 free space plus what it holds{now}; least recently used files go first",
+                dir.display(),
+                bound >> 20
+            )
+        }
+    };
+    format!(
+        "temp dir: {}{whose}: {state}; below {floor} KiB free (after the file cache gave \
+         room) the box is full and takes no jobs\nfile cache: {cache}\n",
+        c.temp_dir.display()
+    )
+}
+
+/// What rccd checks before it does anything: that the directories it was told to use
+/// exist. (Whether it can write them is checked as the user it serves as, once it gave
+/// root up: `daemon::run`.)
+fn preflight(c: &Config) -> Result<(), String> {
+    let missing = |p: &std::path::Path| match std::fs::metadata(p) {
+        Ok(m) if m.is_dir() => None,
+        Ok(_) => Some("is not a directory".to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some("does not exist".into()),
+        Err(e) => Some(format!("cannot be used ({})", daemon::health::said(&e))),
+    };
+    if c.temp_dir_given {
+        if let Some(why) = missing(&c.temp_dir) {
+            let d = c.temp_dir.display();
+            return Err(format!(
+                "--temp-dir {d} {why}: create it (mkdir -p {d}), or leave --temp-dir out to \
+                 use $TMPDIR or /tmp"
+            ));
+        }
+    }
+    for (flag, file) in [("--port-file", &c.port_file), ("--pid-file", &c.pid_file)] {
+        let Some(f) = file else { continue };
+        let dir = f.parent().filter(|d| !d.as_os_str().is_empty());
+        let dir = dir.unwrap_or(std::path::Path::new("."));
+        if let Some(why) = missing(dir) {
+            return Err(format!(
+                "{flag} {}: its directory {} {why}: create it, or name a file in a directory \
+                 that exists",
+                f.display(),
+                dir.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn resolve(o: Opts) -> Result<Config, String> {
@@ -244,7 +322,10 @@ fn resolve(o: Opts) -> Result<Config, String> {
             .collect();
     }
     if let Some(t) = o.temp_dir {
-        c.temp_dir = t;
+        // Absolute: a compile runs in its own job directory, where a relative path would
+        // name something else (every job failed to open its input).
+        c.temp_dir = std::path::absolute(&t).unwrap_or(t);
+        c.temp_dir_given = true;
     }
     c.queue = o.queue.unwrap_or(jobs);
     c.port_file = o.port_file;
@@ -292,7 +373,9 @@ fn resolve(o: Opts) -> Result<Config, String> {
     };
     c.cache = (!o.no_sources).then(|| {
         (
-            o.cache_dir.unwrap_or_else(|| c.temp_dir.join("rccd-cache")),
+            o.cache_dir
+                .map(|d| std::path::absolute(&d).unwrap_or(d))
+                .unwrap_or_else(|| c.temp_dir.join("rccd-cache")),
             o.cache_size
                 .unwrap_or(rcc::daemon::config::DEFAULT_CACHE_MIB)
                 .max(1)
@@ -367,6 +450,10 @@ fn main() -> ExitCode {
         let t = rcc::daemon::thermal::Thermal::new(config.thermal.clone(), Instant::now());
         println!("{}", t.report());
         return ExitCode::SUCCESS;
+    }
+    if let Err(e) = preflight(&config) {
+        eprintln!("rccd: {e}");
+        return ExitCode::from(1);
     }
     let _ = simple_logger::SimpleLogger::new().with_level(level).init();
     if std::env::var_os(sandbox::NO_LANDLOCK_VAR).is_some_and(|v| v == "1") {

@@ -28,9 +28,19 @@ pub fn from_status(kv: &[(String, String)]) -> Option<Advert> {
             .and_then(|(_, v)| v.parse().ok())
     };
     let jobs = get("slots")?;
+    // A box that is full or broken takes no job (a newer one says so in `slots_now` too;
+    // no `health` at all is an older box, which is ok).
+    let healthy = kv
+        .iter()
+        .find(|(key, _)| key == "health")
+        .map_or(true, |(_, v)| v == "ok");
     Some(Advert {
         jobs,
-        slots_now: get("slots_now").unwrap_or(jobs),
+        slots_now: if healthy {
+            get("slots_now").unwrap_or(jobs)
+        } else {
+            0
+        },
     })
 }
 
@@ -143,5 +153,23 @@ mod tests {
             })
         );
         assert_eq!(from_status(&kv(&[("running", "1")])), None);
+        // A box that cannot take jobs offers none, whatever its slots say.
+        for health in ["full", "broken: no compiler in /empty"] {
+            assert_eq!(
+                from_status(&kv(&[
+                    ("slots", "4"),
+                    ("slots_now", "4"),
+                    ("health", health)
+                ])),
+                Some(Advert {
+                    jobs: 4,
+                    slots_now: 0
+                })
+            );
+        }
+        assert_eq!(
+            from_status(&kv(&[("slots", "4"), ("health", "ok")])).map(|a| a.slots_now),
+            Some(4)
+        );
     }
 }

@@ -5,9 +5,15 @@
 //! total size stays under a bound: the least recently used files go first (use is recorded
 //! in the file's mtime, so the order survives a restart).
 //!
+//! The bound follows the disk: never more than `SHARE_PERCENT` of what the cache could have
+//! (the file system's free space plus what it holds), read when it opens and whenever the
+//! loop asks (`refit`). A write that finds the disk full (`ENOSPC`, `EDQUOT`) makes the
+//! cache give room and is tried once more, so a full disk never ruins the box for good.
+//!
 //! No sockets, no event loop: the loop hands it bytes and asks for paths.
 
 use crate::sha256::{self, Digest};
+use crate::sys;
 use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -16,7 +22,9 @@ use std::time::SystemTime;
 
 pub struct Cache {
     dir: PathBuf,
-    /// Most bytes kept.
+    /// Most bytes kept as configured (`--cache-size`).
+    bound: u64,
+    /// Most bytes kept now: `bound`, or less on a disk with less room (`fit`).
     limit: u64,
     /// Bytes kept now (the sum of the files' sizes, as last counted).
     used: u64,
@@ -33,6 +41,17 @@ pub enum PutError {
     Io(String),
 }
 
+/// The largest share of (free space + its own files) the cache keeps, in percent: the rest
+/// is for the jobs' inputs, mirrors and objects.
+pub const SHARE_PERCENT: u64 = 50;
+
+/// How many bytes the cache may keep: its configured `bound`, never more than
+/// `SHARE_PERCENT` of the `free` bytes of its file system plus the `used` bytes it holds.
+pub fn fit(bound: u64, free: u64, used: u64) -> u64 {
+    let share = (u128::from(free) + u128::from(used)) * u128::from(SHARE_PERCENT) / 100;
+    bound.min(share.min(u128::from(u64::MAX)) as u64)
+}
+
 impl Cache {
     /// Opens (creating) the cache at `dir`, removes temp files a crash left, counts what is
     /// there and trims it to `limit` bytes.
@@ -40,6 +59,7 @@ impl Cache {
         fs::create_dir_all(dir)?;
         let mut c = Cache {
             dir: dir.to_path_buf(),
+            bound: limit,
             limit,
             used: 0,
             seq: 0,
@@ -53,12 +73,25 @@ impl Cache {
                 c.used += m.len();
             }
         }
-        c.trim(0)?;
+        c.refit()?;
         Ok(c)
     }
 
     pub fn used(&self) -> u64 {
         self.used
+    }
+
+    /// The most bytes it keeps now.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Reads its file system's free space, sets the bound from it (`fit`) and trims to it.
+    pub fn refit(&mut self) -> io::Result<()> {
+        if let Ok(free) = sys::free_space(&self.dir) {
+            self.limit = fit(self.bound, free, self.used);
+        }
+        self.trim(0)
     }
 
     /// The status keys `cache_kib` and `cache_limit_kib` (zeros without a cache).
@@ -99,17 +132,50 @@ impl Cache {
             return Ok(dest);
         }
         self.trim(len).map_err(|e| PutError::Io(e.to_string()))?;
+        let written = match self.write_new(&dest, data) {
+            // The disk is fuller than the bound knew (other files grew): give room, once.
+            Err(e) if sys::no_space(&e) => {
+                let _ = self.refit();
+                let _ = self.give_room(len);
+                self.write_new(&dest, data)
+            }
+            r => r,
+        };
+        written.map_err(|e| PutError::Io(e.to_string()))?;
+        self.used += len;
+        Ok(dest)
+    }
+
+    /// Writes `data` at `dest` through a temp name; nothing is left of a failed write.
+    fn write_new(&mut self, dest: &Path, data: &[u8]) -> io::Result<()> {
         self.seq += 1;
         let tmp = self
             .dir
             .join(format!("tmp-{}-{}", std::process::id(), self.seq));
-        let written = fs::write(&tmp, data).and_then(|()| fs::rename(&tmp, &dest));
-        if let Err(e) = written {
+        let written = fs::write(&tmp, data).and_then(|()| fs::rename(&tmp, dest));
+        if written.is_err() {
             let _ = fs::remove_file(&tmp);
-            return Err(PutError::Io(e.to_string()));
         }
-        self.used += len;
-        Ok(dest)
+        written
+    }
+
+    /// Removes the least recently used files until `bytes` of disk came free (a file a
+    /// mirror still links frees nothing: it goes last and is not counted); returns how many
+    /// bytes came free. For a disk that is full for reasons of its own.
+    pub fn give_room(&mut self, bytes: u64) -> io::Result<u64> {
+        let mut freed = 0;
+        for (linked, _, len, p) in self.by_age()? {
+            if freed >= bytes {
+                break;
+            }
+            if fs::remove_file(&p).is_ok() {
+                self.used = self.used.saturating_sub(len);
+                if !linked {
+                    freed += len;
+                }
+            }
+        }
+        Ok(freed)
     }
 
     /// Removes the least recently used files until `extra` more bytes fit under the limit.
@@ -117,21 +183,8 @@ impl Cache {
         if self.used + extra <= self.limit {
             return Ok(());
         }
-        // A file linked into a mirror (see `tree::Mirror`) is in use: the jobs that keep it
-        // there do not mark it used again, so it goes only after every file that is not.
-        let mut files: Vec<(bool, SystemTime, u64, PathBuf)> = fs::read_dir(&self.dir)?
-            .flatten()
-            .filter(|e| !e.file_name().to_string_lossy().starts_with("tmp-"))
-            .filter_map(|e| {
-                let m = e.metadata().ok()?;
-                Some((m.nlink() > 1, m.modified().ok()?, m.len(), e.path()))
-            })
-            .collect();
-        // Recount while we are at it: files may have gone behind our back.
-        self.used = files.iter().map(|f| f.2).sum();
-        files.sort();
         // Oldest first; bounded by the number of files.
-        for (_, _, len, p) in files {
+        for (_, _, len, p) in self.by_age()? {
             if self.used + extra <= self.limit {
                 break;
             }
@@ -141,6 +194,24 @@ impl Cache {
             }
         }
         Ok(())
+    }
+
+    /// Its files, the first to go first: (linked by a mirror, last used, size, path). A file
+    /// linked into a mirror (see `tree::Mirror`) is in use: the jobs that keep it there do
+    /// not mark it used again, so it goes only after every file that is not. Recounts
+    /// `used` while at it: files may have gone behind our back.
+    fn by_age(&mut self) -> io::Result<Vec<(bool, SystemTime, u64, PathBuf)>> {
+        let mut files: Vec<(bool, SystemTime, u64, PathBuf)> = fs::read_dir(&self.dir)?
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with("tmp-"))
+            .filter_map(|e| {
+                let m = e.metadata().ok()?;
+                Some((m.nlink() > 1, m.modified().ok()?, m.len(), e.path()))
+            })
+            .collect();
+        self.used = files.iter().map(|f| f.2).sum();
+        files.sort();
+        Ok(files)
     }
 }
 
@@ -226,5 +297,73 @@ mod tests {
         c.put(&hashes[2], &blobs[2]).unwrap();
         assert!(c.has(&hashes[0]) && !c.has(&hashes[1]) && c.has(&hashes[2]));
         fs::remove_file(link).unwrap();
+    }
+
+    #[test]
+    fn the_bound_is_never_more_than_half_of_what_the_disk_could_give() {
+        assert_eq!(SHARE_PERCENT, 50);
+        assert_eq!(fit(256 << 20, 1 << 30, 0), 256 << 20);
+        assert_eq!(fit(256 << 20, 1 << 20, 0), 512 << 10);
+        // What it holds counts: its own files are room it could give back.
+        assert_eq!(fit(256 << 20, 0, 400 << 10), 200 << 10);
+        assert_eq!(fit(256 << 20, u64::MAX, 1), 256 << 20);
+    }
+
+    /// A small tmpfs (root only), unmounted on drop, even when the test panics.
+    struct Tmpfs(Dir);
+    impl Tmpfs {
+        fn new(name: &str, kib: u32) -> Option<Tmpfs> {
+            if sys::geteuid() != 0 {
+                eprintln!("not root: no tmpfs to fill; skipping");
+                return None;
+            }
+            let d = dir(name);
+            fs::create_dir_all(&d.0).unwrap();
+            let st = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
+                .arg(&d.0)
+                .status();
+            if !st.is_ok_and(|s| s.success()) {
+                eprintln!("cannot mount a tmpfs here; skipping");
+                return None;
+            }
+            Some(Tmpfs(d))
+        }
+        /// Writes a file of zeros until the disk is full.
+        fn fill(&self) {
+            use std::io::Write;
+            let mut f = fs::File::create(self.0 .0.join("filler")).unwrap();
+            let block = vec![0u8; 4096];
+            while f.write_all(&block).is_ok() {}
+        }
+    }
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg(&self.0 .0)
+                .status();
+        }
+    }
+
+    #[test]
+    fn a_disk_filled_behind_its_back_makes_it_give_room_and_keep_the_file() {
+        let Some(t) = Tmpfs::new("enospc", 512) else {
+            return;
+        };
+        let mut c = Cache::open(&t.0 .0.join("cache"), 256 << 20).unwrap();
+        // Half of an empty 512 KiB disk.
+        assert!(c.limit() <= 256 << 10, "{}", c.limit());
+        let blobs: Vec<Vec<u8>> = (0..3u8).map(|i| vec![i; 60 << 10]).collect();
+        for b in &blobs[..2] {
+            c.put(&sha256::digest(b), b).unwrap();
+        }
+        t.fill();
+        // Full: the write fails, the cache gives room and the second try keeps it.
+        let h = sha256::digest(&blobs[2]);
+        let p = c.put(&h, &blobs[2]).unwrap();
+        assert_eq!(fs::read(p).unwrap(), blobs[2]);
+        assert!(c.used() < 3 * (60 << 10));
+        // The bound followed the disk down: half of what the cache could still have.
+        assert!(c.limit() < 120 << 10, "{}", c.limit());
     }
 }

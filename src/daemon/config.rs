@@ -24,6 +24,9 @@ pub struct Config {
     pub compiler_path: Vec<PathBuf>,
     /// Where job dirs are made.
     pub temp_dir: PathBuf,
+    /// Whether the temp dir was given (`--temp-dir`): one rccd cannot write stops it from
+    /// starting; the default one (`$TMPDIR` or `/tmp`) makes it start broken, saying why.
+    pub temp_dir_given: bool,
     /// Written with the bound port of the first listener once it listens.
     pub port_file: Option<PathBuf>,
     pub pid_file: Option<PathBuf>,
@@ -65,6 +68,7 @@ impl Config {
             allow: AllowList::loopback(),
             compiler_path: default_compiler_path(),
             temp_dir: std::env::temp_dir(),
+            temp_dir_given: false,
             port_file: None,
             pid_file: None,
             limits: Limits::default(),

@@ -10,6 +10,7 @@ use super::as_guard;
 use super::cache::Cache;
 use super::config::Config;
 use super::conn::{Conn, Pending, Phase, ReadOutcome};
+use super::health::{self, Watch, FREE_FLOOR};
 use super::job::{self, Compilers, Job, Spool, Withheld};
 use super::memory::Memory;
 use super::sources::{self, Tree, Verdicts};
@@ -50,8 +51,14 @@ struct Daemon {
     seq: u64,
     thermal: Thermal,
     memory: Memory,
-    /// Sources and headers by hash, for jobs that ship them (`None`: `--no-sources`).
+    /// Sources and headers by hash, for jobs that ship them (`None`: `--no-sources`, or
+    /// it cannot be opened: `cache_error` says why).
     cache: Option<Cache>,
+    cache_error: Option<String>,
+    /// Ok, full or broken, and the last thing that went wrong on the box.
+    health: Watch,
+    /// When a broken box may look again at what broke it.
+    next_look: Instant,
     verdicts: Verdicts,
     /// The mirrors of finished sources jobs, kept for the next ones.
     mirrors: Mirrors,
@@ -61,6 +68,8 @@ struct Daemon {
 const THERMAL_FRESH: Duration = Duration::from_secs(1);
 
 pub fn run(config: Config) -> io::Result<()> {
+    let mut health = Watch::new(&config.temp_dir);
+    health.set_writable(check_temp_dir(&config)?);
     sys::install_stop_handler();
     job::set_memory_cap(config.job_mem_max_kib.saturating_mul(1024));
     match sys::raise_fd_limit() {
@@ -98,11 +107,19 @@ pub fn run(config: Config) -> io::Result<()> {
     }
     if let Some(p) = &config.pid_file {
         std::fs::write(p, format!("{}\n", sys::getpid()))
-            .map_err(|e| io::Error::new(e.kind(), format!("--pid-file {}: {e}", p.display())))?;
+            .map_err(|e| file_error("--pid-file", p, e))?;
     }
     job::clean_stale(&config.temp_dir);
     let mut compilers = Compilers::new(config.compiler_path.clone());
     compilers.probe_all();
+    if let Some(why) = compilers.missing() {
+        log::error!(
+            "{why} (--compiler-path): rccd runs gcc, g++, cc, c++, clang and clang++ (and \
+             their target-prefixed or versioned forms) found there; install one, or point \
+             --compiler-path at their directory; until then this box takes no jobs"
+        );
+        health.set_no_compiler(Some(why));
+    }
     if let Some(p) = &config.port_file {
         let port = listeners[0].local_addr()?.port();
         // Written after everything is ready, so a waiting script can connect at once.
@@ -111,32 +128,16 @@ pub fn run(config: Config) -> io::Result<()> {
         let written = std::fs::write(&tmp, &text).and_then(|()| std::fs::rename(&tmp, p));
         // In place when rccd gave root up and may not make files beside it (root made
         // the file empty and gave it to rccd's user: `sandbox::drop_root`).
-        written
-            .or_else(|_| std::fs::write(p, &text))
-            .map_err(|e| io::Error::new(e.kind(), format!("--port-file {}: {e}", p.display())))?;
+        if let Err(e) = written.or_else(|_| std::fs::write(p, &text)) {
+            if let Some(pid) = &config.pid_file {
+                let _ = std::fs::remove_file(pid);
+            }
+            return Err(file_error("--port-file", p, e));
+        }
     }
-    let cache = match &config.cache {
-        None => None,
-        Some((dir, size)) => match Cache::open(dir, *size) {
-            Ok(c) => {
-                log::info!(
-                    "file cache {} holds {} of {} MiB",
-                    dir.display(),
-                    c.used() >> 20,
-                    size >> 20
-                );
-                Some(c)
-            }
-            Err(e) => {
-                // Preprocessed jobs still work: say why sources jobs do not.
-                log::error!(
-                    "cannot use --cache-dir {}: {e}; taking preprocessed jobs only",
-                    dir.display()
-                );
-                None
-            }
-        },
-    };
+    // Without a temp dir to write in, no job runs: say that, not why the cache under it
+    // failed too.
+    let (cache, cache_error) = open_cache(&config, health.writable());
     let d_thermal = config.thermal.clone();
     let (d_temp, d_jobs) = (config.temp_dir.clone(), config.jobs);
     let (d_meminfo, d_mem_floor) = (config.meminfo.clone(), config.job_mem_floor_kib);
@@ -155,11 +156,22 @@ pub fn run(config: Config) -> io::Result<()> {
         thermal: Thermal::new(d_thermal, Instant::now()),
         memory: Memory::new(d_meminfo, d_mem_floor),
         cache,
+        cache_error,
+        health,
+        next_look: Instant::now(),
         verdicts: Verdicts::default(),
         mirrors: Mirrors::new(&d_temp, format!("rccd-{}", sys::getpid()), d_jobs),
     };
     d.memory.sample(Instant::now());
     d.apply_thermal();
+    d.check_space();
+    if let Some(why) = d
+        .health
+        .refusal()
+        .filter(|_| d.health.health() == health::Health::Full)
+    {
+        log::warn!("{why}");
+    }
     log::info!(
         "rccd {} serving {} slots",
         env!("CARGO_PKG_VERSION"),
@@ -190,6 +202,66 @@ pub fn run(config: Config) -> io::Result<()> {
         let _ = std::fs::remove_file(p);
     }
     result
+}
+
+/// The error that stops rccd when it cannot write the file a `flag` names.
+fn file_error(flag: &str, path: &std::path::Path, e: io::Error) -> io::Error {
+    let path = path.display().to_string();
+    let line = super::sandbox::cannot_write_file(flag, &path, &health::said(&e));
+    io::Error::new(e.kind(), line)
+}
+
+/// Whether rccd can write in its temp dir, by making a file there as the user it serves as.
+/// A given `--temp-dir` it cannot write (or that is gone) stops it with one line; for the
+/// default one it starts and says why it takes no jobs (`Err`: the reason, for `health`).
+fn check_temp_dir(config: &Config) -> io::Result<Result<(), String>> {
+    let Err(e) = job::probe_dir(&config.temp_dir) else {
+        return Ok(Ok(()));
+    };
+    let dir = config.temp_dir.display().to_string();
+    let why = health::said(&e);
+    let user = super::sandbox::user_name();
+    let line = super::sandbox::cannot_write(&dir, config.temp_dir_given, &user, &why);
+    if config.temp_dir_given {
+        // Made for rccd before it gave root up; it will not start.
+        super::sandbox::forget_files(config);
+        return Err(io::Error::new(e.kind(), line));
+    }
+    log::error!("{line}; until then this box takes no jobs");
+    Ok(Err(format!("cannot write in {dir} ({why})")))
+}
+
+/// The file cache, or why there is none (`--no-sources` is no error).
+fn open_cache(config: &Config, writable: bool) -> (Option<Cache>, Option<String>) {
+    let Some((dir, size)) = config.cache.as_ref() else {
+        return (None, None);
+    };
+    match Cache::open(dir, *size) {
+        Ok(c) => {
+            log::info!(
+                "file cache {} holds {} KiB of at most {} KiB ({} MiB, and never more than \
+                 {}% of the free space and its own)",
+                dir.display(),
+                c.used() >> 10,
+                c.limit() >> 10,
+                size >> 20,
+                super::cache::SHARE_PERCENT
+            );
+            (Some(c), None)
+        }
+        Err(e) => {
+            let why = format!(
+                "cannot use --cache-dir {}: {}",
+                dir.display(),
+                health::said(&e)
+            );
+            if writable {
+                // Preprocessed jobs still work: say why sources jobs do not.
+                log::error!("{why}; taking preprocessed jobs only");
+            }
+            (None, Some(why))
+        }
+    }
 }
 
 /// What a request asks the box to run, parsed into types: its options (`BoxArgs`, in the
@@ -342,6 +414,7 @@ impl Daemon {
         let phase = std::mem::replace(&mut self.conn(c).phase, Phase::Closing);
         match (phase, msg) {
             (Phase::Hello, Message::StatusRequest) => {
+                self.check_health();
                 let mut kv = status::build(
                     &self.slots,
                     &self.compilers.identities(),
@@ -352,6 +425,7 @@ impl Daemon {
                 self.memory.sample(Instant::now());
                 self.memory.status(&mut kv);
                 Cache::status(self.cache.as_ref(), &mut kv);
+                self.health.status(&mut kv);
                 self.conn(c).send(&Message::Status(kv), false);
                 self.flush(c);
             }
@@ -381,6 +455,12 @@ impl Daemon {
 
     fn on_job_request(&mut self, c: usize, req: crate::protocol::JobRequest) {
         let peer = self.conn(c).peer;
+        self.check_health();
+        if let Some(text) = self.health.refusal() {
+            // It advertises no slots; this client did not ask (a `/LIMIT`, or older).
+            log::info!("{peer}: refused {}: {text}", req.label);
+            return self.reject(c, RejectReason::Internal, 10_000, text);
+        }
         let (path, identity) = match self.compilers.resolve(&req.compiler) {
             Ok(x) => x,
             Err(e) => {
@@ -433,9 +513,8 @@ impl Daemon {
             self.slots.counters.low_memory += 1;
             return self.reject(c, RejectReason::Busy, 2000, text);
         }
-        if req.mode == Mode::Sources && self.cache.is_none() {
-            let text = "unknown job mode: this box takes preprocessed jobs only (--no-sources)";
-            return self.reject(c, RejectReason::BadRequest, 0, text.into());
+        if let Some(text) = self.sources_refusal(req.mode) {
+            return self.reject(c, RejectReason::BadRequest, 0, text);
         }
         let pending = Box::new(Pending {
             req,
@@ -469,6 +548,21 @@ impl Daemon {
         }
     }
 
+    /// Why a job of `mode` cannot ship its sources here (`None`: it can, or it does not).
+    /// "unknown job mode" makes a client send this box preprocessed jobs for a while.
+    fn sources_refusal(&self, mode: Mode) -> Option<String> {
+        if mode != Mode::Sources || self.cache.is_some() {
+            return None;
+        }
+        Some(match &self.cache_error {
+            Some(why) => format!(
+                "unknown job mode: this box cannot keep shipped files ({why}), so it takes \
+                 preprocessed jobs only"
+            ),
+            None => "unknown job mode: this box takes preprocessed jobs only (--no-sources)".into(),
+        })
+    }
+
     /// The slot is reserved: tell the client to send its input.
     fn accept_job(&mut self, c: usize, pending: Box<Pending>) {
         let accept = Accept {
@@ -489,8 +583,7 @@ impl Daemon {
     /// Writes a piece of the input to the job's dir (made with the first piece).
     fn spool_input(&mut self, c: usize, mut p: Box<Pending>, piece: &[u8]) {
         if p.spool.is_none() {
-            self.seq += 1;
-            match Spool::create(&self.config.temp_dir, self.seq, &p.req.input_ext) {
+            match self.new_spool(&p.req.input_ext) {
                 Ok(s) => p.spool = Some(s),
                 Err(e) => return self.cannot_spool(c, e),
             }
@@ -503,7 +596,16 @@ impl Daemon {
             );
             return self.reject(c, RejectReason::BadRequest, 0, text);
         }
-        if let Err(e) = spool.write(piece) {
+        let written = match spool.write(piece) {
+            // The disk is full: the cache gives room, and the piece is written once more.
+            Err(e) if sys::no_space(&e) => {
+                self.give_room(piece.len() as u64);
+                let spool = p.spool.as_mut().expect("made above");
+                spool.rewrite(piece)
+            }
+            r => r,
+        };
+        if let Err(e) = written {
             return self.cannot_spool(c, e);
         }
         let conn = self.conn(c);
@@ -511,15 +613,118 @@ impl Daemon {
         conn.phase = Phase::Input(p);
     }
 
+    /// A job's dir and input file; on a full disk the cache gives room first, once.
+    fn new_spool(&mut self, input_ext: &str) -> io::Result<Spool> {
+        self.seq += 1;
+        match Spool::create(&self.config.temp_dir, self.seq, input_ext) {
+            Err(e) if sys::no_space(&e) => {
+                self.give_room(FREE_FLOOR);
+                self.seq += 1;
+                Spool::create(&self.config.temp_dir, self.seq, input_ext)
+            }
+            r => r,
+        }
+    }
+
     /// The box cannot hold the input (its temp dir is full or gone): its problem, not the
     /// job's, so the client tries elsewhere and backs this box off for a while.
     fn cannot_spool(&mut self, c: usize, e: std::io::Error) {
         let text = format!(
-            "cannot write the input on this box ({}): {e}",
-            self.config.temp_dir.display()
+            "cannot write the input on this box ({}): {}",
+            self.config.temp_dir.display(),
+            health::said(&e)
         );
         log::error!("{text}");
+        self.box_failed(&text);
         self.reject(c, RejectReason::Internal, 10_000, text)
+    }
+
+    /// Something went wrong on the box, not in the job: kept for `last_error`, and what the
+    /// box's health depends on is read again (the temp dir may have gone read-only or full).
+    fn box_failed(&mut self, text: &str) {
+        self.health.failed(text);
+        self.health.set_writable(self.probe_temp_dir());
+        self.check_space();
+    }
+
+    /// Whether rccd can still make files in its temp dir (`Err`: why not, for `health`).
+    fn probe_temp_dir(&self) -> Result<(), String> {
+        job::probe_dir(&self.config.temp_dir).map_err(|e| {
+            let dir = self.config.temp_dir.display();
+            format!("cannot write in {dir} ({})", health::said(&e))
+        })
+    }
+
+    /// Reads what the box's health depends on now, and logs when it changed. A broken box
+    /// looks again at what broke it (a temp dir made writable, a compiler installed), at
+    /// most once a second (a flood of requests costs no directory scans), so it mends
+    /// without a restart.
+    fn check_health(&mut self) {
+        let before = self.health.health();
+        let now = Instant::now();
+        if before != health::Health::Ok && now >= self.next_look {
+            self.next_look = now + Duration::from_secs(1);
+            self.look_again();
+        }
+        self.check_space();
+        let after = self.health.health();
+        if after != before {
+            match self.health.refusal() {
+                Some(why) => log::warn!("health {after}: {why}"),
+                None => log::info!("health {after}: taking jobs again"),
+            }
+        }
+    }
+
+    /// Looks again at what makes a box broken: its temp dir (and the cache under it) and
+    /// its compilers.
+    fn look_again(&mut self) {
+        if !self.health.writable() {
+            self.health.set_writable(self.probe_temp_dir());
+            if self.health.writable() && self.cache.is_none() {
+                (self.cache, self.cache_error) = open_cache(&self.config, true);
+            }
+        }
+        if !self.health.has_compiler() {
+            self.compilers.probe_all();
+            self.health.set_no_compiler(self.compilers.missing());
+        }
+    }
+
+    /// Reads the temp dir's free space for `health`; below `FREE_FLOOR` the file cache and
+    /// the idle mirrors give room first. The cache's bound follows its disk (`Cache::refit`).
+    fn check_space(&mut self) {
+        if let Some(cache) = self.cache.as_mut() {
+            let _ = cache.refit();
+        }
+        let dir = self.config.temp_dir.clone();
+        let mut free = sys::free_space(&dir).ok();
+        if let Some(f) = free.filter(|&f| f < FREE_FLOOR) {
+            self.give_room(2 * FREE_FLOOR - f);
+            free = sys::free_space(&dir).ok();
+        }
+        self.health.set_free(free);
+    }
+
+    /// The disk is full: idle mirrors go (the cache's files they link free nothing while
+    /// they stay), then the cache's least recently used files, until `bytes` came free.
+    fn give_room(&mut self, bytes: u64) {
+        let mirrors = self.mirrors.drop_idle();
+        let freed = match self.cache.as_mut() {
+            Some(cache) => {
+                let _ = cache.refit();
+                cache.give_room(bytes).unwrap_or(0)
+            }
+            None => 0,
+        };
+        if mirrors > 0 || freed > 0 {
+            log::warn!(
+                "the disk of {} is full: removed {mirrors} idle mirrors and {} KiB of the \
+                 file cache",
+                self.config.temp_dir.display(),
+                freed >> 10
+            );
+        }
     }
 
     /// A sources job's manifest: lay out what the cache has, ask for the rest.
@@ -556,6 +761,7 @@ impl Daemon {
         let peer = self.conn(c).peer;
         log::warn!("{peer}: refused {}: {}", p.req.label, r.text);
         let after = if r.reason == RejectReason::Internal {
+            self.box_failed(&r.text);
             10_000
         } else {
             0
@@ -596,13 +802,10 @@ impl Daemon {
         let spool = match p.spool.take() {
             Some(s) => s,
             // An empty input still compiles (to an empty object), as gcc does here.
-            None => {
-                self.seq += 1;
-                match Spool::create(&self.config.temp_dir, self.seq, &p.req.input_ext) {
-                    Ok(s) => s,
-                    Err(e) => return self.cannot_spool(c, e),
-                }
-            }
+            None => match self.new_spool(&p.req.input_ext) {
+                Ok(s) => s,
+                Err(e) => return self.cannot_spool(c, e),
+            },
         };
         if spool.reads_files {
             let text = "the input uses .incbin or .include, which would read a file on the box";
@@ -623,6 +826,7 @@ impl Daemon {
                     self.config.temp_dir.display()
                 );
                 log::error!("{text}");
+                self.box_failed(&text);
                 return self.reject(c, RejectReason::Internal, 10_000, text);
             }
         };
@@ -750,6 +954,8 @@ impl Daemon {
                 self.slots.counters.failed += 1;
                 let text = e.to_string();
                 log::error!("{text}");
+                // Its free space is read again below (`check_space`).
+                self.health.failed(&text);
                 conn.phase = Phase::Closing;
                 conn.send(
                     &Message::Reject(Reject {
@@ -780,6 +986,7 @@ impl Daemon {
             }
         }
         self.release_slot(c);
+        self.check_space();
         if self.conn(c).stream.is_none() {
             self.close(c);
         } else {

@@ -164,6 +164,20 @@ impl Compilers {
             .map_err(|e| CompilerProblem::Unusable(name.into(), e))
     }
 
+    /// Why this box has no compiler it can run (`None`: it has one), after `probe_all`.
+    pub fn missing(&self) -> Option<String> {
+        if self.known.values().any(|k| k.identity.is_ok()) {
+            return None;
+        }
+        let path: Vec<String> = self.dirs.iter().map(|d| d.display().to_string()).collect();
+        let what = if self.known.is_empty() {
+            "no compiler"
+        } else {
+            "no working compiler"
+        };
+        Some(format!("{what} in {}", path.join(":")))
+    }
+
     /// Distinct identities known so far, with the names that have them.
     pub fn identities(&self) -> Vec<(String, String)> {
         let mut v: Vec<(String, String)> = self
@@ -232,7 +246,28 @@ impl Spool {
 
     /// Appends a piece of the input.
     pub fn write(&mut self, piece: &[u8]) -> io::Result<()> {
+        self.scan(piece);
+        self.append(piece)
+    }
+
+    /// Writes `piece` again after `write` failed on a full disk and room was made: what
+    /// half of it was written is cut off first.
+    pub fn rewrite(&mut self, piece: &[u8]) -> io::Result<()> {
+        use std::io::Seek as _;
+        self.file.set_len(self.bytes as u64)?;
+        self.file.seek(io::SeekFrom::Start(self.bytes as u64))?;
+        self.append(piece)
+    }
+
+    fn append(&mut self, piece: &[u8]) -> io::Result<()> {
         use std::io::Write as _;
+        self.file.write_all(piece)?;
+        self.bytes += piece.len();
+        Ok(())
+    }
+
+    /// Looks for `.incbin`/`.include` in the piece, and across the seam with the last one.
+    fn scan(&mut self, piece: &[u8]) {
         if !self.reads_files {
             // The seam: the end of the last piece and the start of this one.
             let mut seam = [0u8; 16];
@@ -244,9 +279,6 @@ impl Spool {
             self.carry_len = piece.len().min(8);
             self.carry[..self.carry_len].copy_from_slice(&piece[piece.len() - self.carry_len..]);
         }
-        self.file.write_all(piece)?;
-        self.bytes += piece.len();
-        Ok(())
     }
 
     /// The job dir, now owned by the caller (a `Job`).
@@ -420,6 +452,14 @@ pub const WITHHELD_REPLY: &str = "this box cannot vouch that the job reads only 
     files (an include named by a macro, or a file it could not open); compile it where it was \
     run";
 
+/// Whether a failed compiler's stderr says the disk or the quota was full (`ENOSPC`,
+/// `EDQUOT` in the C locale): the box's problem, not the job's.
+fn out_of_space(stderr: &[u8]) -> bool {
+    [&b"No space left on device"[..], b"Disk quota exceeded"]
+        .iter()
+        .any(|w| stderr.windows(w.len()).any(|x| x == *w))
+}
+
 /// Whether a failed compiler's stderr says it could not open a file (gcc's and cc1's
 /// words in the C locale; with a translated locale the client sent, the reply shows the
 /// box's answer, which says as much as the sandbox lets it).
@@ -458,6 +498,24 @@ pub fn make_dir(root: &Path, seq: u64) -> io::Result<PathBuf> {
     let dir = root.join(format!("rccd-{}-{seq}", sys::getpid()));
     fs::DirBuilder::new().mode(0o700).create(&dir)?;
     Ok(dir)
+}
+
+/// Whether this process can make files in `dir`: makes one and removes it. A full disk
+/// passes (a file with no data needs no room on most file systems, and `health` says `full`
+/// from the free space).
+pub fn probe_dir(dir: &Path) -> io::Result<()> {
+    let p = dir.join(format!("rccd-{}-probe", sys::getpid()));
+    let made = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&p);
+    match made {
+        Ok(_) => fs::remove_file(&p),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => fs::remove_file(&p),
+        Err(e) if sys::no_space(&e) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Removes temp dirs left by rccd processes that no longer run (a crash or SIGKILL).
@@ -689,6 +747,29 @@ impl Job {
         let _ = sys::kill_group(self.child.id(), libc::SIGKILL);
     }
 
+    /// A failed compile whose words the client does not get: the guard refused its input,
+    /// the box's disk was full, or it could not open a file.
+    fn failure_withheld(&self) -> Option<Withheld> {
+        if as_guard::refused(&self.err_buf) {
+            let said = String::from_utf8_lossy(&self.err_buf);
+            let line = said.lines().find(|l| l.contains(as_guard::REFUSAL));
+            return Some(Withheld::Guard(line.unwrap_or_default().to_string()));
+        }
+        if out_of_space(&self.err_buf) {
+            // Its "error" is the box's full disk: the client compiles it elsewhere.
+            return Some(Withheld::Box(
+                "the disk of this box filled up while it compiled (No space left on device)".into(),
+            ));
+        }
+        if could_not_open(&self.err_buf) {
+            // Whether it was missing or denied would tell which files the box has (a
+            // `#pragma GCC dependency` or `pch_preprocess` of any path): the same words for
+            // both, and the client compiles it where it was run, where the files are.
+            return Some(Withheld::Unchecked("it failed to open a file"));
+        }
+        None
+    }
+
     /// The reply for a complete job. Reading the object can fail (a full disk on the box):
     /// that is the box's problem, not the user's.
     pub fn result(&mut self, max_output: usize) -> Result<Done, Withheld> {
@@ -703,16 +784,10 @@ impl Job {
                 "compiled but cannot read the object on this box: {e}"
             ))
         };
-        if exit != Exit::Code(0) && as_guard::refused(&self.err_buf) {
-            let said = String::from_utf8_lossy(&self.err_buf);
-            let line = said.lines().find(|l| l.contains(as_guard::REFUSAL));
-            return Err(Withheld::Guard(line.unwrap_or_default().to_string()));
-        }
-        if exit != Exit::Code(0) && could_not_open(&self.err_buf) {
-            // Whether it was missing or denied would tell which files the box has (a
-            // `#pragma GCC dependency` or `pch_preprocess` of any path): the same words for
-            // both, and the client compiles it where it was run, where the files are.
-            return Err(Withheld::Unchecked("it failed to open a file"));
+        if exit != Exit::Code(0) {
+            if let Some(w) = self.failure_withheld() {
+                return Err(w);
+            }
         }
         let mut outputs = Vec::new();
         if exit == Exit::Code(0) {
@@ -810,5 +885,48 @@ mod tests {
         assert!(refused(&[b"asm(\".incbin \\\"/etc/shadow\\\"\");"]));
         // Also when the directive is split across two pieces.
         assert!(refused(&[b"asm(\".inc", b"bin \\\"/etc/shadow\\\"\");"]));
+    }
+
+    #[test]
+    fn a_piece_written_again_after_a_full_disk_replaces_its_half() {
+        let root = std::env::temp_dir();
+        let mut s = Spool::create(&root, 2_000_000 + u64::from(sys::getpid() % 1000), "i").unwrap();
+        s.write(b"int a;\n").unwrap();
+        // As if `write` had failed half-way through the next piece.
+        {
+            use std::io::Write as _;
+            s.file.write_all(b"int b").unwrap();
+        }
+        s.rewrite(b"int b;\n").unwrap();
+        assert_eq!(fs::read(&s.path).unwrap(), b"int a;\nint b;\n");
+        assert_eq!(s.bytes, 14);
+    }
+
+    #[test]
+    fn a_full_disk_in_a_compilers_words_is_the_boxs_problem() {
+        let said = b"{standard input}: Fatal error: can't write 3885 bytes to section .text of \
+            /tmp/x/output.o: 'No space left on device'\n";
+        assert!(out_of_space(said));
+        assert!(out_of_space(
+            b"cc1: error: /tmp/x/cc.s: Disk quota exceeded"
+        ));
+        assert!(!out_of_space(
+            b"x.c:1:1: error: expected ';' before '}' token"
+        ));
+    }
+
+    #[test]
+    fn a_temp_dir_is_probed_by_making_a_file_there() {
+        let d = std::env::temp_dir().join(format!("rcc-probe-{}", sys::getpid()));
+        let _ = fs::remove_dir_all(&d);
+        assert_eq!(
+            probe_dir(&d).map_err(|e| e.kind()),
+            Err(io::ErrorKind::NotFound)
+        );
+        fs::create_dir(&d).unwrap();
+        probe_dir(&d).unwrap();
+        // Nothing is left of the probe.
+        assert_eq!(fs::read_dir(&d).unwrap().count(), 0);
+        fs::remove_dir(&d).unwrap();
     }
 }

@@ -13,6 +13,7 @@
 //! | `sandbox.rs` | what a compile may run, read and write (its toolchain, probed from the driver), and the user rccd gives root up to |
 //! | `as_guard.rs` | without Landlock: gcc's `-wrapper` that reads the assembler's input before the assembler does |
 //! | `status.rs` | the status reply |
+//! | `health.rs` | ok, full or broken (why): the rule that keeps jobs off a box that cannot take them |
 //! | `thermal.rs` | the SoC's thermal zones, coolers and cpufreq caps -> accept, fewer, or none |
 //! | `memory.rs` | MemAvailable against what recent compiles needed -> accept or busy |
 //! | `cache.rs` | sources and headers by content hash, checked, bounded, least recently used out |
@@ -26,6 +27,7 @@ pub mod config;
 pub mod config_file;
 pub mod conn;
 pub mod event_loop;
+pub mod health;
 pub mod job;
 pub mod memory;
 pub mod sandbox;

@@ -24,6 +24,7 @@
 //! (`turn_off_for_tests`) so the security tests can show the other defences hold alone.
 
 use super::config::Config;
+use super::health;
 use crate::compiler;
 use crate::elf::{elf_interpreter, ElfError};
 use crate::sys::{self, Access};
@@ -339,6 +340,26 @@ pub fn find_account(passwd: &str, name: &str) -> Option<Account> {
     })
 }
 
+/// The name of the account with `uid` in the text of an `/etc/passwd`.
+pub fn account_name(passwd: &str, uid: u32) -> Option<&str> {
+    passwd.lines().find_map(|line| {
+        let mut f = line.split(':');
+        let name = f.next()?;
+        let _password = f.next()?;
+        (f.next()?.trim().parse::<u32>().ok()? == uid && !name.is_empty()).then_some(name)
+    })
+}
+
+/// The name of the user this process runs as (for messages that say who must be able to
+/// write a directory), else `uid N`.
+pub fn user_name() -> String {
+    let uid = sys::geteuid();
+    fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| account_name(&p, uid).map(str::to_string))
+        .unwrap_or_else(|| format!("uid {uid}"))
+}
+
 /// The name of group `gid` in the text of an `/etc/group` (`name:pw:gid:members`).
 pub fn group_name(group: &str, gid: u32) -> Option<&str> {
     group.lines().find_map(|line| {
@@ -400,6 +421,7 @@ pub enum UserError {
     PortFile(String, String),
     Drop(String),
     TempDir(String, String, String),
+    CacheDir(String, String, String),
 }
 
 impl std::fmt::Display for UserError {
@@ -420,22 +442,48 @@ impl std::fmt::Display for UserError {
                 "--listen port {port} needs root, and rccd gives root up before it listens; \
                  use a port from 1024 up (the default is 3633)"
             ),
-            UserError::PidFile(p, e) => write!(f, "--pid-file {p}: {e}"),
-            UserError::PortFile(p, e) => write!(f, "--port-file {p}: {e}"),
+            UserError::PidFile(p, e) => f.write_str(&cannot_write_file("--pid-file", p, e)),
+            UserError::PortFile(p, e) => f.write_str(&cannot_write_file("--port-file", p, e)),
             UserError::Drop(e) => write!(f, "cannot give up root: {e}"),
-            UserError::TempDir(d, user, e) => write!(
+            UserError::TempDir(d, user, e) => f.write_str(&cannot_write(d, true, user, e)),
+            UserError::CacheDir(d, user, e) => write!(
                 f,
-                "--temp-dir {d} is not writable by user {user}, whom rccd runs as: {e}; give \
-                 it to that user or choose another with --temp-dir"
+                "cannot give the file cache --cache-dir {d} to user {user}, whom rccd runs \
+                 as ({e}): give rccd a writable directory (--cache-dir DIR, owned by {user}) \
+                 and start it again"
             ),
         }
     }
 }
 
+/// The one line that says rccd cannot write the file `path` a `flag` names, and what to do.
+pub fn cannot_write_file(flag: &str, path: &str, why: &str) -> String {
+    format!(
+        "{flag} {path}: cannot write it ({why}): name a file in a directory rccd may write, or \
+         leave {flag} out"
+    )
+}
+
+/// The one line that says rccd cannot write its temp dir `dir` (as `user`), and what to do;
+/// `given`: named by `--temp-dir` (else the default, `$TMPDIR` or `/tmp`).
+pub fn cannot_write(dir: &str, given: bool, user: &str, why: &str) -> String {
+    let which = if given {
+        format!("--temp-dir {dir}")
+    } else {
+        format!("the temp dir {dir} ($TMPDIR, else /tmp)")
+    };
+    format!(
+        "cannot write in {which} ({why}): give rccd a writable directory (--temp-dir DIR, \
+         owned by {user}) and start it again"
+    )
+}
+
 /// Gives root up before the daemon opens anything, as `wanted` (`--user`) or the default
 /// says; does nothing without root. The pid file is written first (as root, then given to
-/// the new user, so the daemon can write it again and remove it), and the temp dir is
-/// checked writable after.
+/// the new user, so the daemon can write it again and remove it). A temp dir the new user
+/// cannot write gets a dir of its own in it (`own_temp_dir`); if even that fails, a given
+/// `--temp-dir` stops rccd here, and the default one is left to the daemon's own check
+/// (`daemon::run`: it starts, broken, and says why).
 pub fn drop_root(wanted: Option<&str>, config: &mut Config) -> Result<RunsAs, UserError> {
     if sys::geteuid() != 0 {
         return Ok(RunsAs::Unchanged(sys::geteuid()));
@@ -465,47 +513,45 @@ pub fn drop_root(wanted: Option<&str>, config: &mut Config) -> Result<RunsAs, Us
         // Written once listening, by then as the new user: made here, empty (a script
         // waits for it to have the port), and given to that user.
         let shown = p.display().to_string();
-        let fail = |e: io::Error| UserError::PortFile(shown.clone(), e.to_string());
+        let fail = |e: io::Error| UserError::PortFile(shown.clone(), health::said(&e));
         fs::write(p, "").map_err(fail)?;
         std::os::unix::fs::chown(p, Some(account.uid), Some(account.gid)).map_err(fail)?;
     }
     if let Some(p) = &config.pid_file {
         let shown = p.display().to_string();
-        let fail = |e: io::Error| UserError::PidFile(shown.clone(), e.to_string());
+        let fail = |e: io::Error| UserError::PidFile(shown.clone(), health::said(&e));
         fs::write(p, format!("{}\n", sys::getpid())).map_err(fail)?;
         std::os::unix::fs::chown(p, Some(account.uid), Some(account.gid)).map_err(fail)?;
     }
-    own_temp_dir(config, &account).map_err(|e| {
-        UserError::TempDir(
-            config.temp_dir.display().to_string(),
-            account.name.clone(),
-            e.to_string(),
-        )
-    })?;
+    match own_temp_dir(config, &account) {
+        Err(e) if config.temp_dir_given => {
+            forget_files(config);
+            let dir = config.temp_dir.display().to_string();
+            return Err(UserError::TempDir(dir, account.name, health::said(&e)));
+        }
+        Err(e) => log::debug!("cannot make a temp dir for {}: {e}", account.name),
+        Ok(()) => {}
+    }
     own_cache(config, &account).map_err(|e| {
-        UserError::TempDir(
+        forget_files(config);
+        UserError::CacheDir(
             config
                 .cache
                 .as_ref()
                 .map_or(String::new(), |c| c.0.display().to_string()),
             account.name.clone(),
-            e.to_string(),
+            health::said(&e),
         )
     })?;
     sys::drop_privileges(account.uid, account.gid).map_err(|e| UserError::Drop(e.to_string()))?;
-    let probe = config
-        .temp_dir
-        .join(format!("rccd-{}-check", sys::getpid()));
-    fs::create_dir(&probe)
-        .and_then(|()| fs::remove_dir(&probe))
-        .map_err(|e| {
-            UserError::TempDir(
-                config.temp_dir.display().to_string(),
-                account.name.clone(),
-                e.to_string(),
-            )
-        })?;
     Ok(RunsAs::Dropped { account, group })
+}
+
+/// Removes the pid and port files made for a daemon that will not start.
+pub fn forget_files(config: &Config) {
+    for p in config.pid_file.iter().chain(&config.port_file) {
+        let _ = fs::remove_file(p);
+    }
 }
 
 /// Whether `meta` (a directory's) lets `account` make entries in it, by its mode bits.
@@ -693,6 +739,9 @@ mod tests {
         assert_eq!(group_name(group, 110), Some("rccd"));
         assert_eq!(group_name(group, 65534), Some("nogroup"));
         assert_eq!(group_name(group, 7), None);
+        assert_eq!(account_name(passwd, 105), Some("rccd"));
+        assert_eq!(account_name(passwd, 65534), Some("nobody"));
+        assert_eq!(account_name(passwd, 7), None);
     }
 
     #[test]

@@ -447,7 +447,15 @@ impl Tree {
                 if crate::sha256::digest(data) != f.hash {
                     return Err(bad(format!("{} does not have its hash", f.path)));
                 }
-                self.mirror.write(&f.path, f.hash, data).map_err(io)
+                let written = match self.mirror.write(&f.path, f.hash, data) {
+                    // A full disk: the cache gives room, and the file is written once more.
+                    Err(e) if crate::sys::no_space(&e) => {
+                        let _ = cache.give_room(data.len() as u64);
+                        self.mirror.write(&f.path, f.hash, data)
+                    }
+                    r => r,
+                };
+                written.map_err(io)
             }
             Err(PutError::Io(e)) => Err(internal(format!("cannot keep a file in the cache: {e}"))),
         };

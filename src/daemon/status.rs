@@ -4,8 +4,10 @@
 //! Keys: `version`, `protocol`, `hostname`, `machine_id`, `macs`, `uptime_s`, `slots`, `running`,
 //! `slots_now` (fewer while warm), `waiting`, `accepted`, `done`, `failed`, `rejected`, `busy`, `peak`, `connections`,
 //! `refused_peers`, `compile_ms`, `throttled`, `rss_kib`, the thermal keys (`thermal`,
-//! `temp_c`, `limit_c`, ...), and `compiler.<name>` = identity for each
-//! compiler the box has probed.
+//! `temp_c`, `limit_c`, ...), `mem_available_kib` and the memory keys, `cache_kib` and
+//! `cache_limit_kib`, the health keys (`health` = `ok` | `full` | `broken: <why>`,
+//! `free_kib`, `last_error`: see `health.rs`, which also makes `slots_now` 0 while the box
+//! cannot take jobs), and `compiler.<name>` = identity for each compiler the box has probed.
 
 use super::admit::Slots;
 use crate::sys;

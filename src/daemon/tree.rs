@@ -326,6 +326,14 @@ impl Mirrors {
     pub fn idle(&self) -> usize {
         self.idle.len()
     }
+
+    /// Removes every idle mirror now (the disk is full: the cache's files they link free
+    /// nothing while they stay); how many there were.
+    pub fn drop_idle(&mut self) -> usize {
+        let n = self.idle.len();
+        self.idle.clear();
+        n
+    }
 }
 
 #[cfg(test)]

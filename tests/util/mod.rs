@@ -146,6 +146,24 @@ impl Daemon {
 
     /// rccd run through `wrapper` (e.g. `ip netns exec NS`), which must exec it.
     pub fn start_wrapped(wrapper: &[&str], listen: &str, jobs: usize, extra: &[&str]) -> Daemon {
+        Self::launch(wrapper, listen, jobs, extra, None)
+    }
+
+    /// rccd on 127.0.0.1:0 without `--temp-dir`: its default temp dir is `tmpdir` (as
+    /// `$TMPDIR`).
+    pub fn start_default_temp(jobs: usize, extra: &[&str], tmpdir: &Path) -> Daemon {
+        Self::launch(&[], "127.0.0.1:0", jobs, extra, Some(tmpdir))
+    }
+
+    /// `start_wrapped`, or with `default_temp` the default temp dir (`$TMPDIR`) instead of
+    /// a `--temp-dir`.
+    fn launch(
+        wrapper: &[&str],
+        listen: &str,
+        jobs: usize,
+        extra: &[&str],
+        default_temp: Option<&Path>,
+    ) -> Daemon {
         let dir = TempDir::new("rccd");
         let port_file = dir.join("port");
         let log = dir.join("rccd.log");
@@ -163,7 +181,7 @@ impl Daemon {
             .args(["--listen", listen, "--jobs", &jobs.to_string()])
             .arg("--port-file")
             .arg(&port_file)
-            .args(if extra.contains(&"--temp-dir") {
+            .args(if extra.contains(&"--temp-dir") || default_temp.is_some() {
                 vec![]
             } else {
                 vec!["--temp-dir".into(), tmp.clone().into_os_string()]
@@ -177,6 +195,7 @@ impl Daemon {
             })
             .args(extra)
             .args(own_thermal(&dir, extra))
+            .envs(default_temp.map(|t| ("TMPDIR", t)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
