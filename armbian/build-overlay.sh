@@ -1,21 +1,15 @@
 #!/usr/bin/env bash
 # Fills armbian/userpatches/overlay/rccd/ with what customize-image.sh and install.sh
-# install: static rccd binaries for aarch64 (the boxes) and x86_64, the systemd unit, the
-# SysV script and /etc/default/rccd. Run from anywhere on the build machine; needs rustup
-# targets aarch64-unknown-linux-musl and x86_64-unknown-linux-musl (no Docker: the
-# project's .cargo/config.toml links them with rust-lld).
+# install: the packages rccd_<version>_<arch>.deb and rcc_<version>_<arch>.deb for arm64
+# (the boxes) and amd64, made by armbian/deb.sh from the static binaries. Run from
+# anywhere on the build machine; needs rustup targets aarch64-unknown-linux-musl and
+# x86_64-unknown-linux-musl (no Docker: the project's .cargo/config.toml links them with
+# rust-lld), dpkg-deb and qemu-user (the man pages come from the arm64 binaries' --help).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out="$root/armbian/userpatches/overlay/rccd"
-cd "$root"
-for t in aarch64 x86_64; do
-    rustup target list --installed | grep -qx "$t-unknown-linux-musl" \
-        || rustup target add "$t-unknown-linux-musl"
-    cargo build --release --locked --target "$t-unknown-linux-musl" --bin rccd
-    install -m 0755 "target/$t-unknown-linux-musl/release/rccd" "$out/rccd-$t"
-done
-install -m 0644 initscripts/rccd.service "$out/rccd.service"
-install -m 0755 initscripts/rccd.init "$out/rccd.init"
-install -m 0644 initscripts/rccd.default "$out/rccd.default"
+# Only this version's packages: install.sh takes the newest, an image wants no leftovers.
+rm -f "$out"/*.deb
+bash "$root/armbian/deb.sh" -o "$out" --arch all >/dev/null
 echo "overlay ready in $out:"
 ls -l "$out"

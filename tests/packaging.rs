@@ -1,6 +1,8 @@
 //! What ships to the boxes: the settings file means what its comments say, the SysV script
-//! starts, reports and stops a real rccd, the scripts pass shellcheck, the systemd unit
-//! passes `systemd-analyze verify`, and cross reads the same settings on every OS.
+//! starts, reports and stops a real rccd, the scripts (the packages' maintainer scripts
+//! among them) pass shellcheck, the systemd unit passes `systemd-analyze verify`, and cross
+//! reads the same settings on every OS. The .deb packages themselves are built, linted and
+//! installed by `tests/deb.sh` (release builds and a chroot: not for `cargo test`).
 
 mod util;
 use util::*;
@@ -70,8 +72,15 @@ fn scripts_pass_shellcheck() {
         "armbian/userpatches/customize-image.sh",
         "armbian/userpatches/overlay/rccd/install.sh",
         "armbian/build-overlay.sh",
+        "armbian/deb.sh",
+        "armbian/deb/rccd.postinst",
+        "armbian/deb/rccd.prerm",
+        "armbian/deb/rccd.postrm",
         "tests/demo.sh",
         "tests/run-all.sh",
+        "tests/rootfs.sh",
+        "tests/rootfs-cache.sh",
+        "tests/deb.sh",
         ".ci/run",
     ] {
         ok(Command::new("shellcheck").arg(repo(f)));
@@ -87,7 +96,7 @@ fn the_systemd_unit_verifies() {
     // verify wants the ExecStart binary to exist: point a copy of the unit at ours.
     let t = TempDir::new("unit");
     let unit = std::fs::read_to_string(repo("initscripts/rccd.service")).unwrap();
-    let unit = unit.replace("/usr/local/sbin/rccd", RCCD);
+    let unit = unit.replace("/usr/sbin/rccd", RCCD);
     let path = t.write("rccd.service", &unit);
     let out = run(Command::new("systemd-analyze").arg("verify").arg(&path));
     let err = s(&out.stderr);

@@ -2,13 +2,14 @@
 # Installs what the tests need and a fresh Debian/Ubuntu machine lacks (as root; otherwise
 # it says what is missing): gcc, g++, make, the aarch64 cross gcc and its C library's
 # headers (without them it reads the host's), qemu-user-static,
-# cmake, ccache, shellcheck, systemd-analyze, the musl targets, and qemu's binfmt_misc entry
+# cmake, ccache, shellcheck, systemd-analyze, lintian (tests/deb.sh checks the packages with
+# it), the musl targets, and qemu's binfmt_misc entry
 # so aarch64 binaries run like native ones. Safe to run again.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 pkgs=(gcc g++ make binutils python3 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static
-      cmake ccache shellcheck systemd debootstrap linux-source flex bison bc xz-utils)
+      cmake ccache shellcheck systemd debootstrap linux-source flex bison bc xz-utils file lintian)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,15 +1,18 @@
 #!/bin/sh
-# Installs rccd on a Debian/Ubuntu/Armbian system: the binary for this machine's
-# architecture, /etc/default/rccd (kept if present), the systemd unit and the SysV script,
-# a system user, and the native gcc/g++ the box compiles with; then enables rccd and, on
-# a running box, starts it.
+# Installs rcc's packages from this directory on a Debian/Ubuntu/Armbian box, the one way
+# rccd gets onto a box: rccd_<version>_<arch>.deb (the daemon, its user, /etc/default/rccd,
+# the unit enabled and, where an init system runs, started) and rcc_<version>_<arch>.deb
+# (the client: any box can be the master). apt brings the native gcc/g++ the box compiles
+# with (rccd recommends them). On a running box this is the same as
+#     apt install ./rccd_<version>_<arch>.deb ./rcc_<version>_<arch>.deb
+# plus moving a box set up by an older install.sh (files in /usr/local) to the packages.
 #
 #   on a running box, as root:  sh install.sh
 #   inside an image's chroot:   sh install.sh --image     (what customize-image.sh runs)
 #
-# Options: --image (enable but do not start; give each flashed box its own machine-id at
-# first boot), --no-compilers (skip apt-get install gcc g++), --prefix DIR (where the
-# files are, default: this script's directory).
+# Options: --image (give each flashed box its own machine-id at first boot), --no-compilers
+# (do not install gcc/g++), --prefix DIR (where the .deb files are, default: this script's
+# directory; armbian/build-overlay.sh or armbian/deb.sh makes them).
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -20,64 +23,40 @@ while [ $# -gt 0 ]; do
         --image) image=yes ;;
         --no-compilers) compilers=no ;;
         --prefix) here=$2; shift ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
 done
 
 die() { echo "install.sh: $*" >&2; exit 1; }
-[ "$(id -u)" -eq 0 ] || die "run as root (it writes /usr/local/sbin and /etc)"
+[ "$(id -u)" -eq 0 ] || die "run as root (it installs packages)"
+command -v apt-get >/dev/null 2>&1 || die "needs apt and dpkg (Debian, Ubuntu, Armbian)"
 
-case "$(uname -m)" in
-    aarch64|arm64) arch=aarch64 ;;
-    x86_64|amd64) arch=x86_64 ;;
-    *) die "no rccd build for $(uname -m) (aarch64 and x86_64 only)" ;;
-esac
-# In an image chroot under qemu-user, uname -m is the emulated machine; dpkg agrees.
-if command -v dpkg >/dev/null 2>&1; then
-    case "$(dpkg --print-architecture)" in
-        arm64) arch=aarch64 ;;
-        amd64) arch=x86_64 ;;
-    esac
-fi
-bin="$here/rccd-$arch"
-[ -f "$bin" ] || die "$bin is missing: run armbian/build-overlay.sh on the build machine first"
-for f in rccd.service rccd.init rccd.default; do
-    [ -f "$here/$f" ] || die "$here/$f is missing: run armbian/build-overlay.sh first"
-done
-
-echo "installing rccd ($arch)"
-install -d /usr/local/sbin
-install -m 0755 "$bin" /usr/local/sbin/rccd
-
-if ! getent passwd rccd >/dev/null; then
-    useradd --system --user-group --no-create-home --home-dir /nonexistent \
-        --shell /usr/sbin/nologin --comment "rcc compile daemon" rccd
+# In an image chroot under qemu-user dpkg says the image's architecture, as apt will.
+arch=$(dpkg --print-architecture)
+newest() { # the highest version of package $1 for this architecture here
+    for f in "$here/$1"_*_"$arch".deb; do [ -e "$f" ] && echo "$f"; done | sort -V | tail -n 1
+}
+rccd=$(newest rccd)
+rcc=$(newest rcc)
+if [ -z "$rccd" ] || [ -z "$rcc" ]; then
+    die "no rccd_*_$arch.deb and rcc_*_$arch.deb in $here: run armbian/build-overlay.sh first"
 fi
 
-if [ -e /etc/default/rccd ]; then
-    echo "keeping /etc/default/rccd; the shipped one is /etc/default/rccd.dist"
-    install -m 0644 "$here/rccd.default" /etc/default/rccd.dist
-else
-    install -m 0644 "$here/rccd.default" /etc/default/rccd
-fi
-/usr/local/sbin/rccd --config /etc/default/rccd --check >/dev/null \
-    || die "/etc/default/rccd is not valid (rccd --config /etc/default/rccd --check says why)"
-
-install -d /etc/systemd/system /etc/init.d
-install -m 0644 "$here/rccd.service" /etc/systemd/system/rccd.service
-install -m 0755 "$here/rccd.init" /etc/init.d/rccd
-
-if [ "$compilers" = yes ]; then
-    if ! command -v gcc >/dev/null 2>&1 || ! command -v g++ >/dev/null 2>&1; then
-        echo "installing gcc and g++ (the compilers this box serves)"
-        export DEBIAN_FRONTEND=noninteractive
-        pkgs="gcc g++ libc6-dev"
-        # shellcheck disable=SC2086 # a word list on purpose
-        apt-get install -y --no-install-recommends $pkgs \
-            || { apt-get update && apt-get install -y --no-install-recommends $pkgs; }
+# A box set up by install.sh before there were packages: stop that rccd and remove its
+# files (its /etc/default/rccd stays and is kept as the package's conffile).
+if [ -f /usr/local/sbin/rccd ] && ! dpkg -S /usr/local/sbin/rccd >/dev/null 2>&1; then
+    echo "replacing the rccd installed in /usr/local by an older install.sh"
+    if [ -d /run/systemd/system ]; then
+        systemctl stop rccd.service || true
+    elif [ -x /etc/init.d/rccd ]; then
+        /etc/init.d/rccd stop || true
     fi
+    for f in /etc/systemd/system/rccd.service /etc/init.d/rccd; do
+        if grep -qs /usr/local/sbin/rccd "$f"; then rm -f "$f"; fi
+    done
+    rm -f /etc/systemd/system/multi-user.target.wants/rccd.service /usr/local/sbin/rccd
 fi
 
 if [ "$image" = yes ]; then
@@ -87,17 +66,12 @@ if [ "$image" = yes ]; then
     rm -f /var/lib/dbus/machine-id
 fi
 
-if command -v systemctl >/dev/null 2>&1; then
-    systemctl --no-reload enable rccd.service
-    if [ "$image" = no ] && [ -d /run/systemd/system ]; then
-        systemctl daemon-reload
-        systemctl restart rccd.service
-        echo "rccd started: systemctl status rccd"
-    fi
-else
-    update-rc.d rccd defaults >/dev/null
-    if [ "$image" = no ]; then
-        /etc/init.d/rccd restart
-    fi
-fi
+echo "installing $(basename "$rccd") and $(basename "$rcc")"
+export DEBIAN_FRONTEND=noninteractive
+# An edited /etc/default/rccd is kept without a question.
+set -- -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold
+[ "$compilers" = yes ] || set -- "$@" --no-install-recommends
+apt-get install "$@" "$rccd" "$rcc" \
+    || { apt-get update -q && apt-get install "$@" "$rccd" "$rcc"; }
+
 echo "done. From the master: RCC_HOSTS='$(hostname)' rcc --status"
