@@ -395,3 +395,53 @@ fn bare_rcc_says_what_to_give_and_fails() {
     let help = ok(rcc(t.path(), &t.join(".rcc"), "").arg("--help"));
     assert!(s(&help.stdout).contains("usage: rcc"));
 }
+
+/// Output for a reader that went away (`rcc --status | head -1`, `rccd --check | grep -q`)
+/// is dropped quietly: no panic, no abort, the command's own status.
+#[test]
+fn a_reader_that_went_away_is_not_a_crash() {
+    let d = Daemon::start(1, &[]);
+    let t = TempDir::new("epipe");
+    let gone = || {
+        // The other end is closed before the command starts: every write fails with EPIPE.
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        drop(ours);
+        std::process::Stdio::from(std::os::fd::OwnedFd::from(theirs))
+    };
+    let commands: [(&str, Command); 4] = [
+        ("rccd --check", {
+            let mut c = Command::new(RCCD);
+            c.arg("--check");
+            c
+        }),
+        ("rcc --status", {
+            let mut c = rcc(t.path(), &t.join(".rcc"), &d.addr());
+            c.arg("--status");
+            c
+        }),
+        ("rcc --status --format kv", {
+            let mut c = rcc(t.path(), &t.join(".rcc"), &d.addr());
+            c.args(["--status", "--format", "kv"]);
+            c
+        }),
+        ("rcc --show-hosts", {
+            let mut c = rcc(t.path(), &t.join(".rcc"), &d.addr());
+            c.arg("--show-hosts");
+            c
+        }),
+    ];
+    for (what, mut c) in commands {
+        let out = c
+            .stdout(gone())
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{what}: {:?} {}",
+            out.status,
+            s(&out.stderr)
+        );
+        assert!(out.stderr.is_empty(), "{what}: {}", s(&out.stderr));
+    }
+}

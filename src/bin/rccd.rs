@@ -405,7 +405,7 @@ fn main() -> ExitCode {
         Err(argh::EarlyExit { output, status }) => {
             return match status {
                 Ok(()) => {
-                    print!("{output}");
+                    out(&output);
                     ExitCode::SUCCESS
                 }
                 Err(()) => {
@@ -417,7 +417,7 @@ fn main() -> ExitCode {
         }
     };
     if o.version {
-        println!("rccd {}", env!("CARGO_PKG_VERSION"));
+        out(&format!("rccd {}\n", env!("CARGO_PKG_VERSION")));
         return ExitCode::SUCCESS;
     }
     let level = match o.log_level.parse::<log::LevelFilter>() {
@@ -443,12 +443,12 @@ fn main() -> ExitCode {
     };
     if check {
         if let Some(f) = file {
-            println!("settings file: {}", f.display());
+            out(&format!("settings file: {}\n", f.display()));
         }
-        print!("{}", describe(&config, &level_name, user.as_deref()));
+        out(&describe(&config, &level_name, user.as_deref()));
         // Read the box once, the way the daemon will.
         let t = rcc::daemon::thermal::Thermal::new(config.thermal.clone(), Instant::now());
-        println!("{}", t.report());
+        out(&format!("{}\n", t.report()));
         return ExitCode::SUCCESS;
     }
     if let Err(e) = preflight(&config) {
@@ -481,6 +481,14 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Writes `text` on stdout. A reader that went away (`rccd --check | grep -q x`) is not an
+/// error worth a panic: `print!` would abort on the broken pipe.
+fn out(text: &str) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(text.as_bytes()).and_then(|()| o.flush());
 }
 
 /// `rccd --as-guard PROGRAM ARGS...`: runs PROGRAM in this process if the guard lets it.

@@ -297,18 +297,18 @@ pub fn run(argv: Vec<OsString>, env: &dyn Env) -> u8 {
     std::hint::black_box(&crate::sys::RCC_NOTE);
     match parse_invocation(&argv) {
         Invocation::Help => {
-            print!("{USAGE}");
+            out(USAGE);
             0
         }
         Invocation::Version => {
-            println!("rcc {}", env!("CARGO_PKG_VERSION"));
+            out(&format!("rcc {}\n", env!("CARGO_PKG_VERSION")));
             0
         }
         Invocation::ShowHosts => match load_hosts(env) {
             Ok(list) => {
                 say_skipped(&list);
                 for h in &list.hosts {
-                    println!("{}", h.token);
+                    out(&format!("{}\n", h.token));
                 }
                 0
             }
@@ -341,7 +341,7 @@ pub fn run(argv: Vec<OsString>, env: &dyn Env) -> u8 {
             for n in notes {
                 eprintln!("rcc: {n}");
             }
-            println!("{jobs}");
+            out(&format!("{jobs}\n"));
             0
         }
         Invocation::BadUsage(e) => {
@@ -363,9 +363,9 @@ pub fn run(argv: Vec<OsString>, env: &dyn Env) -> u8 {
             }
             let rows = status::collect(&list, settings.timeouts);
             if kv {
-                print!("{}", status::render_kv(&rows));
+                out(&status::render_kv(&rows));
             } else {
-                print!("{}", status::render_table(&rows));
+                out(&status::render_table(&rows));
             }
             // On stderr, so scripts reading the kv lines still see them.
             for w in status::clones(&rows) {
@@ -1258,15 +1258,28 @@ impl Client<'_> {
 fn say_once(state: &State, kind: &str, text: &str) {
     let key = format!("{:016x}", identity::fnv(text.as_bytes()));
     if state.first_to_say(kind, &key).unwrap_or(true) {
-        eprintln!("rcc: {text}");
+        say(text);
     }
+}
+
+/// Writes `text` on stdout. A reader that went away (`rcc --status | head -1`) is not an
+/// error worth a panic: `print!` would abort on the broken pipe.
+fn out(text: &str) {
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(text.as_bytes()).and_then(|()| o.flush());
+}
+
+/// Writes `rcc: text` and a newline on stderr in one write, so the lines of a build's rcc
+/// processes do not interleave (`eprintln!` writes its pieces one by one).
+fn say(text: &str) {
+    let _ = std::io::stderr().write_all(format!("rcc: {text}\n").as_bytes());
 }
 
 /// The entries of a host list that were left out, said on stderr (by the commands a user
 /// types, every time).
 fn say_skipped(list: &HostList) {
     for e in &list.skipped {
-        eprintln!("rcc: {e}; left out, using the other hosts");
+        say(&format!("{e}; left out, using the other hosts"));
     }
 }
 
