@@ -13,15 +13,16 @@ for t in aarch64 x86_64; do
     cargo build --release --locked --quiet --target "$t-unknown-linux-musl"
 done
 
-# Budgets (bytes, stripped) for the aarch64 binaries: rccd 832 KiB, rcc 800 KiB (raised from
+# Budgets (bytes, stripped) for the aarch64 binaries: rccd 832 KiB, rcc 832 KiB (raised from
 # 700 and 600 when jobs began to ship their sources: the client scans includes and hashes
 # files, the box keeps a file cache and checks what the files include; 691 and 651 KiB then;
 # rcc from 704 KiB when it gained the scan server, which keeps the build's scan in memory:
 # 720 KiB then). Raised to 832 and 800 KiB when the box began to parse every option into a
 # typed one, to find its compiler's toolchain for its sandbox, to guard the assembler, and
 # to read C's translation phases in both binaries' include scan (rccd 723 -> 791 KiB, rcc
-# 774 KiB then).
-declare -A budget=([rccd]=$((832 * 1024)) [rcc]=$((800 * 1024)))
+# 774 KiB then). rcc raised to 832 KiB when it learned to know another rcc by its ELF note,
+# to name a user's .i as gcc does, and to show each box's health (800 KiB then).
+declare -A budget=([rccd]=$((832 * 1024)) [rcc]=$((832 * 1024)))
 for t in aarch64 x86_64; do
     for b in rccd rcc; do
         f="target/$t-unknown-linux-musl/release/$b"
