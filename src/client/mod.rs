@@ -35,7 +35,7 @@ use crate::args::{self, Plan, Stage};
 use crate::exit;
 use crate::hosts::{self, HostKind, HostList, HostSpec};
 use crate::protocol::{Exit, JobRequest, Mode, RejectReason};
-use pick::{Candidate, State};
+use pick::{Candidate, Mark, Notice, State};
 use remote::{Failure, Timeouts};
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
@@ -570,13 +570,13 @@ impl Client<'_> {
         // A bad host list is worth saying even without RCC_VERBOSE (the build goes on, but
         // slower than the user expects), once per build rather than once per job.
         let list = load_hosts(self.env).map_err(|e| {
-            say_once(&state, "hosts", &format!("{e}; compiling locally"));
+            say_once(&state, Notice::Hosts, &format!("{e}; compiling locally"));
             e
         })?;
         for e in &list.skipped {
             say_once(
                 &state,
-                "hosts",
+                Notice::Hosts,
                 &format!("{e}; left out, using the other hosts"),
             );
         }
@@ -676,7 +676,7 @@ impl Client<'_> {
         let local_slot = candidates.iter().any(|c| !c.remote && c.limit > 0);
         let some_box_takes_sources = candidates
             .iter()
-            .any(|c| c.remote && state.marked("nosources", &c.key, now).is_none());
+            .any(|c| c.remote && state.marked(Mark::NoShipping, &c.key, now).is_none());
         if ship_plan.is_some() && !local_slot && some_box_takes_sources {
             shipment = Some(scan(&state)?);
         }
@@ -716,7 +716,7 @@ impl Client<'_> {
                 .expect("candidate comes from the list");
             tried.push(cand.key.clone());
             let wants_sources =
-                ship_plan.is_some() && state.marked("nosources", &cand.key, now).is_none();
+                ship_plan.is_some() && state.marked(Mark::NoShipping, &cand.key, now).is_none();
             if wants_sources && shipment.is_none() {
                 shipment = Some(scan(&state)?);
             }
@@ -750,7 +750,7 @@ impl Client<'_> {
                         ));
                         if r.text.contains("unknown job mode") {
                             let until = now + Duration::from_secs(600);
-                            let _ = state.mark("nosources", &cand.key, until, &r.text);
+                            let _ = state.mark(Mark::NoShipping, &cand.key, until, &r.text);
                         }
                         shipment = Some(Err(r.text.clone()));
                         tried.pop();
@@ -965,14 +965,13 @@ impl Client<'_> {
             self.log(format!("{key}: backed off"));
             return false;
         }
-        for kind in ["busy", "hot"] {
-            if let Some(t) = state.marked(kind, key, now) {
-                self.log(format!("{key}: {kind} ({t})"));
+        for mark in [Mark::Busy, Mark::Hot] {
+            if let Some(t) = state.marked(mark, key, now) {
+                self.log(format!("{key}: {} ({t})", mark.name()));
                 return false;
             }
         }
-        let id_key = format!("{key}_{:016x}", identity::fnv(identity.as_bytes()));
-        if let Some(t) = state.marked("mismatch", &id_key, now) {
+        if let Some(t) = state.marked(Mark::Mismatch, &mismatch_key(key, identity), now) {
             self.log(format!("{key}: {t}"));
             return false;
         }
@@ -1179,17 +1178,25 @@ impl Client<'_> {
         let later = |ms: u32, min: u64| now + Duration::from_millis((ms as u64).max(min));
         match r.reason {
             RejectReason::Busy => {
-                let _ = state.mark("busy", &key, later(r.retry_after_ms, 200), &r.text);
+                let _ = state.mark(Mark::Busy, &key, later(r.retry_after_ms, 200), &r.text);
                 Next::Another
             }
             RejectReason::Throttled => {
-                let _ = state.mark("hot", &key, later(r.retry_after_ms, 1000), &r.text);
+                let _ = state.mark(Mark::Hot, &key, later(r.retry_after_ms, 1000), &r.text);
                 Next::Another
             }
             RejectReason::CompilerMismatch | RejectReason::NoCompiler => {
-                let id_key = format!("{key}_{:016x}", identity::fnv(req.identity.as_bytes()));
-                let _ = state.mark("mismatch", &id_key, now + Duration::from_secs(600), &r.text);
-                if state.first_to_say("mismatch", &id_key).unwrap_or(true) {
+                let id_key = mismatch_key(&key, &req.identity);
+                let _ = state.mark(
+                    Mark::Mismatch,
+                    &id_key,
+                    now + Duration::from_secs(600),
+                    &r.text,
+                );
+                if state
+                    .first_to_say(Notice::Mismatch, &id_key)
+                    .unwrap_or(true)
+                {
                     eprintln!(
                         "rcc: not using {} for {}: {} (install the same compiler on every box)",
                         host.addr_string(),
@@ -1255,11 +1262,16 @@ impl Client<'_> {
 
 /// Says `text` on stderr if no other rcc process of this build has said it (see
 /// `State::first_to_say`; if that cannot be known, it is said).
-fn say_once(state: &State, kind: &str, text: &str) {
+fn say_once(state: &State, notice: Notice, text: &str) {
     let key = format!("{:016x}", identity::fnv(text.as_bytes()));
-    if state.first_to_say(kind, &key).unwrap_or(true) {
+    if state.first_to_say(notice, &key).unwrap_or(true) {
         say(text);
     }
+}
+
+/// The key of a `Mark::Mismatch`: box `key` lacks the compiler whose identity is `identity`.
+fn mismatch_key(key: &str, identity: &str) -> String {
+    format!("{key}_{:016x}", identity::fnv(identity.as_bytes()))
 }
 
 /// Writes `text` on stdout. A reader that went away (`rcc --status | head -1`) is not an

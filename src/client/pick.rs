@@ -62,6 +62,52 @@ pub struct Advert {
     pub slots_now: u32,
 }
 
+/// What keeps a box from a build's jobs for a while: kept as `state/<name>_<key>` until a
+/// time, with the box's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// It had no free slot.
+    Busy,
+    /// It is throttled by heat.
+    Hot,
+    /// It lacks this job's compiler (the key names the box and the compiler's identity).
+    Mismatch,
+    /// It takes no shipped jobs (an rccd older than shipping).
+    NoShipping,
+}
+
+impl Mark {
+    /// The mark's file name before `_<key>`: the build's other rcc processes, older ones
+    /// included, read the same files, so these never change.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mark::Busy => "busy",
+            Mark::Hot => "hot",
+            Mark::Mismatch => "mismatch",
+            Mark::NoShipping => "nosources",
+        }
+    }
+}
+
+/// What one rcc process of a build says for all of them (see `State::first_to_say`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// Something about the host list.
+    Hosts,
+    /// A box lacks the master's compiler.
+    Mismatch,
+}
+
+impl Notice {
+    /// The file name before `_<key>` that claims the notice (never changes, as `Mark::name`).
+    fn name(self) -> &'static str {
+        match self {
+            Notice::Hosts => "said_hosts",
+            Notice::Mismatch => "said_mismatch",
+        }
+    }
+}
+
 /// A held slot; dropping it frees the slot.
 #[derive(Debug)]
 pub struct SlotLock {
@@ -339,24 +385,24 @@ impl State {
         ))
     }
 
-    /// Marks `key` as `kind` (busy, hot, mismatch) until `until`, with the box's words.
-    pub fn mark(&self, kind: &str, key: &str, until: SystemTime, text: &str) -> io::Result<()> {
+    /// Marks `key` with `mark` until `until`, with the box's words.
+    pub fn mark(&self, mark: Mark, key: &str, until: SystemTime, text: &str) -> io::Result<()> {
         let body = format!("{}\n{}", millis(until), text.replace('\n', " "));
-        super::write_atomically(&self.path(kind, key), body.as_bytes())
+        super::write_atomically(&self.path(mark.name(), key), body.as_bytes())
     }
 
-    /// The text of a mark still in force at `now`.
-    pub fn marked(&self, kind: &str, key: &str, now: SystemTime) -> Option<String> {
-        let text = fs::read_to_string(self.path(kind, key)).ok()?;
+    /// The text of a `mark` on `key` still in force at `now`.
+    pub fn marked(&self, mark: Mark, key: &str, now: SystemTime) -> Option<String> {
+        let text = fs::read_to_string(self.path(mark.name(), key)).ok()?;
         let (until, words) = text.split_once('\n').unwrap_or((&text, ""));
         let until: u64 = until.trim().parse().ok()?;
         (millis(now) < until).then(|| words.to_string())
     }
 
-    /// True for the one rcc process (per ten minutes) that should say something about
-    /// `kind`/`key` — so a build of 3,000 files warns once, not 3,000 times.
-    pub fn first_to_say(&self, kind: &str, key: &str) -> io::Result<bool> {
-        let path = self.path(&format!("said_{kind}"), key);
+    /// True for the one rcc process (per `SAY_ONCE_FOR`) that should say `notice` about
+    /// `key` — so a build of thousands of files warns once, not once per file.
+    pub fn first_to_say(&self, notice: Notice, key: &str) -> io::Result<bool> {
+        let path = self.path(notice.name(), key);
         match OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => {
@@ -370,7 +416,7 @@ impl State {
                 // Stale: claim it again. Two processes may both win this race; two
                 // warnings are fine.
                 fs::remove_file(&path)?;
-                self.first_to_say(kind, key)
+                self.first_to_say(notice, key)
             }
             Err(e) => Err(e),
         }
@@ -591,26 +637,26 @@ mod tests {
         assert!(!s.is_backed_off("a", Duration::from_secs(60), now));
 
         s.mark(
-            "hot",
+            Mark::Hot,
             "b",
             now + Duration::from_secs(5),
             "82.0 C\nthrottled",
         )
         .unwrap();
         assert_eq!(
-            s.marked("hot", "b", now).as_deref(),
+            s.marked(Mark::Hot, "b", now).as_deref(),
             Some("82.0 C throttled")
         );
-        assert_eq!(s.marked("hot", "b", now + Duration::from_secs(6)), None);
-        assert_eq!(s.marked("busy", "b", now), None);
+        assert_eq!(s.marked(Mark::Hot, "b", now + Duration::from_secs(6)), None);
+        assert_eq!(s.marked(Mark::Busy, "b", now), None);
     }
 
     #[test]
     fn only_the_first_says_it() {
         let d = dir("say");
         let s = State::open(&d.0).unwrap();
-        assert!(s.first_to_say("mismatch", "a").unwrap());
-        assert!(!s.first_to_say("mismatch", "a").unwrap());
-        assert!(s.first_to_say("mismatch", "b").unwrap());
+        assert!(s.first_to_say(Notice::Mismatch, "a").unwrap());
+        assert!(!s.first_to_say(Notice::Mismatch, "a").unwrap());
+        assert!(s.first_to_say(Notice::Mismatch, "b").unwrap());
     }
 }
