@@ -5,7 +5,8 @@
 //! | file | job |
 //! | --- | --- |
 //! | `mod.rs` | how rcc was called, and the decision flow with its fallbacks |
-//! | `pick.rs` | slots, locks, backoff, marks and speeds shared by a build's rcc processes; which box gets a job |
+//! | `pick.rs` | which box gets a job; the slot locks that hold it there |
+//! | `state.rs` | what a build's rcc processes share in `RCC_DIR/state`: backoff, marks, adverts, speeds, notices |
 //! | `advert.rs` | what boxes say about their slots; `rcc --jobs` |
 //! | `remote.rs` | one exchange with a box |
 //! | `cpp.rs` | local preprocessing |
@@ -29,14 +30,16 @@ pub mod remote;
 pub mod scan;
 pub mod server;
 pub mod ship;
+pub mod state;
 pub mod status;
 
 use crate::args::{self, Plan, Stage};
 use crate::exit;
 use crate::hosts::{self, HostKind, HostList, HostSpec};
 use crate::protocol::{Exit, JobRequest, Mode, RejectReason};
-use pick::{Candidate, Mark, Notice, State};
+use pick::Candidate;
 use remote::{Failure, Timeouts};
+use state::{Mark, Notice, State};
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -952,7 +955,7 @@ impl Client<'_> {
             self.settings.timeouts,
             self.settings.deflate_level,
         )?;
-        let a = pick::Advert {
+        let a = state::Advert {
             jobs: accepted.accept.jobs,
             slots_now: accepted.accept.slots,
         };
