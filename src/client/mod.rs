@@ -17,7 +17,7 @@
 //! | `scan.rs` | the files a compile may read, without preprocessing (shipping sources) |
 //! | `files.rs` | each file's hash and include directives, cached per build by its stamp |
 //! | `ship.rs` | a job that ships its sources: the manifest, the files' content, the `.d` back |
-//! | `server.rs` | the scan server: one process per `RCC_DIR` scanning the build's jobs with what it keeps in memory |
+//! | `scan_server.rs` | the scan server: one process per `RCC_DIR` scanning the build's jobs with what it keeps in memory |
 
 pub mod advert;
 pub mod cpp;
@@ -28,10 +28,15 @@ pub mod names;
 pub mod pick;
 pub mod remote;
 pub mod scan;
-pub mod server;
+pub mod scan_server;
 pub mod ship;
 pub mod state;
 pub mod status;
+
+/// `scan_server`'s old name, kept while `tests/scan_server.rs` still says
+/// `rcc::client::server`.
+#[doc(hidden)]
+pub use scan_server as server;
 
 use crate::args::{self, Plan, Stage};
 use crate::exit;
@@ -84,7 +89,7 @@ pub enum Invocation {
     Version,
     Help,
     ShowHosts,
-    /// `rcc --scan-server`: what rcc starts for itself (see `server`).
+    /// `rcc --scan-server`: what rcc starts for itself (see `scan_server`).
     ScanServer,
 }
 
@@ -322,7 +327,7 @@ pub fn run(argv: Vec<OsString>, env: &dyn Env) -> u8 {
         },
         Invocation::ScanServer => {
             let settings = Settings::load(env);
-            match server::serve(&settings.rcc_dir) {
+            match scan_server::serve(&settings.rcc_dir) {
                 Ok(()) => 0,
                 Err(e) => {
                     eprintln!("rcc --scan-server: {e}");
@@ -845,15 +850,15 @@ impl Client<'_> {
         let rcc_dir = &self.settings.rcc_dir;
         let use_server = !self.env.var("RCC_SCAN_SERVER").is_some_and(|v| v == "0");
         if use_server {
-            let req = server::Request {
-                build: server::this_build(),
+            let req = scan_server::Request {
+                build: scan_server::this_build(),
                 compiler: program.to_path_buf(),
                 identity: identity.to_string(),
                 cwd: cwd.to_path_buf(),
                 args: args.to_vec(),
             };
-            match server::ask(rcc_dir, &req) {
-                Ok(server::Reply::Shipped {
+            match scan_server::ask(rcc_dir, &req) {
+                Ok(scan_server::Reply::Shipped {
                     body,
                     files,
                     bytes,
@@ -862,10 +867,10 @@ impl Client<'_> {
                     let sh = ship::Shipment::encoded(body, files as usize, bytes, sp, predef);
                     return (Ok(sh), "by the scan server");
                 }
-                Ok(server::Reply::Refused(why)) => return (Err(why), "by the scan server"),
+                Ok(scan_server::Reply::Refused(why)) => return (Err(why), "by the scan server"),
                 Err(why) => {
                     self.log(format!("{why}; scanning here"));
-                    if let Err(e) = server::start(rcc_dir) {
+                    if let Err(e) = scan_server::start(rcc_dir) {
                         self.log(format!("cannot start a scan server: {e}"));
                     }
                 }

@@ -105,7 +105,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// What a scan keeps of the files and directories it saw: for one job in an rcc process, for
-/// the whole build in the scan server (`server`).
+/// the whole build in the scan server (`scan_server`).
 pub struct Scanner {
     pub files: Files,
     pub dirs: scan::Dirs,
