@@ -10,11 +10,13 @@
 //! got slow (throttling it cannot see, a noisy neighbour) gets fewer jobs until it speeds
 //! up. This machine only when no box has a free slot.
 
-use super::state::State;
+use super::state::{Mark, State};
+use super::{advert, conclude, Client};
+use crate::hosts::{HostKind, HostList, HostSpec};
 use crate::sys;
 use std::fs::{File, OpenOptions};
 use std::io::{self, ErrorKind};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How long a waiting rcc sleeps between looks at the slots. A compile takes hundreds of
 /// milliseconds at least, so 15 ms costs nothing in latency; distcc sleeps a whole second.
@@ -212,6 +214,145 @@ fn is_slot_of(name: &[u8], candidates: &[Candidate]) -> bool {
             .and_then(|rest| rest.strip_prefix(b"_"))
             .is_some_and(|n| !n.is_empty() && n.iter().all(u8::is_ascii_digit))
     })
+}
+
+/// The places one job may go, in the order the host list gives them (shuffled when it says
+/// `--randomize`), each with the slots it offers: what `Client::pick` found.
+pub(super) struct Farm<'h> {
+    hosts: Vec<&'h HostSpec>,
+    pub candidates: Vec<Candidate>,
+}
+
+impl<'h> Farm<'h> {
+    /// The host of the candidate `key`.
+    pub fn host(&self, key: &str) -> &'h HostSpec {
+        self.hosts
+            .iter()
+            .find(|h| h.key() == key)
+            .expect("candidate comes from the list")
+    }
+}
+
+impl Client<'_> {
+    /// The places a job may go, in order: every host of `list` that is not down, with the
+    /// slots it offers now. Boxes are asked (or their advert read from `RCC_DIR`); one that
+    /// does not answer is backed off.
+    pub(super) fn pick<'h>(&self, list: &'h HostList, state: &State) -> Farm<'h> {
+        let mut hosts: Vec<&HostSpec> = list.hosts.iter().filter(|h| !h.down).collect();
+        if list.randomize {
+            shuffle(&mut hosts);
+        }
+        let now = SystemTime::now();
+        let candidates = hosts
+            .iter()
+            .map(|h| {
+                let key = h.key();
+                let limit = self.slots(h, state, now);
+                let remote = matches!(h.kind, HostKind::Tcp { .. });
+                Candidate {
+                    cost: if remote { state.cost(&key, now) } else { None },
+                    key,
+                    limit,
+                    remote,
+                }
+            })
+            .collect();
+        Farm { hosts, candidates }
+    }
+
+    /// How many jobs `h` takes at once now.
+    fn slots(&self, h: &HostSpec, state: &State, now: SystemTime) -> u32 {
+        let key = h.key();
+        match h.kind {
+            HostKind::Local => h.limit.unwrap_or_else(|| {
+                // A bare `localhost` compiles only with a CPU to spare: the master
+                // preprocesses, scans and links for the whole farm, and a job it compiles on
+                // a busy CPU delays all of that (tests/tools/MEASURED.md).
+                if master_has_a_spare_cpu() {
+                    advert::DEFAULT_LOCAL_SLOTS
+                } else {
+                    0
+                }
+            }),
+            // A box that is backed off is not asked; it is skipped anyway (`usable`).
+            HostKind::Tcp { .. } if state.is_backed_off(&key, self.settings.backoff, now) => {
+                h.limit.unwrap_or(advert::DEFAULT_BOX_SLOTS)
+            }
+            HostKind::Tcp { .. } => {
+                match advert::box_slots(state, h, self.settings.timeouts, now) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        self.log(format!("{key}: no advert ({e}); backing it off"));
+                        let _ = state.backoff(&key, now);
+                        advert::DEFAULT_BOX_SLOTS
+                    }
+                }
+            }
+        }
+    }
+
+    /// The places of `farm` a job that has `tried` some may take a slot of now: not tried,
+    /// offering slots, and (a box) neither backed off nor marked.
+    pub(super) fn usable(
+        &self,
+        farm: &Farm,
+        state: &State,
+        identity: &str,
+        tried: &[String],
+        now: SystemTime,
+    ) -> Vec<Candidate> {
+        farm.candidates
+            .iter()
+            .filter(|c| !tried.contains(&c.key))
+            // A box offering no slots now (throttled when it last said) is skipped.
+            .filter(|c| c.limit > 0)
+            .filter(|c| !c.remote || self.box_usable(state, &c.key, identity, now))
+            .cloned()
+            .collect()
+    }
+
+    /// Whether box `key` may get a job for the compiler `identity` now.
+    fn box_usable(&self, state: &State, key: &str, identity: &str, now: SystemTime) -> bool {
+        if state.is_backed_off(key, self.settings.backoff, now) {
+            self.log(format!("{key}: backed off"));
+            return false;
+        }
+        for mark in [Mark::Busy, Mark::Hot] {
+            if let Some(t) = state.marked(mark, key, now) {
+                self.log(format!("{key}: {} ({t})", mark.name()));
+                return false;
+            }
+        }
+        let id_key = conclude::mismatch_key(key, identity);
+        if let Some(t) = state.marked(Mark::Mismatch, &id_key, now) {
+            self.log(format!("{key}: {t}"));
+            return false;
+        }
+        true
+    }
+}
+
+/// Whether the tasks running on this machine now (this one included) leave a whole CPU of
+/// this process's budget (online CPUs, or its cgroup's quota) free.
+fn master_has_a_spare_cpu() -> bool {
+    let running = crate::sys::running_tasks().unwrap_or(u64::MAX / 200);
+    running * 100 < crate::sys::cpu_budget_centi()
+}
+
+fn shuffle<T>(v: &mut [T]) {
+    // Seeded from the clock and pid: each rcc process of a build gets its own order.
+    let mut x = (SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+        ^ ((std::process::id() as u64) << 32))
+        | 1;
+    for i in (1..v.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.swap(i, (x % (i as u64 + 1)) as usize);
+    }
 }
 
 #[cfg(test)]

@@ -93,7 +93,7 @@ fn search_paths(job: &Job) -> Result<SearchPaths, String> {
     let found =
         scan::probe(job.compiler, &sp.probe_args, sp.lang, job.cwd).map_err(|e| e.to_string())?;
     let _ = fs::create_dir_all(job.rcc_dir.join("probes"));
-    let _ = super::write_atomically(&file, found.encode().as_bytes());
+    let _ = super::output::write_atomically(&file, found.encode().as_bytes());
     Ok(found)
 }
 
@@ -419,7 +419,7 @@ fn predefined(job: &Job) -> Result<Vec<u8>, String> {
     let sp = job.sp;
     let found = scan::predefined(job.compiler, &sp.probe_args, sp.lang, job.cwd)
         .map_err(|e| e.to_string())?;
-    let _ = super::write_atomically(&file, &found);
+    let _ = super::output::write_atomically(&file, &found);
     Ok(found)
 }
 

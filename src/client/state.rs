@@ -118,7 +118,7 @@ impl State {
 
     /// Records that `key` failed at `now`: every rcc process skips it for the backoff period.
     pub fn backoff(&self, key: &str, now: SystemTime) -> io::Result<()> {
-        super::write_atomically(
+        super::output::write_atomically(
             &self.path("backoff", key),
             &millis(now).to_string().into_bytes(),
         )
@@ -158,7 +158,7 @@ impl State {
             None => sample,
         };
         let body = format!("{cost} {}", millis(now));
-        super::write_atomically(&self.path("speed", key), body.as_bytes())
+        super::output::write_atomically(&self.path("speed", key), body.as_bytes())
     }
 
     /// Box `key`'s recent cost (ms per MiB of input), if its record is fresh.
@@ -174,7 +174,7 @@ impl State {
     /// Keeps what box `key` advertised, for the build's other rcc processes.
     pub fn save_advert(&self, key: &str, a: Advert, now: SystemTime) -> io::Result<()> {
         let body = format!("{} {} {}", a.jobs, a.slots_now, millis(now));
-        super::write_atomically(&self.path("advert", key), body.as_bytes())
+        super::output::write_atomically(&self.path("advert", key), body.as_bytes())
     }
 
     /// What box `key` advertised, if it said so less than `ADVERT_FOR` ago; with its age.
@@ -195,7 +195,7 @@ impl State {
     /// Marks `key` with `mark` until `until`, with the box's words.
     pub fn mark(&self, mark: Mark, key: &str, until: SystemTime, text: &str) -> io::Result<()> {
         let body = format!("{}\n{}", millis(until), text.replace('\n', " "));
-        super::write_atomically(&self.path(mark.name(), key), body.as_bytes())
+        super::output::write_atomically(&self.path(mark.name(), key), body.as_bytes())
     }
 
     /// The text of a `mark` on `key` still in force at `now`.
