@@ -179,9 +179,15 @@ impl Client<'_> {
         let made = ship::Scanner::for_one_job(rcc_dir)
             .map_err(|e| format!("RCC_DIR/files: {e}"))
             .and_then(|mut scanner| {
-                let source = job.source();
-                let (program, identity, cwd) = (job.program, &job.identity, &job.cwd);
-                ship::prepare(&mut scanner, program, identity, sp, source, cwd, rcc_dir)
+                let scan = ship::Scan {
+                    compiler: job.program,
+                    identity: &job.identity,
+                    sp,
+                    source: job.source(),
+                    cwd: &job.cwd,
+                    rcc_dir,
+                };
+                ship::prepare(&mut scanner, &scan)
             });
         (made, "here")
     }

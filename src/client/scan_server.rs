@@ -404,15 +404,15 @@ fn scan(scanner: &mut Scanner, rcc_dir: &Path, req: &Request) -> Reply {
     let Some(source) = plan.source.to_str() else {
         return Reply::Refused("the source name is not UTF-8".into());
     };
-    match ship::prepare(
-        scanner,
-        &req.compiler,
-        &req.identity,
-        &sp,
+    let scan = ship::Scan {
+        compiler: &req.compiler,
+        identity: &req.identity,
+        sp: &sp,
         source,
-        &req.cwd,
+        cwd: &req.cwd,
         rcc_dir,
-    ) {
+    };
+    match ship::prepare(scanner, &scan) {
         Ok(sh) => Reply::Shipped {
             files: sh.files as u32,
             bytes: sh.bytes,
