@@ -1,6 +1,8 @@
-//! Running the real compiler on this machine: finding it on PATH — never rcc again, by any
-//! name, path or copy — and running a command with the user's stdin, stdout and stderr,
-//! passing its exit status through.
+//! Running the real compiler on this machine: finding it on PATH (`Client::find_compiler`) —
+//! never rcc again, by any name, path or copy — and running a command with the user's stdin,
+//! stdout and stderr, passing its exit status through (`Client::run_local`, or
+//! `run_local_now` where a slot is held already: every compile done here, its reason
+//! logged).
 //!
 //! Two rcc programs reachable as `gcc` (a masquerade link in one directory, a copy in
 //! another) would otherwise run each other without end, a process each time. Three rules

@@ -1,23 +1,48 @@
-//! rcc, the client: classify the command, pick a box, preprocess here, send, write the
-//! object back — and compile locally whenever the farm can't, so a build never fails
-//! because of the farm.
+//! rcc, the client: how rcc was called (`run`), and the decision flow of a compile —
+//! classify the command, pick a box, send the job, write the object back — falling back to
+//! compiling here whenever the farm can't, so a build never fails because of the farm. The
+//! steps live in the files below; this one calls them in order: `Client::compile` →
+//! `distributable` → `distribute` → `try_shipped` or `try_preprocessed` → `Next`.
+//!
+//! Which box gets this job: `Client::pick` (`pick.rs`) lists the places of the host list
+//! with the slots each offers now; before each try `Client::usable` leaves out those tried,
+//! offering no slot, backed off or marked (`state.rs`), and `State::pick_wait` takes the free
+//! slot with the most headroom, a box's before this machine's.
+//!
+//! Why this job was compiled here: every local compile goes through `Client::run_local` or
+//! `run_local_now` (`local.rs`), which log `local: <reason>` under `RCC_VERBOSE=1`. The
+//! reason comes from `Client::compile` (called by a compiler rcc started),
+//! `Client::distributable` (not a command a box can do: `args::classify`'s `LocalReason`, an
+//! option probe, the environment), or `Client::distribute` (no `RCC_DIR` or host list, no
+//! box free, or a box's answer that hands the job back: `conclude.rs`); a `localhost` slot
+//! that wins the pick runs it here too.
+//!
+//! A job goes to a box one of two ways. *Shipped*: its sources and headers travel and the
+//! box preprocesses (`ship.rs`, `ship_args.rs`, `Shipping`, `try_shipped`,
+//! `Mark::NoShipping`; `RCC_SHIP=0` turns it off). The wire calls this `Mode::Sources` and
+//! the mark's file in `RCC_DIR/state` is `nosources`: those names stay, for the boxes and
+//! the running builds that read them. *Preprocessed*: this machine preprocesses and the box
+//! compiles the text (`cpp.rs`, `try_preprocessed`, `Mode::Preprocessed`).
 //!
 //! | file | job |
 //! | --- | --- |
-//! | `mod.rs` | how rcc was called, and the decision flow with its fallbacks |
-//! | `pick.rs` | which box gets a job; the slot locks that hold it there |
+//! | `mod.rs` | how rcc was called (`run`), and the decision flow with its fallbacks |
+//! | `job.rs` | one compile as the farm sees it (`Job`): its hello, whether it ships, what it ships |
+//! | `pick.rs` | which box gets a job (`Client::pick`, `Client::usable`, `State::pick_wait`); the slot locks |
 //! | `state.rs` | what a build's rcc processes share in `RCC_DIR/state`: backoff, marks, adverts, speeds, notices |
 //! | `advert.rs` | what boxes say about their slots; `rcc --jobs` |
 //! | `remote.rs` | one exchange with a box |
-//! | `cpp.rs` | local preprocessing |
-//! | `local.rs` | finding and running the real compiler |
+//! | `conclude.rs` | what a box's answer means (`judge`) and what becomes of it (`deliver`, `on_reject`) |
+//! | `cpp.rs` | preprocessing here, streamed to a box; how many at once |
 //! | `names.rs` | the source and directory names gcc records, in the preprocessed text a box compiles as its own file |
+//! | `local.rs` | finding and running the real compiler (`run_local`: every compile done here) |
 //! | `identity.rs` | the master compiler's identity, cached |
-//! | `status.rs` | `rcc --status` |
-//! | `scan.rs` | the files a compile may read, without preprocessing (shipping sources) |
+//! | `ship.rs` | a shipped job: its manifest, the files' content, the `.d` back |
+//! | `scan.rs` | a shipped job's include closure, found without preprocessing |
 //! | `files.rs` | each file's hash and include directives, cached per build by its stamp |
-//! | `ship.rs` | a job that ships its sources: the manifest, the files' content, the `.d` back |
 //! | `scan_server.rs` | the scan server: one process per `RCC_DIR` scanning the build's jobs with what it keeps in memory |
+//! | `status.rs` | `rcc --status` |
+//! | `output.rs` | what rcc writes: its answers, its `rcc:` lines, a box's words, files written whole |
 
 pub mod advert;
 mod conclude;
@@ -218,7 +243,7 @@ impl Settings {
 }
 
 /// Seconds as `12` or `0.5` (to the millisecond). Parsed by hand: float parsing and
-/// printing would add some 30 KB to a binary that must stay small on the boxes.
+/// printing would grow a binary that must stay small on the boxes.
 pub fn parse_seconds(text: &str) -> Option<Duration> {
     let (whole, frac) = text.trim().split_once('.').unwrap_or((text.trim(), ""));
     if whole.is_empty() && frac.is_empty() {

@@ -1,14 +1,17 @@
-//! Which box gets a job, and the slots that hold it there.
+//! Which box gets a job, and the slots that hold it there: `Client::pick` lists the places a
+//! job may go with the slots each offers now (a box's advert, `localhost` only with a CPU
+//! to spare), `Client::usable` leaves out before each try those tried, full, backed off or
+//! marked, and `State::pick_wait` takes a free slot.
 //!
 //! `make -j24` starts 24 rcc processes that know nothing of each other. A job slot on a box
 //! is a lock file (`lock/<host>_<n>`) held with an open-file-description lock for as long as
 //! the job runs, so a crashed rcc frees its slot the moment it dies.
 //!
-//! Which box gets a job: among the boxes with a free slot, the one with the most headroom —
-//! its free share of its slots, scaled by its recent speed against the fastest box's — so
-//! load spreads by what the boxes can take, not by their place in the list, and a box that
-//! got slow (throttling it cannot see, a noisy neighbour) gets fewer jobs until it speeds
-//! up. This machine only when no box has a free slot.
+//! The slot taken: among the boxes with a free slot, the one with the most headroom — its
+//! free share of its slots, scaled by its recent speed against the fastest box's — so load
+//! spreads by what the boxes can take, not by their place in the list, and a box that got
+//! slow (throttling it cannot see, a noisy neighbour) gets fewer jobs until it speeds up.
+//! This machine only when no box has a free slot.
 
 use super::state::{Mark, State};
 use super::{advert, conclude, Client};

@@ -1,8 +1,9 @@
-//! Which files a compile may read, found without preprocessing: the source, the files the
-//! compiler includes on its own (`stdc-predef.h`, `-include`, `-imacros`), and everything
-//! reachable from them through include directives, each looked up the way gcc looks it up
-//! (the includer's directory for `"..."`, then the quote paths, then the bracket chain; an
-//! `#include_next` continues after the directory its includer came from).
+//! Which files a compile may read, found without preprocessing (`include_closure`): the
+//! source, the files the compiler includes on its own (`stdc-predef.h`, `-include`,
+//! `-imacros`), and everything reachable from them through include directives, each looked
+//! up the way gcc looks it up (the includer's directory for `"..."`, then the quote paths,
+//! then the bracket chain; an `#include_next` continues after the directory its includer
+//! came from).
 //!
 //! The search paths are the compiler's own answer (`gcc ARGS -v -M` on an empty input): gcc
 //! drops missing and duplicate directories and knows its system directories, so asking it is
