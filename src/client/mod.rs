@@ -449,14 +449,16 @@ fn status(env: &dyn Env, kv: bool, watch: bool) -> u8 {
 /// busy, the scan does not leave the slot that frees up idle (a box would wait for the
 /// master's scan otherwise).
 fn scan_first(farm: &Farm, state: &State, shipping: &Shipping) -> bool {
+    if !matches!(shipping, Shipping::Planned(_)) {
+        return false;
+    }
     let now = SystemTime::now();
-    let planned = matches!(shipping, Shipping::Planned(_));
     let local_slot = farm.candidates.iter().any(|c| !c.remote && c.limit > 0);
     let some_box_takes_shipped = farm
         .candidates
         .iter()
         .any(|c| c.remote && state.marked(Mark::NoShipping, &c.key, now).is_none());
-    planned && !local_slot && some_box_takes_shipped
+    !local_slot && some_box_takes_shipped
 }
 
 /// A compile, as `run` hands it over: the environment, the settings read from it, and the
@@ -505,6 +507,8 @@ impl Client<'_> {
         }
     }
 
+    /// Compiles one command (`compiler` found as rcc was called): on a box when it can, here
+    /// otherwise. Returns the exit code.
     fn compile(
         &mut self,
         argv0: &OsStr,
