@@ -739,27 +739,107 @@ pub(crate) fn texts(args: &[OsString]) -> Result<Vec<&str>, LocalReason> {
 /// Decides whether `gcc ARGS…` (`args` without the program name) may be compiled on a box.
 pub fn classify(args: &[OsString]) -> Result<Plan, LocalReason> {
     let args = texts(args)?;
-    let mut cpp: Vec<&str> = Vec::with_capacity(args.len() + 4);
-    let mut remote: Vec<&str> = Vec::with_capacity(args.len());
-    let mut stages: Vec<Stage> = Vec::new();
-    let mut outputs: Vec<&str> = Vec::new();
-    // Inputs with the language gcc gives them (`None`: not one of ours).
-    let mut inputs: Vec<(&str, Option<Lang>)> = Vec::new();
-    let mut x_lang: Option<Lang> = None;
-    let mut deps = Deps::default();
-    let mut fallthrough = Fallthrough::default();
-    let mut debug = false;
+    let mut seen = Seen::walk(&args)?;
+    let one = seen.one_compile()?;
+    let extra = dep_file_args(&seen.deps, one.output)?;
+    // Directives only: the master runs `#include`/`#if` and the box expands the macros.
+    // Cheaper here (no macro expansion, the master's scarce CPU), and the object and the
+    // diagnostics are exactly gcc's: comments (fall-through markers) survive and columns do
+    // not shift. Its one trace is `-fdirectives-only` in DW_AT_producer, so with debug info
+    // full preprocessing is kept — unless gcc reads fall-through comments, where right
+    // warnings matter more than a producer string.
+    let directives_only = matches!(one.lang, Lang::C | Lang::Cxx)
+        && (!seen.debug || seen.fallthrough.reads_comments());
+    if directives_only {
+        seen.cpp.push("-fdirectives-only");
+        seen.remote.push("-fpreprocessed");
+        seen.remote.push("-fdirectives-only");
+    }
 
-    let mut i = 0;
-    while i < args.len() {
-        let arg = args[i];
-        if arg == "-" || !arg.starts_with('-') {
-            inputs.push((arg, x_lang.or_else(|| Lang::from_name(arg))));
-            cpp.push(arg);
-            i += 1;
-            continue;
+    // Whatever the rules above let through, a box applies its own: a job it would refuse is
+    // compiled here at once, without the round trip.
+    let wire: Vec<Vec<u8>> = seen.remote.iter().map(|a| a.as_bytes().to_vec()).collect();
+    if let Err(why) = crate::box_args::BoxArgs::parse(&wire) {
+        return Err(LocalReason::BoxRefuses(why.to_string()));
+    }
+
+    let os = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+    let cpp_args = (!one.lang.is_preprocessed()).then(|| {
+        let mut all = os(&seen.cpp);
+        all.extend(extra.into_iter().map(OsString::from));
+        all
+    });
+    Ok(Plan {
+        source: one.source.into(),
+        output: one
+            .output
+            .map_or_else(|| default_output(one.source, one.stage), str::to_string)
+            .into(),
+        lang: one.lang,
+        stage: one.stage,
+        cpp_args,
+        remote_args: os(&seen.remote),
+        remote_input_ext: one.lang.remote_input_ext(),
+    })
+}
+
+/// What `classify` found walking a command's arguments: the two argument lists so far and
+/// what decides the rest.
+#[derive(Default)]
+struct Seen<'a> {
+    /// For the local preprocessing and for the box, in order (see `Plan`).
+    cpp: Vec<&'a str>,
+    remote: Vec<&'a str>,
+    stages: Vec<Stage>,
+    outputs: Vec<&'a str>,
+    /// Inputs with the language gcc gives them (`None`: not one of ours).
+    inputs: Vec<(&'a str, Option<Lang>)>,
+    /// The language of the last `-x`.
+    x_lang: Option<Lang>,
+    deps: Deps,
+    fallthrough: Fallthrough,
+    /// Whether the last word on debug info turned it on.
+    debug: bool,
+}
+
+/// The one compile a command is.
+struct OneCompile<'a> {
+    stage: Stage,
+    source: &'a str,
+    lang: Lang,
+    /// The `-o` value; `None`: gcc's default name.
+    output: Option<&'a str>,
+}
+
+impl<'a> Seen<'a> {
+    /// Walks `args` (as text), each input and option taken in, or the reason the command
+    /// stays here.
+    fn walk(args: &[&'a str]) -> Result<Seen<'a>, LocalReason> {
+        let mut seen = Seen {
+            cpp: Vec::with_capacity(args.len() + 4),
+            remote: Vec::with_capacity(args.len()),
+            ..Seen::default()
+        };
+        let mut i = 0;
+        while i < args.len() {
+            let arg = args[i];
+            if arg == "-" || !arg.starts_with('-') {
+                let lang = seen.x_lang.or_else(|| Lang::from_name(arg));
+                seen.inputs.push((arg, lang));
+                seen.cpp.push(arg);
+                i += 1;
+                continue;
+            }
+            i += seen.option(args, i)?;
         }
-        let (class, value, used) = lookup(&args, i)?;
+        Ok(seen)
+    }
+
+    /// Takes in the option at `args[i]`: the lists it joins and what it decides. Returns how
+    /// many arguments it used.
+    fn option(&mut self, args: &[&'a str], i: usize) -> Result<usize, LocalReason> {
+        let arg = args[i];
+        let (class, value, used) = lookup(args, i)?;
         let words = &args[i..i + used];
         let value = value.unwrap_or("");
         let refuse = |why| LocalReason::Flag {
@@ -768,32 +848,32 @@ pub fn classify(args: &[OsString]) -> Result<Plan, LocalReason> {
         };
         match class {
             Class::Stage(stage) => {
-                if !stages.contains(&stage) {
-                    stages.push(stage);
-                    cpp.push("-E");
-                    remote.push(stage.flag());
+                if !self.stages.contains(&stage) {
+                    self.stages.push(stage);
+                    self.cpp.push("-E");
+                    self.remote.push(stage.flag());
                 }
             }
-            Class::Output => outputs.push(value),
+            Class::Output => self.outputs.push(value),
             Class::Language => {
-                x_lang =
+                self.x_lang =
                     Lang::from_x(value).map_err(|()| LocalReason::Language(value.to_string()))?;
-                cpp.extend(words);
+                self.cpp.extend(words);
             }
-            Class::Cpp | Class::Link => cpp.extend(words),
+            Class::Cpp | Class::Link => self.cpp.extend(words),
             Class::Dep(dep) => {
                 match dep {
-                    Dep::Write => deps.driver = true,
-                    Dep::File => deps.file = true,
-                    Dep::Target => deps.target = true,
+                    Dep::Write => self.deps.driver = true,
+                    Dep::File => self.deps.file = true,
+                    Dep::Target => self.deps.target = true,
                     Dep::Other => {}
                 }
-                cpp.extend(words);
+                self.cpp.extend(words);
             }
             Class::WpList => {
                 let writes_deps = wp_list(&arg["-Wp,".len()..]);
-                deps.wp |= writes_deps.ok_or_else(|| refuse(Why::PassesThrough))?;
-                cpp.extend(words);
+                self.deps.wp |= writes_deps.ok_or_else(|| refuse(Why::PassesThrough))?;
+                self.cpp.extend(words);
             }
             Class::WaList if wa_touches_files(&arg["-Wa,".len()..]) => {
                 return Err(refuse(Why::AssemblerFiles));
@@ -807,80 +887,52 @@ pub fn classify(args: &[OsString]) -> Result<Plan, LocalReason> {
                 return Err(refuse(Why::Unrecognized));
             }
             Class::WaList | Class::Both => {
-                fallthrough.note(arg);
-                debug = debug_switch(arg).unwrap_or(debug);
-                cpp.extend(words);
-                remote.extend(words);
+                self.fallthrough.note(arg);
+                self.debug = debug_switch(arg).unwrap_or(self.debug);
+                self.cpp.extend(words);
+                self.remote.extend(words);
             }
             Class::Local(why) => return Err(refuse(why)),
         }
-        i += used;
+        Ok(used)
     }
 
-    let stage = match stages[..] {
-        [] => return Err(LocalReason::Links),
-        [stage] => stage,
-        _ => return Err(LocalReason::BothStages),
-    };
-    if inputs.iter().any(|(name, _)| *name == "-") {
-        return Err(LocalReason::Stdin);
+    /// The one compile the command is: one stage, one source of ours, at most one output
+    /// and not stdout; or the reason it is not.
+    fn one_compile(&self) -> Result<OneCompile<'a>, LocalReason> {
+        let stage = match self.stages[..] {
+            [] => return Err(LocalReason::Links),
+            [stage] => stage,
+            _ => return Err(LocalReason::BothStages),
+        };
+        let inputs = &self.inputs;
+        if inputs.iter().any(|(name, _)| *name == "-") {
+            return Err(LocalReason::Stdin);
+        }
+        if let Some((name, _)) = inputs.iter().find(|(_, lang)| lang.is_none()) {
+            return Err(LocalReason::UnknownInput(name.to_string()));
+        }
+        let (source, lang) = match inputs[..] {
+            [] => return Err(LocalReason::NoSource),
+            [(source, Some(lang))] => (source, lang),
+            _ => return Err(LocalReason::Sources(inputs.len())),
+        };
+        let output = match self.outputs[..] {
+            [] => None,
+            ["-"] => return Err(LocalReason::StdoutOutput),
+            [out] => Some(out),
+            _ => return Err(LocalReason::Outputs(self.outputs.len())),
+        };
+        if lang == Lang::AsmCpp && stage == Stage::Assembly {
+            return Err(LocalReason::AssemblyOfAsm);
+        }
+        Ok(OneCompile {
+            stage,
+            source,
+            lang,
+            output,
+        })
     }
-    if let Some((name, _)) = inputs.iter().find(|(_, lang)| lang.is_none()) {
-        return Err(LocalReason::UnknownInput(name.to_string()));
-    }
-    let (source, lang) = match inputs[..] {
-        [] => return Err(LocalReason::NoSource),
-        [(source, Some(lang))] => (source, lang),
-        _ => return Err(LocalReason::Sources(inputs.len())),
-    };
-    let output = match outputs[..] {
-        [] => None,
-        ["-"] => return Err(LocalReason::StdoutOutput),
-        [out] => Some(out),
-        _ => return Err(LocalReason::Outputs(outputs.len())),
-    };
-    if lang == Lang::AsmCpp && stage == Stage::Assembly {
-        return Err(LocalReason::AssemblyOfAsm);
-    }
-    let extra = dep_file_args(&deps, output)?;
-    // Directives only: the master runs `#include`/`#if` and the box expands the macros.
-    // Cheaper here (no macro expansion, the master's scarce CPU), and the object and the
-    // diagnostics are exactly gcc's: comments (fall-through markers) survive and columns do
-    // not shift. Its one trace is `-fdirectives-only` in DW_AT_producer, so with debug info
-    // full preprocessing is kept — unless gcc reads fall-through comments, where right
-    // warnings matter more than a producer string.
-    let directives_only =
-        matches!(lang, Lang::C | Lang::Cxx) && (!debug || fallthrough.reads_comments());
-    if directives_only {
-        cpp.push("-fdirectives-only");
-        remote.push("-fpreprocessed");
-        remote.push("-fdirectives-only");
-    }
-
-    // Whatever the rules above let through, a box applies its own: a job it would refuse is
-    // compiled here at once, without the round trip.
-    let wire: Vec<Vec<u8>> = remote.iter().map(|a| a.as_bytes().to_vec()).collect();
-    if let Err(why) = crate::box_args::BoxArgs::parse(&wire) {
-        return Err(LocalReason::BoxRefuses(why.to_string()));
-    }
-
-    let os = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
-    let cpp_args = (!lang.is_preprocessed()).then(|| {
-        let mut all = os(&cpp);
-        all.extend(extra.into_iter().map(OsString::from));
-        all
-    });
-    Ok(Plan {
-        source: source.into(),
-        output: output
-            .map_or_else(|| default_output(source, stage), str::to_string)
-            .into(),
-        lang,
-        stage,
-        cpp_args,
-        remote_args: os(&remote),
-        remote_input_ext: lang.remote_input_ext(),
-    })
 }
 
 #[cfg(test)]

@@ -58,13 +58,7 @@ pub fn ship_plan(argv: &[OsString], plan: &Plan) -> Result<ShipPlan, String> {
         deps: None,
         lang,
     };
-    // Dependency options seen: -MD/-MMD (Some(user_only)), -MF, -MT/-MQ, -MP, -Wp,-M(M)D.
-    let mut kind: Option<bool> = None;
-    let mut mf: Option<&str> = None;
-    let (mut mt, mut mq) = (Vec::new(), Vec::new());
-    let mut phony = false;
-    let mut wp: Option<(bool, &str)> = None;
-    let mut outputs_seen = false;
+    let mut deps = DepOptions::default();
     let mut i = 0;
     while i < a.len() {
         let arg = a[i];
@@ -73,129 +67,9 @@ pub fn ship_plan(argv: &[OsString], plan: &Plan) -> Result<ShipPlan, String> {
             i += 1;
             continue;
         }
-        let (class, value, used) = args::lookup(&a, i).map_err(|r| r.to_string())?;
-        let words = &a[i..i + used];
-        let v = value.unwrap_or("");
-        match class {
-            Class::Stage(_) => sp.literal.push(arg.to_string()),
-            Class::Output => outputs_seen = true,
-            Class::Language => {
-                return Err("-x: the box names the source by its suffix".into());
-            }
-            Class::Link => {}
-            Class::Dep(d) => match d {
-                Dep::Write => {
-                    let user_only = arg == "-MMD";
-                    kind = Some(kind.unwrap_or(false) || user_only);
-                }
-                Dep::File => mf = Some(v),
-                Dep::Target if arg.starts_with("-MT") => mt.push(v.to_string()),
-                Dep::Target => mq.push(v.to_string()),
-                Dep::Other => phony = true,
-            },
-            Class::WpList => {
-                let list = &arg["-Wp,".len()..];
-                match list.split_once(',') {
-                    Some((m @ ("-MD" | "-MMD"), file))
-                        if !file.contains(',') && !file.is_empty() =>
-                    {
-                        wp = Some((m == "-MMD", file));
-                    }
-                    _ => {
-                        return Err(format!(
-                            "{arg}: only -Wp,-MD,FILE and -Wp,-MMD,FILE are shipped"
-                        ))
-                    }
-                }
-            }
-            Class::Cpp => {
-                let name = arg.strip_suffix(v).unwrap_or(arg);
-                let name = if used == 2 { arg } else { name };
-                match name {
-                    "-I" | "-isystem" | "-idirafter" | "-iquote" => {
-                        if v == "-" || v.is_empty() {
-                            return Err(format!("{arg} {v}: not a directory rcc follows"));
-                        }
-                        if name == "-I" {
-                            sp.user_dirs.push(v.to_string());
-                        }
-                        sp.probe_args.extend(words.iter().map(OsString::from));
-                    }
-                    "-include" | "-imacros" => {
-                        sp.includes.push((name.to_string(), v.to_string()));
-                        sp.probe_args.extend(words.iter().map(OsString::from));
-                    }
-                    "-D" | "-U" | "-A" => sp.literal.push(format!("{name}{v}")),
-                    "-nostdinc" | "-nostdinc++" | "-isysroot" => {
-                        sp.probe_args.extend(words.iter().map(OsString::from))
-                    }
-                    _ if arg.starts_with("--sysroot") => {
-                        sp.probe_args.extend(words.iter().map(OsString::from))
-                    }
-                    "-undef" | "-trigraphs" => {
-                        sp.literal.push(arg.to_string());
-                        sp.probe_args.push(arg.into());
-                    }
-                    _ if arg.starts_with("-finput-charset=") => sp.literal.push(arg.to_string()),
-                    _ => return Err(format!("{arg} is preprocessed here")),
-                }
-            }
-            Class::Both | Class::WaList => {
-                sp.literal.extend(words.iter().map(|w| w.to_string()));
-                sp.probe_args.extend(words.iter().map(OsString::from));
-            }
-            Class::Local(_) => return Err(format!("{arg} stays local")),
-        }
-        i += used;
+        i += option(&mut sp, &mut deps, &a, i)?;
     }
-    let stem_o = args::default_output(source, Stage::Object);
-    sp.deps = match (kind, wp) {
-        (Some(_), Some(_)) => return Err("-Wp,-MD together with -MD or -MMD".into()),
-        (Some(user_only), None) => {
-            let file = match mf {
-                Some(f) => f.to_string(),
-                None if outputs_seen => args::dep_file_for(output),
-                None => {
-                    let stem = stem_o.strip_suffix(".o").unwrap_or(&stem_o);
-                    format!("{stem}.d")
-                }
-            };
-            if mt.is_empty() && mq.is_empty() {
-                // The driver's own target: the output, or cc1's default without `-o`.
-                mq.push(if outputs_seen {
-                    output.to_string()
-                } else {
-                    stem_o.clone()
-                });
-            }
-            Some(DepPlan {
-                file,
-                request: DepRequest {
-                    user_only,
-                    mt,
-                    mq,
-                    phony,
-                },
-            })
-        }
-        // cc1's own: the file given, and cc1's default target (without `-o`'s directory),
-        // unless -MT/-MQ say otherwise.
-        (None, Some((user_only, file))) => {
-            if mt.is_empty() && mq.is_empty() {
-                mq.push(stem_o.clone());
-            }
-            Some(DepPlan {
-                file: file.to_string(),
-                request: DepRequest {
-                    user_only,
-                    mt,
-                    mq,
-                    phony,
-                },
-            })
-        }
-        (None, None) => None,
-    };
+    sp.deps = deps.plan(source, output)?;
     if sp
         .literal
         .iter()
@@ -212,6 +86,169 @@ pub fn ship_plan(argv: &[OsString], plan: &Plan) -> Result<ShipPlan, String> {
         .and_then(|a| a.check_for_sources())
         .map_err(|e| format!("a box would refuse it: {e}"))?;
     Ok(sp)
+}
+
+/// The dependency-file options a command gave.
+#[derive(Default)]
+struct DepOptions<'a> {
+    /// `-MD` or `-MMD`: whether only user headers are listed (`-MMD` anywhere).
+    kind: Option<bool>,
+    /// `-MF`.
+    mf: Option<&'a str>,
+    /// `-MT` and `-MQ` values, in order.
+    mt: Vec<String>,
+    mq: Vec<String>,
+    /// `-MP`.
+    phony: bool,
+    /// `-Wp,-MD,FILE` or `-Wp,-MMD,FILE`: whether `-MMD`, and the file.
+    wp: Option<(bool, &'a str)>,
+    /// Whether the command has `-o`.
+    outputs_seen: bool,
+}
+
+/// Takes the option at `a[i]` into `sp` and `deps`. Returns how many arguments it used;
+/// `Err` when this mode does not reproduce it.
+fn option<'a>(
+    sp: &mut ShipPlan,
+    deps: &mut DepOptions<'a>,
+    a: &[&'a str],
+    i: usize,
+) -> Result<usize, String> {
+    let arg = a[i];
+    let (class, value, used) = args::lookup(a, i).map_err(|r| r.to_string())?;
+    let words = &a[i..i + used];
+    let v = value.unwrap_or("");
+    match class {
+        Class::Stage(_) => sp.literal.push(arg.to_string()),
+        Class::Output => deps.outputs_seen = true,
+        Class::Language => {
+            return Err("-x: the box names the source by its suffix".into());
+        }
+        Class::Link => {}
+        Class::Dep(d) => match d {
+            Dep::Write => {
+                let user_only = arg == "-MMD";
+                deps.kind = Some(deps.kind.unwrap_or(false) || user_only);
+            }
+            Dep::File => deps.mf = Some(v),
+            Dep::Target if arg.starts_with("-MT") => deps.mt.push(v.to_string()),
+            Dep::Target => deps.mq.push(v.to_string()),
+            Dep::Other => deps.phony = true,
+        },
+        Class::WpList => {
+            let list = &arg["-Wp,".len()..];
+            match list.split_once(',') {
+                Some((m @ ("-MD" | "-MMD"), file)) if !file.contains(',') && !file.is_empty() => {
+                    deps.wp = Some((m == "-MMD", file));
+                }
+                _ => {
+                    return Err(format!(
+                        "{arg}: only -Wp,-MD,FILE and -Wp,-MMD,FILE are shipped"
+                    ))
+                }
+            }
+        }
+        Class::Cpp => cpp_option(sp, words, v)?,
+        Class::Both | Class::WaList => {
+            sp.literal.extend(words.iter().map(|w| w.to_string()));
+            sp.probe_args.extend(words.iter().map(OsString::from));
+        }
+        Class::Local(_) => return Err(format!("{arg} stays local")),
+    }
+    Ok(used)
+}
+
+/// Takes a preprocessing option (`words`, its value `v`) into `sp`: where the compiler
+/// searches goes to the probe, macros to the box's command line, the `-include` files to
+/// the manifest. `Err` for what this mode does not reproduce.
+fn cpp_option(sp: &mut ShipPlan, words: &[&str], v: &str) -> Result<(), String> {
+    let arg = words[0];
+    let name = arg.strip_suffix(v).unwrap_or(arg);
+    let name = if words.len() == 2 { arg } else { name };
+    match name {
+        "-I" | "-isystem" | "-idirafter" | "-iquote" => {
+            if v == "-" || v.is_empty() {
+                return Err(format!("{arg} {v}: not a directory rcc follows"));
+            }
+            if name == "-I" {
+                sp.user_dirs.push(v.to_string());
+            }
+            sp.probe_args.extend(words.iter().map(OsString::from));
+        }
+        "-include" | "-imacros" => {
+            sp.includes.push((name.to_string(), v.to_string()));
+            sp.probe_args.extend(words.iter().map(OsString::from));
+        }
+        "-D" | "-U" | "-A" => sp.literal.push(format!("{name}{v}")),
+        "-nostdinc" | "-nostdinc++" | "-isysroot" => {
+            sp.probe_args.extend(words.iter().map(OsString::from))
+        }
+        _ if arg.starts_with("--sysroot") => sp.probe_args.extend(words.iter().map(OsString::from)),
+        "-undef" | "-trigraphs" => {
+            sp.literal.push(arg.to_string());
+            sp.probe_args.push(arg.into());
+        }
+        _ if arg.starts_with("-finput-charset=") => sp.literal.push(arg.to_string()),
+        _ => return Err(format!("{arg} is preprocessed here")),
+    }
+    Ok(())
+}
+
+impl DepOptions<'_> {
+    /// The dependency file a local compile of `source` (to `output`) would write, and how
+    /// the box makes it; `None` when it writes none.
+    fn plan(self, source: &str, output: &str) -> Result<Option<DepPlan>, String> {
+        let DepOptions {
+            kind,
+            mf,
+            mt,
+            mut mq,
+            phony,
+            wp,
+            outputs_seen,
+        } = self;
+        let stem_o = args::default_output(source, Stage::Object);
+        let (user_only, file) = match (kind, wp) {
+            (Some(_), Some(_)) => return Err("-Wp,-MD together with -MD or -MMD".into()),
+            (None, None) => return Ok(None),
+            (Some(user_only), None) => {
+                let file = match mf {
+                    Some(f) => f.to_string(),
+                    None if outputs_seen => args::dep_file_for(output),
+                    None => {
+                        let stem = stem_o.strip_suffix(".o").unwrap_or(&stem_o);
+                        format!("{stem}.d")
+                    }
+                };
+                if mt.is_empty() && mq.is_empty() {
+                    // The driver's own target: the output, or cc1's default without `-o`.
+                    mq.push(if outputs_seen {
+                        output.to_string()
+                    } else {
+                        stem_o.clone()
+                    });
+                }
+                (user_only, file)
+            }
+            // cc1's own: the file given, and cc1's default target (without `-o`'s
+            // directory), unless -MT/-MQ say otherwise.
+            (None, Some((user_only, file))) => {
+                if mt.is_empty() && mq.is_empty() {
+                    mq.push(stem_o.clone());
+                }
+                (user_only, file.to_string())
+            }
+        };
+        Ok(Some(DepPlan {
+            file,
+            request: DepRequest {
+                user_only,
+                mt,
+                mq,
+                phony,
+            },
+        }))
+    }
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 //! seconds; every accepted job refreshes it for free. An explicit `/LIMIT` wins.
 //! Also `rcc --jobs`: the `-j` that keeps such a farm full.
 
-use super::pick::{Advert, State};
 use super::remote::{self, Failure, Timeouts};
+use super::state::{Advert, State};
 use crate::hosts::{HostKind, HostList, HostSpec};
 use std::time::SystemTime;
 
@@ -74,7 +74,7 @@ pub fn box_slots(
 /// build's other rcc processes then need not ask.
 pub fn note_accept(state: &State, key: &str, a: Advert, now: SystemTime) {
     match state.advert(key, now) {
-        Some((old, age)) if old == a && age < super::pick::ADVERT_FOR / 2 => {}
+        Some((old, age)) if old == a && age < super::state::ADVERT_FOR / 2 => {}
         _ => {
             let _ = state.save_advert(key, a, now);
         }

@@ -4,11 +4,12 @@
 //! rewritten during the build (the kernel's `autoconf.h`) is read again. ctime is in the key
 //! because no tool can set it: `touch -d` can make new content look old, not unchanged.
 //!
-//! One log per source directory, not one entry per file: a kernel job reads ~700 headers
-//! from ~40 directories, and opening 700 small files was most of what a shipped job cost the
-//! master. Each rcc process appends what it learned as one `write` (atomic between
-//! appenders on a local file system; each record carries a checksum for the others), reads
-//! the newest record per file, and rewrites a log that is mostly stale records.
+//! One log per source directory, not one entry per file: a kernel job reads hundreds of
+//! headers from far fewer directories, and opening a small file for each was most of what a
+//! shipped job cost the master. Each rcc process appends what it learned as one `write`
+//! (atomic between appenders on a local file system; each record carries a checksum for the
+//! others), reads the newest record per file, and rewrites a log that is mostly stale
+//! records.
 
 use crate::fasthash::FastMap;
 use crate::includes::{self, Directive, Form};

@@ -36,6 +36,6 @@ pub fn get(path: &Path, state_dir: &Path) -> io::Result<String> {
     }
     let id = compiler::probe_identity(&real)?;
     // A cache: if it cannot be written, the next job asks the compiler again.
-    let _ = super::write_atomically(&file, format!("{stamp}\n{id}\n").as_bytes());
+    let _ = super::output::write_atomically(&file, format!("{stamp}\n{id}\n").as_bytes());
     Ok(id)
 }

@@ -1,6 +1,8 @@
-//! Running the real compiler on this machine: finding it on PATH — never rcc again, by any
-//! name, path or copy — and running a command with the user's stdin, stdout and stderr,
-//! passing its exit status through.
+//! Running the real compiler on this machine: finding it on PATH (`Client::find_compiler`) —
+//! never rcc again, by any name, path or copy — and running a command with the user's stdin,
+//! stdout and stderr, passing its exit status through (`Client::run_local`, or
+//! `run_local_now` where a slot is held already: every compile done here, its reason
+//! logged).
 //!
 //! Two rcc programs reachable as `gcc` (a masquerade link in one directory, a copy in
 //! another) would otherwise run each other without end, a process each time. Three rules
@@ -13,13 +15,16 @@
 //!   them) compiles here with a compiler not on that list; one more level and it stops with
 //!   one message instead of starting anything.
 
+use super::{load_hosts, Client};
 use crate::exit;
+use crate::hosts::HostKind;
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Read};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// Set in the environment of every program rcc starts: the compilers the rcc processes
 /// above it ran, canonical, one per line. An rcc that finds it set was started, through
@@ -190,4 +195,87 @@ pub fn run(program: &Path, args: &[OsString]) -> io::Result<u8> {
         .stdin(Stdio::inherit())
         .status()?;
     Ok(exit::from_status(status))
+}
+
+impl Client<'_> {
+    /// The real compiler for `compiler`, never rcc itself; `Err(exit code)` once the reason
+    /// is said.
+    pub(super) fn find_compiler(
+        &self,
+        argv0: &OsStr,
+        compiler: &OsStr,
+        masquerade: bool,
+        ran: &[PathBuf],
+    ) -> Result<PathBuf, u8> {
+        let me = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.canonicalize().ok());
+        let path = self.env.var_os("PATH");
+        let lookup = Lookup {
+            path: path.as_deref(),
+            me: me.as_deref(),
+            own_dir: masquerade
+                .then(|| own_dir(argv0, path.as_deref(), me.as_deref()))
+                .flatten(),
+            ran,
+        };
+        let Some(program) = lookup.find(compiler) else {
+            eprintln!(
+                "rcc: cannot find the compiler \"{}\" on PATH{}{}",
+                compiler.to_string_lossy(),
+                if masquerade {
+                    " after rcc's own directory"
+                } else {
+                    ""
+                },
+                match ran.last().filter(|p| p.is_absolute()) {
+                    Some(p) => format!(" (other than rcc, and {} which ran rcc)", p.display()),
+                    None => " (other than rcc)".into(),
+                }
+            );
+            return Err(exit::COMPILER_MISSING);
+        };
+        if is_rcc(&program, me.as_deref()) {
+            eprintln!(
+                "rcc: \"{}\" is rcc itself; name the real compiler (rcc gcc ...)",
+                program.display()
+            );
+            return Err(exit::RECURSION);
+        }
+        Ok(program)
+    }
+
+    /// Compiles here, unchanged, holding one of this machine's slots (the host list's, else
+    /// one per CPU), and says why under `RCC_VERBOSE`.
+    pub(super) fn run_local(&self, program: &Path, args: &[OsString], reason: &str) -> u8 {
+        let limit = load_hosts(self.env)
+            .ok()
+            .and_then(|l| {
+                l.local_slots.or_else(|| {
+                    l.hosts
+                        .iter()
+                        .find(|h| matches!(h.kind, HostKind::Local))
+                        .and_then(|h| h.limit)
+                })
+            })
+            .unwrap_or_else(|| crate::sys::online_cpus() as u32);
+        let deadline = Instant::now() + Duration::from_secs(3600);
+        let _slot = self
+            .state()
+            .and_then(|state| state.lock_local(limit.max(1), deadline).ok().flatten());
+        self.run_local_now(program, args, reason)
+    }
+
+    /// Compiles here, unchanged, at once (the caller holds a slot, or needs none), and says
+    /// why under `RCC_VERBOSE`.
+    pub(super) fn run_local_now(&self, program: &Path, args: &[OsString], reason: &str) -> u8 {
+        self.log(format!("local: {reason}"));
+        match run(program, args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("rcc: cannot run {}: {e}", program.display());
+                exit::COMPILER_MISSING
+            }
+        }
+    }
 }

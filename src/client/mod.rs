@@ -1,44 +1,85 @@
-//! rcc, the client: classify the command, pick a box, preprocess here, send, write the
-//! object back — and compile locally whenever the farm can't, so a build never fails
-//! because of the farm.
+//! rcc, the client: how rcc was called (`run`), and the decision flow of a compile —
+//! classify the command, pick a box, send the job, write the object back — falling back to
+//! compiling here whenever the farm can't, so a build never fails because of the farm. The
+//! steps live in the files below; this one calls them in order: `Client::compile` →
+//! `distributable` → `distribute` → `try_shipped` or `try_preprocessed` → `Next`.
+//!
+//! Which box gets this job: `Client::pick` (`pick.rs`) lists the places of the host list
+//! with the slots each offers now; before each try `Client::usable` leaves out those tried,
+//! offering no slot, backed off or marked (`state.rs`), and `State::pick_wait` takes the free
+//! slot with the most headroom, a box's before this machine's.
+//!
+//! Why this job was compiled here: every local compile goes through `Client::run_local` or
+//! `run_local_now` (`local.rs`), which log `local: <reason>` under `RCC_VERBOSE=1`. The
+//! reason comes from `Client::compile` (called by a compiler rcc started),
+//! `Client::distributable` (not a command a box can do: `args::classify`'s `LocalReason`, an
+//! option probe, the environment), or `Client::distribute` (no `RCC_DIR` or host list, no
+//! box free, or a box's answer that hands the job back: `conclude.rs`); a `localhost` slot
+//! that wins the pick runs it here too.
+//!
+//! A job goes to a box one of two ways. *Shipped*: its sources and headers travel and the
+//! box preprocesses (`ship.rs`, `ship_args.rs`, `Shipping`, `try_shipped`,
+//! `Mark::NoShipping`; `RCC_SHIP=0` turns it off). The wire calls this `Mode::Sources` and
+//! the mark's file in `RCC_DIR/state` is `nosources`: those names stay, for the boxes and
+//! the running builds that read them. *Preprocessed*: this machine preprocesses and the box
+//! compiles the text (`cpp.rs`, `try_preprocessed`, `Mode::Preprocessed`).
 //!
 //! | file | job |
 //! | --- | --- |
-//! | `mod.rs` | how rcc was called, and the decision flow with its fallbacks |
-//! | `pick.rs` | slots, locks, backoff, marks and speeds shared by a build's rcc processes; which box gets a job |
+//! | `mod.rs` | how rcc was called (`run`), and the decision flow with its fallbacks |
+//! | `job.rs` | one compile as the farm sees it (`Job`): its hello, whether it ships, what it ships |
+//! | `pick.rs` | which box gets a job (`Client::pick`, `Client::usable`, `State::pick_wait`); the slot locks |
+//! | `state.rs` | what a build's rcc processes share in `RCC_DIR/state`: backoff, marks, adverts, speeds, notices |
 //! | `advert.rs` | what boxes say about their slots; `rcc --jobs` |
 //! | `remote.rs` | one exchange with a box |
-//! | `cpp.rs` | local preprocessing |
-//! | `local.rs` | finding and running the real compiler |
+//! | `conclude.rs` | what a box's answer means (`judge`) and what becomes of it (`deliver`, `on_reject`) |
+//! | `cpp.rs` | preprocessing here, streamed to a box; how many at once |
 //! | `names.rs` | the source and directory names gcc records, in the preprocessed text a box compiles as its own file |
+//! | `local.rs` | finding and running the real compiler (`run_local`: every compile done here) |
 //! | `identity.rs` | the master compiler's identity, cached |
-//! | `status.rs` | `rcc --status` |
-//! | `scan.rs` | the files a compile may read, without preprocessing (shipping sources) |
+//! | `ship.rs` | a shipped job: its manifest, the files' content, the `.d` back |
+//! | `scan.rs` | a shipped job's include closure, found without preprocessing |
 //! | `files.rs` | each file's hash and include directives, cached per build by its stamp |
-//! | `ship.rs` | a job that ships its sources: the manifest, the files' content, the `.d` back |
-//! | `server.rs` | the scan server: one process per `RCC_DIR` scanning the build's jobs with what it keeps in memory |
+//! | `scan_server.rs` | the scan server: one process per `RCC_DIR` scanning the build's jobs with what it keeps in memory |
+//! | `status.rs` | `rcc --status` |
+//! | `output.rs` | what rcc writes: its answers, its `rcc:` lines, a box's words, files written whole |
 
 pub mod advert;
+mod conclude;
 pub mod cpp;
 pub mod files;
 pub mod identity;
+mod job;
 pub mod local;
 pub mod names;
+mod output;
 pub mod pick;
 pub mod remote;
 pub mod scan;
-pub mod server;
+pub mod scan_server;
 pub mod ship;
+pub mod state;
 pub mod status;
 
-use crate::args::{self, Plan, Stage};
+/// `scan_server`'s old name, kept while `tests/scan_server.rs` still says
+/// `rcc::client::server`.
+#[doc(hidden)]
+pub use scan_server as server;
+
+use crate::args::{self, Plan};
 use crate::exit;
-use crate::hosts::{self, HostKind, HostList, HostSpec};
-use crate::protocol::{Exit, JobRequest, Mode, RejectReason};
-use pick::{Candidate, State};
+use crate::hosts::{self, HostList, HostSpec};
+use crate::protocol::{JobRequest, RejectReason};
+use crate::ship_args::ShipPlan;
+use conclude::Attempt;
+use cpp::Streamed;
+use job::Job;
+use output::{out, say_once, say_skipped};
+use pick::{Candidate, Farm, Pick};
 use remote::{Failure, Timeouts};
+use ship::Shipment;
+use state::{Mark, Notice, State};
 use std::ffi::{OsStr, OsString};
-use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -81,7 +122,7 @@ pub enum Invocation {
     Version,
     Help,
     ShowHosts,
-    /// `rcc --scan-server`: what rcc starts for itself (see `server`).
+    /// `rcc --scan-server`: what rcc starts for itself (see `scan_server`).
     ScanServer,
 }
 
@@ -202,7 +243,7 @@ impl Settings {
 }
 
 /// Seconds as `12` or `0.5` (to the millisecond). Parsed by hand: float parsing and
-/// printing would add some 30 KB to a binary that must stay small on the boxes.
+/// printing would grow a binary that must stay small on the boxes.
 pub fn parse_seconds(text: &str) -> Option<Duration> {
     let (whole, frac) = text.trim().split_once('.').unwrap_or((text.trim(), ""));
     if whole.is_empty() && frac.is_empty() {
@@ -304,22 +345,10 @@ pub fn run(argv: Vec<OsString>, env: &dyn Env) -> u8 {
             out(&format!("rcc {}\n", env!("CARGO_PKG_VERSION")));
             0
         }
-        Invocation::ShowHosts => match load_hosts(env) {
-            Ok(list) => {
-                say_skipped(&list);
-                for h in &list.hosts {
-                    out(&format!("{}\n", h.token));
-                }
-                0
-            }
-            Err(e) => {
-                eprintln!("rcc: {e}");
-                exit::BAD_ARGUMENTS
-            }
-        },
+        Invocation::ShowHosts => show_hosts(env),
         Invocation::ScanServer => {
             let settings = Settings::load(env);
-            match server::serve(&settings.rcc_dir) {
+            match scan_server::serve(&settings.rcc_dir) {
                 Ok(()) => 0,
                 Err(e) => {
                     eprintln!("rcc --scan-server: {e}");
@@ -327,52 +356,12 @@ pub fn run(argv: Vec<OsString>, env: &dyn Env) -> u8 {
                 }
             }
         }
-        Invocation::Jobs => {
-            let settings = Settings::load(env);
-            let list = match load_hosts(env) {
-                Ok(l) => l,
-                Err(e) => {
-                    eprintln!("rcc: {e}");
-                    return exit::BAD_ARGUMENTS;
-                }
-            };
-            say_skipped(&list);
-            let (jobs, notes) = advert::make_jobs(&list, settings.timeouts);
-            for n in notes {
-                eprintln!("rcc: {n}");
-            }
-            out(&format!("{jobs}\n"));
-            0
-        }
+        Invocation::Jobs => jobs(env),
         Invocation::BadUsage(e) => {
             eprintln!("rcc: {e}\n\n{USAGE}");
             exit::BAD_ARGUMENTS
         }
-        Invocation::Status { kv, watch } => {
-            let settings = Settings::load(env);
-            let list = match load_hosts(env) {
-                Ok(l) => l,
-                Err(e) => {
-                    eprintln!("rcc: {e}");
-                    return exit::BAD_ARGUMENTS;
-                }
-            };
-            say_skipped(&list);
-            if watch {
-                return status::watch(&list, settings.timeouts, kv);
-            }
-            let rows = status::collect(&list, settings.timeouts);
-            if kv {
-                out(&status::render_kv(&rows));
-            } else {
-                out(&status::render_table(&rows));
-            }
-            // On stderr, so scripts reading the kv lines still see them.
-            for w in status::clones(&rows) {
-                eprintln!("rcc: {w}");
-            }
-            0
-        }
+        Invocation::Status { kv, watch } => status(env, kv, watch),
         Invocation::Compile {
             compiler,
             args,
@@ -390,34 +379,123 @@ pub fn run(argv: Vec<OsString>, env: &dyn Env) -> u8 {
     }
 }
 
+/// The host list for a command a user typed, its left-out entries said; `Err(exit code)`
+/// once the reason is said.
+fn typed_hosts(env: &dyn Env) -> Result<HostList, u8> {
+    match load_hosts(env) {
+        Ok(list) => {
+            say_skipped(&list);
+            Ok(list)
+        }
+        Err(e) => {
+            eprintln!("rcc: {e}");
+            Err(exit::BAD_ARGUMENTS)
+        }
+    }
+}
+
+/// `rcc --show-hosts`.
+fn show_hosts(env: &dyn Env) -> u8 {
+    let list = match typed_hosts(env) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    for h in &list.hosts {
+        out(&format!("{}\n", h.token));
+    }
+    0
+}
+
+/// `rcc --jobs`.
+fn jobs(env: &dyn Env) -> u8 {
+    let settings = Settings::load(env);
+    let list = match typed_hosts(env) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let (jobs, notes) = advert::make_jobs(&list, settings.timeouts);
+    for n in notes {
+        eprintln!("rcc: {n}");
+    }
+    out(&format!("{jobs}\n"));
+    0
+}
+
+/// `rcc --status`.
+fn status(env: &dyn Env, kv: bool, watch: bool) -> u8 {
+    let settings = Settings::load(env);
+    let list = match typed_hosts(env) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    if watch {
+        return status::watch(&list, settings.timeouts, kv);
+    }
+    let rows = status::collect(&list, settings.timeouts);
+    if kv {
+        out(&status::render_kv(&rows));
+    } else {
+        out(&status::render_table(&rows));
+    }
+    // On stderr, so scripts reading the kv lines still see them.
+    for w in status::clones(&rows) {
+        eprintln!("rcc: {w}");
+    }
+    0
+}
+
+/// Whether a job that plans to ship is scanned before it waits for a slot: when it will go
+/// to a box (no local slot, and a box that takes shipped jobs). Done while every box is
+/// busy, the scan does not leave the slot that frees up idle (a box would wait for the
+/// master's scan otherwise).
+fn scan_first(farm: &Farm, state: &State, shipping: &Shipping) -> bool {
+    if !matches!(shipping, Shipping::Planned(_)) {
+        return false;
+    }
+    let now = SystemTime::now();
+    let local_slot = farm.candidates.iter().any(|c| !c.remote && c.limit > 0);
+    let some_box_takes_shipped = farm
+        .candidates
+        .iter()
+        .any(|c| c.remote && state.marked(Mark::NoShipping, &c.key, now).is_none());
+    !local_slot && some_box_takes_shipped
+}
+
+/// A compile, as `run` hands it over: the environment, the settings read from it, and the
+/// clock of the `RCC_VERBOSE` log. Its methods live with their jobs (see the table above).
 struct Client<'a> {
     env: &'a dyn Env,
     settings: Settings,
     started: Instant,
 }
 
-/// The preprocessor's run while streaming to a box.
-enum Streamed {
-    /// The text went to the box (`result` is the box's answer) and is kept for a retry.
-    Sent {
-        text: Vec<u8>,
-        result: Result<(crate::protocol::Done, remote::Traffic), Failure>,
-    },
-    /// The preprocessor failed: the user's error, already shown; exit with this code.
-    UserError(u8),
-}
-
-/// What to do after one attempt on a box.
+/// What to do after one try on a box.
 enum Next {
     /// Done: exit with this code.
     Exit(u8),
     /// Try another box (this one was backed off or marked as needed).
     Another,
+    /// Pick again, this box included, and send the job preprocessed: the box refused its
+    /// sources.
+    Preprocess,
     /// Compile locally: the job cannot be distributed after all.
     Local(String),
 }
 
+/// Where a job stands on shipping its sources (the box preprocesses them) instead of being
+/// preprocessed here.
+enum Shipping {
+    /// It is preprocessed here: the job or the user said so, or its scan or a box did.
+    Off,
+    /// It ships once scanned (`Client::scan`).
+    Planned(ShipPlan),
+    /// Scanned: what it ships.
+    Scanned(Shipment),
+}
+
 impl Client<'_> {
+    /// Says `msg` on stderr under `RCC_VERBOSE=1`, with the process and the time since it
+    /// started.
     fn log(&self, msg: impl AsRef<str>) {
         if self.settings.verbose {
             eprintln!(
@@ -429,6 +507,8 @@ impl Client<'_> {
         }
     }
 
+    /// Compiles one command (`compiler` found as rcc was called): on a box when it can, here
+    /// otherwise. Returns the exit code.
     fn compile(
         &mut self,
         argv0: &OsStr,
@@ -457,62 +537,16 @@ impl Client<'_> {
             // ccache between us): compile here, with a compiler no rcc above has run.
             return self.run_local_now(&program, &args, "called from a compiler rcc started");
         }
-        let verdict = self.distributable(&program, &args);
-        let (plan, name) = match verdict {
+        // Why a job is compiled here: the command is not one a box can do (`distributable`),
+        // or the farm cannot take it (`distribute`); the reason is logged by `run_local`.
+        let (plan, name) = match self.distributable(&program, &args) {
             Ok(x) => x,
             Err(reason) => return self.run_local(&program, &args, &reason),
         };
-        match self.distribute(&program, &name, &args, &plan) {
+        match self.distribute(&program, name, &args, plan) {
             Ok(code) => code,
             Err(reason) => self.run_local(&program, &args, &reason),
         }
-    }
-
-    /// The real compiler for `compiler`, never rcc itself; `Err(exit code)` once the reason
-    /// is said.
-    fn find_compiler(
-        &self,
-        argv0: &OsStr,
-        compiler: &OsStr,
-        masquerade: bool,
-        ran: &[PathBuf],
-    ) -> Result<PathBuf, u8> {
-        let me = std::env::current_exe()
-            .ok()
-            .and_then(|p| p.canonicalize().ok());
-        let path = self.env.var_os("PATH");
-        let lookup = local::Lookup {
-            path: path.as_deref(),
-            me: me.as_deref(),
-            own_dir: masquerade
-                .then(|| local::own_dir(argv0, path.as_deref(), me.as_deref()))
-                .flatten(),
-            ran,
-        };
-        let Some(program) = lookup.find(compiler) else {
-            eprintln!(
-                "rcc: cannot find the compiler \"{}\" on PATH{}{}",
-                compiler.to_string_lossy(),
-                if masquerade {
-                    " after rcc's own directory"
-                } else {
-                    ""
-                },
-                match ran.last().filter(|p| p.is_absolute()) {
-                    Some(p) => format!(" (other than rcc, and {} which ran rcc)", p.display()),
-                    None => " (other than rcc)".into(),
-                }
-            );
-            return Err(exit::COMPILER_MISSING);
-        };
-        if local::is_rcc(&program, me.as_deref()) {
-            eprintln!(
-                "rcc: \"{}\" is rcc itself; name the real compiler (rcc gcc ...)",
-                program.display()
-            );
-            return Err(exit::RECURSION);
-        }
-        Ok(program)
     }
 
     /// Decides whether this command may go to a box at all.
@@ -562,380 +596,193 @@ impl Client<'_> {
     fn distribute(
         &mut self,
         program: &Path,
-        name: &str,
+        name: String,
         args: &[OsString],
-        plan: &Plan,
+        plan: Plan,
     ) -> Result<u8, String> {
         let state = self.state().ok_or("RCC_DIR is not usable")?;
-        // A bad host list is worth saying even without RCC_VERBOSE (the build goes on, but
-        // slower than the user expects), once per build rather than once per job.
-        let list = load_hosts(self.env).map_err(|e| {
-            say_once(&state, "hosts", &format!("{e}; compiling locally"));
-            e
-        })?;
-        for e in &list.skipped {
-            say_once(
-                &state,
-                "hosts",
-                &format!("{e}; left out, using the other hosts"),
-            );
+        let list = self.host_list(&state)?;
+        let job = self.job(program, name, args, plan, &list, &state)?;
+        let farm = self.pick(&list, &state);
+        let mut shipping = self.shipping(&job);
+        if scan_first(&farm, &state, &shipping) {
+            self.scan(&job, &state, &mut shipping)?;
         }
-        let identity = identity::get(program, &state.state_dir())
-            .map_err(|e| format!("cannot ask {} who it is: {e}", program.display()))?;
-        let cwd = std::env::current_dir().map_err(|e| format!("no working directory: {e}"))?;
-        let mut hosts: Vec<&HostSpec> = list.hosts.iter().filter(|h| !h.down).collect();
-        if list.randomize {
-            shuffle(&mut hosts);
-        }
-        // Preprocessing is the master's main cost for a remote job: at most this many run at
-        // once (`--localslots_cpp=N`, else twice the local slots, at least 2), so a `make -j`
-        // far above the farm's slots does not flood the master with preprocessors.
-        let cpp_limit = list.local_slots_cpp.unwrap_or_else(|| {
-            list.local_slots
-                .unwrap_or_else(|| crate::sys::online_cpus() as u32)
-                .saturating_mul(2)
-                .max(2)
-        });
-        let now = SystemTime::now();
-        let candidates: Vec<Candidate> = hosts
-            .iter()
-            .map(|h| {
-                let key = h.key();
-                let limit = match h.kind {
-                    HostKind::Local => h.limit.unwrap_or_else(|| {
-                        // A bare `localhost` compiles only with a CPU to spare: the master
-                        // preprocesses, scans and links for the whole farm, and a job it
-                        // compiles on a busy CPU delays all of that (tests/tools/MEASURED.md).
-                        if master_has_a_spare_cpu() {
-                            advert::DEFAULT_LOCAL_SLOTS
-                        } else {
-                            0
-                        }
-                    }),
-                    // A box that is backed off is not asked; it is skipped below anyway.
-                    HostKind::Tcp { .. }
-                        if state.is_backed_off(&key, self.settings.backoff, now) =>
-                    {
-                        h.limit.unwrap_or(advert::DEFAULT_BOX_SLOTS)
-                    }
-                    HostKind::Tcp { .. } => {
-                        match advert::box_slots(&state, h, self.settings.timeouts, now) {
-                            Ok(n) => n,
-                            Err(e) => {
-                                self.log(format!("{key}: no advert ({e}); backing it off"));
-                                let _ = state.backoff(&key, now);
-                                advert::DEFAULT_BOX_SLOTS
-                            }
-                        }
-                    }
-                };
-                let remote = matches!(h.kind, HostKind::Tcp { .. });
-                Candidate {
-                    cost: if remote { state.cost(&key, now) } else { None },
-                    key,
-                    limit,
-                    remote,
-                }
-            })
-            .collect();
-
-        // Shipping the sources (the box preprocesses) unless this job or the user says no.
-        let ship_plan = match self.ship_plan(args, plan) {
-            Ok(sp) => Some(sp),
-            Err(why) => {
-                self.log(format!("preprocessing here: {why}"));
-                None
-            }
-        };
-        let mut shipment: Option<Result<ship::Shipment, String>> = None;
-        let scan = |state: &State| -> Result<Result<ship::Shipment, String>, String> {
-            // Scanning is the master's cost in this mode: bounded like preprocessing.
-            let slot = state
-                .lock_cpp(cpp_limit, Instant::now() + Duration::from_secs(600))
-                .map_err(|e| format!("cannot lock a preprocessing slot: {e}"))?;
-            let t = Instant::now();
-            let sp = ship_plan.as_ref().expect("only with a ship plan");
-            let source = plan.source.to_str().unwrap_or_default();
-            let (made, by) = self.prepare(program, &identity, args, sp, source, &cwd);
-            drop(slot);
-            match &made {
-                Ok(sh) => self.log(format!(
-                    "scanned {source} in {} ms {by}: {} files, {} bytes",
-                    ms(t.elapsed()),
-                    sh.files,
-                    sh.bytes
-                )),
-                Err(why) => self.log(format!("preprocessing here: {why}")),
-            }
-            Ok(made)
-        };
-        // Scanned before waiting for a slot when the job will go to a box: done while every
-        // box is busy, the scan does not leave the slot that frees up idle (a box waits for
-        // the master's scan otherwise, some 30-50 ms of a throttled master per job).
-        let now = SystemTime::now();
-        let local_slot = candidates.iter().any(|c| !c.remote && c.limit > 0);
-        let some_box_takes_sources = candidates
-            .iter()
-            .any(|c| c.remote && state.marked("nosources", &c.key, now).is_none());
-        if ship_plan.is_some() && !local_slot && some_box_takes_sources {
-            shipment = Some(scan(&state)?);
-        }
-        let mut input: Option<Vec<u8>> = None;
+        // The preprocessed text, once made: kept for the next box.
+        let mut text: Option<Vec<u8>> = None;
         let mut tried = Vec::new();
         // Each box is tried at most once per job in each mode; bounded by the list.
-        for _ in 0..=2 * hosts.len() {
+        for _ in 0..=2 * farm.candidates.len() {
             let now = SystemTime::now();
-            let usable: Vec<Candidate> = candidates
-                .iter()
-                .filter(|c| !tried.contains(&c.key))
-                // A box offering no slots now (throttled when it last said) is skipped.
-                .filter(|c| c.limit > 0)
-                .filter(|c| !c.remote || self.usable(&state, &c.key, &identity, now))
-                .cloned()
-                .collect();
-            if !usable.iter().any(|c| c.remote) {
-                return Err("no box is available".into());
-            }
-            let deadline = Instant::now() + Duration::from_secs(600);
-            let Some(picked) = state
-                .pick_wait(&usable, deadline)
-                .map_err(|e| format!("cannot lock a slot in RCC_DIR: {e}"))?
-            else {
-                return Err("waited too long for a free slot".into());
-            };
-            let cand = &usable[picked.index];
+            let (cand, picked) = self.take_slot(&farm, &state, &job.identity, &tried, now)?;
             if !cand.remote {
                 // The localhost entry won: run here, holding its slot until done.
                 let code = self.run_local_now(program, args, "a localhost slot was free");
                 drop(picked);
                 return Ok(code);
             }
-            let host = hosts
-                .iter()
-                .find(|h| h.key() == cand.key)
-                .expect("candidate comes from the list");
+            let host = farm.host(&cand.key);
             tried.push(cand.key.clone());
-            let wants_sources =
-                ship_plan.is_some() && state.marked("nosources", &cand.key, now).is_none();
-            if wants_sources && shipment.is_none() {
-                shipment = Some(scan(&state)?);
+            let ships = !matches!(shipping, Shipping::Off)
+                && state.marked(Mark::NoShipping, &cand.key, now).is_none();
+            if ships {
+                self.scan(&job, &state, &mut shipping)?;
             }
-            let sources = match &shipment {
-                Some(Ok(sh)) if wants_sources => Some(sh),
-                _ => None,
+            let next = match &shipping {
+                Shipping::Scanned(sh) if ships => self.try_shipped(&job, &state, host, sh),
+                _ => self.try_preprocessed(&job, &state, host, &mut text),
             };
-            if let Some(sh) = sources {
-                let req = self.request(name, &identity, plan, &cwd, host.compress, Some(sh));
-                let t = Instant::now();
-                let result = self.ask(&state, host, &req).and_then(|accepted| {
-                    accepted
-                        .ship(&sh.body, |i| sh.content(i))
-                        .map(|(d, t, needed)| {
-                            self.log(format!(
-                                "{}: box needed {needed} of {} files",
-                                host.addr_string(),
-                                sh.files
-                            ));
-                            (d, t)
-                        })
-                });
-                if let Err(Failure::Rejected(r)) = &result {
-                    if r.reason == RejectReason::BadRequest {
-                        // An older box, or one that will not take these files: the same box
-                        // gets the job preprocessed.
-                        self.log(format!(
-                            "{} refused the sources ({}); preprocessing here",
-                            host.addr_string(),
-                            r.text
-                        ));
-                        if r.text.contains("unknown job mode") {
-                            let until = now + Duration::from_secs(600);
-                            let _ = state.mark("nosources", &cand.key, until, &r.text);
-                        }
-                        shipment = Some(Err(r.text.clone()));
-                        tried.pop();
-                        continue;
-                    }
-                }
-                if let Err(Failure::Source(why)) = &result {
-                    return Err(why.clone());
-                }
-                let attempt = Attempt {
-                    started: t,
-                    input_len: sh.bytes as usize,
-                    shipped: Some(sh),
-                };
-                match self.conclude(&state, host, &req, plan, result, attempt) {
-                    Next::Exit(code) => return Ok(code),
-                    Next::Another => continue,
-                    Next::Local(why) => return Err(why),
-                }
-            }
-            if input.is_none() && plan.cpp_args.is_none() {
-                // Already preprocessed (.i/.ii): the source is the input.
-                let text = std::fs::read(&plan.source)
-                    .map_err(|e| format!("cannot read {}: {e}", plan.source.to_string_lossy()))?;
-                if crate::compiler::mentions_assembler_include(&text) {
-                    return Err(
-                        "the source uses .incbin/.include, which reads files at assembly".into(),
-                    );
-                }
-                // The box compiles it as `input.i`: the names gcc records go in the text.
-                let pwd = names::working_dir(self.env.var_os("PWD").as_deref());
-                let source = plan.source.to_str().unwrap_or_default();
-                let pwd = pwd.as_ref().map(|p| p.as_os_str().as_bytes());
-                input = Some(names::as_named(text, source, pwd));
-            }
-            let req = self.request(name, &identity, plan, &cwd, host.compress, None);
-            // Preprocessing is the master's main cost: at most `cpp_limit` run at once. The
-            // slot is taken before the box is asked, since a box gives an accepted job's
-            // input a deadline that a wait here must not spend (README "rccd flags").
-            let mut cpp_slot = match input {
-                Some(_) => None,
-                None => Some(
-                    state
-                        .lock_cpp(cpp_limit, Instant::now() + Duration::from_secs(600))
-                        .map_err(|e| format!("cannot lock a preprocessing slot: {e}"))?,
-                ),
-            };
-            let t = Instant::now();
-            let result = match self.ask(&state, host, &req) {
-                Err(f) => Err(f),
-                Ok(accepted) => match (&input, cpp_slot.take()) {
-                    (Some(text), _) => accepted.compile(text),
-                    (None, None) => unreachable!("a preprocessing slot was taken above"),
-                    // The first box that accepts gets the text as the preprocessor makes it.
-                    (None, Some(slot)) => match self.stream_cpp(program, plan, slot, accepted)? {
-                        Streamed::UserError(code) => return Ok(code),
-                        Streamed::Sent { text, result } => {
-                            input = Some(text);
-                            result
-                        }
-                    },
-                },
-            };
-            let attempt = Attempt {
-                started: t,
-                input_len: input.as_ref().map_or(0, |t| t.len()),
-                shipped: None,
-            };
-            match self.conclude(&state, host, &req, plan, result, attempt) {
+            // The box's slot is held until its answer is in.
+            drop(picked);
+            match next {
                 Next::Exit(code) => return Ok(code),
-                Next::Another => continue,
+                Next::Another => {}
+                Next::Preprocess => {
+                    shipping = Shipping::Off;
+                    tried.pop();
+                }
                 Next::Local(why) => return Err(why),
             }
         }
         Err("every box failed".into())
     }
 
-    /// The job's shipment from the build's scan server, else scanned here (and a server
-    /// started for the next jobs); and which of the two it was, for the log.
-    fn prepare(
+    /// A slot on one of the places of `farm` the job has not `tried` and may use now
+    /// (`usable`), waited for: the place, and its slot held. `Err`: compile locally.
+    fn take_slot(
         &self,
-        program: &Path,
+        farm: &Farm,
+        state: &State,
         identity: &str,
-        args: &[OsString],
-        sp: &crate::ship_args::ShipPlan,
-        source: &str,
-        cwd: &Path,
-    ) -> (Result<ship::Shipment, String>, &'static str) {
-        let rcc_dir = &self.settings.rcc_dir;
-        let use_server = !self.env.var("RCC_SCAN_SERVER").is_some_and(|v| v == "0");
-        if use_server {
-            let req = server::Request {
-                build: server::this_build(),
-                compiler: program.to_path_buf(),
-                identity: identity.to_string(),
-                cwd: cwd.to_path_buf(),
-                args: args.to_vec(),
-            };
-            match server::ask(rcc_dir, &req) {
-                Ok(server::Reply::Shipped {
-                    body,
-                    files,
-                    bytes,
-                    predef,
-                }) => {
-                    let sh = ship::Shipment::encoded(body, files as usize, bytes, sp, predef);
-                    return (Ok(sh), "by the scan server");
+        tried: &[String],
+        now: SystemTime,
+    ) -> Result<(Candidate, Pick), String> {
+        let usable = self.usable(farm, state, identity, tried, now);
+        if !usable.iter().any(|c| c.remote) {
+            return Err("no box is available".into());
+        }
+        let deadline = Instant::now() + Duration::from_secs(600);
+        let Some(picked) = state
+            .pick_wait(&usable, deadline)
+            .map_err(|e| format!("cannot lock a slot in RCC_DIR: {e}"))?
+        else {
+            return Err("waited too long for a free slot".into());
+        };
+        Ok((usable[picked.index].clone(), picked))
+    }
+
+    /// The host list for a compile. A bad one is worth saying even without `RCC_VERBOSE`
+    /// (the build goes on, but slower than the user expects), once per build rather than
+    /// once per job. `Err`: compile locally.
+    fn host_list(&self, state: &State) -> Result<HostList, String> {
+        let list = load_hosts(self.env).inspect_err(|e| {
+            say_once(state, Notice::Hosts, &format!("{e}; compiling locally"));
+        })?;
+        for e in &list.skipped {
+            say_once(
+                state,
+                Notice::Hosts,
+                &format!("{e}; left out, using the other hosts"),
+            );
+        }
+        Ok(list)
+    }
+
+    /// One try of a job that ships its sources, as `sh`, on `host`.
+    fn try_shipped(&self, job: &Job, state: &State, host: &HostSpec, sh: &Shipment) -> Next {
+        let req = job.request(host.compress, Some(sh));
+        let t = Instant::now();
+        let answer = self.ask(state, host, &req).and_then(|accepted| {
+            accepted
+                .ship(&sh.body, |i| sh.content(i))
+                .map(|(d, t, needed)| {
+                    self.log(format!(
+                        "{}: box needed {needed} of {} files",
+                        host.addr_string(),
+                        sh.files
+                    ));
+                    (d, t)
+                })
+        });
+        match &answer {
+            // An older box, or one that will not take these files: the job goes
+            // preprocessed, to this box or another.
+            Err(Failure::Rejected(r)) if r.reason == RejectReason::BadRequest => {
+                self.log(format!(
+                    "{} refused the sources ({}); preprocessing here",
+                    host.addr_string(),
+                    r.text
+                ));
+                if r.text.contains("unknown job mode") {
+                    let until = SystemTime::now() + Duration::from_secs(600);
+                    let _ = state.mark(Mark::NoShipping, &host.key(), until, &r.text);
                 }
-                Ok(server::Reply::Refused(why)) => return (Err(why), "by the scan server"),
-                Err(why) => {
-                    self.log(format!("{why}; scanning here"));
-                    if let Err(e) = server::start(rcc_dir) {
-                        self.log(format!("cannot start a scan server: {e}"));
-                    }
-                }
+                return Next::Preprocess;
+            }
+            // A file changed while it was sent: the job's doing, not the box's.
+            Err(Failure::Source(why)) => return Next::Local(why.clone()),
+            _ => {}
+        }
+        let attempt = Attempt {
+            started: t,
+            input_len: sh.bytes as usize,
+            shipped: Some(sh),
+        };
+        self.conclude(state, host, &req, &job.plan, answer, attempt)
+    }
+
+    /// One try of a job preprocessed here on `host`. The first box that accepts gets the
+    /// text as the preprocessor makes it; `text` keeps it for the next.
+    fn try_preprocessed(
+        &self,
+        job: &Job,
+        state: &State,
+        host: &HostSpec,
+        text: &mut Option<Vec<u8>>,
+    ) -> Next {
+        if text.is_none() && job.plan.cpp_args.is_none() {
+            // Already preprocessed (.i/.ii): the source is the input.
+            match self.read_preprocessed(&job.plan) {
+                Ok(t) => *text = Some(t),
+                Err(why) => return Next::Local(why),
             }
         }
-        let made = ship::Scanner::for_one_job(rcc_dir)
-            .map_err(|e| format!("RCC_DIR/files: {e}"))
-            .and_then(|mut scanner| {
-                ship::prepare(&mut scanner, program, identity, sp, source, cwd, rcc_dir)
-            });
-        (made, "here")
-    }
-
-    /// Whether this job may ship its sources, and how; `Err` says why not.
-    fn ship_plan(
-        &self,
-        args: &[OsString],
-        plan: &Plan,
-    ) -> Result<crate::ship_args::ShipPlan, String> {
-        if self.env.var("RCC_SHIP").is_some_and(|v| v == "0") {
-            return Err("RCC_SHIP=0".into());
-        }
-        if let Some(why) = ship::env_blocks(|k| self.env.var_os(k)) {
-            return Err(why);
-        }
-        crate::ship_args::ship_plan(args, plan)
-    }
-
-    /// The hello for a job: preprocessed, or shipping its sources with `sources`.
-    fn request(
-        &self,
-        name: &str,
-        identity: &str,
-        plan: &Plan,
-        cwd: &Path,
-        compress: bool,
-        sources: Option<&ship::Shipment>,
-    ) -> JobRequest {
-        let (mode, args, input_ext) = match sources {
-            None => (
-                Mode::Preprocessed,
-                plan.remote_args
-                    .iter()
-                    .map(|a| a.as_bytes().to_vec())
-                    .collect(),
-                plan.remote_input_ext.to_string(),
-            ),
-            Some(sh) => (
-                Mode::Sources,
-                sh.literal.iter().map(|a| a.as_bytes().to_vec()).collect(),
-                // The box names the source as the command does; this is only for its logs.
-                String::new(),
-            ),
-        };
-        JobRequest {
-            mode,
-            compress,
-            compiler: name.to_string(),
-            identity: identity.to_string(),
-            args,
-            input_ext,
-            output_ext: match plan.stage {
-                Stage::Object => "o".into(),
-                Stage::Assembly => "s".into(),
+        let req = job.request(host.compress, None);
+        // Preprocessing is the master's main cost: at most `cpp_limit` run at once. The
+        // slot is taken before the box is asked, since a box gives an accepted job's
+        // input a deadline that a wait here must not spend (README "rccd flags").
+        let mut cpp_slot = match text {
+            Some(_) => None,
+            None => match cpp::slot(state, job.cpp_limit) {
+                Ok(slot) => Some(slot),
+                Err(why) => return Next::Local(why),
             },
-            cwd: cwd.as_os_str().as_bytes().to_vec(),
-            label: plan.source.to_string_lossy().into_owned(),
-            locale: crate::protocol::LOCALE_VARS
-                .iter()
-                .filter_map(|k| Some((k.to_string(), self.env.var(k)?)))
-                .filter(|(_, v)| crate::protocol::is_locale_value(v))
-                .collect(),
-        }
+        };
+        let t = Instant::now();
+        let answer = match self.ask(state, host, &req) {
+            Err(f) => Err(f),
+            Ok(accepted) => match (&*text, cpp_slot.take()) {
+                (Some(text), _) => accepted.compile(text),
+                (None, None) => unreachable!("a preprocessing slot was taken above"),
+                (None, Some(slot)) => match self.stream_cpp(job.program, &job.plan, slot, accepted)
+                {
+                    Err(why) => return Next::Local(why),
+                    Ok(Streamed::UserError(code)) => return Next::Exit(code),
+                    Ok(Streamed::Sent { text: made, result }) => {
+                        *text = Some(made);
+                        result
+                    }
+                },
+            },
+        };
+        let attempt = Attempt {
+            started: t,
+            input_len: text.as_ref().map_or(0, |t| t.len()),
+            shipped: None,
+        };
+        let next = self.conclude(state, host, &req, &job.plan, answer, attempt);
+        drop(cpp_slot);
+        next
     }
 
     /// Asks `host` to take `req`. What the box says as it accepts (its slots now) is kept for
@@ -952,387 +799,12 @@ impl Client<'_> {
             self.settings.timeouts,
             self.settings.deflate_level,
         )?;
-        let a = pick::Advert {
+        let a = state::Advert {
             jobs: accepted.accept.jobs,
             slots_now: accepted.accept.slots,
         };
         advert::note_accept(state, &host.key(), a, SystemTime::now());
         Ok(accepted)
-    }
-
-    fn usable(&self, state: &State, key: &str, identity: &str, now: SystemTime) -> bool {
-        if state.is_backed_off(key, self.settings.backoff, now) {
-            self.log(format!("{key}: backed off"));
-            return false;
-        }
-        for kind in ["busy", "hot"] {
-            if let Some(t) = state.marked(kind, key, now) {
-                self.log(format!("{key}: {kind} ({t})"));
-                return false;
-            }
-        }
-        let id_key = format!("{key}_{:016x}", identity::fnv(identity.as_bytes()));
-        if let Some(t) = state.marked("mismatch", &id_key, now) {
-            self.log(format!("{key}: {t}"));
-            return false;
-        }
-        true
-    }
-}
-
-/// One try of a job on a box: when it began, how much input it carried, and the sources it
-/// shipped (if it did).
-struct Attempt<'a> {
-    started: Instant,
-    input_len: usize,
-    shipped: Option<&'a ship::Shipment>,
-}
-
-impl Client<'_> {
-    /// Runs the preprocessor here and sends its output to the box piece by piece as it
-    /// comes, so preprocessing, compressing, the transfer and the box's writing overlap. The
-    /// text is kept for another box should this one fail. `Err`: compile locally.
-    fn stream_cpp(
-        &self,
-        program: &Path,
-        plan: &Plan,
-        slot: pick::SlotLock,
-        mut accepted: remote::Accepted,
-    ) -> Result<Streamed, String> {
-        let cpp_args = plan.cpp_args.as_ref().expect("a source to preprocess");
-        let t = Instant::now();
-        // The preprocessing slot is held while the preprocessor runs, not while its output
-        // travels.
-        // On directives alone gcc refuses a few things a full preprocessing takes
-        // (`__COUNTER__` in an `#if`): its words are held until it is known they are the
-        // user's, and if it fails the job compiles here, where gcc says what is wrong once.
-        let directives_only = cpp_args.iter().any(|a| a == "-fdirectives-only");
-        let (held, stderr) = match directives_only.then(cpp::hold_diagnostics).flatten() {
-            Some((file, into)) => (Some(file), into),
-            None => (None, std::process::Stdio::inherit()),
-        };
-        let events = cpp::Stream::start(program, cpp_args, stderr)
-            .map_err(|e| format!("cannot run the preprocessor: {e}"))?
-            .read_ahead(remote::PIECE, slot);
-        let mut text = Vec::with_capacity(4 << 20);
-        let mut failed: Option<Failure> = None;
-        let code = loop {
-            match events.recv() {
-                cpp::Event::Piece(piece) => {
-                    // The first piece starts with the names gcc records (see `names`).
-                    let piece = if text.is_empty() {
-                        names::without_escaped_dir(piece)
-                    } else {
-                        piece
-                    };
-                    if failed.is_none() {
-                        // A box that fails mid-transfer: the text is still read whole, for
-                        // the next box.
-                        failed = accepted.send_piece(&piece).err();
-                    }
-                    text.extend_from_slice(&piece);
-                }
-                cpp::Event::End(code) => {
-                    break code.map_err(|e| format!("cannot run the preprocessor: {e}"))?
-                }
-            }
-        };
-        if let Some(f) = held {
-            let said = cpp::held(f);
-            if code != 0 {
-                return Err(format!(
-                    "the preprocessor failed on directives alone ({code})"
-                ));
-            }
-            let _ = std::io::stderr().write_all(&said);
-        }
-        if code != 0 {
-            // The user's error, shown once by the preprocessor itself; dropping the
-            // connection makes the box throw the partial input away.
-            self.log(format!("preprocessor failed with {code}: the user's error"));
-            return Ok(Streamed::UserError(code));
-        }
-        if crate::compiler::mentions_assembler_include(&text) {
-            return Err("the source uses .incbin/.include, which reads files at assembly".into());
-        }
-        // On directives alone the box's compiler expands the macros, these with its clock and
-        // its copy's file time: a build that stamps itself is stamped here, as gcc does.
-        if directives_only && crate::includes::names_the_clock(&text) {
-            return Err(format!("the source {}", crate::includes::CLOCK));
-        }
-        // And `__BASE_FILE__` to the name of its own copy of the text.
-        if directives_only && crate::includes::names_the_base_file(&text) {
-            return Err(format!("the source {}", crate::includes::BASE_FILE));
-        }
-        self.log(format!(
-            "preprocessed {} in {} ms while sending it: {} bytes",
-            plan.source.to_string_lossy(),
-            ms(t.elapsed()),
-            text.len()
-        ));
-        let result = match failed {
-            Some(f) => Err(f),
-            None => accepted.finish(),
-        };
-        Ok(Streamed::Sent { text, result })
-    }
-
-    /// What one try on one box came to, and what to do next.
-    fn conclude(
-        &self,
-        state: &State,
-        host: &HostSpec,
-        req: &JobRequest,
-        plan: &Plan,
-        result: Result<(crate::protocol::Done, remote::Traffic), Failure>,
-        attempt: Attempt,
-    ) -> Next {
-        let key = host.key();
-        let addr = host.addr_string();
-        let now = SystemTime::now();
-        let (done, traffic) = match result {
-            Ok(x) => x,
-            Err(Failure::Rejected(r)) => {
-                self.log(format!("{addr} said {}: {}", r.reason.name(), r.text));
-                return self.on_reject(state, host, req, r);
-            }
-            Err(f) => {
-                self.log(format!("{addr}: {f}; backing it off"));
-                let _ = state.backoff(&key, now);
-                return Next::Another;
-            }
-        };
-        self.log(format!(
-            "{addr} compiled {} in {} ms: sent {} B, received {} B, {:?}",
-            req.label,
-            ms(attempt.started.elapsed()),
-            traffic.sent,
-            traffic.received,
-            done.exit
-        ));
-        match done.exit {
-            Exit::Code(0) => {
-                let Some((_, data)) = done.outputs.iter().find(|(n, _)| *n == req.output_ext)
-                else {
-                    // The compiler wrote nothing (e.g. `-Wa,--version`): the job's doing,
-                    // not the box's, so no backoff; the real thing runs here.
-                    return Next::Local(format!("{addr}: the compiler wrote no output"));
-                };
-                // The dependency file first: make trusts the object's time, so by the time
-                // the object is there, so is the list of what it was made from.
-                if let Some(sh) = attempt.shipped.filter(|sh| sh.dep_file.is_some()) {
-                    let Some((_, text)) = done.outputs.iter().find(|(n, _)| n == "d") else {
-                        return Next::Local(format!("{addr}: no dependency file came back"));
-                    };
-                    let written =
-                        sh.depfile(&String::from_utf8_lossy(text))
-                            .and_then(|(file, text)| {
-                                write_atomically(Path::new(&file), text.as_bytes())
-                                    .map_err(|e| format!("cannot write {file}: {e}"))
-                            });
-                    if let Err(e) = written {
-                        return Next::Local(format!("{addr}: {e}"));
-                    }
-                }
-                if let Err(e) = write_atomically(Path::new(&plan.output), data) {
-                    return Next::Local(format!(
-                        "cannot write {}: {e}",
-                        plan.output.to_string_lossy()
-                    ));
-                }
-                let _ = state.clear_backoff(&key);
-                if done.compile_ms > 0 {
-                    let _ = state.record_speed(&key, done.compile_ms, attempt.input_len, now);
-                }
-                relay(&done.stdout, &done.stderr);
-                Next::Exit(0)
-            }
-            // gcc exits 1 for errors in the user's code. The box's words lack the source
-            // excerpts (it has only the preprocessed text), and a few warnings only fire on
-            // unpreprocessed source (`-Wimplicit-fallthrough` comments under `-Werror`), so
-            // the verdict and the diagnostics come from the real compile here; the box is
-            // not to blame.
-            Exit::Code(1) => Next::Local(format!(
-                "{addr} reported errors; compiling here for gcc's own words"
-            )),
-            // Anything else (an internal compiler error, a compiler killed on the box by the
-            // OOM killer or a signal) is the box's problem: the job goes elsewhere.
-            other => {
-                self.log(format!(
-                    "{addr}: compiler ended with {other:?}; backing it off"
-                ));
-                let _ = state.backoff(&key, now);
-                Next::Another
-            }
-        }
-    }
-
-    fn on_reject(
-        &self,
-        state: &State,
-        host: &HostSpec,
-        req: &JobRequest,
-        r: crate::protocol::Reject,
-    ) -> Next {
-        let key = host.key();
-        let now = SystemTime::now();
-        let later = |ms: u32, min: u64| now + Duration::from_millis((ms as u64).max(min));
-        match r.reason {
-            RejectReason::Busy => {
-                let _ = state.mark("busy", &key, later(r.retry_after_ms, 200), &r.text);
-                Next::Another
-            }
-            RejectReason::Throttled => {
-                let _ = state.mark("hot", &key, later(r.retry_after_ms, 1000), &r.text);
-                Next::Another
-            }
-            RejectReason::CompilerMismatch | RejectReason::NoCompiler => {
-                let id_key = format!("{key}_{:016x}", identity::fnv(req.identity.as_bytes()));
-                let _ = state.mark("mismatch", &id_key, now + Duration::from_secs(600), &r.text);
-                if state.first_to_say("mismatch", &id_key).unwrap_or(true) {
-                    eprintln!(
-                        "rcc: not using {} for {}: {} (install the same compiler on every box)",
-                        host.addr_string(),
-                        req.compiler,
-                        r.text
-                    );
-                }
-                Next::Another
-            }
-            // The box refused this job's arguments or input: it is the job, not the box.
-            RejectReason::BadRequest => Next::Local(format!("the box refused it: {}", r.text)),
-            _ => {
-                let _ = state.backoff(&key, now);
-                Next::Another
-            }
-        }
-    }
-
-    fn run_local(&self, program: &Path, args: &[OsString], reason: &str) -> u8 {
-        let limit = load_hosts(self.env)
-            .ok()
-            .and_then(|l| {
-                l.local_slots.or_else(|| {
-                    l.hosts
-                        .iter()
-                        .find(|h| matches!(h.kind, HostKind::Local))
-                        .and_then(|h| h.limit)
-                })
-            })
-            .unwrap_or_else(|| crate::sys::online_cpus() as u32);
-        self.run_local_with(program, args, reason, Some(limit))
-    }
-
-    /// Runs the command here, unchanged, holding one of `limit` local slots.
-    fn run_local_with(
-        &self,
-        program: &Path,
-        args: &[OsString],
-        reason: &str,
-        limit: Option<u32>,
-    ) -> u8 {
-        let _slot = match (limit, self.state()) {
-            (Some(l), Some(state)) => state
-                .lock_local(l.max(1), Instant::now() + Duration::from_secs(3600))
-                .ok()
-                .flatten(),
-            _ => None,
-        };
-        self.run_local_now(program, args, reason)
-    }
-
-    fn run_local_now(&self, program: &Path, args: &[OsString], reason: &str) -> u8 {
-        self.log(format!("local: {reason}"));
-        match local::run(program, args) {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("rcc: cannot run {}: {e}", program.display());
-                exit::COMPILER_MISSING
-            }
-        }
-    }
-}
-
-/// Says `text` on stderr if no other rcc process of this build has said it (see
-/// `State::first_to_say`; if that cannot be known, it is said).
-fn say_once(state: &State, kind: &str, text: &str) {
-    let key = format!("{:016x}", identity::fnv(text.as_bytes()));
-    if state.first_to_say(kind, &key).unwrap_or(true) {
-        say(text);
-    }
-}
-
-/// Writes `text` on stdout. A reader that went away (`rcc --status | head -1`) is not an
-/// error worth a panic: `print!` would abort on the broken pipe.
-fn out(text: &str) {
-    let mut o = std::io::stdout().lock();
-    let _ = o.write_all(text.as_bytes()).and_then(|()| o.flush());
-}
-
-/// Writes `rcc: text` and a newline on stderr in one write, so the lines of a build's rcc
-/// processes do not interleave (`eprintln!` writes its pieces one by one).
-fn say(text: &str) {
-    let _ = std::io::stderr().write_all(format!("rcc: {text}\n").as_bytes());
-}
-
-/// The entries of a host list that were left out, said on stderr (by the commands a user
-/// types, every time).
-fn say_skipped(list: &HostList) {
-    for e in &list.skipped {
-        say(&format!("{e}; left out, using the other hosts"));
-    }
-}
-
-/// Writes the compiler's stdout and stderr once each.
-fn relay(stdout: &[u8], stderr: &[u8]) {
-    if !stdout.is_empty() {
-        let _ = std::io::stdout().write_all(stdout);
-        let _ = std::io::stdout().flush();
-    }
-    if !stderr.is_empty() {
-        let _ = std::io::stderr().write_all(stderr);
-    }
-}
-
-/// Writes `data` to `path` through a temp file in the same directory and a rename, so an
-/// interrupted build never leaves a half-written object that make would trust.
-pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-    let name = path.file_name().ok_or(std::io::ErrorKind::InvalidInput)?;
-    let mut tmp_name = OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".rcc-{}.tmp", std::process::id()));
-    let tmp = match dir {
-        Some(d) => d.join(&tmp_name),
-        None => PathBuf::from(&tmp_name),
-    };
-    let result = std::fs::write(&tmp, data).and_then(|_| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// Whether the tasks running on this machine now (this one included) leave a whole CPU of
-/// this process's budget (online CPUs, or its cgroup's quota) free.
-fn master_has_a_spare_cpu() -> bool {
-    let running = crate::sys::running_tasks().unwrap_or(u64::MAX / 200);
-    running * 100 < crate::sys::cpu_budget_centi()
-}
-
-fn shuffle<T>(v: &mut [T]) {
-    // Seeded from the clock and pid: each rcc process of a build gets its own order.
-    let mut x = (SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(1)
-        ^ ((std::process::id() as u64) << 32))
-        | 1;
-    for i in (1..v.len()).rev() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.swap(i, (x % (i as u64 + 1)) as usize);
     }
 }
 

@@ -1,28 +1,25 @@
-//! What a build's rcc processes share: slot locks, backoff and marks, in `RCC_DIR`.
+//! Which box gets a job, and the slots that hold it there: `Client::pick` lists the places a
+//! job may go with the slots each offers now (a box's advert, `localhost` only with a CPU
+//! to spare), `Client::usable` leaves out before each try those tried, full, backed off or
+//! marked, and `State::pick_wait` takes a free slot.
 //!
-//! `make -j24` starts 24 rcc processes that know nothing of each other. They agree through
-//! files: a job slot on a box is a lock file (`lock/<host>_<n>`) held with an
-//! open-file-description lock for as long as the job runs, so a crashed rcc frees its slot
-//! the moment it dies. A box that failed is backed off (`state/backoff_<host>`, its mtime
-//! is when); a box that said busy, hot or "different compiler" is marked until a time
-//! (`state/<kind>_<host>`). What the boxes advertise (`state/advert_<host>`) and how fast
-//! each compiled lately (`state/speed_<host>`) are kept the same way. Every file is written
-//! whole through a rename, so a reader never sees half of one.
+//! `make -j24` starts 24 rcc processes that know nothing of each other. A job slot on a box
+//! is a lock file (`lock/<host>_<n>`) held with an open-file-description lock for as long as
+//! the job runs, so a crashed rcc frees its slot the moment it dies.
 //!
-//! Which box gets a job: among the boxes with a free slot, the one with the most headroom —
-//! its free share of its slots, scaled by its recent speed against the fastest box's — so
-//! load spreads by what the boxes can take, not by their place in the list, and a box that
-//! got slow (throttling it cannot see, a noisy neighbour) gets fewer jobs until it speeds
-//! up. This machine only when no box has a free slot.
+//! The slot taken: among the boxes with a free slot, the one with the most headroom — its
+//! free share of its slots, scaled by its recent speed against the fastest box's — so load
+//! spreads by what the boxes can take, not by their place in the list, and a box that got
+//! slow (throttling it cannot see, a noisy neighbour) gets fewer jobs until it speeds up.
+//! This machine only when no box has a free slot.
 
+use super::state::{Mark, State};
+use super::{advert, conclude, Client};
+use crate::hosts::{HostKind, HostList, HostSpec};
 use crate::sys;
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, ErrorKind};
-use std::os::unix::fs::DirBuilderExt;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How long a waiting rcc sleeps between looks at the slots. A compile takes hundreds of
 /// milliseconds at least, so 15 ms costs nothing in latency; distcc sleeps a whole second.
@@ -31,16 +28,6 @@ const POLL_WATCHED: Duration = Duration::from_millis(250);
 const SOON: Duration = Duration::from_millis(2);
 /// How many waiting rcc processes of one `RCC_DIR` watch; the others look every `POLL`.
 const WATCHERS: u32 = 16;
-
-/// How long "this box has a different compiler" is said only once.
-const SAY_ONCE_FOR: Duration = Duration::from_secs(600);
-
-/// How long a box's speed record counts. Older, the box is taken to be as fast as the
-/// best again, so a box that was slow gets jobs (and a new record) once it has recovered.
-pub const SPEED_FOR: Duration = Duration::from_secs(60);
-
-/// How long what a box advertised is trusted before it is asked again.
-pub const ADVERT_FOR: Duration = Duration::from_secs(10);
 
 /// A place to run a job, as the picker sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,13 +40,6 @@ pub struct Candidate {
     pub remote: bool,
     /// Its recent compile cost (ms per MiB of input), if it has a fresh record.
     pub cost: Option<u32>,
-}
-
-/// What a box said about its size: `--jobs` and the slots it offers now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Advert {
-    pub jobs: u32,
-    pub slots_now: u32,
 }
 
 /// A held slot; dropping it frees the slot.
@@ -76,38 +56,7 @@ pub struct Pick {
     pub slot: SlotLock,
 }
 
-/// `RCC_DIR`, opened.
-pub struct State {
-    lock_dir: PathBuf,
-    state_dir: PathBuf,
-    /// Slot files found locked while waiting, kept open for the next look: opening them
-    /// again at every look cost more than the lock attempt itself. They never hold a lock.
-    tried: RefCell<HashMap<String, File>>,
-}
-
 impl State {
-    /// Creates `dir`, `dir/lock` and `dir/state` (mode 0700) as needed.
-    pub fn open(dir: &Path) -> io::Result<State> {
-        let lock_dir = dir.join("lock");
-        let state_dir = dir.join("state");
-        for d in [dir, &lock_dir, &state_dir] {
-            match fs::DirBuilder::new().mode(0o700).recursive(true).create(d) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", d.display()))),
-            }
-        }
-        Ok(State {
-            lock_dir,
-            state_dir,
-            tried: RefCell::default(),
-        })
-    }
-
-    pub fn state_dir(&self) -> PathBuf {
-        self.state_dir.clone()
-    }
-
     fn try_slot(&self, key: &str, n: u32) -> io::Result<Option<SlotLock>> {
         let name = format!("{key}_{n}");
         let kept = self.tried.borrow_mut().remove(&name);
@@ -258,129 +207,6 @@ impl State {
             )
         })
     }
-
-    fn path(&self, kind: &str, key: &str) -> PathBuf {
-        self.state_dir.join(format!("{kind}_{key}"))
-    }
-
-    /// Records that `key` failed at `now`: every rcc process skips it for the backoff period.
-    pub fn backoff(&self, key: &str, now: SystemTime) -> io::Result<()> {
-        super::write_atomically(
-            &self.path("backoff", key),
-            &millis(now).to_string().into_bytes(),
-        )
-    }
-
-    pub fn is_backed_off(&self, key: &str, period: Duration, now: SystemTime) -> bool {
-        let Ok(text) = fs::read_to_string(self.path("backoff", key)) else {
-            return false;
-        };
-        match text.trim().parse::<u64>() {
-            Ok(at) => millis(now) < at.saturating_add(period.as_millis() as u64),
-            Err(_) => false,
-        }
-    }
-
-    pub fn clear_backoff(&self, key: &str) -> io::Result<()> {
-        match fs::remove_file(self.path("backoff", key)) {
-            Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
-    }
-
-    /// Records how long a job took on box `key`: `compile_ms` for `input` bytes, folded into
-    /// a moving average (a quarter per job) of the cost per MiB. Inputs under 64 KiB count as
-    /// 64 KiB: a tiny file's time is mostly the compiler starting.
-    pub fn record_speed(
-        &self,
-        key: &str,
-        compile_ms: u32,
-        input: usize,
-        now: SystemTime,
-    ) -> io::Result<()> {
-        let kib = (input as u64 / 1024).max(64);
-        let sample = (u64::from(compile_ms) * 1024 / kib).min(u64::from(u32::MAX)) as u32;
-        let cost = match self.cost(key, now) {
-            Some(old) => ((u64::from(old) * 3 + u64::from(sample)) / 4) as u32,
-            None => sample,
-        };
-        let body = format!("{cost} {}", millis(now));
-        super::write_atomically(&self.path("speed", key), body.as_bytes())
-    }
-
-    /// Box `key`'s recent cost (ms per MiB of input), if its record is fresh.
-    pub fn cost(&self, key: &str, now: SystemTime) -> Option<u32> {
-        let text = fs::read_to_string(self.path("speed", key)).ok()?;
-        let (cost, at) = text.trim().split_once(' ')?;
-        let at: u64 = at.parse().ok()?;
-        (millis(now) < at.saturating_add(SPEED_FOR.as_millis() as u64))
-            .then(|| cost.parse().ok())
-            .flatten()
-    }
-
-    /// Keeps what box `key` advertised, for the build's other rcc processes.
-    pub fn save_advert(&self, key: &str, a: Advert, now: SystemTime) -> io::Result<()> {
-        let body = format!("{} {} {}", a.jobs, a.slots_now, millis(now));
-        super::write_atomically(&self.path("advert", key), body.as_bytes())
-    }
-
-    /// What box `key` advertised, if it said so less than `ADVERT_FOR` ago; with its age.
-    pub fn advert(&self, key: &str, now: SystemTime) -> Option<(Advert, Duration)> {
-        let text = fs::read_to_string(self.path("advert", key)).ok()?;
-        let mut it = text.split_whitespace().map(|v| v.parse::<u64>().ok());
-        let (jobs, slots_now, at) = (it.next()??, it.next()??, it.next()??);
-        let age = Duration::from_millis(millis(now).checked_sub(at)?);
-        (age < ADVERT_FOR).then_some((
-            Advert {
-                jobs: jobs.min(u64::from(u32::MAX)) as u32,
-                slots_now: slots_now.min(u64::from(u32::MAX)) as u32,
-            },
-            age,
-        ))
-    }
-
-    /// Marks `key` as `kind` (busy, hot, mismatch) until `until`, with the box's words.
-    pub fn mark(&self, kind: &str, key: &str, until: SystemTime, text: &str) -> io::Result<()> {
-        let body = format!("{}\n{}", millis(until), text.replace('\n', " "));
-        super::write_atomically(&self.path(kind, key), body.as_bytes())
-    }
-
-    /// The text of a mark still in force at `now`.
-    pub fn marked(&self, kind: &str, key: &str, now: SystemTime) -> Option<String> {
-        let text = fs::read_to_string(self.path(kind, key)).ok()?;
-        let (until, words) = text.split_once('\n').unwrap_or((&text, ""));
-        let until: u64 = until.trim().parse().ok()?;
-        (millis(now) < until).then(|| words.to_string())
-    }
-
-    /// True for the one rcc process (per ten minutes) that should say something about
-    /// `kind`/`key` — so a build of 3,000 files warns once, not 3,000 times.
-    pub fn first_to_say(&self, kind: &str, key: &str) -> io::Result<bool> {
-        let path = self.path(&format!("said_{kind}"), key);
-        match OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                let age = fs::metadata(&path)?
-                    .modified()?
-                    .elapsed()
-                    .unwrap_or(Duration::ZERO);
-                if age < SAY_ONCE_FOR {
-                    return Ok(false);
-                }
-                // Stale: claim it again. Two processes may both win this race; two
-                // warnings are fine.
-                fs::remove_file(&path)?;
-                self.first_to_say(kind, key)
-            }
-            Err(e) => Err(e),
-        }
-    }
-}
-
-fn millis(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Whether `name` is one of the slot files of `candidates` (`KEY_N`, as `try_slot` names
@@ -393,9 +219,150 @@ fn is_slot_of(name: &[u8], candidates: &[Candidate]) -> bool {
     })
 }
 
+/// The places one job may go, in the order the host list gives them (shuffled when it says
+/// `--randomize`), each with the slots it offers: what `Client::pick` found.
+pub(super) struct Farm<'h> {
+    hosts: Vec<&'h HostSpec>,
+    pub candidates: Vec<Candidate>,
+}
+
+impl<'h> Farm<'h> {
+    /// The host of the candidate `key`.
+    pub fn host(&self, key: &str) -> &'h HostSpec {
+        self.hosts
+            .iter()
+            .find(|h| h.key() == key)
+            .expect("candidate comes from the list")
+    }
+}
+
+impl Client<'_> {
+    /// The places a job may go, in order: every host of `list` that is not down, with the
+    /// slots it offers now. Boxes are asked (or their advert read from `RCC_DIR`); one that
+    /// does not answer is backed off.
+    pub(super) fn pick<'h>(&self, list: &'h HostList, state: &State) -> Farm<'h> {
+        let mut hosts: Vec<&HostSpec> = list.hosts.iter().filter(|h| !h.down).collect();
+        if list.randomize {
+            shuffle(&mut hosts);
+        }
+        let now = SystemTime::now();
+        let candidates = hosts
+            .iter()
+            .map(|h| {
+                let key = h.key();
+                let limit = self.slots(h, state, now);
+                let remote = matches!(h.kind, HostKind::Tcp { .. });
+                Candidate {
+                    cost: if remote { state.cost(&key, now) } else { None },
+                    key,
+                    limit,
+                    remote,
+                }
+            })
+            .collect();
+        Farm { hosts, candidates }
+    }
+
+    /// How many jobs `h` takes at once now.
+    fn slots(&self, h: &HostSpec, state: &State, now: SystemTime) -> u32 {
+        let key = h.key();
+        match h.kind {
+            HostKind::Local => h.limit.unwrap_or_else(|| {
+                // A bare `localhost` compiles only with a CPU to spare: the master
+                // preprocesses, scans and links for the whole farm, and a job it compiles on
+                // a busy CPU delays all of that (tests/tools/MEASURED.md).
+                if master_has_a_spare_cpu() {
+                    advert::DEFAULT_LOCAL_SLOTS
+                } else {
+                    0
+                }
+            }),
+            // A box that is backed off is not asked; it is skipped anyway (`usable`).
+            HostKind::Tcp { .. } if state.is_backed_off(&key, self.settings.backoff, now) => {
+                h.limit.unwrap_or(advert::DEFAULT_BOX_SLOTS)
+            }
+            HostKind::Tcp { .. } => {
+                match advert::box_slots(state, h, self.settings.timeouts, now) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        self.log(format!("{key}: no advert ({e}); backing it off"));
+                        let _ = state.backoff(&key, now);
+                        advert::DEFAULT_BOX_SLOTS
+                    }
+                }
+            }
+        }
+    }
+
+    /// The places of `farm` a job that has `tried` some may take a slot of now: not tried,
+    /// offering slots, and (a box) neither backed off nor marked.
+    pub(super) fn usable(
+        &self,
+        farm: &Farm,
+        state: &State,
+        identity: &str,
+        tried: &[String],
+        now: SystemTime,
+    ) -> Vec<Candidate> {
+        farm.candidates
+            .iter()
+            .filter(|c| !tried.contains(&c.key))
+            // A box offering no slots now (throttled when it last said) is skipped.
+            .filter(|c| c.limit > 0)
+            .filter(|c| !c.remote || self.box_usable(state, &c.key, identity, now))
+            .cloned()
+            .collect()
+    }
+
+    /// Whether box `key` may get a job for the compiler `identity` now.
+    fn box_usable(&self, state: &State, key: &str, identity: &str, now: SystemTime) -> bool {
+        if state.is_backed_off(key, self.settings.backoff, now) {
+            self.log(format!("{key}: backed off"));
+            return false;
+        }
+        for mark in [Mark::Busy, Mark::Hot] {
+            if let Some(t) = state.marked(mark, key, now) {
+                self.log(format!("{key}: {} ({t})", mark.name()));
+                return false;
+            }
+        }
+        let id_key = conclude::mismatch_key(key, identity);
+        if let Some(t) = state.marked(Mark::Mismatch, &id_key, now) {
+            self.log(format!("{key}: {t}"));
+            return false;
+        }
+        true
+    }
+}
+
+/// Whether the tasks running on this machine now (this one included) leave a whole CPU of
+/// this process's budget (online CPUs, or its cgroup's quota) free.
+fn master_has_a_spare_cpu() -> bool {
+    let running = crate::sys::running_tasks().unwrap_or(u64::MAX / 200);
+    running * 100 < crate::sys::cpu_budget_centi()
+}
+
+fn shuffle<T>(v: &mut [T]) {
+    // Seeded from the clock and pid: each rcc process of a build gets its own order.
+    let mut x = (SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+        ^ ((std::process::id() as u64) << 32))
+        | 1;
+    for i in (1..v.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::path::PathBuf;
 
     struct Dir(PathBuf);
     impl Drop for Dir {
@@ -471,39 +438,6 @@ mod tests {
     }
 
     #[test]
-    fn speed_records_average_and_expire() {
-        let d = dir("speedrec");
-        let s = State::open(&d.0).unwrap();
-        let now = SystemTime::now();
-        assert_eq!(s.cost("a", now), None);
-        // 500 ms for 2 MiB: 250 ms/MiB.
-        s.record_speed("a", 500, 2 << 20, now).unwrap();
-        assert_eq!(s.cost("a", now), Some(250));
-        // A quarter of the new sample: (3 x 250 + 1250) / 4.
-        s.record_speed("a", 2500, 2 << 20, now).unwrap();
-        assert_eq!(s.cost("a", now), Some(500));
-        // Tiny inputs count as 64 KiB.
-        s.record_speed("b", 100, 10, now).unwrap();
-        assert_eq!(s.cost("b", now), Some(1600));
-        assert_eq!(s.cost("a", now + SPEED_FOR), None);
-    }
-
-    #[test]
-    fn adverts_are_kept_briefly() {
-        let d = dir("advert");
-        let s = State::open(&d.0).unwrap();
-        let now = SystemTime::now();
-        let a = Advert {
-            jobs: 4,
-            slots_now: 3,
-        };
-        s.save_advert("a", a, now).unwrap();
-        assert_eq!(s.advert("a", now).map(|(x, _)| x), Some(a));
-        assert_eq!(s.advert("a", now + ADVERT_FOR), None);
-        assert_eq!(s.advert("b", now), None);
-    }
-
-    #[test]
     fn a_slot_held_by_another_process_is_busy_until_it_exits() {
         let d = dir("proc");
         let s = State::open(&d.0).unwrap();
@@ -575,42 +509,5 @@ mod tests {
         let t = Instant::now();
         assert!(s.lock_cpp(1, t + Duration::from_millis(50)).is_err());
         assert!(s.lock_local(1, Instant::now()).unwrap().is_some());
-    }
-
-    #[test]
-    fn backoff_and_marks_expire() {
-        let d = dir("marks");
-        let s = State::open(&d.0).unwrap();
-        let now = SystemTime::now();
-        assert!(!s.is_backed_off("a", Duration::from_secs(60), now));
-        s.backoff("a", now).unwrap();
-        assert!(s.is_backed_off("a", Duration::from_secs(60), now));
-        assert!(!s.is_backed_off("a", Duration::from_secs(60), now + Duration::from_secs(61)));
-        s.clear_backoff("a").unwrap();
-        s.clear_backoff("a").unwrap();
-        assert!(!s.is_backed_off("a", Duration::from_secs(60), now));
-
-        s.mark(
-            "hot",
-            "b",
-            now + Duration::from_secs(5),
-            "82.0 C\nthrottled",
-        )
-        .unwrap();
-        assert_eq!(
-            s.marked("hot", "b", now).as_deref(),
-            Some("82.0 C throttled")
-        );
-        assert_eq!(s.marked("hot", "b", now + Duration::from_secs(6)), None);
-        assert_eq!(s.marked("busy", "b", now), None);
-    }
-
-    #[test]
-    fn only_the_first_says_it() {
-        let d = dir("say");
-        let s = State::open(&d.0).unwrap();
-        assert!(s.first_to_say("mismatch", "a").unwrap());
-        assert!(!s.first_to_say("mismatch", "a").unwrap());
-        assert!(s.first_to_say("mismatch", "b").unwrap());
     }
 }

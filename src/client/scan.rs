@@ -1,8 +1,9 @@
-//! Which files a compile may read, found without preprocessing: the source, the files the
-//! compiler includes on its own (`stdc-predef.h`, `-include`, `-imacros`), and everything
-//! reachable from them through include directives, each looked up the way gcc looks it up
-//! (the includer's directory for `"..."`, then the quote paths, then the bracket chain; an
-//! `#include_next` continues after the directory its includer came from).
+//! Which files a compile may read, found without preprocessing (`include_closure`): the
+//! source, the files the compiler includes on its own (`stdc-predef.h`, `-include`,
+//! `-imacros`), and everything reachable from them through include directives, each looked
+//! up the way gcc looks it up (the includer's directory for `"..."`, then the quote paths,
+//! then the bracket chain; an `#include_next` continues after the directory its includer
+//! came from).
 //!
 //! The search paths are the compiler's own answer (`gcc ARGS -v -M` on an empty input): gcc
 //! drops missing and duplicate directories and knows its system directories, so asking it is
@@ -253,9 +254,9 @@ pub fn clean(p: &Path) -> PathBuf {
     out
 }
 
-/// The files a compile of `source` may read.
+/// The include closure of a compile: the files it may read.
 #[derive(Debug, Default)]
-pub struct Closure {
+pub struct IncludeClosure {
     /// Absolute paths as the compiler opens them, each once, the source first.
     pub files: Vec<PathBuf>,
     /// Files only probed by `__has_include` (shipped so the answer is the same there).
@@ -294,6 +295,15 @@ struct Edge {
     probe: bool,
 }
 
+/// A file the walk follows: its number in `Dirs`, its chain index, and how the walk came
+/// to it.
+#[derive(Clone, Copy)]
+struct Visit {
+    file: u32,
+    chain: Option<usize>,
+    origin: Origin,
+}
+
 /// Whether files exist, for the lookups of a scan. Most lookups try a directory of the search
 /// path that has no such subdirectory at all (`<linux/x.h>` in `arch/arm64/include`), so
 /// whether a directory exists is asked once per job and answers them all.
@@ -323,8 +333,7 @@ pub struct Dirs {
     /// Each file numbered, with the walks that last followed and last probed it.
     files: Vec<Numbered>,
     searches: FastMap<String, u32>,
-    /// By search path, file, chain index and how the walk came to the file.
-    resolved: FastMap<(u32, u32, Option<usize>, Origin), Resolved>,
+    resolved: FastMap<ResolvedKey, Resolved>,
     /// While the server resolves a file: the directories consulted, at their versions.
     consulted: Option<Vec<(u32, u64)>>,
     /// Whether an answer since the last look came from a stat.
@@ -369,6 +378,10 @@ struct Listing {
     /// directory cannot be listed (searchable, not readable): every lookup stats.
     names: Option<(FastSet<OsString>, FastSet<OsString>)>,
 }
+
+/// What an answer of `Dirs::includes` is kept under: the search path's number, the file's,
+/// its chain index and how the walk came to it.
+type ResolvedKey = (u32, u32, Option<usize>, Origin);
 
 /// Where a file's includes led, and what that depended on.
 struct Resolved {
@@ -565,38 +578,26 @@ impl Dirs {
         std::fs::metadata(p).is_ok_and(|m| m.is_file())
     }
 
-    /// Where the includes of file `id` (its `directives`, reached at chain index `chain`,
-    /// as `origin`) lead under `sp` (search path number `search`), or why the box cannot
-    /// be trusted to follow them as gcc does.
-    #[allow(clippy::too_many_arguments)]
+    /// Where the includes of the file `visit` follows (its `directives`) lead under `sp`
+    /// (search path number `search`), or why the box cannot be trusted to follow them as gcc
+    /// does.
     fn includes(
         &mut self,
         sp: &SearchPaths,
         search: u32,
-        id: u32,
-        chain: Option<usize>,
-        origin: Origin,
+        visit: Visit,
         directives: &Rc<Vec<Directive>>,
         bracket: &mut BracketMemo,
     ) -> (Rc<[Edge]>, Option<String>) {
-        let key = (search, id, chain, origin);
-        if let Some(r) = self.resolved.get(&key) {
-            let (dirs, job) = (&mut self.dirs, self.job);
-            let still = Rc::ptr_eq(&r.directives, directives)
-                && r.consulted.iter().all(|&(d, version)| {
-                    let d = &mut dirs[d as usize];
-                    refresh(d, job, true);
-                    d.version == version
-                });
-            if still {
-                return (Rc::clone(&r.edges), r.refused.clone());
-            }
+        let key = (search, visit.file, visit.chain, visit.origin);
+        if let Some(known) = self.still_resolved(&key, directives) {
+            return known;
         }
         if self.keep {
             self.consulted = Some(Vec::new());
         }
         self.stated = false;
-        let file = self.path(id).to_path_buf();
+        let file = self.path(visit.file).to_path_buf();
         let dir = file.parent().unwrap_or(Path::new("/"));
         let mut edges = Vec::new();
         let mut refused = None;
@@ -610,58 +611,18 @@ impl Dirs {
             else {
                 continue;
             };
-            let (form, next) = (*form, *next);
-            // gcc continues an `#include_next` after the directory the file was found in: a
-            // place in the bracket chain, or for a file found beside its includer or through
-            // `-iquote`, the quote chain (the `-iquote` directories, then the whole bracket
-            // chain), which this follows only while no quote directory has the name. From
-            // the source itself it is a plain `#include`, and how gcc found a preinclude is
-            // not known here: those are left to the preprocessor.
+            let (form, next, chain) = (*form, *next, visit.chain);
             if next && chain.is_none() && refused.is_none() {
-                let why = match origin {
-                    Origin::Source => Some("in the source itself"),
-                    Origin::Preinclude => Some("in a file read before the source"),
-                    Origin::Included => sp
-                        .quote
-                        .iter()
-                        .any(|q| self.is_file(&clean(&q.join(name))))
-                        .then_some("that the quote chain would answer"),
-                };
-                refused = why.map(|w| format!("{}: `#include_next` {w}", file.display()));
+                refused = self
+                    .next_unfollowed(sp, name, visit.origin)
+                    .map(|w| format!("{}: `#include_next` {w}", file.display()));
             }
+            let look = |dirs: &mut Dirs| lookup(dirs, name, form, next, dir, chain, sp);
             let found = if form == Form::Angle || next {
                 let start = if next { chain.map_or(0, |i| i + 1) } else { 0 };
-                let known = bracket
-                    .get(name.as_str())
-                    .and_then(|v| v.iter().find(|(s, ..)| *s == start));
-                match known {
-                    Some((_, f, consulted, stated)) => {
-                        if let Some(c) = self.consulted.as_mut() {
-                            c.extend_from_slice(consulted);
-                        }
-                        self.stated |= *stated;
-                        f.clone()
-                    }
-                    None => {
-                        let mark = self.consulted.as_ref().map_or(0, |c| c.len());
-                        let before = std::mem::replace(&mut self.stated, false);
-                        let f = lookup(self, name, form, next, dir, chain, sp);
-                        let consulted = self
-                            .consulted
-                            .as_ref()
-                            .map_or(Vec::new(), |c| c[mark..].to_vec());
-                        bracket.entry(name.clone()).or_default().push((
-                            start,
-                            f.clone(),
-                            consulted,
-                            self.stated,
-                        ));
-                        self.stated |= before;
-                        f
-                    }
-                }
+                self.memo_bracket(bracket, name, start, look)
             } else {
-                lookup(self, name, form, next, dir, chain, sp)
+                look(self)
             };
             // Not here, so not there either: the box sees the same absence.
             if let Some(f) = found {
@@ -673,25 +634,116 @@ impl Dirs {
             }
         }
         let edges: Rc<[Edge]> = edges.into();
-        if let Some(mut consulted) = self.consulted.take() {
-            if self.stated {
-                // Never good again: no directory's version says when it changes.
-                self.resolved.remove(&key);
-            } else {
-                consulted.sort_unstable();
-                consulted.dedup();
-                self.resolved.insert(
-                    key,
-                    Resolved {
-                        directives: Rc::clone(directives),
-                        edges: Rc::clone(&edges),
-                        refused: refused.clone(),
-                        consulted: consulted.into(),
-                    },
-                );
-            }
-        }
+        self.keep_resolved(key, directives, &edges, &refused);
         (edges, refused)
+    }
+
+    /// The answer kept for `key` (see `includes`), while the file's directives and every
+    /// directory its lookups consulted are as they were.
+    fn still_resolved(
+        &mut self,
+        key: &ResolvedKey,
+        directives: &Rc<Vec<Directive>>,
+    ) -> Option<(Rc<[Edge]>, Option<String>)> {
+        let r = self.resolved.get(key)?;
+        let (dirs, job) = (&mut self.dirs, self.job);
+        let still = Rc::ptr_eq(&r.directives, directives)
+            && r.consulted.iter().all(|&(d, version)| {
+                let d = &mut dirs[d as usize];
+                refresh(d, job, true);
+                d.version == version
+            });
+        still.then(|| (Rc::clone(&r.edges), r.refused.clone()))
+    }
+
+    /// Why an `#include_next` of `name` in a file that did not come from the bracket chain
+    /// is not followed here, if it is not. gcc continues an `#include_next` after the
+    /// directory the file was found in: a place in the bracket chain, or for a file found
+    /// beside its includer or through `-iquote`, the quote chain (the `-iquote` directories,
+    /// then the whole bracket chain), which this follows only while no quote directory has
+    /// the name. From the source itself it is a plain `#include`, and how gcc found a
+    /// preinclude is not known here: those are left to the preprocessor.
+    fn next_unfollowed(
+        &mut self,
+        sp: &SearchPaths,
+        name: &str,
+        origin: Origin,
+    ) -> Option<&'static str> {
+        match origin {
+            Origin::Source => Some("in the source itself"),
+            Origin::Preinclude => Some("in a file read before the source"),
+            Origin::Included => sp
+                .quote
+                .iter()
+                .any(|q| self.is_file(&clean(&q.join(name))))
+                .then_some("that the quote chain would answer"),
+        }
+    }
+
+    /// What `look` finds for a bracket lookup of `name` from chain index `start`: once per
+    /// walk, then from `bracket`, with what the lookup consulted and whether it stat'ed.
+    fn memo_bracket(
+        &mut self,
+        bracket: &mut BracketMemo,
+        name: &str,
+        start: usize,
+        look: impl FnOnce(&mut Dirs) -> Option<Found>,
+    ) -> Option<Found> {
+        let known = bracket
+            .get(name)
+            .and_then(|v| v.iter().find(|(s, ..)| *s == start));
+        if let Some((_, f, consulted, stated)) = known {
+            if let Some(c) = self.consulted.as_mut() {
+                c.extend_from_slice(consulted);
+            }
+            self.stated |= *stated;
+            return f.clone();
+        }
+        let mark = self.consulted.as_ref().map_or(0, |c| c.len());
+        let before = std::mem::replace(&mut self.stated, false);
+        let f = look(self);
+        let consulted = self
+            .consulted
+            .as_ref()
+            .map_or(Vec::new(), |c| c[mark..].to_vec());
+        bracket.entry(name.to_string()).or_default().push((
+            start,
+            f.clone(),
+            consulted,
+            self.stated,
+        ));
+        self.stated |= before;
+        f
+    }
+
+    /// Keeps where a file's includes led (the scan server's `Dirs` only), unless an answer
+    /// came from a stat: no directory's version says when that changes.
+    fn keep_resolved(
+        &mut self,
+        key: ResolvedKey,
+        directives: &Rc<Vec<Directive>>,
+        edges: &Rc<[Edge]>,
+        refused: &Option<String>,
+    ) {
+        let Some(mut consulted) = self.consulted.take() else {
+            return;
+        };
+        if self.stated {
+            // Never good again: no directory's version says when it changes.
+            self.resolved.remove(&key);
+            return;
+        }
+        consulted.sort_unstable();
+        consulted.dedup();
+        self.resolved.insert(
+            key,
+            Resolved {
+                directives: Rc::clone(directives),
+                edges: Rc::clone(edges),
+                refused: refused.clone(),
+                consulted: consulted.into(),
+            },
+        );
     }
 }
 
@@ -769,67 +821,101 @@ pub fn find(
     lookup(&mut Dirs::default(), name, form, next, dir, chain, sp).map(|f| (f.path, f.chain))
 }
 
-/// Follows every include from `source` (absolute), the preincludes and `extra` (files found
-/// for computed includes, with their chain index). `directives` reads one file's
-/// directives (from a cache, or by scanning it).
-pub fn closure(
+/// The include closure of `source` (absolute): every file reached by following the
+/// includes from it, the preincludes and `extra` (files found for computed includes, with
+/// their chain index). `directives` reads one file's directives (from a cache, or by
+/// scanning it).
+pub fn include_closure(
     source: &Path,
     sp: &SearchPaths,
     extra: &[(PathBuf, Option<usize>)],
     dirs: &mut Dirs,
     mut directives: impl FnMut(&Path) -> io::Result<Rc<Vec<Directive>>>,
-) -> io::Result<Closure> {
-    let mut c = Closure::default();
+) -> io::Result<IncludeClosure> {
+    let mut c = IncludeClosure::default();
     dirs.walk += 1;
     let search = dirs.search_id(sp);
-    // (file, its bracket-chain index, how the walk came to it)
-    let mut todo: Vec<(u32, Option<usize>, Origin)> = Vec::new();
-    let roots = std::iter::once(source)
-        .chain(sp.preincludes.iter().map(|p| p.as_path()))
-        .map(|p| (p, None))
-        .chain(extra.iter().map(|(p, i)| (p.as_path(), *i)));
-    for (n, (p, chain)) in roots.enumerate() {
-        let id = dirs.file_id(clean(p));
-        let origin = match n {
-            0 => Origin::Source,
-            n if n <= sp.preincludes.len() => Origin::Preinclude,
-            _ => Origin::Included,
-        };
-        if dirs.first_visit(id) {
-            c.files.push(dirs.path(id).to_path_buf());
-            todo.push((id, chain, origin));
-        }
-    }
+    let mut todo = c.roots(source, sp, extra, dirs);
     let mut bracket = BracketMemo::default();
     // Bounded by the number of distinct files.
-    while let Some((id, chain, origin)) = todo.pop() {
-        let file = dirs.path(id).to_path_buf();
+    while let Some(visit) = todo.pop() {
+        let file = dirs.path(visit.file).to_path_buf();
         let found = directives(&file)?;
-        for d in found.iter() {
+        c.note(&file, visit.chain, &found);
+        let (edges, refused) = dirs.includes(sp, search, visit, &found, &mut bracket);
+        if c.refused.is_none() {
+            c.refused = refused;
+        }
+        c.follow(&edges, dirs, &mut todo);
+    }
+    Ok(c)
+}
+
+/// `include_closure`'s old name, kept while `tests/tools/scan_check.rs` still calls it.
+#[doc(hidden)]
+pub use include_closure as closure;
+
+impl IncludeClosure {
+    /// Where the walk starts: the source, the preincludes and `extra`, each taken in once.
+    fn roots(
+        &mut self,
+        source: &Path,
+        sp: &SearchPaths,
+        extra: &[(PathBuf, Option<usize>)],
+        dirs: &mut Dirs,
+    ) -> Vec<Visit> {
+        let mut todo = Vec::new();
+        let roots = std::iter::once(source)
+            .chain(sp.preincludes.iter().map(|p| p.as_path()))
+            .map(|p| (p, None))
+            .chain(extra.iter().map(|(p, i)| (p.as_path(), *i)));
+        for (n, (p, chain)) in roots.enumerate() {
+            let file = dirs.file_id(clean(p));
+            let origin = match n {
+                0 => Origin::Source,
+                n if n <= sp.preincludes.len() => Origin::Preinclude,
+                _ => Origin::Included,
+            };
+            if dirs.first_visit(file) {
+                self.files.push(dirs.path(file).to_path_buf());
+                todo.push(Visit {
+                    file,
+                    chain,
+                    origin,
+                });
+            }
+        }
+        todo
+    }
+
+    /// Notes what in `file` (reached at chain index `chain`) the scan cannot follow or the
+    /// box would refuse.
+    fn note(&mut self, file: &Path, chain: Option<usize>, directives: &[Directive]) {
+        for d in directives {
             match d {
                 Directive::Computed { line, text } => {
-                    c.computed.push(Computed {
-                        file: file.clone(),
+                    self.computed.push(Computed {
+                        file: file.to_path_buf(),
                         text: text.clone(),
                         chain,
                     });
-                    if c.unknowable.is_none() {
-                        c.unknowable = Some(format!(
+                    if self.unknowable.is_none() {
+                        self.unknowable = Some(format!(
                             "{}:{line}: `{text}` names its file with a macro",
                             file.display()
                         ));
                     }
                 }
                 // The box would refuse the file: no use sending it.
-                Directive::ReadsFiles if c.refused.is_none() => {
-                    c.refused = Some(format!(
+                Directive::ReadsFiles if self.refused.is_none() => {
+                    self.refused = Some(format!(
                         "{} {}",
                         file.display(),
                         crate::includes::READS_FILES
                     ));
                 }
-                Directive::Clock { line } if c.refused.is_none() => {
-                    c.refused = Some(format!(
+                Directive::Clock { line } if self.refused.is_none() => {
+                    self.refused = Some(format!(
                         "{}:{line}: {}",
                         file.display(),
                         crate::includes::CLOCK
@@ -838,14 +924,15 @@ pub fn closure(
                 _ => {}
             }
         }
-        let (edges, refused) = dirs.includes(sp, search, id, chain, origin, &found, &mut bracket);
-        if c.refused.is_none() {
-            c.refused = refused;
-        }
-        for e in edges.iter() {
+    }
+
+    /// Takes in the files `edges` lead to: a probed one as probed, an included one (first
+    /// seen in this walk) to be followed.
+    fn follow(&mut self, edges: &[Edge], dirs: &mut Dirs, todo: &mut Vec<Visit>) {
+        for e in edges {
             if e.probe {
                 if dirs.first_probe(e.file) {
-                    c.probed.push(dirs.path(e.file).to_path_buf());
+                    self.probed.push(dirs.path(e.file).to_path_buf());
                 }
                 continue;
             }
@@ -855,13 +942,16 @@ pub fn closure(
             let path = dirs.path(e.file).to_path_buf();
             // Probed first (`#if __has_include(<x.h>)`), included now: followed after all.
             if dirs.files[e.file as usize].probed == dirs.walk {
-                c.probed.retain(|p| *p != path);
+                self.probed.retain(|p| *p != path);
             }
-            c.files.push(path);
-            todo.push((e.file, e.chain, Origin::Included));
+            self.files.push(path);
+            todo.push(Visit {
+                file: e.file,
+                chain: e.chain,
+                origin: Origin::Included,
+            });
         }
     }
-    Ok(c)
 }
 
 #[cfg(test)]

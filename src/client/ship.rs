@@ -1,8 +1,9 @@
 //! A job that ships its sources: the manifest a box needs to preprocess and compile it
-//! itself (every file the compile may read, by content hash, and the compiler's search path
-//! as gcc uses it here), the content of the files the box lacks, and the dependency file
-//! written here from the box's. Preprocessing leaves the master; what stays is one cached
-//! probe of the search path per set of options, a stat per file, and hashing what changed.
+//! itself (`prepare`: every file the compile may read, by content hash, and the compiler's
+//! search path as gcc uses it here), the content of the files the box lacks
+//! (`Shipment::content`), and the dependency file written here from the box's
+//! (`Shipment::depfile`). Preprocessing leaves the master; what stays is one cached probe of
+//! the search path per set of options, a stat per file, and hashing what changed.
 
 use super::files::Files;
 use super::scan::{self, SearchPaths};
@@ -47,16 +48,20 @@ pub struct Shipment {
     pub bytes: u64,
 }
 
-/// One job's compiler and options: what its probes are asked of and kept under.
-struct Job<'a> {
-    compiler: &'a Path,
-    identity: &'a str,
-    sp: &'a ShipPlan,
-    cwd: &'a Path,
-    rcc_dir: &'a Path,
+/// One job's scan: the compiler and options its probes are asked of and kept under, and
+/// the source it starts from.
+pub struct Scan<'a> {
+    /// The compiler, resolved to a path.
+    pub compiler: &'a Path,
+    pub identity: &'a str,
+    pub sp: &'a ShipPlan,
+    /// The source as the command names it.
+    pub source: &'a str,
+    pub cwd: &'a Path,
+    pub rcc_dir: &'a Path,
 }
 
-impl Job<'_> {
+impl Scan<'_> {
     /// Where what the compiler says for this job's options is kept (`RCC_DIR/probes/KEY`).
     fn probe_file(&self) -> PathBuf {
         let mut key = Vec::new();
@@ -80,7 +85,7 @@ impl Job<'_> {
 
 /// The search path for `args` as `compiler` answers it, from `RCC_DIR/probes` while it still
 /// holds (no directory gcc left out has appeared since).
-fn search_paths(job: &Job) -> Result<SearchPaths, String> {
+fn search_paths(job: &Scan) -> Result<SearchPaths, String> {
     let file = job.probe_file();
     if let Some(known) = fs::read_to_string(&file)
         .ok()
@@ -93,7 +98,7 @@ fn search_paths(job: &Job) -> Result<SearchPaths, String> {
     let found =
         scan::probe(job.compiler, &sp.probe_args, sp.lang, job.cwd).map_err(|e| e.to_string())?;
     let _ = fs::create_dir_all(job.rcc_dir.join("probes"));
-    let _ = super::write_atomically(&file, found.encode().as_bytes());
+    let _ = super::output::write_atomically(&file, found.encode().as_bytes());
     Ok(found)
 }
 
@@ -105,7 +110,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// What a scan keeps of the files and directories it saw: for one job in an rcc process, for
-/// the whole build in the scan server (`server`).
+/// the whole build in the scan server (`scan_server`).
 pub struct Scanner {
     pub files: Files,
     pub dirs: scan::Dirs,
@@ -173,73 +178,86 @@ impl Scanner {
     }
 }
 
-/// Builds the manifest for compiling `source` (as the command names it) with `sp`, or says
-/// why this job is preprocessed here instead. The job starts afresh in `scanner`: every
-/// file and directory it uses is checked against the disk again.
-pub fn prepare(
-    scanner: &mut Scanner,
-    compiler: &Path,
-    identity: &str,
-    sp: &ShipPlan,
-    source: &str,
-    cwd: &Path,
-    rcc_dir: &Path,
-) -> Result<Shipment, String> {
+/// Builds the manifest for the job `job` scans, or says why the job is preprocessed here
+/// instead. The job starts afresh in `scanner`: every file and directory it uses is checked
+/// against the disk again.
+pub fn prepare(scanner: &mut Scanner, job: &Scan) -> Result<Shipment, String> {
     scanner.files.next_job();
     scanner.dirs.next_job();
-    let job = Job {
-        compiler,
-        identity,
-        sp,
-        cwd,
-        rcc_dir,
+    let search = search_paths(job)?;
+    let closure = closure_with_computed(scanner, job, &search)?;
+    let (paths, predef) = box_search_path(job, &search)?;
+    let files = manifest_files(scanner, closure)?;
+    let manifest = Manifest {
+        source: job.source.to_string(),
+        paths,
+        deps: job.sp.deps.as_ref().map(|d| d.request.clone()),
+        files,
     };
-    let search = search_paths(&job)?;
-    let source_abs = scan::clean(&cwd.join(source));
-    // A computed include adds the files its names can give, and those may add definitions
-    // and computed includes of their own: again until nothing new is found.
+    Ok(Shipment::new(manifest, job.sp, predef))
+}
+
+/// The include closure of the job's source with the files its computed includes can name:
+/// those may add definitions and computed includes of their own, so again until nothing new
+/// is found.
+fn closure_with_computed(
+    scanner: &mut Scanner,
+    job: &Scan,
+    search: &SearchPaths,
+) -> Result<scan::IncludeClosure, String> {
+    let source_abs = scan::clean(&job.cwd.join(job.source));
     let mut extra: Vec<(PathBuf, Option<usize>)> = Vec::new();
     let mut rounds = 0;
-    let closure = loop {
+    loop {
         let Scanner { files, dirs, .. } = &mut *scanner;
-        let closure = scan::closure(&source_abs, &search, &extra, dirs, |p| {
+        let closure = scan::include_closure(&source_abs, search, &extra, dirs, |p| {
             Ok(Rc::clone(&files.get(p)?.directives))
         })
-        .map_err(|e| format!("cannot read what {source} includes: {e}"))?;
+        .map_err(|e| format!("cannot read what {} includes: {e}", job.source))?;
         if let Some(why) = closure.refused {
             return Err(why);
         }
         if closure.computed.is_empty() {
-            break closure;
+            return Ok(closure);
         }
         let why = closure.unknowable.clone().unwrap_or_default();
         let found =
-            computed_files(&closure, &search, &job, scanner).map_err(|e| format!("{why}: {e}"))?;
+            computed_files(&closure, search, job, scanner).map_err(|e| format!("{why}: {e}"))?;
         let new: Vec<_> = found
             .into_iter()
             .filter(|(p, _)| !closure.files.contains(p) && !closure.probed.contains(p))
             .collect();
         if new.is_empty() {
-            break closure;
+            return Ok(closure);
         }
         rounds += 1;
         if rounds > 8 {
             return Err(format!("{why}: its names keep leading to more files"));
         }
         extra.extend(new);
-    };
+    }
+}
 
-    // The search path as the box must use it: quote directories, then the `-I` directories
-    // gcc kept (they come first in its list), then everything else as system directories,
-    // which is what they are here (-isystem, the compiler's own, -idirafter).
-    let mut paths: Vec<(String, String)> = Vec::new();
+/// A search-path option and its value as the box's compiler gets them (`-isystem`, `DIR`).
+type PathOption = (String, String);
+
+/// The search path as the box must use it: quote directories, then the `-I` directories gcc
+/// kept (they come first in its list), then everything else as system directories, which is
+/// what they are here (-isystem, the compiler's own, -idirafter); then the implicit
+/// `stdc-predef.h` by name (returned too), and the command's `-include` and `-imacros`.
+fn box_search_path(
+    job: &Scan,
+    search: &SearchPaths,
+) -> Result<(Vec<PathOption>, Option<String>), String> {
+    let sp = job.sp;
+    let mut paths: Vec<PathOption> = Vec::new();
     for raw in &search.quote_raw {
         paths.push(("-iquote".into(), raw.clone()));
     }
     let user: Vec<PathBuf> = sp
         .user_dirs
         .iter()
-        .map(|d| scan::clean(&cwd.join(d)))
+        .map(|d| scan::clean(&job.cwd.join(d)))
         .collect();
     let mut system = false;
     for (raw, abs) in search.bracket_raw.iter().zip(&search.bracket) {
@@ -273,27 +291,19 @@ pub fn prepare(
         paths.push(("-include".into(), p.clone()));
     }
     paths.extend(sp.includes.iter().cloned());
+    Ok((paths, predef))
+}
 
+/// The manifest's files: everything in `closure`, each once by the name the box opens it
+/// as, with its size and hash, sorted as the wire likes them.
+fn manifest_files(
+    scanner: &mut Scanner,
+    closure: scan::IncludeClosure,
+) -> Result<Vec<FileEntry>, String> {
     let mut entries = Vec::with_capacity(closure.files.len() + closure.probed.len());
     let mut named: std::collections::HashSet<String> = std::collections::HashSet::new();
     for p in closure.files.into_iter().chain(closure.probed) {
-        // The scan cleans its paths: most need no resolving.
-        let plain = if is_plain(p.as_os_str().as_bytes()) {
-            p
-        } else {
-            let plain = lexical(&p);
-            if plain.as_os_str() != p.as_os_str() && !same_file(&p, &plain) {
-                return Err(format!(
-                    "{} climbs out of a symlinked directory",
-                    p.display()
-                ));
-            }
-            plain
-        };
-        let name = plain
-            .into_os_string()
-            .into_string()
-            .map_err(|p| format!("{} is not UTF-8", Path::new(&p).display()))?;
+        let name = box_name(p)?;
         let plain = Path::new(&name);
         let known = scanner
             .files
@@ -319,18 +329,33 @@ pub fn prepare(
     }
     // Sorted, the paths share most of their bytes with the one before (see `protocol`).
     sort_by_directory(&mut entries);
-    let manifest = Manifest {
-        source: source.to_string(),
-        paths,
-        deps: sp.deps.as_ref().map(|d| d.request.clone()),
-        files: entries,
+    Ok(entries)
+}
+
+/// The name a box opens `p` as: resolved lexically (most paths need it not: the scan cleans
+/// them), and UTF-8. `Err` when `..` would climb out of a symlinked directory.
+fn box_name(p: PathBuf) -> Result<String, String> {
+    let plain = if is_plain(p.as_os_str().as_bytes()) {
+        p
+    } else {
+        let plain = lexical(&p);
+        if plain.as_os_str() != p.as_os_str() && !same_file(&p, &plain) {
+            return Err(format!(
+                "{} climbs out of a symlinked directory",
+                p.display()
+            ));
+        }
+        plain
     };
-    Ok(Shipment::new(manifest, sp, predef))
+    plain
+        .into_os_string()
+        .into_string()
+        .map_err(|p| format!("{} is not UTF-8", Path::new(&p).display()))
 }
 
 /// Sorts `entries` as far as the wire cares: by directory. Comparing whole paths, which
-/// share their first 40-odd bytes, was a twentieth of the scan server's time per job; a
-/// kernel job's ~700 files live in a few dozen directories.
+/// share long prefixes, stood out in the scan server's profile (`bash
+/// tests/tools/master-profile.sh`), and a job's files live in far fewer directories.
 fn sort_by_directory(entries: &mut Vec<FileEntry>) {
     let split = |p: &str| p.rfind('/').map_or(0, |i| i + 1);
     let ranks: Vec<usize> = {
@@ -358,9 +383,9 @@ fn sort_by_directory(entries: &mut Vec<FileEntry>) {
 /// The files the closure's computed includes can name (see `macros`), each as gcc would
 /// find it from its includer, with its chain index; or why that cannot be known.
 fn computed_files(
-    closure: &scan::Closure,
+    closure: &scan::IncludeClosure,
     search: &SearchPaths,
-    job: &Job,
+    job: &Scan,
     scanner: &mut Scanner,
 ) -> Result<Vec<(PathBuf, Option<usize>)>, String> {
     let mut defines = Vec::with_capacity(closure.files.len() + 1);
@@ -411,7 +436,7 @@ fn computed_files(
 }
 
 /// The compiler's own macros for this job's options, from `RCC_DIR/probes` once asked.
-fn predefined(job: &Job) -> Result<Vec<u8>, String> {
+fn predefined(job: &Scan) -> Result<Vec<u8>, String> {
     let file = job.probe_file().with_extension("dM");
     if let Ok(known) = fs::read(&file) {
         return Ok(known);
@@ -419,7 +444,7 @@ fn predefined(job: &Job) -> Result<Vec<u8>, String> {
     let sp = job.sp;
     let found = scan::predefined(job.compiler, &sp.probe_args, sp.lang, job.cwd)
         .map_err(|e| e.to_string())?;
-    let _ = super::write_atomically(&file, &found);
+    let _ = super::output::write_atomically(&file, &found);
     Ok(found)
 }
 

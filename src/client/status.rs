@@ -373,67 +373,77 @@ fn compilers(r: &Row) -> String {
 /// cooler's state, HOT how long it has been throttled since it started and how many jobs
 /// it refused for heat.
 pub fn render_table(rows: &[Row]) -> String {
-    const HEAD: [&str; 12] = [
-        "HOST",
-        "STATE",
-        "RUN/SLOTS",
-        "DONE",
-        "FAILED",
-        "REJECTED",
-        "PEAK",
-        "THERMAL",
-        "TEMP/LIMIT",
-        "COOLING",
-        "HOT",
-        "COMPILER",
-    ];
     let mut lines: Vec<Vec<String>> = vec![HEAD.iter().map(|h| h.to_string()).collect()];
-    for r in rows {
-        let g = |k| clean(r.get(k).unwrap_or("-"), WORDS_CAP);
-        match &r.reply {
-            Ok(_) => lines.push(vec![
-                r.host.clone(),
-                state(r),
-                // Effective slots, and the configured ones when heat has shrunk them.
-                match (r.get("slots_now"), r.get("slots")) {
-                    (Some(now), Some(all)) if now != all => {
-                        format!("{}/{} of {}", g("running"), g("slots_now"), g("slots"))
-                    }
-                    _ => format!("{}/{}", g("running"), g("slots_now")),
-                },
-                g("done"),
-                g("failed"),
-                g("rejected"),
-                g("peak"),
-                g("thermal"),
-                match (r.get("temp_c"), r.get("limit_c")) {
-                    (Some(_), Some(_)) => format!("{}/{}C", g("temp_c"), g("limit_c")),
-                    (Some(_), None) => format!("{}C", g("temp_c")),
-                    _ => "-".into(),
-                },
-                g("cooling"),
-                match r.get("throttled_s") {
-                    Some(_) => format!("{}s {} refused", g("throttled_s"), g("throttled")),
-                    None => "-".into(),
-                },
-                clean(&compilers(r), WORDS_CAP),
-            ]),
-            Err(e) => {
-                let mut l = vec![r.host.clone(), "down".into()];
-                l.resize(HEAD.len() - 1, "-".into());
-                l.push(e.clone());
-                lines.push(l);
-            }
+    lines.extend(rows.iter().map(table_row));
+    columns(&lines)
+}
+
+/// The table's columns.
+const HEAD: [&str; 12] = [
+    "HOST",
+    "STATE",
+    "RUN/SLOTS",
+    "DONE",
+    "FAILED",
+    "REJECTED",
+    "PEAK",
+    "THERMAL",
+    "TEMP/LIMIT",
+    "COOLING",
+    "HOT",
+    "COMPILER",
+];
+
+/// One box's line of the table, a cell per column of `HEAD`.
+fn table_row(r: &Row) -> Vec<String> {
+    let g = |k| clean(r.get(k).unwrap_or("-"), WORDS_CAP);
+    match &r.reply {
+        Ok(_) => vec![
+            r.host.clone(),
+            state(r),
+            // Effective slots, and the configured ones when heat has shrunk them.
+            match (r.get("slots_now"), r.get("slots")) {
+                (Some(now), Some(all)) if now != all => {
+                    format!("{}/{} of {}", g("running"), g("slots_now"), g("slots"))
+                }
+                _ => format!("{}/{}", g("running"), g("slots_now")),
+            },
+            g("done"),
+            g("failed"),
+            g("rejected"),
+            g("peak"),
+            g("thermal"),
+            match (r.get("temp_c"), r.get("limit_c")) {
+                (Some(_), Some(_)) => format!("{}/{}C", g("temp_c"), g("limit_c")),
+                (Some(_), None) => format!("{}C", g("temp_c")),
+                _ => "-".into(),
+            },
+            g("cooling"),
+            match r.get("throttled_s") {
+                Some(_) => format!("{}s {} refused", g("throttled_s"), g("throttled")),
+                None => "-".into(),
+            },
+            clean(&compilers(r), WORDS_CAP),
+        ],
+        Err(e) => {
+            let mut l = vec![r.host.clone(), "down".into()];
+            l.resize(HEAD.len() - 1, "-".into());
+            l.push(e.clone());
+            l
         }
     }
+}
+
+/// `lines` as text in columns, each as wide as its widest cell; the last column runs on.
+fn columns(lines: &[Vec<String>]) -> String {
     let mut widths = [0usize; HEAD.len()];
-    for l in &lines {
+    for l in lines {
         for (i, cell) in l.iter().enumerate() {
             widths[i] = widths[i].max(cell.chars().count());
         }
     }
     let mut out = String::new();
-    for l in &lines {
+    for l in lines {
         let mut line = String::new();
         for (i, cell) in l.iter().enumerate() {
             if i == l.len() - 1 {
