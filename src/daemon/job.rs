@@ -7,11 +7,11 @@
 //! arrive and keep at most `OUTPUT_CAP` bytes of each).
 //!
 //! A shipped job whose includes a macro names runs two children in turn: the preprocessing
-//! `sources::Audit` reads, then, only if it passed, the compile; a job that fails the audit
+//! `audit::Audit` reads, then, only if it passed, the compile; a job that fails the audit
 //! ends `Withheld`, with nothing of it sent back.
 
 use super::as_guard;
-use super::sources::Audit;
+use super::audit::Audit;
 use super::tree::Mirror;
 use crate::box_args::BoxArgs;
 use crate::compiler;

@@ -18,10 +18,12 @@
 //! | `memory.rs` | MemAvailable against what recent compiles needed -> accept or busy |
 //! | `cache.rs` | sources and headers by content hash, checked, bounded, least recently used out |
 //! | `tree.rs` | a job's private mirror of the master's paths, from the cache |
-//! | `sources.rs` | a job that ships its sources: manifest checks, the mirror, include checks, the `-H` audit of computed includes, the command |
+//! | `sources.rs` | a job that ships its sources: manifest checks, the mirror, include checks, the command |
+//! | `audit.rs` | the `-H` preprocessing run before a job whose includes a macro names, and its report checked against the mirror |
 
 pub mod admit;
 pub mod as_guard;
+pub mod audit;
 pub mod cache;
 pub mod config;
 pub mod config_file;
