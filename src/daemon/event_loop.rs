@@ -13,7 +13,7 @@ use super::conn::{Conn, Pending, Phase, ReadOutcome};
 use super::health::{self, Watch, FREE_FLOOR};
 use super::job::{self, Compilers, Job, Spool, Withheld};
 use super::memory::Memory;
-use super::sources::{self, Tree, Verdicts};
+use super::sources::{self, IncludeVerdicts, Tree};
 use super::status::{self, BoxIdentity};
 use super::thermal::{Thermal, Verdict};
 use super::tree::Mirrors;
@@ -59,7 +59,7 @@ struct Daemon {
     health: Watch,
     /// When a broken box may look again at what broke it.
     next_look: Instant,
-    verdicts: Verdicts,
+    include_verdicts: IncludeVerdicts,
     /// The mirrors of finished sources jobs, kept for the next ones.
     mirrors: Mirrors,
 }
@@ -159,7 +159,7 @@ pub fn run(config: Config) -> io::Result<()> {
         cache_error,
         health,
         next_look: Instant::now(),
-        verdicts: Verdicts::default(),
+        include_verdicts: IncludeVerdicts::default(),
         mirrors: Mirrors::new(&d_temp, format!("rccd-{}", sys::getpid()), d_jobs),
     };
     d.memory.sample(Instant::now());
@@ -789,7 +789,7 @@ impl Daemon {
     /// Every file is there: check what they include, and compile.
     fn start_sources(&mut self, c: usize, mut p: Pending) {
         let t = p.tree.take().expect("matched on a tree");
-        let launch = match t.finish(&mut self.verdicts, &p.args, &p.req.output_ext) {
+        let launch = match t.finish(&mut self.include_verdicts, &p.args, &p.req.output_ext) {
             Ok(l) => l,
             Err(r) => return self.refuse_sources(c, &p, r),
         };

@@ -18,7 +18,7 @@
 //! | `memory.rs` | MemAvailable against what recent compiles needed -> accept or busy |
 //! | `cache.rs` | sources and headers by content hash, checked, bounded, least recently used out |
 //! | `tree.rs` | a job's private mirror of the master's paths, from the cache |
-//! | `sources.rs` | a job that ships its sources: manifest checks, the mirror, include checks, the command |
+//! | `sources/` | a job that ships its sources: `mod.rs` (the job from manifest to compile), `manifest.rs` (what a manifest may name), `include_check.rs` (what its files include, judged once per content), `command.rs` (its compiler's argv) |
 //! | `audit.rs` | the `-H` preprocessing run before a job whose includes a macro names, and its report checked against the mirror |
 
 pub mod admit;
