@@ -2,9 +2,10 @@
 //! job's typed options (`box_args`),
 //! a private temp dir, the child process with its pipes and pidfd, and the result.
 //!
-//! The event loop owns the registration of the pipes and pidfd; this file only reads them
-//! when told they are ready, so a child can never block on a full pipe (we drain both as they
-//! arrive and keep at most `OUTPUT_CAP` bytes of each).
+//! The event loop owns the registration of the pipes and pidfd (and makes the pipes
+//! non-blocking as it registers them); this file only reads them when told they are ready,
+//! so a child can never block on a full pipe (we drain both as they arrive and keep at most
+//! `OUTPUT_CAP` bytes of each).
 //!
 //! A shipped job whose includes a macro names runs two children in turn: the preprocessing
 //! `audit::Audit` reads, then, only if it passed, the compile; a job that fails the audit
@@ -17,7 +18,6 @@ use crate::box_args::BoxArgs;
 use crate::compiler;
 use crate::protocol::{Done, Exit, JobRequest};
 use crate::sys;
-use mio::unix::pipe::Receiver;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs;
@@ -290,13 +290,17 @@ impl Spool {
     }
 }
 
+/// A child's stdout or stderr, read until it would block. std hands blocking pipes: the loop
+/// makes each non-blocking when it registers it (`event_loop`), before anything reads it.
+pub type Pipe = fs::File;
+
 /// A compile that is running or has finished.
 pub struct Job {
     pub dir: PathBuf,
     pub child: Child,
     pub pidfd: OwnedFd,
-    pub stdout: Option<Receiver>,
-    pub stderr: Option<Receiver>,
+    pub stdout: Option<Pipe>,
+    pub stderr: Option<Pipe>,
     out_buf: Vec<u8>,
     err_buf: Vec<u8>,
     out_dropped: usize,
@@ -335,8 +339,8 @@ struct Start {
 struct Started {
     child: Child,
     pidfd: OwnedFd,
-    stdout: Receiver,
-    stderr: Receiver,
+    stdout: Pipe,
+    stderr: Pipe,
 }
 
 impl Start {
@@ -386,11 +390,8 @@ impl Start {
                 return Err(e);
             }
         };
-        let stdout = Receiver::from(child.stdout.take().expect("piped"));
-        let stderr = Receiver::from(child.stderr.take().expect("piped"));
-        // std hands us blocking pipes; the loop needs them non-blocking.
-        stdout.set_nonblocking(true)?;
-        stderr.set_nonblocking(true)?;
+        let stdout = Pipe::from(OwnedFd::from(child.stdout.take().expect("piped")));
+        let stderr = Pipe::from(OwnedFd::from(child.stderr.take().expect("piped")));
         Ok(Started {
             child,
             pidfd,

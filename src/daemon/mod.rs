@@ -6,7 +6,11 @@
 //! | --- | --- |
 //! | `config.rs` | the resolved configuration the loop runs with |
 //! | `config_file.rs` | `/etc/default/rccd` (`--config`) into flags |
-//! | `event_loop.rs` | the only file that touches mio: accept, read, write, timers |
+//! | `event_loop.rs` | the poll side, the only file that names mio: accept, register, read, write, timers |
+//! | `conversation.rs` | what a connection says and what the daemon answers: status, job request, input, reply |
+//! | `gate.rs` | where a job is admitted or turned away, and where slots come back |
+//! | `startup.rs` | what rccd checks and writes before it serves, and says when it stops |
+//! | `upkeep.rs` | the box looking after itself: health read again, disk room made |
 //! | `conn.rs` | one connection's buffers and phase, driven by the loop |
 //! | `admit.rs` | slots, the wait queue and the counters |
 //! | `job.rs` | compiler allow-list and identity, temp dir, child process in its Landlock sandbox, argv from the typed options (`crate::box_args`) |
@@ -28,15 +32,19 @@ pub mod cache;
 pub mod config;
 pub mod config_file;
 pub mod conn;
+mod conversation;
 pub mod event_loop;
+mod gate;
 pub mod health;
 pub mod job;
 pub mod memory;
 pub mod sandbox;
 pub mod sources;
+mod startup;
 pub mod status;
 pub mod thermal;
 pub mod tree;
+mod upkeep;
 
 pub use config::Config;
 
