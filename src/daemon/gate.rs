@@ -12,7 +12,7 @@ use super::as_guard;
 use super::conn::{Conn, Pending, Phase};
 use super::event_loop::Daemon;
 use super::job::{self, CompilerProblem};
-use super::thermal::Verdict;
+use super::thermal::ThermalVerdict;
 use crate::box_args::BoxArgs;
 use crate::protocol::{JobRequest, Mode, RejectReason};
 use std::net::SocketAddr;
@@ -247,7 +247,7 @@ impl Daemon {
                 self.thermal.describe()
             );
         }
-        if self.thermal.verdict() == Verdict::Critical {
+        if self.thermal.verdict() == ThermalVerdict::Critical {
             for conn in self.conns.iter().flatten() {
                 if let Some(job) = &conn.job {
                     if job.status.is_none() {

@@ -18,7 +18,7 @@
 //! | `as_guard.rs` | without Landlock: gcc's `-wrapper` that reads the assembler's input before the assembler does |
 //! | `status.rs` | the status reply |
 //! | `health.rs` | ok, full or broken (why): the rule that keeps jobs off a box that cannot take them |
-//! | `thermal.rs` | the SoC's thermal zones, coolers and cpufreq caps -> accept, fewer, or none |
+//! | `thermal/` | the heat: `sysfs.rs` reads zones, coolers and cpufreq caps into `readings.rs`; `rule.rs` (no I/O) turns them into accept, fewer, or none; `mod.rs` joins the two |
 //! | `memory.rs` | MemAvailable against what recent compiles needed -> accept or busy |
 //! | `cache.rs` | sources and headers by content hash, checked, bounded, least recently used out |
 //! | `tree.rs` | a job's private mirror of the master's paths, from the cache |
