@@ -679,7 +679,6 @@ impl Job {
         }
     }
 
-    /// The mirror of a job whose compiler is gone, for the next job.
     /// The mirror's root as bytes, while the job holds its mirror.
     fn mirror_root(&self) -> Option<&[u8]> {
         self.mirror
@@ -687,6 +686,7 @@ impl Job {
             .map(|m| m.root().as_os_str().as_encoded_bytes())
     }
 
+    /// The mirror of a job whose compiler is gone, for the next job.
     pub fn take_mirror(&mut self) -> Option<Mirror> {
         self.status.as_ref()?;
         self.mirror.take()
@@ -771,8 +771,43 @@ impl Job {
         None
     }
 
-    /// The reply for a complete job. Reading the object can fail (a full disk on the box):
-    /// that is the box's problem, not the user's.
+    /// What a compile that succeeded wrote, to send back: its object (none if it wrote
+    /// none) and its dependency file. Reading them can fail (a full disk on the box): that
+    /// is the box's problem, not the user's.
+    fn outputs(&self, max_output: usize) -> Result<Vec<(String, Vec<u8>)>, Withheld> {
+        let unreadable = |e: io::Error| {
+            Withheld::Box(format!(
+                "compiled but cannot read the object on this box: {e}"
+            ))
+        };
+        let mut outputs = Vec::new();
+        // Looked at before it is read: a few bytes of `.fill` make an object of any size.
+        if let Ok(m) = fs::metadata(&self.output) {
+            if m.len() > max_output as u64 {
+                return Err(Withheld::Box(format!(
+                    "the object is {} MiB, more than this box sends (--max-body-mib {})",
+                    m.len() >> 20,
+                    max_output >> 20
+                )));
+            }
+        }
+        match fs::read(&self.output) {
+            Ok(data) => outputs.push((self.output_ext.clone(), data)),
+            // A compiler that succeeds without writing its output (`-Wa,--version`
+            // prints and stops) is the job's doing: say so with no output, and the
+            // client compiles it at home.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(unreadable(e)),
+        }
+        if let Some(d) = &self.depfile {
+            let text = fs::read(d).map_err(unreadable)?;
+            outputs.push(("d".into(), strip_root(text, self.mirror_root())));
+        }
+        Ok(outputs)
+    }
+
+    /// The reply for a complete job: what the compiler said and, if it succeeded, what it
+    /// wrote (`outputs`); or why the peer gets none of it (`Withheld`).
     pub fn result(&mut self, max_output: usize) -> Result<Done, Withheld> {
         let st = self.status.expect("complete job has a status");
         let exit = match (st.code(), st.signal()) {
@@ -780,41 +815,15 @@ impl Job {
             (None, Some(s)) => Exit::Signal(s),
             _ => Exit::Signal(0),
         };
-        let unreadable = |e: io::Error| {
-            Withheld::Box(format!(
-                "compiled but cannot read the object on this box: {e}"
-            ))
-        };
         if exit != Exit::Code(0) {
             if let Some(w) = self.failure_withheld() {
                 return Err(w);
             }
         }
-        let mut outputs = Vec::new();
-        if exit == Exit::Code(0) {
-            // Looked at before it is read: a few bytes of `.fill` make an object of any size.
-            if let Ok(m) = fs::metadata(&self.output) {
-                if m.len() > max_output as u64 {
-                    return Err(Withheld::Box(format!(
-                        "the object is {} MiB, more than this box sends (--max-body-mib {})",
-                        m.len() >> 20,
-                        max_output >> 20
-                    )));
-                }
-            }
-            match fs::read(&self.output) {
-                Ok(data) => outputs.push((self.output_ext.clone(), data)),
-                // A compiler that succeeds without writing its output (`-Wa,--version`
-                // prints and stops) is the job's doing: say so with no output, and the
-                // client compiles it at home.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(unreadable(e)),
-            }
-            if let Some(d) = &self.depfile {
-                let text = fs::read(d).map_err(unreadable)?;
-                outputs.push(("d".into(), strip_root(text, self.mirror_root())));
-            }
-        }
+        let outputs = match exit {
+            Exit::Code(0) => self.outputs(max_output)?,
+            _ => Vec::new(),
+        };
         let mut stderr = std::mem::take(&mut self.err_buf);
         if self.err_dropped > 0 || self.out_dropped > 0 {
             stderr.extend_from_slice(

@@ -204,42 +204,10 @@ impl Mirror {
             want.entry(f.path.as_str()).or_insert((i as u32, &f.hash));
         }
         // Files first, so that the directories left behind are empty.
-        let mut gone = Vec::new();
-        for (path, hash) in &self.files {
-            if want.get(path.as_str()).map(|w| w.1) != Some(hash) {
-                fs::remove_file(under(&self.root, Path::new(path)))?;
-                gone.push(path.clone());
-            }
-        }
-        for path in gone {
-            self.files.remove(&path);
-        }
-        let mut wanted_dirs: HashSet<PathBuf> = HashSet::new();
+        self.remove_files_but(&want)?;
         let files_dirs = want.keys().filter_map(|p| Path::new(p).parent());
-        for d in dirs.into_iter().chain(files_dirs.map(Path::to_path_buf)) {
-            let mut at = Some(d.as_path());
-            while let Some(a) = at.filter(|a| *a != Path::new("/")) {
-                if !wanted_dirs.insert(a.to_path_buf()) {
-                    break;
-                }
-                at = a.parent();
-            }
-        }
-        // Deepest first: a directory's children go before it. rmdir fails on anything
-        // left in it that this mirror did not put there.
-        let mut stale: Vec<PathBuf> = self.dirs.difference(&wanted_dirs).cloned().collect();
-        stale.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-        for d in stale {
-            fs::remove_dir(under(&self.root, &d))?;
-            self.dirs.remove(&d);
-        }
-        // Parents first: a prefix sorts before the paths it starts.
-        let mut new: Vec<&PathBuf> = wanted_dirs.difference(&self.dirs).collect();
-        new.sort();
-        for d in new {
-            fs::create_dir(under(&self.root, d))?;
-        }
-        self.dirs = wanted_dirs;
+        let wanted = with_ancestors(dirs.into_iter().chain(files_dirs.map(Path::to_path_buf)));
+        self.fit_dirs(wanted)?;
         let mut needed = Vec::new();
         for (i, f) in files.iter().enumerate() {
             if want.get(f.path.as_str()).map(|w| w.0) != Some(i as u32)
@@ -253,6 +221,41 @@ impl Mirror {
             }
         }
         Ok(needed)
+    }
+
+    /// Removes every file but those `want` names (by path, with the same hash).
+    fn remove_files_but(&mut self, want: &HashMap<&str, (u32, &Digest)>) -> io::Result<()> {
+        let mut gone = Vec::new();
+        for (path, hash) in &self.files {
+            if want.get(path.as_str()).map(|w| w.1) != Some(hash) {
+                fs::remove_file(under(&self.root, Path::new(path)))?;
+                gone.push(path.clone());
+            }
+        }
+        for path in gone {
+            self.files.remove(&path);
+        }
+        Ok(())
+    }
+
+    /// Makes the mirror's directories `wanted`: the others go, the missing are made.
+    fn fit_dirs(&mut self, wanted: HashSet<PathBuf>) -> io::Result<()> {
+        // Deepest first: a directory's children go before it. rmdir fails on anything
+        // left in it that this mirror did not put there.
+        let mut stale: Vec<PathBuf> = self.dirs.difference(&wanted).cloned().collect();
+        stale.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for d in stale {
+            fs::remove_dir(under(&self.root, &d))?;
+            self.dirs.remove(&d);
+        }
+        // Parents first: a prefix sorts before the paths it starts.
+        let mut new: Vec<&PathBuf> = wanted.difference(&self.dirs).collect();
+        new.sort();
+        for d in new {
+            fs::create_dir(under(&self.root, d))?;
+        }
+        self.dirs = wanted;
+        Ok(())
     }
 
     /// Places the cached file `from` at `path` (laid out by `lay_out`, not yet here).
@@ -334,6 +337,21 @@ impl Mirrors {
         self.idle.clear();
         n
     }
+}
+
+/// `dirs` (absolute, plain) and every ancestor of each but `/`.
+fn with_ancestors(dirs: impl Iterator<Item = PathBuf>) -> HashSet<PathBuf> {
+    let mut all: HashSet<PathBuf> = HashSet::new();
+    for d in dirs {
+        let mut at = Some(d.as_path());
+        while let Some(a) = at.filter(|a| *a != Path::new("/")) {
+            if !all.insert(a.to_path_buf()) {
+                break;
+            }
+            at = a.parent();
+        }
+    }
+    all
 }
 
 #[cfg(test)]
