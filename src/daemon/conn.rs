@@ -1,8 +1,8 @@
 //! One client connection: its buffers, its phase in the conversation, and the job it owns.
 //! The event loop says when the socket is readable or writable; this file moves bytes and
 //! frames, never blocking (everything stops at `WouldBlock`). The socket is any `Read +
-//! Write` (the loop's is a non-blocking mio stream; this file never names mio). It also
-//! keeps the clock an accepted job's input runs against (`Conn::input_too_slow`).
+//! Write` (the loop's is a non-blocking TCP stream it registers itself). It also keeps the
+//! clock an accepted job's input runs against (`Conn::input_too_slow`).
 
 use super::job::{Job, Spool};
 use crate::protocol::{self, JobRequest, Limits, Message};

@@ -9,19 +9,20 @@
 //! A mirror outlives its job (`Mirrors`): the next job on it changes only the files and
 //! directories that differ, and leaves it holding exactly what a fresh mirror of its own
 //! manifest would — the same files with the same contents, the same directories, nothing
-//! else — so the compile cannot tell. Two kernel files share most of their ~740 headers;
-//! building and removing the whole mirror for each job was most of rccd's own CPU (a link,
-//! an unlink and a touch per file, ~25 ms a job on ext4). While a job runs, its mirror is
-//! its own; the compiler may only read it (the sandbox writes only to the job's dir).
+//! else — so the compile cannot tell. Two kernel files share most of their headers;
+//! building and removing the whole mirror for each job (a link, an unlink and a touch per
+//! file) was most of rccd's own CPU. While a job runs, its mirror is its own; the compiler
+//! may only read it (the sandbox writes only to the job's dir).
 //!
 //! Every path a peer sends is checked before it touches the disk: absolute, no `.` or `..`
 //! components, no NUL, bounded length and depth. Only regular files and directories are
 //! made, never links a peer chose, so nothing here leads out of the mirror.
 //!
 //! What one manifest may cost the box is bounded before anything is made (`check_budget`):
-//! a kernel job names ~650 files in ~150 directories, a big C++ unit ~3,000 files, so
-//! `MAX_FILES`, `MAX_DIRS` and `MAX_DEPTH` leave them room many times over while a hostile
-//! manifest can no longer make millions of directories on the event loop.
+//! a kernel job names hundreds of files in a hundred-odd directories, a big C++ unit a few
+//! thousand files, so `MAX_FILES`, `MAX_DIRS` and `MAX_DEPTH` leave them room many times
+//! over while a hostile manifest can no longer make millions of directories on the event
+//! loop.
 
 use super::cache::Cache;
 use crate::protocol::FileEntry;
@@ -40,8 +41,8 @@ pub const MAX_DEPTH: usize = 32;
 /// Most files a manifest may name (the decoder's own cap: a longer list is not even read).
 pub const MAX_FILES: usize = crate::protocol::MAX_FILES;
 /// Most directories a mirror may hold: the ancestors of every file and search directory.
-/// A directory costs far more to make than a file (a `mkdir` took ~0.3 ms against ~25 us
-/// for a link on a loaded ext4), and all of it happens on the event loop.
+/// A directory costs far more to make than a file (a `mkdir` is many times a link on a
+/// loaded ext4), and all of it happens on the event loop.
 pub const MAX_DIRS: usize = 512;
 
 /// Checks a path from a peer; `Err` says what is wrong with it.
