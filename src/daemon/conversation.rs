@@ -21,6 +21,8 @@ use std::io;
 use std::time::Instant;
 
 impl Daemon {
+    /// Connection `c`'s socket is readable: reads what came, answers each whole frame, and
+    /// notices a peer that left.
     pub(super) fn on_readable(&mut self, c: usize) {
         let now = Instant::now();
         let limits = self.config.limits;
@@ -48,6 +50,7 @@ impl Daemon {
         }
     }
 
+    /// One whole frame from connection `c`: what it means depends on the phase.
     fn on_message(&mut self, c: usize, msg: Message) {
         let phase = std::mem::replace(&mut self.conn(c).phase, Phase::Closing);
         match (phase, msg) {
@@ -178,7 +181,7 @@ impl Daemon {
 
     /// The box cannot hold the input (its temp dir is full or gone): its problem, not the
     /// job's, so the client tries elsewhere and backs this box off for a while.
-    fn cannot_spool(&mut self, c: usize, e: std::io::Error) {
+    fn cannot_spool(&mut self, c: usize, e: io::Error) {
         let text = format!(
             "cannot write the input on this box ({}): {}",
             self.config.temp_dir.display(),
@@ -279,7 +282,7 @@ impl Daemon {
 
     /// Watches a started compiler's pipes and exit; a compiler that could not start is the
     /// box's problem (its temp dir), so the client tries elsewhere.
-    fn run_job(&mut self, c: usize, started: std::io::Result<Job>, p: &Pending) {
+    fn run_job(&mut self, c: usize, started: io::Result<Job>, p: &Pending) {
         let job = match started {
             Ok(j) => j,
             Err(e) => {

@@ -159,6 +159,7 @@ impl Daemon {
         }
     }
 
+    /// Polls until told to stop: events first, then the timers, at least once a second.
     fn serve(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(256);
         while !sys::stop_requested() {
@@ -177,6 +178,7 @@ impl Daemon {
         Ok(())
     }
 
+    /// One event, by its token: a listener, a socket, a pipe or a pidfd.
     fn on_event(&mut self, ev: &Event) {
         let t = ev.token().0;
         if t >= LISTEN_BASE {
@@ -200,6 +202,7 @@ impl Daemon {
         }
     }
 
+    /// Accepts every connection waiting on listener `i` into a free slot of the slab.
     fn accept(&mut self, i: usize) {
         loop {
             let (mut stream, peer) = match self.listeners[i].accept() {
@@ -264,6 +267,7 @@ impl Daemon {
         false
     }
 
+    /// Connection `c`, which must be open.
     pub(super) fn conn(&mut self, c: usize) -> &mut Conn<TcpStream> {
         self.conns[c].as_mut().expect("live connection")
     }
@@ -298,6 +302,7 @@ impl Daemon {
         )
     }
 
+    /// A pipe of connection `c`'s child is readable (or closed).
     fn on_pipe(&mut self, c: usize, stderr: bool) {
         let Some(job) = self.conns[c].as_mut().and_then(|k| k.job.as_mut()) else {
             return;
@@ -307,6 +312,7 @@ impl Daemon {
         self.maybe_finish(c);
     }
 
+    /// Connection `c`'s child exited (its pidfd is readable): reaped, its pipes drained.
     fn on_exit(&mut self, c: usize) {
         let reg = self.poll.registry();
         let Some(job) = self.conns[c].as_mut().and_then(|k| k.job.as_mut()) else {
@@ -380,6 +386,8 @@ impl Daemon {
         }
     }
 
+    /// Frees connection `c`: its socket, its slot if it held one, its place in the slab;
+    /// its bytes go into the totals.
     pub(super) fn close(&mut self, c: usize) {
         if let Some(mut conn) = self.conns[c].take() {
             if let Some(mut s) = conn.stream.take() {

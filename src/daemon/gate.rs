@@ -8,6 +8,7 @@
 //! `apply_thermal` turns the verdict into the slot limit (and at critical stops running
 //! compiles), and `vet` refuses new jobs as throttled until the box cooled down.
 
+use super::admit::Admission;
 use super::as_guard;
 use super::conn::{Conn, Pending, Phase};
 use super::event_loop::Daemon;
@@ -136,12 +137,12 @@ impl Daemon {
     pub(super) fn admit(&mut self, c: usize, pending: Box<Pending>) {
         let peer = self.conn(c).peer;
         match self.slots.admit(c, peer.ip()) {
-            super::admit::Admission::Run => self.accept_job(c, pending),
-            super::admit::Admission::Wait => {
+            Admission::Run => self.accept_job(c, pending),
+            Admission::Wait => {
                 self.conn(c).phase = Phase::Waiting(pending);
                 self.share_slots();
             }
-            super::admit::Admission::Busy => {
+            Admission::Busy => {
                 let text = if self.slots.limit < self.slots.jobs {
                     format!(
                         "{} of {} slots in use while {}",
