@@ -69,41 +69,47 @@ pub fn parse(text: &str) -> Result<Vec<String>, Error> {
         }
         seen.push(key);
         let value = unquote(value.trim()).map_err(|why| err(format!("{key}: {why}")))?;
-        let words: Vec<&str> = value.split_whitespace().collect();
-        match key {
-            "LISTEN" => {
-                for w in &words {
-                    args.extend([flag.to_string(), w.to_string()]);
-                }
-            }
-            "ALLOW" => {
-                for w in &words {
-                    match *w {
-                        "private" => args.push("--allow-private".into()),
-                        "loopback" => {
-                            args.extend(["--allow".into(), "127.0.0.0/8".into()]);
-                            args.extend(["--allow".into(), "::1".into()]);
-                        }
-                        cidr => args.extend(["--allow".into(), cidr.to_string()]),
-                    }
-                }
-            }
-            "THERMAL" => match value.as_str() {
-                "on" | "yes" | "true" => {}
-                "off" | "no" | "false" => args.push(flag.to_string()),
-                other => return Err(err(format!("THERMAL: \"{other}\" is not on or off"))),
-            },
-            _ => match words[..] {
-                [] | ["auto"] => {}
-                [one] => args.extend([flag.to_string(), one.to_string()]),
-                _ if key.ends_with("PATH") || key.ends_with("DIR") || key.ends_with("ROOT") => {
-                    args.extend([flag.to_string(), value.clone()])
-                }
-                _ => return Err(err(format!("{key}: one value expected, found \"{value}\""))),
-            },
-        }
+        push_flags(&mut args, key, flag, &value).map_err(err)?;
     }
     Ok(args)
+}
+
+/// Appends the flags setting `key` (`flag`) to `value` stands for; `Err`: why it cannot.
+fn push_flags(args: &mut Vec<String>, key: &str, flag: &str, value: &str) -> Result<(), String> {
+    let words: Vec<&str> = value.split_whitespace().collect();
+    match key {
+        "LISTEN" => {
+            for w in &words {
+                args.extend([flag.to_string(), w.to_string()]);
+            }
+        }
+        "ALLOW" => {
+            for w in &words {
+                match *w {
+                    "private" => args.push("--allow-private".into()),
+                    "loopback" => {
+                        args.extend(["--allow".into(), "127.0.0.0/8".into()]);
+                        args.extend(["--allow".into(), "::1".into()]);
+                    }
+                    cidr => args.extend(["--allow".into(), cidr.to_string()]),
+                }
+            }
+        }
+        "THERMAL" => match value {
+            "on" | "yes" | "true" => {}
+            "off" | "no" | "false" => args.push(flag.to_string()),
+            other => return Err(format!("THERMAL: \"{other}\" is not on or off")),
+        },
+        _ => match words[..] {
+            [] | ["auto"] => {}
+            [one] => args.extend([flag.to_string(), one.to_string()]),
+            _ if key.ends_with("PATH") || key.ends_with("DIR") || key.ends_with("ROOT") => {
+                args.extend([flag.to_string(), value.to_string()])
+            }
+            _ => return Err(format!("{key}: one value expected, found \"{value}\"")),
+        },
+    }
+    Ok(())
 }
 
 /// `"a b"`, `'a b'` or `a`; no shell expansion, so none is silently skipped.

@@ -1,11 +1,11 @@
 //! One client connection: its buffers, its phase in the conversation, and the job it owns.
 //! The event loop says when the socket is readable or writable; this file moves bytes and
-//! frames, never blocking (everything stops at `WouldBlock`). It also keeps the clock an
-//! accepted job's input runs against (`Conn::input_too_slow`).
+//! frames, never blocking (everything stops at `WouldBlock`). The socket is any `Read +
+//! Write` (the loop's is a non-blocking TCP stream it registers itself). It also keeps the
+//! clock an accepted job's input runs against (`Conn::input_too_slow`).
 
 use super::job::{Job, Spool};
 use crate::protocol::{self, JobRequest, Limits, Message};
-use mio::net::TcpStream;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -61,9 +61,10 @@ pub enum Phase {
     Closing,
 }
 
-pub struct Conn {
+/// A connection over socket `S`.
+pub struct Conn<S> {
     /// `None` once the client is gone while its compiler is still being reaped.
-    pub stream: Option<TcpStream>,
+    pub stream: Option<S>,
     pub peer: SocketAddr,
     pub rbuf: Vec<u8>,
     pub wbuf: Vec<u8>,
@@ -93,8 +94,8 @@ pub enum ReadOutcome {
     Closed,
 }
 
-impl Conn {
-    pub fn new(stream: TcpStream, peer: SocketAddr, now: Instant) -> Conn {
+impl<S: Read + Write> Conn<S> {
+    pub fn new(stream: S, peer: SocketAddr, now: Instant) -> Conn<S> {
         Conn {
             stream: Some(stream),
             peer,

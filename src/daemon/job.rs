@@ -2,22 +2,22 @@
 //! job's typed options (`box_args`),
 //! a private temp dir, the child process with its pipes and pidfd, and the result.
 //!
-//! The event loop owns the registration of the pipes and pidfd; this file only reads them
-//! when told they are ready, so a child can never block on a full pipe (we drain both as they
-//! arrive and keep at most `OUTPUT_CAP` bytes of each).
+//! The event loop owns the registration of the pipes and pidfd (and makes the pipes
+//! non-blocking as it registers them); this file only reads them when told they are ready,
+//! so a child can never block on a full pipe (we drain both as they arrive and keep at most
+//! `OUTPUT_CAP` bytes of each).
 //!
 //! A shipped job whose includes a macro names runs two children in turn: the preprocessing
-//! `sources::Audit` reads, then, only if it passed, the compile; a job that fails the audit
+//! `audit::Audit` reads, then, only if it passed, the compile; a job that fails the audit
 //! ends `Withheld`, with nothing of it sent back.
 
 use super::as_guard;
-use super::sources::Audit;
+use super::audit::Audit;
 use super::tree::Mirror;
 use crate::box_args::BoxArgs;
 use crate::compiler;
 use crate::protocol::{Done, Exit, JobRequest};
 use crate::sys;
-use mio::unix::pipe::Receiver;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs;
@@ -290,13 +290,17 @@ impl Spool {
     }
 }
 
+/// A child's stdout or stderr, read until it would block. std hands blocking pipes: the loop
+/// makes each non-blocking when it registers it (`event_loop`), before anything reads it.
+pub type Pipe = fs::File;
+
 /// A compile that is running or has finished.
 pub struct Job {
     pub dir: PathBuf,
     pub child: Child,
     pub pidfd: OwnedFd,
-    pub stdout: Option<Receiver>,
-    pub stderr: Option<Receiver>,
+    pub stdout: Option<Pipe>,
+    pub stderr: Option<Pipe>,
     out_buf: Vec<u8>,
     err_buf: Vec<u8>,
     out_dropped: usize,
@@ -335,8 +339,8 @@ struct Start {
 struct Started {
     child: Child,
     pidfd: OwnedFd,
-    stdout: Receiver,
-    stderr: Receiver,
+    stdout: Pipe,
+    stderr: Pipe,
 }
 
 impl Start {
@@ -386,11 +390,8 @@ impl Start {
                 return Err(e);
             }
         };
-        let stdout = Receiver::from(child.stdout.take().expect("piped"));
-        let stderr = Receiver::from(child.stderr.take().expect("piped"));
-        // std hands us blocking pipes; the loop needs them non-blocking.
-        stdout.set_nonblocking(true)?;
-        stderr.set_nonblocking(true)?;
+        let stdout = Pipe::from(OwnedFd::from(child.stdout.take().expect("piped")));
+        let stderr = Pipe::from(OwnedFd::from(child.stderr.take().expect("piped")));
         Ok(Started {
             child,
             pidfd,
@@ -678,7 +679,6 @@ impl Job {
         }
     }
 
-    /// The mirror of a job whose compiler is gone, for the next job.
     /// The mirror's root as bytes, while the job holds its mirror.
     fn mirror_root(&self) -> Option<&[u8]> {
         self.mirror
@@ -686,6 +686,7 @@ impl Job {
             .map(|m| m.root().as_os_str().as_encoded_bytes())
     }
 
+    /// The mirror of a job whose compiler is gone, for the next job.
     pub fn take_mirror(&mut self) -> Option<Mirror> {
         self.status.as_ref()?;
         self.mirror.take()
@@ -770,8 +771,43 @@ impl Job {
         None
     }
 
-    /// The reply for a complete job. Reading the object can fail (a full disk on the box):
-    /// that is the box's problem, not the user's.
+    /// What a compile that succeeded wrote, to send back: its object (none if it wrote
+    /// none) and its dependency file. Reading them can fail (a full disk on the box): that
+    /// is the box's problem, not the user's.
+    fn outputs(&self, max_output: usize) -> Result<Vec<(String, Vec<u8>)>, Withheld> {
+        let unreadable = |e: io::Error| {
+            Withheld::Box(format!(
+                "compiled but cannot read the object on this box: {e}"
+            ))
+        };
+        let mut outputs = Vec::new();
+        // Looked at before it is read: a few bytes of `.fill` make an object of any size.
+        if let Ok(m) = fs::metadata(&self.output) {
+            if m.len() > max_output as u64 {
+                return Err(Withheld::Box(format!(
+                    "the object is {} MiB, more than this box sends (--max-body-mib {})",
+                    m.len() >> 20,
+                    max_output >> 20
+                )));
+            }
+        }
+        match fs::read(&self.output) {
+            Ok(data) => outputs.push((self.output_ext.clone(), data)),
+            // A compiler that succeeds without writing its output (`-Wa,--version`
+            // prints and stops) is the job's doing: say so with no output, and the
+            // client compiles it at home.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(unreadable(e)),
+        }
+        if let Some(d) = &self.depfile {
+            let text = fs::read(d).map_err(unreadable)?;
+            outputs.push(("d".into(), strip_root(text, self.mirror_root())));
+        }
+        Ok(outputs)
+    }
+
+    /// The reply for a complete job: what the compiler said and, if it succeeded, what it
+    /// wrote (`outputs`); or why the peer gets none of it (`Withheld`).
     pub fn result(&mut self, max_output: usize) -> Result<Done, Withheld> {
         let st = self.status.expect("complete job has a status");
         let exit = match (st.code(), st.signal()) {
@@ -779,41 +815,15 @@ impl Job {
             (None, Some(s)) => Exit::Signal(s),
             _ => Exit::Signal(0),
         };
-        let unreadable = |e: io::Error| {
-            Withheld::Box(format!(
-                "compiled but cannot read the object on this box: {e}"
-            ))
-        };
         if exit != Exit::Code(0) {
             if let Some(w) = self.failure_withheld() {
                 return Err(w);
             }
         }
-        let mut outputs = Vec::new();
-        if exit == Exit::Code(0) {
-            // Looked at before it is read: a few bytes of `.fill` make an object of any size.
-            if let Ok(m) = fs::metadata(&self.output) {
-                if m.len() > max_output as u64 {
-                    return Err(Withheld::Box(format!(
-                        "the object is {} MiB, more than this box sends (--max-body-mib {})",
-                        m.len() >> 20,
-                        max_output >> 20
-                    )));
-                }
-            }
-            match fs::read(&self.output) {
-                Ok(data) => outputs.push((self.output_ext.clone(), data)),
-                // A compiler that succeeds without writing its output (`-Wa,--version`
-                // prints and stops) is the job's doing: say so with no output, and the
-                // client compiles it at home.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(unreadable(e)),
-            }
-            if let Some(d) = &self.depfile {
-                let text = fs::read(d).map_err(unreadable)?;
-                outputs.push(("d".into(), strip_root(text, self.mirror_root())));
-            }
-        }
+        let outputs = match exit {
+            Exit::Code(0) => self.outputs(max_output)?,
+            _ => Vec::new(),
+        };
         let mut stderr = std::mem::take(&mut self.err_buf);
         if self.err_dropped > 0 || self.out_dropped > 0 {
             stderr.extend_from_slice(

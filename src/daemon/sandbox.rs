@@ -509,6 +509,15 @@ pub fn drop_root(wanted: Option<&str>, config: &mut Config) -> Result<RunsAs, Us
         .ok()
         .and_then(|g| group_name(&g, account.gid).map(str::to_string))
         .unwrap_or_else(|| account.gid.to_string());
+    make_files(config, &account)?;
+    own_dirs(config, &account)?;
+    sys::drop_privileges(account.uid, account.gid).map_err(|e| UserError::Drop(e.to_string()))?;
+    Ok(RunsAs::Dropped { account, group })
+}
+
+/// Makes the port file (empty) and the pid file for `account`, as root, before root is
+/// given up.
+fn make_files(config: &Config, account: &Account) -> Result<(), UserError> {
     if let Some(p) = &config.port_file {
         // Written once listening, by then as the new user: made here, empty (a script
         // waits for it to have the port), and given to that user.
@@ -523,16 +532,25 @@ pub fn drop_root(wanted: Option<&str>, config: &mut Config) -> Result<RunsAs, Us
         fs::write(p, format!("{}\n", sys::getpid())).map_err(fail)?;
         std::os::unix::fs::chown(p, Some(account.uid), Some(account.gid)).map_err(fail)?;
     }
-    match own_temp_dir(config, &account) {
+    Ok(())
+}
+
+/// Gives `account` a temp dir (see `drop_root`) and the cache dir.
+fn own_dirs(config: &mut Config, account: &Account) -> Result<(), UserError> {
+    match own_temp_dir(config, account) {
         Err(e) if config.temp_dir_given => {
             forget_files(config);
             let dir = config.temp_dir.display().to_string();
-            return Err(UserError::TempDir(dir, account.name, health::said(&e)));
+            return Err(UserError::TempDir(
+                dir,
+                account.name.clone(),
+                health::said(&e),
+            ));
         }
         Err(e) => log::debug!("cannot make a temp dir for {}: {e}", account.name),
         Ok(()) => {}
     }
-    own_cache(config, &account).map_err(|e| {
+    own_cache(config, account).map_err(|e| {
         forget_files(config);
         UserError::CacheDir(
             config
@@ -543,8 +561,7 @@ pub fn drop_root(wanted: Option<&str>, config: &mut Config) -> Result<RunsAs, Us
             health::said(&e),
         )
     })?;
-    sys::drop_privileges(account.uid, account.gid).map_err(|e| UserError::Drop(e.to_string()))?;
-    Ok(RunsAs::Dropped { account, group })
+    Ok(())
 }
 
 /// Removes the pid and port files made for a daemon that will not start.

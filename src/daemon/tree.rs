@@ -9,19 +9,20 @@
 //! A mirror outlives its job (`Mirrors`): the next job on it changes only the files and
 //! directories that differ, and leaves it holding exactly what a fresh mirror of its own
 //! manifest would — the same files with the same contents, the same directories, nothing
-//! else — so the compile cannot tell. Two kernel files share most of their ~740 headers;
-//! building and removing the whole mirror for each job was most of rccd's own CPU (a link,
-//! an unlink and a touch per file, ~25 ms a job on ext4). While a job runs, its mirror is
-//! its own; the compiler may only read it (the sandbox writes only to the job's dir).
+//! else — so the compile cannot tell. Two kernel files share most of their headers;
+//! building and removing the whole mirror for each job (a link, an unlink and a touch per
+//! file) was most of rccd's own CPU. While a job runs, its mirror is its own; the compiler
+//! may only read it (the sandbox writes only to the job's dir).
 //!
 //! Every path a peer sends is checked before it touches the disk: absolute, no `.` or `..`
 //! components, no NUL, bounded length and depth. Only regular files and directories are
 //! made, never links a peer chose, so nothing here leads out of the mirror.
 //!
 //! What one manifest may cost the box is bounded before anything is made (`check_budget`):
-//! a kernel job names ~650 files in ~150 directories, a big C++ unit ~3,000 files, so
-//! `MAX_FILES`, `MAX_DIRS` and `MAX_DEPTH` leave them room many times over while a hostile
-//! manifest can no longer make millions of directories on the event loop.
+//! a kernel job names hundreds of files in a hundred-odd directories, a big C++ unit a few
+//! thousand files, so `MAX_FILES`, `MAX_DIRS` and `MAX_DEPTH` leave them room many times
+//! over while a hostile manifest can no longer make millions of directories on the event
+//! loop.
 
 use super::cache::Cache;
 use crate::protocol::FileEntry;
@@ -40,8 +41,8 @@ pub const MAX_DEPTH: usize = 32;
 /// Most files a manifest may name (the decoder's own cap: a longer list is not even read).
 pub const MAX_FILES: usize = crate::protocol::MAX_FILES;
 /// Most directories a mirror may hold: the ancestors of every file and search directory.
-/// A directory costs far more to make than a file (a `mkdir` took ~0.3 ms against ~25 us
-/// for a link on a loaded ext4), and all of it happens on the event loop.
+/// A directory costs far more to make than a file (a `mkdir` is many times a link on a
+/// loaded ext4), and all of it happens on the event loop.
 pub const MAX_DIRS: usize = 512;
 
 /// Checks a path from a peer; `Err` says what is wrong with it.
@@ -204,42 +205,10 @@ impl Mirror {
             want.entry(f.path.as_str()).or_insert((i as u32, &f.hash));
         }
         // Files first, so that the directories left behind are empty.
-        let mut gone = Vec::new();
-        for (path, hash) in &self.files {
-            if want.get(path.as_str()).map(|w| w.1) != Some(hash) {
-                fs::remove_file(under(&self.root, Path::new(path)))?;
-                gone.push(path.clone());
-            }
-        }
-        for path in gone {
-            self.files.remove(&path);
-        }
-        let mut wanted_dirs: HashSet<PathBuf> = HashSet::new();
+        self.remove_files_but(&want)?;
         let files_dirs = want.keys().filter_map(|p| Path::new(p).parent());
-        for d in dirs.into_iter().chain(files_dirs.map(Path::to_path_buf)) {
-            let mut at = Some(d.as_path());
-            while let Some(a) = at.filter(|a| *a != Path::new("/")) {
-                if !wanted_dirs.insert(a.to_path_buf()) {
-                    break;
-                }
-                at = a.parent();
-            }
-        }
-        // Deepest first: a directory's children go before it. rmdir fails on anything
-        // left in it that this mirror did not put there.
-        let mut stale: Vec<PathBuf> = self.dirs.difference(&wanted_dirs).cloned().collect();
-        stale.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-        for d in stale {
-            fs::remove_dir(under(&self.root, &d))?;
-            self.dirs.remove(&d);
-        }
-        // Parents first: a prefix sorts before the paths it starts.
-        let mut new: Vec<&PathBuf> = wanted_dirs.difference(&self.dirs).collect();
-        new.sort();
-        for d in new {
-            fs::create_dir(under(&self.root, d))?;
-        }
-        self.dirs = wanted_dirs;
+        let wanted = with_ancestors(dirs.into_iter().chain(files_dirs.map(Path::to_path_buf)));
+        self.fit_dirs(wanted)?;
         let mut needed = Vec::new();
         for (i, f) in files.iter().enumerate() {
             if want.get(f.path.as_str()).map(|w| w.0) != Some(i as u32)
@@ -253,6 +222,41 @@ impl Mirror {
             }
         }
         Ok(needed)
+    }
+
+    /// Removes every file but those `want` names (by path, with the same hash).
+    fn remove_files_but(&mut self, want: &HashMap<&str, (u32, &Digest)>) -> io::Result<()> {
+        let mut gone = Vec::new();
+        for (path, hash) in &self.files {
+            if want.get(path.as_str()).map(|w| w.1) != Some(hash) {
+                fs::remove_file(under(&self.root, Path::new(path)))?;
+                gone.push(path.clone());
+            }
+        }
+        for path in gone {
+            self.files.remove(&path);
+        }
+        Ok(())
+    }
+
+    /// Makes the mirror's directories `wanted`: the others go, the missing are made.
+    fn fit_dirs(&mut self, wanted: HashSet<PathBuf>) -> io::Result<()> {
+        // Deepest first: a directory's children go before it. rmdir fails on anything
+        // left in it that this mirror did not put there.
+        let mut stale: Vec<PathBuf> = self.dirs.difference(&wanted).cloned().collect();
+        stale.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for d in stale {
+            fs::remove_dir(under(&self.root, &d))?;
+            self.dirs.remove(&d);
+        }
+        // Parents first: a prefix sorts before the paths it starts.
+        let mut new: Vec<&PathBuf> = wanted.difference(&self.dirs).collect();
+        new.sort();
+        for d in new {
+            fs::create_dir(under(&self.root, d))?;
+        }
+        self.dirs = wanted;
+        Ok(())
     }
 
     /// Places the cached file `from` at `path` (laid out by `lay_out`, not yet here).
@@ -334,6 +338,21 @@ impl Mirrors {
         self.idle.clear();
         n
     }
+}
+
+/// `dirs` (absolute, plain) and every ancestor of each but `/`.
+fn with_ancestors(dirs: impl Iterator<Item = PathBuf>) -> HashSet<PathBuf> {
+    let mut all: HashSet<PathBuf> = HashSet::new();
+    for d in dirs {
+        let mut at = Some(d.as_path());
+        while let Some(a) = at.filter(|a| *a != Path::new("/")) {
+            if !all.insert(a.to_path_buf()) {
+                break;
+            }
+            at = a.parent();
+        }
+    }
+    all
 }
 
 #[cfg(test)]
