@@ -8,8 +8,7 @@
 //! good job and holds no job dirs. A failure names each failing row and what came back;
 //! `ATTACKS_VERBOSE=1` prints every row's reply in one line.
 
-mod util;
-use util::*;
+use crate::util::*;
 
 use rcc::protocol::{
     self, DepRequest, Done, FileEntry, JobRequest, Limits, Manifest, Message, Mode, RejectReason,

@@ -4,8 +4,7 @@
 //! between peer addresses (`admit`). Other peers are other loopback addresses (127.0.0.2 and
 //! up), which Linux routes through `lo` like 127.0.0.1.
 
-mod util;
-use util::*;
+use crate::util::*;
 
 use rcc::daemon::tree::{MAX_DEPTH, MAX_DIRS, MAX_FILES};
 use rcc::protocol::{self, Exit, FileEntry, JobRequest, Manifest, Message, Mode, RejectReason};

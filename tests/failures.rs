@@ -1,8 +1,7 @@
 //! A build never fails because of the farm: dead, wrong, lying or vanishing boxes all end in
 //! a correct object (made elsewhere or here). A real compile error is the compiler's, once.
 
-mod util;
-use util::*;
+use crate::util::*;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;

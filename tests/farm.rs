@@ -2,8 +2,7 @@
 //! whose compiler differs gets no jobs, and a real project built through two boxes equals
 //! the plain build object for object.
 
-mod util;
-use util::*;
+use crate::util::*;
 
 use std::process::Command;
 

@@ -6,8 +6,7 @@
 //! The tests that need root (namespaces, tmpfs mounts) say so and skip without it; CI runs
 //! as root.
 
-mod util;
-use util::*;
+use crate::util::*;
 
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};

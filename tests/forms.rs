@@ -2,8 +2,7 @@
 //! /usr/bin/gcc`, `rcc ARGS` (cc), a masquerade symlink named like the compiler, a cross
 //! compiler's name, CMake's `CMAKE_C_COMPILER_LAUNCHER=rcc` and ccache's `CCACHE_PREFIX=rcc`.
 
-mod util;
-use util::*;
+use crate::util::*;
 
 use std::path::Path;
 use std::process::Command;

@@ -3,8 +3,7 @@
 //! the next good request. At the end the daemon still compiles, holds no job dirs, and its
 //! memory has not grown with the garbage.
 
-mod util;
-use util::*;
+use crate::util::*;
 
 use rcc::protocol::{self, FileEntry, JobRequest, Kind, Manifest, Message, Mode, RejectReason};
 use std::io::{Read, Write};

@@ -4,8 +4,7 @@
 //! reads the same settings on every OS. The .deb packages themselves are built, linted and
 //! installed by `tests/deb.sh` (release builds and a chroot: not for `cargo test`).
 
-mod util;
-use util::*;
+use crate::util::*;
 
 use std::path::Path;
 use std::process::Command;

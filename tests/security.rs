@@ -1,8 +1,7 @@
 //! rccd runs compilers only, for allowed peers only. A hand-written client sends what a
 //! hostile peer would; rccd refuses each with a reason and keeps serving.
 
-mod util;
-use util::*;
+use crate::util::*;
 
 use rcc::protocol::{self, JobRequest, Limits, Message, Mode, RejectReason};
 use std::io::{Read, Write};

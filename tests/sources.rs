@@ -3,8 +3,7 @@
 //! too. Each test builds twice in the same directory (debug info records it): once with
 //! plain gcc, kept aside, then through rcc and one real rccd.
 
-mod util;
-use util::*;
+use crate::util::*;
 
 use std::path::Path;
 

@@ -2,8 +2,7 @@
 //! but only once it is clearly below its trip. Real rccd processes read fake sysfs trees
 //! laid out like an Amlogic GX box's.
 
-mod util;
-use util::*;
+use crate::util::*;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

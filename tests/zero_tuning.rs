@@ -1,8 +1,7 @@
 //! A farm that needs no numbers: boxes advertise their slots, rcc fills them by headroom,
 //! `rcc --jobs` says what `-j` keeps them full, and a box short of memory says busy.
 
-mod util;
-use util::*;
+use crate::util::*;
 
 use std::process::Stdio;
 

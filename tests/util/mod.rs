@@ -1,9 +1,7 @@
 //! Shared by the integration tests: a temp dir per test, a real `rccd` on 127.0.0.1 with an
 //! ephemeral port (killed on drop), and `rcc` commands with their own `RCC_DIR`.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -417,10 +415,6 @@ pub fn fixture_compiler(dir: &TempDir, name: &str, script: &str) -> PathBuf {
 
 pub fn s(o: &[u8]) -> String {
     String::from_utf8_lossy(o).into_owned()
-}
-
-pub fn os(s: &str) -> &OsStr {
-    OsStr::new(s)
 }
 
 /// A TCP connection to `dst` from the loopback address `src` (e.g. 127.0.0.2), to test a
