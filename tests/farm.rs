@@ -4,8 +4,6 @@
 
 use crate::util::*;
 
-use std::process::Command;
-
 #[test]
 fn concurrent_clients_never_exceed_a_box_limit() {
     let t = TempDir::new("burst");
@@ -73,30 +71,16 @@ fn box_with_another_compiler_gets_no_jobs() {
 
 #[test]
 fn lua_built_through_two_boxes_equals_the_plain_build() {
-    let src = lua_src();
-    let mk = fixture("lua.mk");
     let plain = TempDir::new("lua-plain");
     let t = TempDir::new("lua-rcc");
     let a = Daemon::start(2, &[]);
     let b = Daemon::start(2, &[]);
     let make = |dir: &TempDir, cc: &str| {
-        let mut c = Command::new("make");
-        c.current_dir(dir.path())
-            .arg("-f")
-            .arg(&mk)
-            .arg(format!("SRC={}", src.display()))
-            .arg(format!("CC={cc}"))
-            .arg("-j8")
+        let mut c = lua_make(dir.path(), cc);
+        c.arg("-j8")
             .env("RCC_DIR", dir.join(".rcc"))
             .env("RCC_HOSTS", format!("{},lzo {}", a.addr(), b.addr()))
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}",
-                    std::path::Path::new(RCC).parent().unwrap().display(),
-                    std::env::var("PATH").unwrap()
-                ),
-            );
+            .env("PATH", path_with_rcc());
         ok(&mut c);
     };
     make(&plain, "gcc");
