@@ -212,6 +212,7 @@ fn keyword(list: &mut HostList, rest: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// One host entry: `NAME`, `[V6]`, then `:PORT` and `/LIMIT` in either order, then options.
 fn host(token: &str) -> Result<HostSpec, String> {
     if token.contains('@') {
         return Err(
@@ -232,6 +233,24 @@ fn host(token: &str) -> Result<HostSpec, String> {
         pump: false,
         token: token.to_string(),
     };
+    host_options(&mut spec, options)?;
+    let (name, rest) = host_id(main)?;
+    let is_local = name == "localhost" && !rest.starts_with(':') && !main.starts_with('[');
+    let (port, limit) = port_and_limit(rest)?;
+    spec.limit = limit;
+    spec.kind = if is_local {
+        HostKind::Local
+    } else {
+        HostKind::Tcp {
+            host: name.to_string(),
+            port: port.unwrap_or(DEFAULT_PORT),
+        }
+    };
+    Ok(spec)
+}
+
+/// The options after the first ',' (`None`: there are none).
+fn host_options(spec: &mut HostSpec, options: Option<&str>) -> Result<(), String> {
     for opt in options.into_iter().flat_map(|o| o.split(',')) {
         match opt {
             "lzo" | "deflate" => spec.compress = true,
@@ -250,8 +269,12 @@ fn host(token: &str) -> Result<HostSpec, String> {
         // distcc refuses this too; keeping the rule keeps lists portable both ways.
         return Err("\",cpp\" needs \",lzo\" as well".into());
     }
-    // Host id: `[v6]` or a name/IPv4 running to ':' or '/'.
-    let (name, mut rest) = if let Some(r) = main.strip_prefix('[') {
+    Ok(())
+}
+
+/// The host id, `[v6]` or a name/IPv4 running to ':' or '/', and what follows it.
+fn host_id(main: &str) -> Result<(&str, &str), String> {
+    let (name, rest) = if let Some(r) = main.strip_prefix('[') {
         let end = r
             .find(']')
             .ok_or("unclosed '[' (write IPv6 as [fd00::5]:3633)")?;
@@ -267,7 +290,6 @@ fn host(token: &str) -> Result<HostSpec, String> {
     if name.is_empty() {
         return Err("no host name".into());
     }
-    let is_local = name == "localhost" && !rest.starts_with(':') && !main.starts_with('[');
     if !main.starts_with('[') {
         let ok = name
             .bytes()
@@ -278,8 +300,12 @@ fn host(token: &str) -> Result<HostSpec, String> {
             ));
         }
     }
-    let mut port = None;
-    // `/LIMIT` and `:PORT` may come in either order, each at most once.
+    Ok((name, rest))
+}
+
+/// `:PORT` and `/LIMIT`, in either order, each at most once, and nothing after them.
+fn port_and_limit(mut rest: &str) -> Result<(Option<u16>, Option<u32>), String> {
+    let (mut port, mut limit) = (None, None);
     for _ in 0..2 {
         if let Some(r) = rest.strip_prefix(':') {
             if port.is_some() {
@@ -292,11 +318,11 @@ fn host(token: &str) -> Result<HostSpec, String> {
             });
             rest = &r[end..];
         } else if let Some(r) = rest.strip_prefix('/') {
-            if spec.limit.is_some() {
+            if limit.is_some() {
                 return Err("two limits".into());
             }
             let end = r.find([':', '/']).unwrap_or(r.len());
-            spec.limit = Some(match r[..end].parse::<u32>() {
+            limit = Some(match r[..end].parse::<u32>() {
                 Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
                 _ => {
                     return Err(format!(
@@ -311,15 +337,7 @@ fn host(token: &str) -> Result<HostSpec, String> {
     if !rest.is_empty() {
         return Err(format!("unexpected \"{rest}\""));
     }
-    spec.kind = if is_local {
-        HostKind::Local
-    } else {
-        HostKind::Tcp {
-            host: name.to_string(),
-            port: port.unwrap_or(DEFAULT_PORT),
-        }
-    };
-    Ok(spec)
+    Ok((port, limit))
 }
 
 #[cfg(test)]

@@ -111,8 +111,8 @@ impl Kind {
         match self {
             Kind::Input | Kind::Done | Kind::Blob => limits.max_body,
             Kind::JobRequest | Kind::Status => limits.max_small,
-            // A kernel job's manifest is ~40 KB (650 files), a big C++ unit's ~250 KB
-            // (3,000); 4 MiB holds `MAX_FILES` with paths of 200 bytes.
+            // Room for `MAX_FILES` entries with paths of 200 bytes: many times what a real
+            // job's manifest takes.
             Kind::Manifest => 4 << 20,
             Kind::Need => 1 << 20,
             Kind::StatusRequest | Kind::InputEnd | Kind::Accept | Kind::Reject | Kind::Progress => {
@@ -156,7 +156,7 @@ pub enum Mode {
     Sources,
 }
 
-/// Most files one manifest may name: a kernel job names ~650, a big C++ unit ~3,000; what a
+/// Most files one manifest may name, several times what a large C++ unit reads; what a
 /// manifest costs the box is bounded further by `daemon::tree::check_budget`.
 pub const MAX_FILES: usize = 8_192;
 /// What the decoder says of a longer list (`MAX_FILES` in words).
@@ -505,209 +505,396 @@ pub fn decode(buf: &[u8], limits: &Limits) -> Result<Option<(Message, usize)>, E
     Ok(Some((parse_body(h.kind, body, limits)?, end)))
 }
 
+/// The message in a body of `kind`: one small parser per kind below, each beside the writer
+/// it must agree with.
 fn parse_body(kind: Kind, body: &[u8], limits: &Limits) -> Result<Message, Error> {
-    let mut r = Reader { buf: body, kind };
+    let r = &mut Reader { buf: body, kind };
     Ok(match kind {
-        Kind::JobRequest => {
-            let mode = match r.u8()? {
-                1 => Mode::Preprocessed,
-                // 2 was sources with whole paths in the manifest: such a client is told
-                // "unknown job mode" and sends this box preprocessed jobs, as a box that
-                // knows only 2 makes this client do.
-                3 => Mode::Sources,
-                _ => return Err(r.bad("unknown job mode")),
-            };
-            let compress = r.u8()? != 0;
-            let compiler = r.text()?;
-            let identity = r.text()?;
-            let argc = r.u32()? as usize;
-            if argc > limits.max_args {
-                return Err(r.bad("too many arguments"));
-            }
-            let mut args = Vec::with_capacity(argc.min(4096));
-            for _ in 0..argc {
-                let a = r.bytes()?;
-                if a.len() > limits.max_arg_len {
-                    return Err(r.bad("argument too long"));
-                }
-                args.push(a.to_vec());
-            }
-            Message::JobRequest(JobRequest {
-                mode,
-                compress,
-                compiler,
-                identity,
-                args,
-                input_ext: r.text()?,
-                output_ext: r.text()?,
-                cwd: r.bytes()?.to_vec(),
-                label: r.text()?,
-                locale: {
-                    let n = r.u32()? as usize;
-                    if n > LOCALE_VARS.len() {
-                        return Err(r.bad("too many locale variables"));
-                    }
-                    let mut v = Vec::with_capacity(n);
-                    for _ in 0..n {
-                        let (k, val) = (r.text()?, r.text()?);
-                        if !LOCALE_VARS.contains(&k.as_str()) || !is_locale_value(&val) {
-                            return Err(r.bad("a locale variable that is not a locale"));
-                        }
-                        v.push((k, val));
-                    }
-                    v
-                },
-            })
-        }
+        Kind::JobRequest => Message::JobRequest(read_job_request(r, limits)?),
         Kind::StatusRequest => Message::StatusRequest,
         Kind::Input => Message::Input(body.to_vec()),
         Kind::InputEnd => Message::InputEnd,
-        Kind::Accept => {
-            let (slots, running) = (r.u32()?, r.u32()?);
-            let jobs = r.u32_or(slots)?;
-            Message::Accept(Accept {
-                slots,
-                running,
-                jobs,
-            })
-        }
-        Kind::Reject => Message::Reject(Reject {
-            reason: RejectReason::from_code(r.u8()?),
-            retry_after_ms: r.u32()?,
-            text: r.text()?,
-        }),
+        Kind::Accept => Message::Accept(read_accept(r)?),
+        Kind::Reject => Message::Reject(read_reject(r)?),
         Kind::Progress => Message::Progress,
-        Kind::Done => {
-            let exit = match (r.u8()?, r.u32()? as i32) {
-                (0, c) => Exit::Code(c),
-                (1, s) => Exit::Signal(s),
-                _ => return Err(r.bad("unknown exit kind")),
-            };
-            let stdout = r.bytes()?.to_vec();
-            let stderr = r.bytes()?.to_vec();
-            let n = r.u32()? as usize;
-            if n > 64 {
-                return Err(r.bad("too many outputs"));
-            }
-            let mut outputs = Vec::with_capacity(n);
-            for _ in 0..n {
-                outputs.push((r.text()?, r.bytes()?.to_vec()));
-            }
-            Message::Done(Done {
-                exit,
-                stdout,
-                stderr,
-                outputs,
-                compile_ms: r.u32_or(0)?,
-            })
-        }
-        Kind::Status => {
-            let n = r.u32()? as usize;
-            if n > 4096 {
-                return Err(r.bad("too many status entries"));
-            }
-            let mut kv = Vec::with_capacity(n);
-            for _ in 0..n {
-                kv.push((r.text()?, r.text()?));
-            }
-            Message::Status(kv)
-        }
-        Kind::Manifest => {
-            let source = r.text()?;
-            let n = r.u32()? as usize;
-            if n > limits.max_args.saturating_mul(4) {
-                return Err(r.bad("too many path options"));
-            }
-            let mut paths = Vec::with_capacity(n.min(4096));
-            for _ in 0..n {
-                let opt = r.text()?;
-                if !PATH_OPTIONS.contains(&opt.as_str()) {
-                    return Err(r.bad("a path option that is not one"));
-                }
-                paths.push((opt, r.text()?));
-            }
-            let deps = match r.u8()? {
-                0 => None,
-                kind @ (1 | 2) => {
-                    let phony = r.u8()? != 0;
-                    let mut lists = [Vec::new(), Vec::new()];
-                    for list in &mut lists {
-                        let n = r.u32()? as usize;
-                        if n > 64 {
-                            return Err(r.bad("too many dependency targets"));
-                        }
-                        for _ in 0..n {
-                            list.push(r.text()?);
-                        }
-                    }
-                    let [mt, mq] = lists;
-                    Some(DepRequest {
-                        user_only: kind == 2,
-                        mt,
-                        mq,
-                        phony,
-                    })
-                }
-                _ => return Err(r.bad("unknown dependency kind")),
-            };
-            let n = r.u32()? as usize;
-            if n > MAX_FILES {
-                return Err(r.bad(TOO_MANY_FILES));
-            }
-            let mut files = Vec::with_capacity(n.min(4096));
-            let mut prev = String::new();
-            // Shared bytes cost nothing on the wire: without a bound, a small body could
-            // name 100,000 paths of megabytes each. Whole paths may take what the body
-            // itself may (as when each path travelled whole), none more than PATH_MAX.
-            let mut left = Kind::Manifest.cap(limits);
-            for _ in 0..n {
-                // Each path is written as how many bytes it shares with the one before and
-                // the rest (see `manifest_into`).
-                let shared = usize::try_from(r.varint()?).unwrap_or(usize::MAX);
-                let len = usize::try_from(r.varint()?).unwrap_or(usize::MAX);
-                let rest = r.take(len)?;
-                if shared > prev.len() || !prev.is_char_boundary(shared) {
-                    return Err(r.bad("a path sharing more than the path before it has"));
-                }
-                let whole = shared + rest.len();
-                if whole > MAX_PATH || whole > left {
-                    return Err(r.bad("paths longer than a manifest may name"));
-                }
-                left -= whole;
-                let rest =
-                    std::str::from_utf8(rest).map_err(|_| r.bad("a path that is not UTF-8"))?;
-                let mut path = String::with_capacity(shared + rest.len());
-                path.push_str(&prev[..shared]);
-                path.push_str(rest);
-                prev.clone_from(&path);
-                let size = r.varint()?;
-                let mut hash = [0u8; 32];
-                hash.copy_from_slice(r.take(32)?);
-                files.push(FileEntry { path, size, hash });
-            }
-            Message::Manifest(Manifest {
-                source,
-                paths,
-                deps,
-                files,
-            })
-        }
-        Kind::Need => {
-            let n = r.u32()? as usize;
-            if n > MAX_FILES {
-                return Err(r.bad("too many files"));
-            }
-            let mut v = Vec::with_capacity(n.min(4096));
-            for _ in 0..n {
-                v.push(r.u32()?);
-            }
-            Message::Need(v)
-        }
+        Kind::Done => Message::Done(read_done(r)?),
+        Kind::Status => Message::Status(read_status(r)?),
+        Kind::Manifest => Message::Manifest(read_manifest(r, limits)?),
+        Kind::Need => Message::Need(read_need(r)?),
         Kind::Blob => {
             let index = r.u32()?;
             Message::Blob(index, r.buf.to_vec())
         }
     })
+}
+
+/// The 12-byte header for a body of `len` bytes.
+pub fn header(kind: Kind, compressed: bool, len: usize) -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[..3].copy_from_slice(MAGIC);
+    h[3] = VERSION;
+    h[4] = kind as u8;
+    h[5] = if compressed { FLAG_DEFLATE } else { 0 };
+    h[8..].copy_from_slice(&(len as u32).to_be_bytes());
+    h
+}
+
+/// Encodes a whole frame; `level` compresses the body with deflate at that level.
+pub fn encode(msg: &Message, level: Option<u8>) -> Vec<u8> {
+    let raw = body(msg);
+    let (payload, compressed) = match level {
+        Some(l) => (compress::deflate(&raw, l), true),
+        None => (raw, false),
+    };
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend_from_slice(&header(msg.kind(), compressed, payload.len()));
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// The body of a message, uncompressed.
+pub fn body(msg: &Message) -> Vec<u8> {
+    let mut w = Writer::default();
+    match msg {
+        Message::JobRequest(j) => write_job_request(&mut w, j),
+        Message::StatusRequest | Message::Progress | Message::InputEnd => {}
+        Message::Input(data) => w.buf.extend_from_slice(data),
+        Message::Accept(a) => write_accept(&mut w, a),
+        Message::Reject(r) => write_reject(&mut w, r),
+        Message::Done(d) => write_done(&mut w, d),
+        Message::Status(kv) => write_status(&mut w, kv),
+        Message::Manifest(m) => write_manifest(&mut w, m),
+        Message::Need(v) => write_need(&mut w, v),
+        Message::Blob(index, data) => {
+            w.u32(*index);
+            w.buf.extend_from_slice(data);
+        }
+    }
+    w.buf
+}
+
+/// The body of a `Manifest` message, without a copy of the manifest to make one.
+pub fn manifest_body(m: &Manifest) -> Vec<u8> {
+    let mut w = Writer::default();
+    write_manifest(&mut w, m);
+    w.buf
+}
+
+// JobRequest: mode, compress, compiler, identity, arguments, input and output extensions,
+// working directory, label, locale.
+
+fn read_job_request(r: &mut Reader, limits: &Limits) -> Result<JobRequest, Error> {
+    let mode = match r.u8()? {
+        1 => Mode::Preprocessed,
+        // 2 was sources with whole paths in the manifest: such a client is told
+        // "unknown job mode" and sends this box preprocessed jobs, as a box that
+        // knows only 2 makes this client do.
+        3 => Mode::Sources,
+        _ => return Err(r.bad("unknown job mode")),
+    };
+    Ok(JobRequest {
+        mode,
+        compress: r.u8()? != 0,
+        compiler: r.text()?,
+        identity: r.text()?,
+        args: read_args(r, limits)?,
+        input_ext: r.text()?,
+        output_ext: r.text()?,
+        cwd: r.bytes()?.to_vec(),
+        label: r.text()?,
+        locale: read_locale(r)?,
+    })
+}
+
+fn write_job_request(w: &mut Writer, j: &JobRequest) {
+    w.u8(match j.mode {
+        Mode::Preprocessed => 1,
+        Mode::Sources => 3,
+    });
+    w.u8(j.compress as u8);
+    w.text(&j.compiler);
+    w.text(&j.identity);
+    w.u32(j.args.len() as u32);
+    for a in &j.args {
+        w.bytes(a);
+    }
+    w.text(&j.input_ext);
+    w.text(&j.output_ext);
+    w.bytes(&j.cwd);
+    w.text(&j.label);
+    w.pairs(&j.locale);
+}
+
+fn read_args(r: &mut Reader, limits: &Limits) -> Result<Vec<Vec<u8>>, Error> {
+    let argc = r.count(limits.max_args, "too many arguments")?;
+    let mut args = Vec::with_capacity(argc.min(4096));
+    for _ in 0..argc {
+        let a = r.bytes()?;
+        if a.len() > limits.max_arg_len {
+            return Err(r.bad("argument too long"));
+        }
+        args.push(a.to_vec());
+    }
+    Ok(args)
+}
+
+/// Only the variables of `LOCALE_VARS`, each naming a locale: a peer cannot set anything
+/// that changes what the box's compiler runs or reads.
+fn read_locale(r: &mut Reader) -> Result<Vec<(String, String)>, Error> {
+    let n = r.count(LOCALE_VARS.len(), "too many locale variables")?;
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (k, val) = (r.text()?, r.text()?);
+        if !LOCALE_VARS.contains(&k.as_str()) || !is_locale_value(&val) {
+            return Err(r.bad("a locale variable that is not a locale"));
+        }
+        v.push((k, val));
+    }
+    Ok(v)
+}
+
+// Accept: slots, running, jobs (appended: an older daemon's Accept ends before it).
+
+fn read_accept(r: &mut Reader) -> Result<Accept, Error> {
+    let (slots, running) = (r.u32()?, r.u32()?);
+    let jobs = r.u32_or(slots)?;
+    Ok(Accept {
+        slots,
+        running,
+        jobs,
+    })
+}
+
+fn write_accept(w: &mut Writer, a: &Accept) {
+    w.u32(a.slots);
+    w.u32(a.running);
+    w.u32(a.jobs);
+}
+
+// Reject: reason code, retry hint, text.
+
+fn read_reject(r: &mut Reader) -> Result<Reject, Error> {
+    Ok(Reject {
+        reason: RejectReason::from_code(r.u8()?),
+        retry_after_ms: r.u32()?,
+        text: r.text()?,
+    })
+}
+
+fn write_reject(w: &mut Writer, r: &Reject) {
+    w.u8(r.reason.code());
+    w.u32(r.retry_after_ms);
+    w.text(&r.text);
+}
+
+// Done: exit kind and value, stdout, stderr, outputs by role, compile time (appended).
+
+fn read_done(r: &mut Reader) -> Result<Done, Error> {
+    let exit = match (r.u8()?, r.u32()? as i32) {
+        (0, c) => Exit::Code(c),
+        (1, s) => Exit::Signal(s),
+        _ => return Err(r.bad("unknown exit kind")),
+    };
+    let stdout = r.bytes()?.to_vec();
+    let stderr = r.bytes()?.to_vec();
+    let n = r.count(64, "too many outputs")?;
+    let mut outputs = Vec::with_capacity(n);
+    for _ in 0..n {
+        outputs.push((r.text()?, r.bytes()?.to_vec()));
+    }
+    Ok(Done {
+        exit,
+        stdout,
+        stderr,
+        outputs,
+        compile_ms: r.u32_or(0)?,
+    })
+}
+
+fn write_done(w: &mut Writer, d: &Done) {
+    let (k, v) = match d.exit {
+        Exit::Code(c) => (0, c),
+        Exit::Signal(s) => (1, s),
+    };
+    w.u8(k);
+    w.u32(v as u32);
+    w.bytes(&d.stdout);
+    w.bytes(&d.stderr);
+    w.u32(d.outputs.len() as u32);
+    for (name, data) in &d.outputs {
+        w.text(name);
+        w.bytes(data);
+    }
+    w.u32(d.compile_ms);
+}
+
+// Status: key=value pairs.
+
+fn read_status(r: &mut Reader) -> Result<Vec<(String, String)>, Error> {
+    let n = r.count(4096, "too many status entries")?;
+    let mut kv = Vec::with_capacity(n);
+    for _ in 0..n {
+        kv.push((r.text()?, r.text()?));
+    }
+    Ok(kv)
+}
+
+fn write_status(w: &mut Writer, kv: &[(String, String)]) {
+    w.pairs(kv);
+}
+
+// Manifest: source, path options, dependency file, files.
+
+fn read_manifest(r: &mut Reader, limits: &Limits) -> Result<Manifest, Error> {
+    Ok(Manifest {
+        source: r.text()?,
+        paths: read_path_options(r, limits)?,
+        deps: read_deps(r)?,
+        files: read_files(r, limits)?,
+    })
+}
+
+fn write_manifest(w: &mut Writer, m: &Manifest) {
+    w.text(&m.source);
+    w.pairs(&m.paths);
+    write_deps(w, m.deps.as_ref());
+    write_files(w, &m.files);
+}
+
+fn read_path_options(r: &mut Reader, limits: &Limits) -> Result<Vec<(String, String)>, Error> {
+    let n = r.count(limits.max_args.saturating_mul(4), "too many path options")?;
+    let mut paths = Vec::with_capacity(n.min(4096));
+    for _ in 0..n {
+        let opt = r.text()?;
+        if !PATH_OPTIONS.contains(&opt.as_str()) {
+            return Err(r.bad("a path option that is not one"));
+        }
+        paths.push((opt, r.text()?));
+    }
+    Ok(paths)
+}
+
+/// 0 (none), 1 (`-MD`) or 2 (`-MMD`); then `-MP`, the `-MT` targets and the `-MQ` targets.
+fn read_deps(r: &mut Reader) -> Result<Option<DepRequest>, Error> {
+    let user_only = match r.u8()? {
+        0 => return Ok(None),
+        kind @ (1 | 2) => kind == 2,
+        _ => return Err(r.bad("unknown dependency kind")),
+    };
+    let phony = r.u8()? != 0;
+    let mt = read_targets(r)?;
+    let mq = read_targets(r)?;
+    Ok(Some(DepRequest {
+        user_only,
+        mt,
+        mq,
+        phony,
+    }))
+}
+
+fn read_targets(r: &mut Reader) -> Result<Vec<String>, Error> {
+    let n = r.count(64, "too many dependency targets")?;
+    (0..n).map(|_| r.text()).collect()
+}
+
+fn write_deps(w: &mut Writer, deps: Option<&DepRequest>) {
+    let Some(d) = deps else {
+        w.u8(0);
+        return;
+    };
+    w.u8(if d.user_only { 2 } else { 1 });
+    w.u8(d.phony as u8);
+    for list in [&d.mt, &d.mq] {
+        w.u32(list.len() as u32);
+        for t in list {
+            w.text(t);
+        }
+    }
+}
+
+fn read_files(r: &mut Reader, limits: &Limits) -> Result<Vec<FileEntry>, Error> {
+    let n = r.count(MAX_FILES, TOO_MANY_FILES)?;
+    let mut files = Vec::with_capacity(n.min(4096));
+    let mut prev = String::new();
+    // Shared bytes cost nothing on the wire: without a bound, a small body could name
+    // 100,000 paths of megabytes each. Whole paths may take what the body itself may (as
+    // when each path travelled whole), none more than PATH_MAX.
+    let mut left = Kind::Manifest.cap(limits);
+    for _ in 0..n {
+        let path = read_shared_path(r, &prev, &mut left)?;
+        prev.clone_from(&path);
+        let size = r.varint()?;
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(r.take(32)?);
+        files.push(FileEntry { path, size, hash });
+    }
+    Ok(files)
+}
+
+/// A path written as how many bytes it shares with `prev` and the rest (see `write_files`),
+/// taking its whole length from `left`.
+fn read_shared_path(r: &mut Reader, prev: &str, left: &mut usize) -> Result<String, Error> {
+    let shared = usize::try_from(r.varint()?).unwrap_or(usize::MAX);
+    let len = usize::try_from(r.varint()?).unwrap_or(usize::MAX);
+    let rest = r.take(len)?;
+    if shared > prev.len() || !prev.is_char_boundary(shared) {
+        return Err(r.bad("a path sharing more than the path before it has"));
+    }
+    let whole = shared + rest.len();
+    if whole > MAX_PATH || whole > *left {
+        return Err(r.bad("paths longer than a manifest may name"));
+    }
+    *left -= whole;
+    let rest = std::str::from_utf8(rest).map_err(|_| r.bad("a path that is not UTF-8"))?;
+    let mut path = String::with_capacity(whole);
+    path.push_str(&prev[..shared]);
+    path.push_str(rest);
+    Ok(path)
+}
+
+/// A path shares its start with the one before (a job's headers live in a few directories,
+/// and the manifest lists them sorted): each entry is the length shared, the rest's length
+/// and bytes, the size (numbers as varints) and the hash. What is left is mostly hashes,
+/// which do not compress, so a manifest travels uncompressed.
+fn write_files(w: &mut Writer, files: &[FileEntry]) {
+    w.u32(files.len() as u32);
+    w.buf.reserve(files.len() * 64);
+    let mut prev: &str = "";
+    for f in files {
+        let mut shared = prev
+            .bytes()
+            .zip(f.path.bytes())
+            .take_while(|(a, b)| a == b)
+            .count();
+        while !f.path.is_char_boundary(shared) {
+            shared -= 1;
+        }
+        let rest = &f.path.as_bytes()[shared..];
+        w.varint(shared as u64);
+        w.varint(rest.len() as u64);
+        w.buf.extend_from_slice(rest);
+        prev = &f.path;
+        w.varint(f.size);
+        w.buf.extend_from_slice(&f.hash);
+    }
+}
+
+// Need: indexes into the manifest's files.
+
+fn read_need(r: &mut Reader) -> Result<Vec<u32>, Error> {
+    let n = r.count(MAX_FILES, "too many files")?;
+    let mut v = Vec::with_capacity(n.min(4096));
+    for _ in 0..n {
+        v.push(r.u32()?);
+    }
+    Ok(v)
+}
+
+fn write_need(w: &mut Writer, v: &[u32]) {
+    w.u32(v.len() as u32);
+    for i in v {
+        w.u32(*i);
+    }
 }
 
 struct Reader<'a> {
@@ -759,6 +946,15 @@ impl<'a> Reader<'a> {
             self.u32()
         }
     }
+    /// How many of something follow, refused as `what` above `max`, before anything is
+    /// allocated for them.
+    fn count(&mut self, max: usize, what: &'static str) -> Result<usize, Error> {
+        let n = self.u32()? as usize;
+        if n > max {
+            return Err(self.bad(what));
+        }
+        Ok(n)
+    }
     fn bytes(&mut self) -> Result<&'a [u8], Error> {
         let n = self.u32()? as usize;
         self.take(n)
@@ -793,160 +989,17 @@ impl Writer {
         self.u32(b.len() as u32);
         self.buf.extend_from_slice(b);
     }
-}
-
-/// The 12-byte header for a body of `len` bytes.
-pub fn header(kind: Kind, compressed: bool, len: usize) -> [u8; HEADER_LEN] {
-    let mut h = [0u8; HEADER_LEN];
-    h[..3].copy_from_slice(MAGIC);
-    h[3] = VERSION;
-    h[4] = kind as u8;
-    h[5] = if compressed { FLAG_DEFLATE } else { 0 };
-    h[8..].copy_from_slice(&(len as u32).to_be_bytes());
-    h
-}
-
-/// The body of a `Manifest` message, without a copy of the manifest to make one.
-pub fn manifest_body(m: &Manifest) -> Vec<u8> {
-    let mut w = Writer::default();
-    manifest_into(&mut w, m);
-    w.buf
-}
-
-fn manifest_into(w: &mut Writer, m: &Manifest) {
-    w.bytes(m.source.as_bytes());
-    w.u32(m.paths.len() as u32);
-    for (opt, path) in &m.paths {
-        w.bytes(opt.as_bytes());
-        w.bytes(path.as_bytes());
+    fn text(&mut self, s: &str) {
+        self.bytes(s.as_bytes());
     }
-    match &m.deps {
-        None => w.u8(0),
-        Some(d) => {
-            w.u8(if d.user_only { 2 } else { 1 });
-            w.u8(d.phony as u8);
-            for list in [&d.mt, &d.mq] {
-                w.u32(list.len() as u32);
-                for t in list {
-                    w.bytes(t.as_bytes());
-                }
-            }
+    /// A count, then each pair as two texts.
+    fn pairs(&mut self, kv: &[(String, String)]) {
+        self.u32(kv.len() as u32);
+        for (k, v) in kv {
+            self.text(k);
+            self.text(v);
         }
     }
-    w.u32(m.files.len() as u32);
-    // A path shares its start with the one before (a kernel job's ~700 headers live in a
-    // few dozen directories, and the manifest lists them sorted): each entry is the length
-    // shared, the rest's length and bytes, the size (numbers as varints) and the hash, some
-    // 45 bytes instead of 110. What is left is mostly hashes, which do not compress, so a
-    // manifest travels uncompressed.
-    w.buf.reserve(m.files.len() * 64);
-    let mut prev: &str = "";
-    for f in &m.files {
-        let mut shared = prev
-            .bytes()
-            .zip(f.path.bytes())
-            .take_while(|(a, b)| a == b)
-            .count();
-        while !f.path.is_char_boundary(shared) {
-            shared -= 1;
-        }
-        let rest = &f.path.as_bytes()[shared..];
-        w.varint(shared as u64);
-        w.varint(rest.len() as u64);
-        w.buf.extend_from_slice(rest);
-        prev = &f.path;
-        w.varint(f.size);
-        w.buf.extend_from_slice(&f.hash);
-    }
-}
-
-/// The body of a message, uncompressed.
-pub fn body(msg: &Message) -> Vec<u8> {
-    let mut w = Writer::default();
-    match msg {
-        Message::JobRequest(j) => {
-            w.u8(match j.mode {
-                Mode::Preprocessed => 1,
-                Mode::Sources => 3,
-            });
-            w.u8(j.compress as u8);
-            w.bytes(j.compiler.as_bytes());
-            w.bytes(j.identity.as_bytes());
-            w.u32(j.args.len() as u32);
-            for a in &j.args {
-                w.bytes(a);
-            }
-            w.bytes(j.input_ext.as_bytes());
-            w.bytes(j.output_ext.as_bytes());
-            w.bytes(&j.cwd);
-            w.bytes(j.label.as_bytes());
-            w.u32(j.locale.len() as u32);
-            for (k, v) in &j.locale {
-                w.bytes(k.as_bytes());
-                w.bytes(v.as_bytes());
-            }
-        }
-        Message::StatusRequest | Message::Progress | Message::InputEnd => {}
-        Message::Input(data) => w.buf.extend_from_slice(data),
-        Message::Accept(a) => {
-            w.u32(a.slots);
-            w.u32(a.running);
-            w.u32(a.jobs);
-        }
-        Message::Reject(r) => {
-            w.u8(r.reason.code());
-            w.u32(r.retry_after_ms);
-            w.bytes(r.text.as_bytes());
-        }
-        Message::Done(d) => {
-            let (k, v) = match d.exit {
-                Exit::Code(c) => (0, c),
-                Exit::Signal(s) => (1, s),
-            };
-            w.u8(k);
-            w.u32(v as u32);
-            w.bytes(&d.stdout);
-            w.bytes(&d.stderr);
-            w.u32(d.outputs.len() as u32);
-            for (name, data) in &d.outputs {
-                w.bytes(name.as_bytes());
-                w.bytes(data);
-            }
-            w.u32(d.compile_ms);
-        }
-        Message::Status(kv) => {
-            w.u32(kv.len() as u32);
-            for (k, v) in kv {
-                w.bytes(k.as_bytes());
-                w.bytes(v.as_bytes());
-            }
-        }
-        Message::Manifest(m) => manifest_into(&mut w, m),
-        Message::Need(v) => {
-            w.u32(v.len() as u32);
-            for i in v {
-                w.u32(*i);
-            }
-        }
-        Message::Blob(index, data) => {
-            w.u32(*index);
-            w.buf.extend_from_slice(data);
-        }
-    }
-    w.buf
-}
-
-/// Encodes a whole frame; `level` compresses the body with deflate at that level.
-pub fn encode(msg: &Message, level: Option<u8>) -> Vec<u8> {
-    let raw = body(msg);
-    let (payload, compressed) = match level {
-        Some(l) => (compress::deflate(&raw, l), true),
-        None => (raw, false),
-    };
-    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    out.extend_from_slice(&header(msg.kind(), compressed, payload.len()));
-    out.extend_from_slice(&payload);
-    out
 }
 
 #[cfg(test)]
@@ -1090,6 +1143,32 @@ mod tests {
         ));
     }
 
+    /// A Manifest frame whose files are written as given: (bytes shared, the rest).
+    fn manifest_frame(entries: &[(usize, &[u8])]) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.bytes(b"a.c");
+        w.u32(0);
+        w.u8(0);
+        w.u32(entries.len() as u32);
+        for (shared, rest) in entries {
+            w.varint(*shared as u64);
+            w.varint(rest.len() as u64);
+            w.buf.extend_from_slice(rest);
+            w.varint(1);
+            w.buf.extend_from_slice(&[0; 32]);
+        }
+        let mut frame = header(Kind::Manifest, false, w.buf.len()).to_vec();
+        frame.extend_from_slice(&w.buf);
+        frame
+    }
+
+    fn refused(frame: Vec<u8>) -> bool {
+        matches!(
+            decode(&frame, &Limits::default()),
+            Err(Error::Malformed { .. })
+        )
+    }
+
     #[test]
     fn manifest_paths_share_their_starts_and_a_lying_body_is_refused() {
         let entry = |path: &str, size: u64| FileEntry {
@@ -1121,33 +1200,13 @@ mod tests {
 
         // A body whose first path claims to share bytes with a path before it, and one whose
         // second path would split "é".
-        let body = |entries: &[(usize, &[u8])]| {
-            let mut w = Writer::default();
-            w.bytes(b"a.c");
-            w.u32(0);
-            w.u8(0);
-            w.u32(entries.len() as u32);
-            for (shared, rest) in entries {
-                w.varint(*shared as u64);
-                w.varint(rest.len() as u64);
-                w.buf.extend_from_slice(rest);
-                w.varint(1);
-                w.buf.extend_from_slice(&[0; 32]);
-            }
-            let mut frame = header(Kind::Manifest, false, w.buf.len()).to_vec();
-            frame.extend_from_slice(&w.buf);
-            frame
-        };
-        let refused = |frame: Vec<u8>| {
-            matches!(
-                decode(&frame, &Limits::default()),
-                Err(Error::Malformed { .. })
-            )
-        };
-        assert!(refused(body(&[(1, b"/a.h")])));
-        assert!(refused(body(&[(0, "/é.h".as_bytes()), (2, b"\xa8.h")])));
-        assert!(refused(body(&[(0, b"/a\xff.h")])));
-        assert!(!refused(body(&[
+        assert!(refused(manifest_frame(&[(1, b"/a.h")])));
+        assert!(refused(manifest_frame(&[
+            (0, "/é.h".as_bytes()),
+            (2, b"\xa8.h")
+        ])));
+        assert!(refused(manifest_frame(&[(0, b"/a\xff.h")])));
+        assert!(!refused(manifest_frame(&[
             (0, "/é.h".as_bytes()),
             (1, "è.h".as_bytes())
         ])));
@@ -1155,23 +1214,27 @@ mod tests {
         // 30 KB that would name 64 MB of paths (8,192 of 4,000 bytes), past the 4 MiB a
         // manifest's paths may take.
         let long = "/d".repeat(2100);
-        assert!(refused(body(&[(0, long.as_bytes())])));
+        assert!(refused(manifest_frame(&[(0, long.as_bytes())])));
         let near = "/d".repeat(2000);
         let mut bomb: Vec<(usize, &[u8])> = vec![(0, near.as_bytes())];
-        assert!(!refused(body(&bomb)));
+        assert!(!refused(manifest_frame(&bomb)));
         bomb.extend(std::iter::repeat((4000, &b""[..])).take(MAX_FILES - 1));
-        assert!(refused(body(&bomb)));
+        assert!(refused(manifest_frame(&bomb)));
         // One file more than a manifest may name: refused before a path is read, in words
         // that name the limit.
         let many = vec![(0, &b"/a.h"[..]); MAX_FILES + 1];
-        match decode(&body(&many), &Limits::default()) {
+        match decode(&manifest_frame(&many), &Limits::default()) {
             Err(e @ Error::Malformed { .. }) => {
                 assert!(e.to_string().contains(&MAX_FILES.to_string()), "{e}")
             }
             other => panic!("{other:?}"),
         }
-        // A varint that never ends, or overflows.
-        let mut frame = body(&[(0, b"/a.h")]);
+    }
+
+    #[test]
+    fn a_manifest_number_that_never_ends_or_overflows_is_refused() {
+        // A file size whose varint never ends, or overflows.
+        let mut frame = manifest_frame(&[(0, b"/a.h")]);
         let at = frame.len() - 32 - 1;
         frame[at] = 0xff;
         frame.truncate(at + 1);

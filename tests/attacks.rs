@@ -8,15 +8,12 @@
 //! good job and holds no job dirs. A failure names each failing row and what came back;
 //! `ATTACKS_VERBOSE=1` prints every row's reply in one line.
 
-mod util;
-use util::*;
+use crate::util::*;
 
 use rcc::protocol::{
-    self, DepRequest, Done, FileEntry, JobRequest, Limits, Manifest, Message, Mode, RejectReason,
+    self, DepRequest, Done, FileEntry, JobRequest, Manifest, Message, Mode, RejectReason,
 };
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -330,66 +327,34 @@ impl std::fmt::Debug for Reply {
     }
 }
 
-/// One connection, frames in and out.
-struct Peer {
-    s: TcpStream,
-    buf: Vec<u8>,
-    bytes: Vec<u8>,
-    /// A write failed: the daemon closed; only read what it said.
+/// One connection, frames in and out: a write the daemon no longer takes ends the writing,
+/// not the reading (what it said before it closed still counts).
+struct Speaker {
+    p: Peer,
     broken: bool,
 }
 
-impl Peer {
+impl Speaker {
     fn send(&mut self, frame: &[u8]) {
-        if !self.broken && self.s.write_all(frame).is_err() {
+        if !self.broken && self.p.write(frame).is_err() {
             self.broken = true;
         }
     }
 
     /// The next frame other than `Progress`, or how the exchange ended without one.
     fn next(&mut self) -> Result<Message, End> {
-        let mut chunk = [0u8; 8192];
-        loop {
-            match protocol::decode(&self.buf, &Limits::default()) {
-                Ok(Some((Message::Progress, used))) => {
-                    self.buf.drain(..used);
-                    continue;
-                }
-                Ok(Some((m, used))) => {
-                    self.buf.drain(..used);
-                    return Ok(m);
-                }
-                Ok(None) => {}
-                Err(e) => return Err(End::Other(format!("garbage from the daemon: {e}"))),
-            }
-            match self.s.read(&mut chunk) {
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return Err(End::Hung)
-                }
-                Ok(0) | Err(_) => return Err(End::Closed),
-                Ok(n) => {
-                    self.buf.extend_from_slice(&chunk[..n]);
-                    self.bytes.extend_from_slice(&chunk[..n]);
-                }
-            }
-        }
+        self.p.next().map_err(|e| match e {
+            Ended::Garbage(e) => End::Other(format!("garbage from the daemon: {e}")),
+            Ended::Hung => End::Hung,
+            Ended::Closed | Ended::Failed(_) => End::Closed,
+        })
     }
 }
 
 /// Speaks `job` to the daemon at `addr` as a peer would.
 fn exchange(addr: &str, job: &Job) -> Reply {
-    let s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut p = Peer {
-        s,
-        buf: Vec::new(),
-        bytes: Vec::new(),
+    let mut p = Speaker {
+        p: Peer::connect(addr, 60),
         broken: false,
     };
     let mut stage = "the job request";
@@ -438,7 +403,7 @@ fn exchange(addr: &str, job: &Job) -> Reply {
     Reply {
         end,
         stage,
-        bytes: p.bytes,
+        bytes: p.p.got,
     }
 }
 

@@ -4,86 +4,28 @@
 //! between peer addresses (`admit`). Other peers are other loopback addresses (127.0.0.2 and
 //! up), which Linux routes through `lo` like 127.0.0.1.
 
-mod util;
-use util::*;
+use crate::util::*;
 
 use rcc::daemon::tree::{MAX_DEPTH, MAX_DIRS, MAX_FILES};
 use rcc::protocol::{self, Exit, FileEntry, JobRequest, Manifest, Message, Mode, RejectReason};
-use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// A TCP connection to `to` from the local address `from` (std connects only from the
-/// address the kernel picks).
-fn connect_from(from: Ipv4Addr, to: SocketAddr) -> TcpStream {
-    use std::os::fd::FromRawFd;
-    let sin = |ip: Ipv4Addr, port: u16| libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: port.to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(ip).to_be(),
-        },
-        sin_zero: [0; 8],
-    };
-    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    let SocketAddr::V4(to) = to else {
-        panic!("{to} is not IPv4")
-    };
-    // SAFETY: socket() takes no pointers; the fd it returns is owned by `stream` from here
-    // on, so it is closed even if bind or connect fails.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-    assert!(fd >= 0, "socket: {}", io::Error::last_os_error());
-    // SAFETY: `fd` is a fresh socket nothing else owns.
-    let stream = unsafe { TcpStream::from_raw_fd(fd) };
-    let (here, there) = (sin(from, 0), sin(*to.ip(), to.port()));
-    // SAFETY: both addresses are live sockaddr_in values of `len` bytes.
-    let rc = unsafe { libc::bind(fd, (&here as *const libc::sockaddr_in).cast(), len) };
-    assert_eq!(rc, 0, "bind {from}: {}", io::Error::last_os_error());
-    // SAFETY: as above.
-    let rc = unsafe { libc::connect(fd, (&there as *const libc::sockaddr_in).cast(), len) };
-    assert_eq!(rc, 0, "connect {to}: {}", io::Error::last_os_error());
-    stream
-}
-
-/// One peer's conversation with the daemon, frame by frame.
-struct Peer {
-    s: TcpStream,
-    buf: Vec<u8>,
-}
-
+/// What this file asks of one peer's conversation (`util::Peer`).
 impl Peer {
     fn new(d: &Daemon, from: [u8; 4]) -> Peer {
-        let s = connect_from(Ipv4Addr::from(from), d.addr().parse().unwrap());
-        s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-        Peer { s, buf: Vec::new() }
-    }
-
-    fn send(&mut self, msg: &Message) {
-        self.s.write_all(&protocol::encode(msg, None)).unwrap();
+        Peer::connect_from(&d.addr(), Ipv4Addr::from(from), 120)
     }
 
     /// The next frame other than a heartbeat; `None` if the daemon closed first.
     fn recv(&mut self) -> Option<Message> {
-        let limits = protocol::Limits::default();
-        let mut chunk = [0u8; 65536];
-        loop {
-            match protocol::decode(&self.buf, &limits).unwrap() {
-                Some((Message::Progress, used)) => {
-                    self.buf.drain(..used);
-                }
-                Some((m, used)) => {
-                    self.buf.drain(..used);
-                    return Some(m);
-                }
-                None => match self.s.read(&mut chunk) {
-                    Ok(0) => return None,
-                    Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                    Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return None,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => panic!("no frame from the daemon: {e}"),
-                },
-            }
+        match self.next() {
+            Ok(m) => Some(m),
+            Err(Ended::Closed) => None,
+            Err(Ended::Garbage(e)) => panic!("the daemon sent garbage: {e}"),
+            Err(Ended::Failed(e)) => panic!("no frame from the daemon: {e}"),
+            Err(Ended::Hung) => panic!("no frame from the daemon within 120 s"),
         }
     }
 
@@ -120,18 +62,10 @@ impl Peer {
 }
 
 fn request(mode: Mode) -> JobRequest {
-    let identity = rcc::compiler::probe_identity(Path::new("/usr/bin/gcc")).unwrap();
     JobRequest {
         mode,
-        compress: false,
-        compiler: "gcc".into(),
-        identity,
-        args: vec![b"-O2".to_vec(), b"-c".to_vec()],
-        input_ext: "i".into(),
-        output_ext: "o".into(),
         cwd: b"/w".to_vec(),
-        label: "budgets.c".into(),
-        locale: vec![],
+        ..job_request("gcc", &[b"-O2", b"-c"])
     }
 }
 
@@ -146,16 +80,8 @@ fn good_job(d: &Daemon, from: [u8; 4]) {
 }
 
 /// Writes `bytes` one a second from another thread, until the daemon closes on it.
-fn trickle(p: &Peer, bytes: Vec<u8>) -> std::thread::JoinHandle<()> {
-    let mut w = p.s.try_clone().unwrap();
-    std::thread::spawn(move || {
-        for b in bytes {
-            if w.write_all(&[b]).is_err() {
-                return;
-            }
-            std::thread::sleep(Duration::from_secs(1));
-        }
-    })
+fn trickle_slowly(p: &Peer, bytes: Vec<u8>) -> std::thread::JoinHandle<bool> {
+    trickle(&p.s, bytes, Duration::from_secs(1))
 }
 
 const LOCALHOST: [u8; 4] = [127, 0, 0, 1];
@@ -170,7 +96,7 @@ fn two_tricklers_lose_their_slots_at_the_input_deadline_and_a_waiting_job_compil
     let mut tricklers = Vec::new();
     for from in [PEER_2, PEER_3] {
         let p = Peer::accepted(&d, from, request(Mode::Preprocessed));
-        let w = trickle(&p, piece.clone());
+        let w = trickle_slowly(&p, piece.clone());
         tricklers.push((p, w, Instant::now()));
     }
     // Meanwhile a good job asks; it waits for a slot (up to 10 s), and is not told "busy".
@@ -178,12 +104,7 @@ fn two_tricklers_lose_their_slots_at_the_input_deadline_and_a_waiting_job_compil
     let good = std::thread::spawn({
         let d_addr = d.addr();
         move || {
-            let mut p = Peer {
-                s: TcpStream::connect(d_addr).unwrap(),
-                buf: Vec::new(),
-            };
-            p.s.set_read_timeout(Some(Duration::from_secs(120)))
-                .unwrap();
+            let mut p = Peer::connect(&d_addr, 120);
             p.send(&Message::JobRequest(request(Mode::Preprocessed)));
             let got = p.recv();
             assert!(matches!(got, Some(Message::Accept(_))), "{got:?}");

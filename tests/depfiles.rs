@@ -3,10 +3,9 @@
 //! line limit), random targets and `-MP`: gcc writes a rule, rcc reads its prerequisites
 //! and writes it again, and the two must be the same text.
 
-mod util;
+use crate::util::*;
 use rcc::depfile;
 use std::process::Command;
-use util::*;
 
 #[test]
 fn rcc_writes_what_gcc_writes() {

@@ -2,10 +2,7 @@
 //! whose compiler differs gets no jobs, and a real project built through two boxes equals
 //! the plain build object for object.
 
-mod util;
-use util::*;
-
-use std::process::Command;
+use crate::util::*;
 
 #[test]
 fn concurrent_clients_never_exceed_a_box_limit() {
@@ -74,30 +71,16 @@ fn box_with_another_compiler_gets_no_jobs() {
 
 #[test]
 fn lua_built_through_two_boxes_equals_the_plain_build() {
-    let src = lua_src();
-    let mk = fixture("lua.mk");
     let plain = TempDir::new("lua-plain");
     let t = TempDir::new("lua-rcc");
     let a = Daemon::start(2, &[]);
     let b = Daemon::start(2, &[]);
     let make = |dir: &TempDir, cc: &str| {
-        let mut c = Command::new("make");
-        c.current_dir(dir.path())
-            .arg("-f")
-            .arg(&mk)
-            .arg(format!("SRC={}", src.display()))
-            .arg(format!("CC={cc}"))
-            .arg("-j8")
+        let mut c = lua_make(dir.path(), cc);
+        c.arg("-j8")
             .env("RCC_DIR", dir.join(".rcc"))
             .env("RCC_HOSTS", format!("{},lzo {}", a.addr(), b.addr()))
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}",
-                    std::path::Path::new(RCC).parent().unwrap().display(),
-                    std::env::var("PATH").unwrap()
-                ),
-            );
+            .env("PATH", path_with_rcc());
         ok(&mut c);
     };
     make(&plain, "gcc");

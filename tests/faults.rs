@@ -6,8 +6,7 @@
 //! The tests that need root (namespaces, tmpfs mounts) say so and skip without it; CI runs
 //! as root.
 
-mod util;
-use util::*;
+use crate::util::*;
 
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
@@ -15,31 +14,11 @@ use std::time::{Duration, Instant};
 
 const GOOD: &str = "int add(int a, int b) { return a + b; }\n";
 
-fn root() -> bool {
-    // SAFETY: geteuid has no side effects.
-    let uid = unsafe { libc::geteuid() };
-    if uid != 0 {
-        eprintln!("note: not root; skipping (namespaces and mounts need root)");
-    }
-    uid == 0
-}
-
-/// A compiler on the box that takes `secs` before the real work.
-fn slow_gcc(t: &TempDir, secs: &str) -> std::path::PathBuf {
-    fixture_compiler(
-        t,
-        "gcc",
-        &format!(
-            "case \"$*\" in *--version*|*-dumpmachine*) exec /usr/bin/gcc \"$@\";; esac\n\
-             sleep {secs}\nexec /usr/bin/gcc \"$@\""
-        ),
-    )
-}
+/// What the tests that skip without root need it for.
+const NEEDS_ROOT: &str = "namespaces and mounts";
 
 fn want_object(t: &TempDir, src: &str) -> Vec<u8> {
-    let out = gcc(t.path(), "gcc", &["-O2", "-c", src, "-o", "want.o"]);
-    assert!(out.status.success());
-    read(t.join("want.o"))
+    plain_object(t, src, "want.o")
 }
 
 /// Processes whose command line mentions `needle` (our temp dirs are unique per test),
@@ -135,30 +114,16 @@ fn a_client_killed_mid_job_frees_the_box() {
 
 #[test]
 fn ctrl_c_on_make_leaves_no_process_and_no_half_object() {
-    let src = lua_src();
-    let mk = fixture("lua.mk");
     let t = TempDir::new("ctrlc");
     let plain = TempDir::new("ctrlc-plain");
     let bin = slow_gcc(&t, "1");
     let d = Daemon::start(2, &["--compiler-path", bin.to_str().unwrap()]);
     let make = |dir: &TempDir, cc: &str| {
-        let mut c = Command::new("make");
-        c.current_dir(dir.path())
-            .arg("-f")
-            .arg(&mk)
-            .arg(format!("SRC={}", src.display()))
-            .arg(format!("CC={cc}"))
-            .arg("-j4")
+        let mut c = lua_make(dir.path(), cc);
+        c.arg("-j4")
             .env("RCC_DIR", dir.join(".rcc"))
             .env("RCC_HOSTS", d.addr())
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}",
-                    std::path::Path::new(RCC).parent().unwrap().display(),
-                    std::env::var("PATH").unwrap()
-                ),
-            )
+            .env("PATH", path_with_rcc())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         c
@@ -169,15 +134,9 @@ fn ctrl_c_on_make_leaves_no_process_and_no_half_object() {
     use std::os::unix::process::CommandExt;
     // The build's own gcc is the slow one too: a job that compiles here (the farm busy or
     // slow on a loaded machine) must not let the build finish before Ctrl-C comes.
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let rcc_dir = std::path::Path::new(RCC).parent().unwrap();
     let mut build = make(&t, "rcc gcc");
-    build.env(
-        "PATH",
-        format!(
-            "{}:{path}",
-            std::path::Path::new(RCC).parent().unwrap().display()
-        ),
-    );
+    build.env("PATH", format!("{}:{}", rcc_dir.display(), path_with(&bin)));
     // Ctrl-C as a terminal delivers it, whatever this test inherited: a test run started in
     // the background by a shell without job control ignores SIGINT, and make would too.
     // SAFETY: only the async-signal-safe `signal` runs between fork and exec.
@@ -220,45 +179,14 @@ fn ctrl_c_on_make_leaves_no_process_and_no_half_object() {
     eprintln!("{whole} objects were done when Ctrl-C came; all whole");
 }
 
-/// A tmpfs of `kib` KiB mounted on a fresh dir; unmounted on drop.
-struct Tmpfs(TempDir);
-
-impl Tmpfs {
-    fn new(name: &str, kib: u32) -> Tmpfs {
-        let d = TempDir::new(name);
-        let st = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
-            .arg(d.path())
-            .status()
-            .unwrap();
-        assert!(st.success(), "mount tmpfs");
-        Tmpfs(d)
-    }
-
-    /// Fills it to the last byte.
-    fn fill(&self) {
-        let _ = Command::new("dd")
-            .args(["if=/dev/zero", "bs=4k"])
-            .arg(format!("of={}", self.0.join("filler").display()))
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.0.path()).status();
-    }
-}
-
 #[test]
 fn a_full_disk_on_the_box_sends_the_job_elsewhere() {
-    if !root() {
+    if !root(NEEDS_ROOT) {
         return;
     }
-    let fs = Tmpfs::new("boxfull", 256);
+    let fs = Tmpfs::mount("boxfull", "size=256k").expect("mount tmpfs");
     fs.fill();
-    let full = Daemon::start(1, &["--temp-dir", fs.0.path().to_str().unwrap()]);
+    let full = Daemon::start(1, &["--temp-dir", fs.path()]);
     let good = Daemon::start(1, &[]);
     let t = TempDir::new("boxfull-src");
     let src = lua_src().join("lvm.c");
@@ -294,13 +222,13 @@ fn a_full_disk_on_the_box_sends_the_job_elsewhere() {
     );
     assert_eq!(full.value("health"), "full");
     // The full box kept nothing but the filler (and its file cache's empty dir).
-    let left: Vec<_> = std::fs::read_dir(fs.0.path())
+    let left: Vec<_> = std::fs::read_dir(fs.path())
         .unwrap()
         .flatten()
         .filter(|e| e.file_name() != "rccd-cache")
         .collect();
     assert_eq!(left.len(), 1, "{left:?}");
-    let cached = std::fs::read_dir(fs.0.join("rccd-cache")).map_or(0, |r| r.count());
+    let cached = std::fs::read_dir(fs.join("rccd-cache")).map_or(0, |r| r.count());
     assert_eq!(
         cached, 0,
         "a full disk keeps no half-written file in the cache"
@@ -309,15 +237,15 @@ fn a_full_disk_on_the_box_sends_the_job_elsewhere() {
 
 #[test]
 fn a_full_disk_on_the_master_fails_as_gcc_does() {
-    if !root() {
+    if !root(NEEDS_ROOT) {
         return;
     }
-    let fs = Tmpfs::new("masterfull", 64);
+    let fs = Tmpfs::mount("masterfull", "size=64k").expect("mount tmpfs");
     fs.fill();
     let d = Daemon::start(1, &[]);
     let t = TempDir::new("masterfull-src");
     t.write("good.c", GOOD);
-    let out_path = fs.0.join("good.o");
+    let out_path = fs.join("good.o");
     let plain = Command::new("gcc")
         .current_dir(t.path())
         .args(["-O2", "-c", "good.c", "-o"])
@@ -340,7 +268,7 @@ fn a_full_disk_on_the_master_fails_as_gcc_does() {
         s(&ours.stderr)
     );
     // Nothing half-written where make would look, no temp file.
-    let left: Vec<String> = std::fs::read_dir(fs.0.path())
+    let left: Vec<String> = std::fs::read_dir(fs.path())
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -409,7 +337,7 @@ fn kv(status: &str, key: &str) -> String {
 
 #[test]
 fn a_box_whose_link_goes_down_mid_job_is_given_up_and_the_build_succeeds() {
-    if !root() {
+    if !root(NEEDS_ROOT) {
         return;
     }
     let net = Net::new();
@@ -558,17 +486,10 @@ fn a_compiler_that_hangs_does_not_hang_the_box() {
 
 /// Lua's make through rcc with `hosts`; the build's stderr.
 fn lua_build_said(t: &TempDir, hosts: &str) -> String {
-    let out = ok(Command::new("make")
-        .current_dir(t.path())
-        .arg("-f")
-        .arg(fixture("lua.mk"))
-        .arg(format!("SRC={}", lua_src().display()))
-        .arg(format!("CC={RCC} gcc"))
+    let out = ok(lua_make(t.path(), &format!("{RCC} gcc"))
         .arg("-j4")
         .env("RCC_DIR", t.join(".rcc"))
-        .env("RCC_HOSTS", hosts)
-        .env_remove("RCC_VERBOSE")
-        .env_remove("_RCC_SAFEGUARD"));
+        .env("RCC_HOSTS", hosts));
     s(&out.stderr)
 }
 

@@ -2,20 +2,12 @@
 //! /usr/bin/gcc`, `rcc ARGS` (cc), a masquerade symlink named like the compiler, a cross
 //! compiler's name, CMake's `CMAKE_C_COMPILER_LAUNCHER=rcc` and ccache's `CCACHE_PREFIX=rcc`.
 
-mod util;
-use util::*;
+use crate::util::*;
 
 use std::path::Path;
 use std::process::Command;
 
 const SRC: &str = "#include <string.h>\nint n(const char *s) { return (int)strlen(s) * 3; }\n";
-
-fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 /// A directory of masquerade links (`name` -> rcc).
 fn links(t: &TempDir, names: &[&str]) -> std::path::PathBuf {
@@ -25,14 +17,6 @@ fn links(t: &TempDir, names: &[&str]) -> std::path::PathBuf {
         std::os::unix::fs::symlink(RCC, dir.join(n)).unwrap();
     }
     dir
-}
-
-fn path_with(dir: &Path) -> String {
-    format!(
-        "{}:{}",
-        dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
 }
 
 #[test]
@@ -98,7 +82,7 @@ fn masquerade_links_run_the_next_compiler_of_that_name() {
 
 #[test]
 fn a_cross_compiler_for_the_boxes_target() {
-    if !have("aarch64-linux-gnu-gcc") {
+    if !have("aarch64-linux-gnu-gcc", "--version") {
         eprintln!("note: aarch64-linux-gnu-gcc not installed; skipping");
         return;
     }
@@ -132,7 +116,7 @@ fn a_cross_compiler_for_the_boxes_target() {
 
 #[test]
 fn cmake_compiler_launcher() {
-    if !have("cmake") || !have("make") {
+    if !have("cmake", "--version") || !have("make", "--version") {
         eprintln!("note: cmake not installed; skipping");
         return;
     }
@@ -181,7 +165,7 @@ fn cmake_compiler_launcher() {
 
 #[test]
 fn ccache_prefix() {
-    if !have("ccache") {
+    if !have("ccache", "--version") {
         eprintln!("note: ccache not installed; skipping");
         return;
     }

@@ -3,11 +3,10 @@
 //! the next good request. At the end the daemon still compiles, holds no job dirs, and its
 //! memory has not grown with the garbage.
 
-mod util;
-use util::*;
+use crate::util::*;
 
-use rcc::protocol::{self, FileEntry, JobRequest, Kind, Manifest, Message, Mode, RejectReason};
-use std::io::{Read, Write};
+use rcc::protocol::{self, FileEntry, Kind, Manifest, Message, Mode, RejectReason};
+use std::io::Read;
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -37,54 +36,26 @@ enum Got {
 /// idle timeout), and reads until the daemon replies or closes. Accept and Need frames are
 /// skipped: some rows are bad only after the job was accepted or its manifest read.
 fn send(addr: &str, bytes: &[u8]) -> Got {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut p = Peer::connect(addr, 10);
     // The daemon may close before reading it all; a failed write is a clean end too.
-    if s.write_all(bytes).is_err() {
+    if p.write(bytes).is_err() {
         return Got::Closed;
     }
-    let _ = s.shutdown(Shutdown::Write);
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let limits = protocol::Limits::default();
+    let _ = p.s.shutdown(Shutdown::Write);
     loop {
-        match protocol::decode(&buf, &limits) {
-            Ok(Some((Message::Accept(_) | Message::Need(_), used))) => {
-                buf.drain(..used);
-                continue;
-            }
-            Ok(Some((Message::Reject(r), _))) => return Got::Reject(r.reason, r.text),
-            Ok(Some((m, _))) => return Got::Other(m),
-            Ok(None) => {}
-            Err(e) => panic!("the daemon sent garbage: {e}"),
+        match p.frame() {
+            Ok(Message::Accept(_) | Message::Need(_)) => {}
+            Ok(Message::Reject(r)) => return Got::Reject(r.reason, r.text),
+            Ok(m) => return Got::Other(m),
+            Err(Ended::Closed) => return Got::Closed,
+            Err(Ended::Garbage(e)) => panic!("the daemon sent garbage: {e}"),
+            Err(Ended::Hung | Ended::Failed(_)) => return Got::Hung,
         }
-        match s.read(&mut chunk) {
-            Ok(0) => return Got::Closed,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Got::Closed,
-            Err(_) => return Got::Hung,
-        }
-    }
-}
-
-fn request(compiler: &str, args: &[&[u8]]) -> JobRequest {
-    let identity = rcc::compiler::probe_identity(std::path::Path::new("/usr/bin/gcc")).unwrap();
-    JobRequest {
-        mode: Mode::Preprocessed,
-        compress: false,
-        compiler: compiler.into(),
-        identity,
-        args: args.iter().map(|a| a.to_vec()).collect(),
-        input_ext: "i".into(),
-        output_ext: "o".into(),
-        cwd: b"/tmp".to_vec(),
-        label: "hostile.c".into(),
-        locale: vec![],
     }
 }
 
 fn job(compiler: &str, args: &[&[u8]]) -> Vec<u8> {
-    protocol::encode(&Message::JobRequest(request(compiler, args)), None)
+    protocol::encode(&Message::JobRequest(job_request(compiler, args)), None)
 }
 
 fn good_job() -> Vec<u8> {
@@ -113,7 +84,7 @@ fn table() -> Vec<(String, Vec<u8>, Want)> {
     use RejectReason::BadRequest;
     let v = protocol::VERSION;
     let good = good_job();
-    let body = protocol::body(&Message::JobRequest(request("gcc", &[b"-c"])));
+    let body = protocol::body(&Message::JobRequest(job_request("gcc", &[b"-c"])));
     let zeros = vec![0u8; 4 << 20];
     let bomb = rcc::compress::deflate(&zeros, 9);
     let end = protocol::encode(&Message::InputEnd, None);
@@ -331,7 +302,7 @@ fn table() -> Vec<(String, Vec<u8>, Want)> {
         (
             "another compiler identity".into(),
             {
-                let mut r = request("gcc", &[b"-c"]);
+                let mut r = job_request("gcc", &[b"-c"]);
                 r.identity = "gcc (Other) 1.0 x86_64-linux-gnu".into();
                 protocol::encode(&Message::JobRequest(r), None)
             },
@@ -340,7 +311,7 @@ fn table() -> Vec<(String, Vec<u8>, Want)> {
         (
             "an input extension with a slash".into(),
             {
-                let mut r = request("gcc", &[b"-c"]);
+                let mut r = job_request("gcc", &[b"-c"]);
                 r.input_ext = "/../../etc/x".into();
                 protocol::encode(&Message::JobRequest(r), None)
             },
@@ -349,7 +320,7 @@ fn table() -> Vec<(String, Vec<u8>, Want)> {
         (
             "an output extension with a slash".into(),
             {
-                let mut r = request("gcc", &[b"-c"]);
+                let mut r = job_request("gcc", &[b"-c"]);
                 r.output_ext = "../o".into();
                 protocol::encode(&Message::JobRequest(r), None)
             },
@@ -358,7 +329,7 @@ fn table() -> Vec<(String, Vec<u8>, Want)> {
         (
             "a locale variable that is not one".into(),
             {
-                let mut r = request("gcc", &[b"-c"]);
+                let mut r = job_request("gcc", &[b"-c"]);
                 r.locale = vec![("LD_PRELOAD".into(), "/tmp/e.so".into())];
                 protocol::encode(&Message::JobRequest(r), None)
             },
@@ -401,7 +372,7 @@ fn table() -> Vec<(String, Vec<u8>, Want)> {
     }
     // Jobs that ship their sources: every path, file and include must stay in the box's
     // mirror of the master's files, and every file must have its hash.
-    let mut sources_req = request("gcc", &[b"-O2", b"-c"]);
+    let mut sources_req = job_request("gcc", &[b"-O2", b"-c"]);
     sources_req.mode = Mode::Sources;
     sources_req.cwd = b"/w".to_vec();
     let hello = protocol::encode(&Message::JobRequest(sources_req), None);
@@ -606,16 +577,8 @@ fn a_peer_that_trickles_is_dropped_at_the_idle_timeout() {
     let s = TcpStream::connect(d.addr()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     // A byte every 300 ms: never idle for a second, but the hello is not whole within one.
-    let mut w = s.try_clone().unwrap();
-    let trickle = std::thread::spawn(move || {
-        for b in good.iter().take(40) {
-            if w.write_all(&[*b]).is_err() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(300));
-        }
-        false
-    });
+    let first: Vec<u8> = good.into_iter().take(40).collect();
+    let trickle = trickle(&s, first, Duration::from_millis(300));
     let t = Instant::now();
     let mut buf = [0u8; 64];
     let r = (&s).read(&mut buf);

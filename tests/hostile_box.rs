@@ -5,8 +5,7 @@
 //! prerequisite part of a make rule starts a recipe, so a box can make the master's `make`
 //! run a shell command the next time the object is out of date.
 
-mod util;
-use util::*;
+use crate::util::*;
 
 use rcc::protocol::{self, Limits, Message};
 use std::io::{Read, Write};

@@ -1,7 +1,7 @@
 //! Keeps the house rules of `src/lib.rs` true as the code grows, by reading `src/` as text:
 //! client and daemon never import each other, only the event loop touches mio's poll,
 //! parsers do no I/O, only `sys.rs` may have `unsafe` (the compiler holds the rest to it),
-//! library code never exits the process.
+//! library code never exits the process. And every file of `tests/` runs.
 
 use std::path::{Path, PathBuf};
 
@@ -139,4 +139,32 @@ fn every_file_says_what_it_is_for() {
     for (f, code) in sources() {
         assert!(code.starts_with("//!"), "{f} does not open with a //! doc");
     }
+}
+
+/// Cargo builds one integration test binary, `tests/tests.rs` (`autotests` is off): a file
+/// of `tests/` it does not declare as a module would never be compiled, let alone run.
+#[test]
+fn every_test_file_is_a_module_of_the_test_binary() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let root = std::fs::read_to_string(dir.join("tests.rs")).unwrap();
+    let mut checked = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+        let module = if p.is_dir() {
+            p.join("mod.rs").is_file()
+        } else {
+            p.extension().is_some_and(|x| x == "rs") && name != "tests"
+        };
+        if module {
+            let line = format!("mod {name};");
+            assert!(
+                root.lines().any(|l| l == line),
+                "tests/{} is not a module of tests/tests.rs: add `{line}` there",
+                p.file_name().unwrap().to_string_lossy()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 1, "no test files found in {}", dir.display());
 }

@@ -1,8 +1,7 @@
 //! What rcc deliberately runs on the master: every such command gives exactly gcc's result
 //! and the box never sees it (its counters do not move).
 
-mod util;
-use util::*;
+use crate::util::*;
 
 const SRC: &str = "#include <stdio.h>\nint main(void) { puts(\"hi\"); return 0; }\n";
 

@@ -2,8 +2,7 @@
 //! `-g`, code and data identical with `-g` (and no trace of the box's temp dir), dependency
 //! files identical in every form, with and without compression.
 
-mod util;
-use util::*;
+use crate::util::*;
 
 use std::path::Path;
 

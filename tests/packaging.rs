@@ -4,21 +4,13 @@
 //! reads the same settings on every OS. The .deb packages themselves are built, linted and
 //! installed by `tests/deb.sh` (release builds and a chroot: not for `cargo test`).
 
-mod util;
-use util::*;
+use crate::util::*;
 
 use std::path::Path;
 use std::process::Command;
 
 fn repo(p: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
-
-fn have(tool: &str, arg: &str) -> bool {
-    Command::new(tool)
-        .arg(arg)
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 #[test]

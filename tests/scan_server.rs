@@ -4,8 +4,7 @@
 //! job runs — a header rewritten or one that appears earlier in the search path is seen by
 //! the next job — and whatever happens to it, the build goes on.
 
-mod util;
-use util::*;
+use crate::util::*;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,12 +1,9 @@
 //! rccd runs compilers only, for allowed peers only. A hand-written client sends what a
 //! hostile peer would; rccd refuses each with a reason and keeps serving.
 
-mod util;
-use util::*;
+use crate::util::*;
 
 use rcc::protocol::{self, JobRequest, Limits, Message, Mode, RejectReason};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 /// The daemon's first message for `frames`.
@@ -19,19 +16,8 @@ fn exchange(addr: &str, frames: &[u8]) -> Option<Message> {
 }
 
 fn request(compiler: &str, args: &[&str]) -> JobRequest {
-    let identity = rcc::compiler::probe_identity(std::path::Path::new("/usr/bin/gcc")).unwrap();
-    JobRequest {
-        mode: Mode::Preprocessed,
-        compress: false,
-        compiler: compiler.into(),
-        identity,
-        args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
-        input_ext: "i".into(),
-        output_ext: "o".into(),
-        cwd: b"/tmp".to_vec(),
-        label: "evil.c".into(),
-        locale: vec![],
-    }
+    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    job_request(compiler, &args)
 }
 
 fn refused(d: &Daemon, req: JobRequest, want: RejectReason) {
@@ -157,55 +143,28 @@ fn ship(d: &Daemon, args: &[&str], files: &[(&str, &[u8])]) -> (Option<Message>,
             })
             .collect(),
     };
-    let mut s = TcpStream::connect(d.addr()).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut all = Vec::new();
-    let mut buf = Vec::new();
-    let mut next = |s: &mut TcpStream| -> Option<Message> {
-        let mut chunk = [0u8; 4096];
-        loop {
-            match protocol::decode(&buf, &Limits::default()) {
-                Ok(Some((Message::Progress, used))) => {
-                    buf.drain(..used);
-                }
-                Ok(Some((m, used))) => {
-                    buf.drain(..used);
-                    return Some(m);
-                }
-                Ok(None) => {}
-                Err(e) => panic!("the daemon sent garbage: {e}"),
-            }
-            match s.read(&mut chunk) {
-                // A read with a timeout may end early with EINTR (signal(7)).
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Ok(0) | Err(_) => return None,
-                Ok(n) => {
-                    buf.extend_from_slice(&chunk[..n]);
-                    all.extend_from_slice(&chunk[..n]);
-                }
-            }
-        }
+    let mut p = Peer::connect(&d.addr(), 30);
+    let next = |p: &mut Peer| match p.next() {
+        Ok(m) => Some(m),
+        Err(Ended::Garbage(e)) => panic!("the daemon sent garbage: {e}"),
+        Err(_) => None,
     };
-    s.write_all(&protocol::encode(&Message::JobRequest(req), None))
-        .unwrap();
-    match next(&mut s) {
+    p.send(&Message::JobRequest(req));
+    match next(&mut p) {
         Some(Message::Accept(_)) => {}
         other => panic!("not accepted: {other:?}\n{}", d.log_text()),
     }
-    s.write_all(&protocol::encode(&Message::Manifest(manifest), None))
-        .unwrap();
-    let need = match next(&mut s) {
+    p.send(&Message::Manifest(manifest));
+    let need = match next(&mut p) {
         Some(Message::Need(v)) => v,
-        other => return (other, all),
+        other => return (other, p.got),
     };
     for i in need {
-        let blob = Message::Blob(i, files[i as usize].1.to_vec());
-        s.write_all(&protocol::encode(&blob, None)).unwrap();
+        p.send(&Message::Blob(i, files[i as usize].1.to_vec()));
     }
-    s.write_all(&protocol::encode(&Message::InputEnd, None))
-        .unwrap();
-    let answer = next(&mut s);
-    (answer, all)
+    p.send(&Message::InputEnd);
+    let answer = next(&mut p);
+    (answer, p.got)
 }
 
 /// What a `Reject` says, or a panic naming what came instead.
@@ -392,26 +351,15 @@ fn a_compile_cannot_read_a_file_outside_its_job() {
 
 /// Every byte the daemon sends for `frames`, until it closes or goes quiet.
 fn exchange_all(addr: &str, frames: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    s.write_all(frames).unwrap();
-    let mut all = Vec::new();
-    let mut chunk = [0u8; 4096];
+    let mut p = Peer::connect(addr, 20);
+    p.write(frames).unwrap();
     // Bounded by the daemon's reply and the read timeout.
-    let mut at = 0;
-    loop {
-        while let Ok(Some((m, used))) = protocol::decode(&all[at..], &Limits::default()) {
-            at += used;
-            if matches!(m, Message::Done(_) | Message::Reject(_)) {
-                return all;
-            }
-        }
-        match s.read(&mut chunk) {
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Ok(0) | Err(_) => return all,
-            Ok(n) => all.extend_from_slice(&chunk[..n]),
+    while let Ok(m) = p.frame() {
+        if matches!(m, Message::Done(_) | Message::Reject(_)) {
+            break;
         }
     }
+    p.got
 }
 
 /// Each value-less `-f`, `-m` and `-W` option gcc lists in its own help that a box's parser

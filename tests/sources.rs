@@ -3,8 +3,7 @@
 //! too. Each test builds twice in the same directory (debug info records it): once with
 //! plain gcc, kept aside, then through rcc and one real rccd.
 
-mod util;
-use util::*;
+use crate::util::*;
 
 use std::path::Path;
 
@@ -72,18 +71,10 @@ fn lua_outputs(dir: &Path) -> Vec<String> {
 }
 
 fn make_lua(dir: &Path, cc: &str, cflags: &str, hosts: Option<(&Path, &str)>) {
-    let mut c = std::process::Command::new("make");
-    c.current_dir(dir)
-        .args(["-s", "-j4", "-f"])
-        .arg(fixture("lua.mk"))
-        .arg(format!("SRC={}", lua_src().display()))
-        .arg(format!("CC={cc}"))
-        .arg(format!("CFLAGS={cflags}"));
+    let mut c = lua_make(dir, cc);
+    c.args(["-s", "-j4"]).arg(format!("CFLAGS={cflags}"));
     if let Some((rcc_dir, h)) = hosts {
-        c.env("RCC_DIR", rcc_dir)
-            .env("RCC_HOSTS", h)
-            .env_remove("RCC_VERBOSE")
-            .env_remove("DISTCC_HOSTS");
+        c.env("RCC_DIR", rcc_dir).env("RCC_HOSTS", h);
     }
     ok(&mut c);
 }

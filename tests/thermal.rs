@@ -2,8 +2,7 @@
 //! but only once it is clearly below its trip. Real rccd processes read fake sysfs trees
 //! laid out like an Amlogic GX box's.
 
-mod util;
-use util::*;
+use crate::util::*;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -171,19 +170,6 @@ fn a_temperature_wobbling_around_the_trip_does_not_flap() {
     assert_eq!(d.counter("accepted"), 0);
 }
 
-/// A compiler on the box that takes `secs` before doing the real work, so that jobs
-/// overlap and a test can act while they run.
-fn slow_gcc(t: &TempDir, secs: &str) -> std::path::PathBuf {
-    fixture_compiler(
-        t,
-        "gcc",
-        &format!(
-            "case \"$*\" in *--version*|*-dumpmachine*) exec /usr/bin/gcc \"$@\";; esac\n\
-             sleep {secs}\nexec /usr/bin/gcc \"$@\""
-        ),
-    )
-}
-
 #[test]
 fn a_warm_box_never_runs_more_jobs_than_its_shrunk_slots() {
     let t = TempDir::new("warm-peak");
@@ -224,8 +210,6 @@ fn a_warm_box_never_runs_more_jobs_than_its_shrunk_slots() {
 
 #[test]
 fn a_box_turning_hot_mid_build_gets_no_more_jobs() {
-    let src = lua_src();
-    let mk = fixture("lua.mk");
     let plain = TempDir::new("midhot-plain");
     let t = TempDir::new("midhot");
     let tree_a = FakeThermal::new(&t, "a-sys", 50.0);
@@ -239,23 +223,11 @@ fn a_box_turning_hot_mid_build_gets_no_more_jobs() {
     };
     let (a, b) = (daemon(&tree_a), daemon(&tree_b));
     let make = |dir: &TempDir, cc: &str| {
-        let mut c = Command::new("make");
-        c.current_dir(dir.path())
-            .arg("-f")
-            .arg(&mk)
-            .arg(format!("SRC={}", src.display()))
-            .arg(format!("CC={cc}"))
-            .arg("-j4")
+        let mut c = lua_make(dir.path(), cc);
+        c.arg("-j4")
             .env("RCC_DIR", dir.join(".rcc"))
             .env("RCC_HOSTS", format!("{} {}", a.addr(), b.addr()))
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}",
-                    std::path::Path::new(RCC).parent().unwrap().display(),
-                    std::env::var("PATH").unwrap()
-                ),
-            )
+            .env("PATH", path_with_rcc())
             .stdout(std::process::Stdio::null());
         c
     };

@@ -1,22 +1,9 @@
 //! A farm that needs no numbers: boxes advertise their slots, rcc fills them by headroom,
 //! `rcc --jobs` says what `-j` keeps them full, and a box short of memory says busy.
 
-mod util;
-use util::*;
+use crate::util::*;
 
 use std::process::Stdio;
-
-/// A compiler on the box that takes `secs` before the real work, so jobs overlap.
-fn slow_gcc(t: &TempDir, secs: &str) -> std::path::PathBuf {
-    fixture_compiler(
-        t,
-        "gcc",
-        &format!(
-            "case \"$*\" in *--version*|*-dumpmachine*) exec /usr/bin/gcc \"$@\";; esac\n\
-             sleep {secs}\nexec /usr/bin/gcc \"$@\""
-        ),
-    )
-}
 
 fn with_compiler(jobs: usize, bin: &std::path::Path) -> Daemon {
     Daemon::start(jobs, &["--compiler-path", bin.to_str().unwrap()])

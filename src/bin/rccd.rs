@@ -142,37 +142,55 @@ fn arguments() -> Result<Vec<String>, String> {
 /// What `--check` prints: the settings as rccd resolved them.
 fn describe(c: &Config, level: &str, user: Option<&str>) -> String {
     let listen: Vec<String> = c.listen.iter().map(|a| a.to_string()).collect();
-    let thermal = if c.thermal.enabled {
-        format!(
-            "on (zones {}, cpufreq {}, max temp {}, margin {} C, hysteresis {})",
-            c.thermal.thermal_root.display(),
-            c.thermal.cpufreq_root.display(),
-            c.thermal
-                .max_temp_mc
-                .map_or("the passive trip".into(), |t| format!(
-                    "{} C",
-                    t as f64 / 1000.0
-                )),
-            c.thermal.margin_mc as f64 / 1000.0,
-            c.thermal
-                .hyst_mc
-                .map_or("the trip's own".into(), |t| format!(
-                    "{} C",
-                    t as f64 / 1000.0
-                )),
-        )
-    } else {
-        "off".into()
-    };
     let compilers: Vec<String> = c
         .compiler_path
         .iter()
         .map(|p| p.display().to_string())
         .collect();
-    let cap = match c.job_mem_max_kib {
-        0 => "; one compile's memory is not limited (--job-mem-max-mib 0)".to_string(),
-        k => format!("; one compile holds at most {} MiB of data", k / 1024),
-    };
+    format!(
+        "listen: {}\nallow: {}\njobs: {}\nqueue: {}\ncompiler path: {}\n{}\
+         thermal: {}\nmax connections: {}\nidle timeout: {} s\njob timeout: {} s\n\
+         max body: {} MiB\nmemory: {}.\nlog level: {level}\nuser: {}\n",
+        listen.join(" "),
+        c.allow,
+        c.jobs,
+        c.queue,
+        compilers.join(":"),
+        disk(c),
+        thermal(c),
+        c.max_connections,
+        c.idle_timeout.as_secs(),
+        c.job_timeout.as_secs(),
+        c.limits.max_body >> 20,
+        memory(c),
+        match user {
+            Some(u) => format!("{u} when started as root"),
+            None => "rccd (else nobody) when started as root".into(),
+        },
+    )
+}
+
+/// The `--check` line about thermal admission, after `thermal: `.
+fn thermal(c: &Config) -> String {
+    if !c.thermal.enabled {
+        return "off".into();
+    }
+    let celsius = |mc: i64| format!("{} C", mc as f64 / 1000.0);
+    format!(
+        "on (zones {}, cpufreq {}, max temp {}, margin {} C, hysteresis {})",
+        c.thermal.thermal_root.display(),
+        c.thermal.cpufreq_root.display(),
+        c.thermal
+            .max_temp_mc
+            .map_or("the passive trip".into(), celsius),
+        c.thermal.margin_mc as f64 / 1000.0,
+        c.thermal.hyst_mc.map_or("the trip's own".into(), celsius),
+    )
+}
+
+/// The `--check` line about memory, after `memory: `: when a new job waits, and what one
+/// compile may hold.
+fn memory(c: &Config) -> String {
     let memory = if c.job_mem_floor_kib == 0 {
         "not checked (--job-mem-mib 0)".to_string()
     } else {
@@ -183,25 +201,11 @@ fn describe(c: &Config, level: &str, user: Option<&str>) -> String {
             c.job_mem_floor_kib / 1024
         )
     };
-    format!(
-        "listen: {}\nallow: {}\njobs: {}\nqueue: {}\ncompiler path: {}\n{}\
-         thermal: {thermal}\nmax connections: {}\nidle timeout: {} s\njob timeout: {} s\n\
-         max body: {} MiB\nmemory: {memory}{cap}.\nlog level: {level}\nuser: {}\n",
-        listen.join(" "),
-        c.allow,
-        c.jobs,
-        c.queue,
-        compilers.join(":"),
-        disk(c),
-        c.max_connections,
-        c.idle_timeout.as_secs(),
-        c.job_timeout.as_secs(),
-        c.limits.max_body >> 20,
-        match user {
-            Some(u) => format!("{u} when started as root"),
-            None => "rccd (else nobody) when started as root".into(),
-        },
-    )
+    let cap = match c.job_mem_max_kib {
+        0 => "; one compile's memory is not limited (--job-mem-max-mib 0)".to_string(),
+        k => format!("; one compile holds at most {} MiB of data", k / 1024),
+    };
+    memory + &cap
 }
 
 /// The `--check` lines about the disk: whether rccd can write its temp dir and how much is
@@ -282,30 +286,63 @@ fn preflight(c: &Config) -> Result<(), String> {
     Ok(())
 }
 
+/// The options as typed -> the daemon's `Config`, one flag group at a time; an error names
+/// the flag and what it takes.
 fn resolve(o: Opts) -> Result<Config, String> {
     let jobs = o.jobs.unwrap_or_else(rcc::sys::online_cpus);
     if jobs == 0 {
         return Err("--jobs must be at least 1".into());
     }
     let mut c = Config::loopback(jobs);
-    c.listen.clear();
-    let listen = if o.listen.is_empty() {
-        vec!["0.0.0.0:3633".to_string()]
-    } else {
-        o.listen
-    };
-    for l in &listen {
-        let addrs: Vec<SocketAddr> = l
-            .to_socket_addrs()
-            .map_err(|e| format!("--listen {l}: {e} (expected ADDR:PORT, e.g. 0.0.0.0:3633)"))?
+    c.listen = listen(&o.listen)?;
+    c.allow = allow(&o.allow, o.allow_private)?;
+    if let Some(p) = &o.compiler_path {
+        c.compiler_path = p
+            .split(':')
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
             .collect();
-        c.listen.extend(addrs.into_iter().take(1));
     }
+    if let Some(t) = &o.temp_dir {
+        // Absolute: a compile runs in its own job directory, where a relative path would
+        // name something else (every job failed to open its input).
+        c.temp_dir = std::path::absolute(t).unwrap_or_else(|_| t.clone());
+        c.temp_dir_given = true;
+    }
+    c.queue = o.queue.unwrap_or(jobs);
+    c.port_file.clone_from(&o.port_file);
+    c.pid_file.clone_from(&o.pid_file);
+    c.max_connections = o.max_connections.max(1);
+    c.idle_timeout = Duration::from_secs(o.idle_timeout.max(1));
+    c.job_timeout = Duration::from_secs(o.job_timeout);
+    c.limits.max_body = o.max_body_mib.max(1) << 20;
+    thermal_flags(&mut c.thermal, &o)?;
+    memory_flags(&mut c, &o);
+    c.cache = (!o.no_sources).then(|| cache(&o, &c.temp_dir));
+    Ok(c)
+}
+
+/// `--listen`, each the first address its name resolves to (default 0.0.0.0:3633).
+fn listen(flags: &[String]) -> Result<Vec<SocketAddr>, String> {
+    let default = ["0.0.0.0:3633".to_string()];
+    let flags = if flags.is_empty() { &default } else { flags };
+    let mut listen = Vec::new();
+    for l in flags {
+        let mut addrs = l
+            .to_socket_addrs()
+            .map_err(|e| format!("--listen {l}: {e} (expected ADDR:PORT, e.g. 0.0.0.0:3633)"))?;
+        listen.extend(addrs.next());
+    }
+    Ok(listen)
+}
+
+/// `--allow` and `--allow-private`; neither: loopback only.
+fn allow(flags: &[String], private: bool) -> Result<AllowList, String> {
     let mut nets = Vec::new();
-    for a in &o.allow {
+    for a in flags {
         nets.push(Cidr::parse(a).map_err(|e| e.to_string())?);
     }
-    c.allow = if o.allow_private {
+    Ok(if private {
         let mut l = AllowList::private_lan();
         l.extend(nets);
         l
@@ -313,52 +350,43 @@ fn resolve(o: Opts) -> Result<Config, String> {
         AllowList::loopback()
     } else {
         AllowList::new(nets)
-    };
-    if let Some(p) = o.compiler_path {
-        c.compiler_path = p
-            .split(':')
-            .filter(|s| !s.is_empty())
-            .map(PathBuf::from)
-            .collect();
+    })
+}
+
+/// Where the box's temperature is read, and the temperatures that change what it takes.
+fn thermal_flags(t: &mut daemon::thermal::Settings, o: &Opts) -> Result<(), String> {
+    if let Some(r) = &o.thermal_root {
+        t.thermal_root.clone_from(r);
     }
-    if let Some(t) = o.temp_dir {
-        // Absolute: a compile runs in its own job directory, where a relative path would
-        // name something else (every job failed to open its input).
-        c.temp_dir = std::path::absolute(&t).unwrap_or(t);
-        c.temp_dir_given = true;
+    if let Some(r) = &o.cpufreq_root {
+        t.cpufreq_root.clone_from(r);
     }
-    c.queue = o.queue.unwrap_or(jobs);
-    c.port_file = o.port_file;
-    c.pid_file = o.pid_file;
-    c.max_connections = o.max_connections.max(1);
-    c.idle_timeout = Duration::from_secs(o.idle_timeout.max(1));
-    c.job_timeout = Duration::from_secs(o.job_timeout);
-    c.limits.max_body = o.max_body_mib.max(1) << 20;
-    if let Some(r) = o.thermal_root {
-        c.thermal.thermal_root = r;
+    if let Some(v) = o.max_temp {
+        t.max_temp_mc = Some(millis("--max-temp", v, 20.0, 150.0)?);
     }
-    if let Some(r) = o.cpufreq_root {
-        c.thermal.cpufreq_root = r;
+    if let Some(v) = o.margin {
+        t.margin_mc = millis("--margin", v, 0.0, 50.0)?;
     }
-    let millis = |flag: &str, v: f64, lo: f64, hi: f64| -> Result<i64, String> {
-        if v.is_finite() && (lo..=hi).contains(&v) {
-            Ok((v * 1000.0).round() as i64)
-        } else {
-            Err(format!("{flag} {v}: give °C between {lo} and {hi}"))
-        }
-    };
-    if let Some(t) = o.max_temp {
-        c.thermal.max_temp_mc = Some(millis("--max-temp", t, 20.0, 150.0)?);
+    if let Some(v) = o.hysteresis {
+        t.hyst_mc = Some(millis("--hysteresis", v, 0.0, 50.0)?);
     }
-    if let Some(m) = o.margin {
-        c.thermal.margin_mc = millis("--margin", m, 0.0, 50.0)?;
+    t.enabled = !o.no_thermal;
+    Ok(())
+}
+
+/// `v` °C in thousandths, if it is between `lo` and `hi`.
+fn millis(flag: &str, v: f64, lo: f64, hi: f64) -> Result<i64, String> {
+    if v.is_finite() && (lo..=hi).contains(&v) {
+        Ok((v * 1000.0).round() as i64)
+    } else {
+        Err(format!("{flag} {v}: give °C between {lo} and {hi}"))
     }
-    if let Some(h) = o.hysteresis {
-        c.thermal.hyst_mc = Some(millis("--hysteresis", h, 0.0, 50.0)?);
-    }
-    c.thermal.enabled = !o.no_thermal;
-    if let Some(m) = o.meminfo {
-        c.meminfo = m;
+}
+
+/// Where free memory is read, what a job is assumed to need, and what one may hold.
+fn memory_flags(c: &mut Config, o: &Opts) {
+    if let Some(m) = &o.meminfo {
+        c.meminfo.clone_from(m);
     }
     if let Some(m) = o.job_mem_mib {
         c.job_mem_floor_kib = m.saturating_mul(1024);
@@ -371,18 +399,20 @@ fn resolve(o: Opts) -> Result<Config, String> {
             .and_then(|t| rcc::daemon::memory::mem_total_kib(&t))
             .unwrap_or(0),
     };
-    c.cache = (!o.no_sources).then(|| {
-        (
-            o.cache_dir
-                .map(|d| std::path::absolute(&d).unwrap_or(d))
-                .unwrap_or_else(|| c.temp_dir.join("rccd-cache")),
-            o.cache_size
-                .unwrap_or(rcc::daemon::config::DEFAULT_CACHE_MIB)
-                .max(1)
-                << 20,
-        )
-    });
-    Ok(c)
+}
+
+/// The file cache of shipped sources: its directory and its bound in bytes.
+fn cache(o: &Opts, temp_dir: &std::path::Path) -> (PathBuf, u64) {
+    (
+        o.cache_dir
+            .as_ref()
+            .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone()))
+            .unwrap_or_else(|| temp_dir.join("rccd-cache")),
+        o.cache_size
+            .unwrap_or(rcc::daemon::config::DEFAULT_CACHE_MIB)
+            .max(1)
+            << 20,
+    )
 }
 
 fn main() -> ExitCode {
@@ -392,55 +422,60 @@ fn main() -> ExitCode {
     if argv.get(1).is_some_and(|a| a == daemon::as_guard::FLAG) {
         return as_guard(&argv[2..]);
     }
-    let args = match arguments() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("rccd: {e}");
-            return ExitCode::from(2);
+    match run() {
+        Ok(code) => code,
+        Err(Stop { status, why }) => {
+            eprintln!("rccd: {why}");
+            ExitCode::from(status)
         }
-    };
+    }
+}
+
+/// Why rccd stops without serving, and its exit status: 2 when what it was told cannot be
+/// used (flags, settings), 1 when the box cannot serve.
+struct Stop {
+    status: u8,
+    why: String,
+}
+
+impl Stop {
+    fn told(why: impl ToString) -> Stop {
+        Stop {
+            status: 2,
+            why: why.to_string(),
+        }
+    }
+    fn cannot(why: impl ToString) -> Stop {
+        Stop {
+            status: 1,
+            why: why.to_string(),
+        }
+    }
+}
+
+/// Reads the flags, then prints the version, checks the settings or serves.
+fn run() -> Result<ExitCode, Stop> {
+    let args = arguments().map_err(Stop::told)?;
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let o = match Opts::from_args(&["rccd"], &refs) {
         Ok(o) => o,
-        Err(argh::EarlyExit { output, status }) => {
-            return match status {
-                Ok(()) => {
-                    out(&output);
-                    ExitCode::SUCCESS
-                }
-                Err(()) => {
-                    eprint!("{output}");
-                    eprintln!("Run rccd --help for the flags.");
-                    ExitCode::from(2)
-                }
-            };
-        }
+        Err(early) => return Ok(argh_said(early)),
     };
     if o.version {
         out(&format!("rccd {}\n", env!("CARGO_PKG_VERSION")));
-        return ExitCode::SUCCESS;
+        return Ok(ExitCode::SUCCESS);
     }
-    let level = match o.log_level.parse::<log::LevelFilter>() {
-        Ok(l) => l,
-        Err(_) => {
-            eprintln!(
-                "rccd: --log-level {}: use error, warn, info, debug or trace",
-                o.log_level
-            );
-            return ExitCode::from(2);
-        }
-    };
+    let level = o.log_level.parse::<log::LevelFilter>().map_err(|_| {
+        Stop::told(format!(
+            "--log-level {}: use error, warn, info, debug or trace",
+            o.log_level
+        ))
+    })?;
     let check = o.check;
     let level_name = o.log_level.clone();
     let file = o.config.clone();
     let user = o.user.clone();
-    let config = match resolve(o) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("rccd: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let config = resolve(o).map_err(Stop::told)?;
     if check {
         if let Some(f) = file {
             out(&format!("settings file: {}\n", f.display()));
@@ -449,12 +484,31 @@ fn main() -> ExitCode {
         // Read the box once, the way the daemon will.
         let t = rcc::daemon::thermal::Thermal::new(config.thermal.clone(), Instant::now());
         out(&format!("{}\n", t.report()));
-        return ExitCode::SUCCESS;
+        return Ok(ExitCode::SUCCESS);
     }
-    if let Err(e) = preflight(&config) {
-        eprintln!("rccd: {e}");
-        return ExitCode::from(1);
+    serve(config, level, user.as_deref())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What argh answered instead of options: `--help` (on stdout), or a flag it could not
+/// read (on stderr, with where to look).
+fn argh_said(early: argh::EarlyExit) -> ExitCode {
+    match early.status {
+        Ok(()) => {
+            out(&early.output);
+            ExitCode::SUCCESS
+        }
+        Err(()) => {
+            eprint!("{}", early.output);
+            eprintln!("Run rccd --help for the flags.");
+            ExitCode::from(2)
+        }
     }
+}
+
+/// Checks the directories, starts the log, gives root up and runs the daemon until it stops.
+fn serve(mut config: Config, level: log::LevelFilter, user: Option<&str>) -> Result<(), Stop> {
+    preflight(&config).map_err(Stop::cannot)?;
     let _ = simple_logger::SimpleLogger::new().with_level(level).init();
     if std::env::var_os(sandbox::NO_LANDLOCK_VAR).is_some_and(|v| v == "1") {
         sandbox::turn_off_for_tests();
@@ -465,22 +519,11 @@ fn main() -> ExitCode {
         );
     }
     // Before anything is opened, bound or made: the daemon serves as the user it will stay.
-    let mut config = config;
-    match sandbox::drop_root(user.as_deref(), &mut config) {
-        Ok(who @ sandbox::RunsAs::Root) => log::warn!("rccd {who}"),
-        Ok(who) => log::info!("rccd {who}"),
-        Err(e) => {
-            eprintln!("rccd: {e}");
-            return ExitCode::from(1);
-        }
+    match sandbox::drop_root(user, &mut config).map_err(Stop::cannot)? {
+        who @ sandbox::RunsAs::Root => log::warn!("rccd {who}"),
+        who => log::info!("rccd {who}"),
     }
-    match daemon::run(config) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("rccd: {e}");
-            ExitCode::from(1)
-        }
-    }
+    daemon::run(config).map_err(Stop::cannot)
 }
 
 /// Writes `text` on stdout. A reader that went away (`rccd --check | grep -q x`) is not an
