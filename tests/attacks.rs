@@ -10,7 +10,7 @@
 
 use crate::util::*;
 
-use rcc::protocol::{
+use rcc::wire::protocol::{
     self, DepRequest, Done, FileEntry, JobRequest, Manifest, Message, Mode, RejectReason,
 };
 use std::collections::BTreeSet;

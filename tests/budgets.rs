@@ -7,7 +7,9 @@
 use crate::util::*;
 
 use rcc::daemon::tree::{MAX_DEPTH, MAX_DIRS, MAX_FILES};
-use rcc::protocol::{self, Exit, FileEntry, JobRequest, Manifest, Message, Mode, RejectReason};
+use rcc::wire::protocol::{
+    self, Exit, FileEntry, JobRequest, Manifest, Message, Mode, RejectReason,
+};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 //! and writes it again, and the two must be the same text.
 
 use crate::util::*;
-use rcc::depfile;
+use rcc::rules::depfile;
 use std::process::Command;
 
 #[test]

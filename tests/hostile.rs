@@ -5,7 +5,7 @@
 
 use crate::util::*;
 
-use rcc::protocol::{self, FileEntry, Kind, Manifest, Message, Mode, RejectReason};
+use rcc::wire::protocol::{self, FileEntry, Kind, Manifest, Message, Mode, RejectReason};
 use std::io::Read;
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ enum Want {
     /// A Reject of any reason, or a close without a reply: both are clean.
     RejectOrClose,
     /// A status reply: bytes after the fields a decoder knows are ignored, so that a later
-    /// minor revision can append fields (see src/protocol.rs).
+    /// minor revision can append fields (see src/wire/protocol.rs).
     Status,
 }
 
@@ -86,7 +86,7 @@ fn table() -> Vec<(String, Vec<u8>, Want)> {
     let good = good_job();
     let body = protocol::body(&Message::JobRequest(job_request("gcc", &[b"-c"])));
     let zeros = vec![0u8; 4 << 20];
-    let bomb = rcc::compress::deflate(&zeros, 9);
+    let bomb = rcc::wire::compress::deflate(&zeros, 9);
     let end = protocol::encode(&Message::InputEnd, None);
     let mut rows: Vec<(String, Vec<u8>, Want)> = vec![
         // Frames.
@@ -220,7 +220,7 @@ fn table() -> Vec<(String, Vec<u8>, Want)> {
             "an input piece that inflates past --max-body-mib".into(),
             {
                 let big = vec![0u8; 3 << 20];
-                let z = rcc::compress::deflate(&big, 9);
+                let z = rcc::wire::compress::deflate(&big, 9);
                 let piece = frame(b"RCC", v, Kind::Input as u8, 1, z.len() as u32, &z);
                 cat(&[&good, &piece])
             },

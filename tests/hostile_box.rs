@@ -7,7 +7,7 @@
 
 use crate::util::*;
 
-use rcc::protocol::{self, Limits, Message};
+use rcc::wire::protocol::{self, Limits, Message};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::thread;

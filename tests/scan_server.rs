@@ -223,7 +223,7 @@ fn a_server_of_another_rcc_build_leaves_and_the_next_job_starts_its_own() {
     let old = servers(&rcc_dir);
     assert_eq!(old.len(), 1);
     // What an rcc rebuilt or upgraded since the server started would ask.
-    let req = rcc::client::server::Request {
+    let req = rcc::client::scan_server::Request {
         build: "0.0.0 another binary".into(),
         compiler: "/usr/bin/gcc".into(),
         identity: "x".into(),

@@ -3,7 +3,7 @@
 
 use crate::util::*;
 
-use rcc::protocol::{self, JobRequest, Limits, Message, Mode, RejectReason};
+use rcc::wire::protocol::{self, JobRequest, Limits, Message, Mode, RejectReason};
 use std::time::Duration;
 
 /// The daemon's first message for `frames`.
@@ -121,7 +121,7 @@ fn peers_outside_the_allow_list_are_closed_at_once() {
 /// manifest of `files` (paths under `/w`, compiled from there), every file the box asks for,
 /// the end. Returns the box's answer and every byte it sent.
 fn ship(d: &Daemon, args: &[&str], files: &[(&str, &[u8])]) -> (Option<Message>, Vec<u8>) {
-    use rcc::protocol::{DepRequest, FileEntry, Manifest};
+    use rcc::wire::protocol::{DepRequest, FileEntry, Manifest};
     let mut req = request("gcc", args);
     req.mode = Mode::Sources;
     req.cwd = b"/w".to_vec();
@@ -370,7 +370,7 @@ fn exchange_all(addr: &str, frames: &[u8]) -> Vec<u8> {
 /// if gcc gains a file-writing option the parser does not know to refuse.
 #[test]
 fn every_option_gcc_knows_that_a_box_takes_writes_only_the_object() {
-    use rcc::box_args::BoxArgs;
+    use rcc::rules::box_args::BoxArgs;
     let help = std::process::Command::new("gcc")
         .args([
             "--help=common",

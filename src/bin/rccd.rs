@@ -3,8 +3,8 @@
 #![forbid(unsafe_code)]
 
 use argh::FromArgs;
-use rcc::access::{AllowList, Cidr};
 use rcc::daemon::{self, sandbox, Config};
+use rcc::rules::access::{AllowList, Cidr};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -6,7 +6,7 @@
 
 use super::remote::{self, Failure, Timeouts};
 use super::state::{Advert, State};
-use crate::hosts::{HostKind, HostList, HostSpec};
+use crate::rules::hosts::{HostKind, HostList, HostSpec};
 use std::time::SystemTime;
 
 /// Slots for a box that gives no advert (an older rccd, or one that did not answer): distcc's

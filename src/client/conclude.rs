@@ -8,9 +8,9 @@ use super::remote::{Failure, Traffic};
 use super::ship::Shipment;
 use super::state::{Mark, Notice, State};
 use super::{identity, ms, Client, Next};
-use crate::args::Plan;
-use crate::hosts::HostSpec;
-use crate::protocol::{Done, Exit, JobRequest, Reject, RejectReason};
+use crate::rules::args::Plan;
+use crate::rules::hosts::HostSpec;
+use crate::wire::protocol::{Done, Exit, JobRequest, Reject, RejectReason};
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -212,7 +212,7 @@ pub(super) fn mismatch_key(key: &str, identity: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::Exit;
+    use crate::wire::protocol::Exit;
 
     fn done(exit: Exit, outputs: &[(&str, &[u8])]) -> Result<(Done, Traffic), Failure> {
         let done = Done {

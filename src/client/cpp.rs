@@ -9,8 +9,8 @@ use super::pick::SlotLock;
 use super::remote::{self, Accepted, Failure};
 use super::state::State;
 use super::{ms, names, Client};
-use crate::args::Plan;
-use crate::hosts::HostList;
+use crate::rules::args::Plan;
+use crate::rules::hosts::HostList;
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
@@ -189,7 +189,7 @@ pub(super) enum Streamed {
     /// The text went to the box (`result` is the box's answer) and is kept for a retry.
     Sent {
         text: Vec<u8>,
-        result: Result<(crate::protocol::Done, remote::Traffic), Failure>,
+        result: Result<(crate::wire::protocol::Done, remote::Traffic), Failure>,
     },
     /// The preprocessor failed: the user's error, already shown; exit with this code.
     UserError(u8),
@@ -307,12 +307,12 @@ fn unsendable(text: &[u8], directives_only: bool) -> Option<String> {
     }
     // On directives alone the box's compiler expands the macros, these with its clock and
     // its copy's file time: a build that stamps itself is stamped here, as gcc does.
-    if directives_only && crate::includes::names_the_clock(text) {
-        return Some(format!("the source {}", crate::includes::CLOCK));
+    if directives_only && crate::rules::includes::names_the_clock(text) {
+        return Some(format!("the source {}", crate::rules::includes::CLOCK));
     }
     // And `__BASE_FILE__` to the name of its own copy of the text.
-    if directives_only && crate::includes::names_the_base_file(text) {
-        return Some(format!("the source {}", crate::includes::BASE_FILE));
+    if directives_only && crate::rules::includes::names_the_base_file(text) {
+        return Some(format!("the source {}", crate::rules::includes::BASE_FILE));
     }
     None
 }

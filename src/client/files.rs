@@ -12,7 +12,7 @@
 //! records.
 
 use crate::fasthash::FastMap;
-use crate::includes::{self, Directive, Form};
+use crate::rules::includes::{self, Directive, Form};
 use crate::sha256::{self, Digest};
 use std::ffi::OsString;
 use std::fs;

@@ -7,10 +7,10 @@
 use super::ship::{self, Shipment};
 use super::state::State;
 use super::{cpp, identity, ms, scan_server, Client, Shipping};
-use crate::args::{Plan, Stage};
-use crate::hosts::HostList;
-use crate::protocol::{JobRequest, Mode};
-use crate::ship_args::ShipPlan;
+use crate::rules::args::{Plan, Stage};
+use crate::rules::hosts::HostList;
+use crate::rules::ship_args::ShipPlan;
+use crate::wire::protocol::{JobRequest, Mode};
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -93,10 +93,10 @@ impl Client<'_> {
         let identity = identity::get(program, &state.state_dir())
             .map_err(|e| format!("cannot ask {} who it is: {e}", program.display()))?;
         let cwd = std::env::current_dir().map_err(|e| format!("no working directory: {e}"))?;
-        let locale = crate::protocol::LOCALE_VARS
+        let locale = crate::wire::protocol::LOCALE_VARS
             .iter()
             .filter_map(|k| Some((k.to_string(), self.env.var(k)?)))
-            .filter(|(_, v)| crate::protocol::is_locale_value(v))
+            .filter(|(_, v)| crate::wire::protocol::is_locale_value(v))
             .collect();
         Ok(Job {
             program,
@@ -130,7 +130,7 @@ impl Client<'_> {
         if let Some(why) = ship::env_blocks(|k| self.env.var_os(k)) {
             return Err(why);
         }
-        crate::ship_args::ship_plan(job.args, &job.plan)
+        crate::rules::ship_args::ship_plan(job.args, &job.plan)
     }
 
     /// Scans a job that plans to ship: `shipping` becomes what it ships, or `Off` (the

@@ -17,7 +17,7 @@
 
 use super::{load_hosts, Client};
 use crate::exit;
-use crate::hosts::HostKind;
+use crate::rules::hosts::HostKind;
 use std::ffi::{OsStr, OsString};
 use std::io::{self, Read};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -61,19 +61,19 @@ fn carries_note(p: &Path) -> bool {
     if f.take(4096).read_to_end(&mut head).is_err() {
         return false;
     }
-    let Ok(segments) = crate::elf::segments(&head) else {
+    let Ok(segments) = crate::rules::elf::segments(&head) else {
         return false;
     };
     use crate::sys::{RCC_NOTE_DESC, RCC_NOTE_KIND, RCC_NOTE_OWNER};
     segments
         .iter()
-        .filter(|s| s.kind == crate::elf::PT_NOTE && s.size <= 64 << 10)
+        .filter(|s| s.kind == crate::rules::elf::PT_NOTE && s.size <= 64 << 10)
         .any(|s| {
             let mut notes = vec![0; s.size as usize];
             std::fs::File::open(p)
                 .and_then(|f| f.read_exact_at(&mut notes, s.offset))
                 .is_ok()
-                && crate::elf::has_note(
+                && crate::rules::elf::has_note(
                     &head,
                     &notes,
                     RCC_NOTE_OWNER,

@@ -61,16 +61,11 @@ pub mod ship;
 pub mod state;
 pub mod status;
 
-/// `scan_server`'s old name, kept while `tests/scan_server.rs` still says
-/// `rcc::client::server`.
-#[doc(hidden)]
-pub use scan_server as server;
-
-use crate::args::{self, Plan};
 use crate::exit;
-use crate::hosts::{self, HostList, HostSpec};
-use crate::protocol::{JobRequest, RejectReason};
-use crate::ship_args::ShipPlan;
+use crate::rules::args::{self, Plan};
+use crate::rules::hosts::{self, HostList, HostSpec};
+use crate::rules::ship_args::ShipPlan;
+use crate::wire::protocol::{JobRequest, RejectReason};
 use conclude::Attempt;
 use cpp::Streamed;
 use job::Job;
@@ -237,7 +232,7 @@ impl Settings {
                 .var("RCC_DEFLATE_LEVEL")
                 .and_then(|v| v.parse::<u8>().ok())
                 .filter(|l| *l <= 9)
-                .unwrap_or(crate::compress::DEFAULT_LEVEL),
+                .unwrap_or(crate::wire::compress::DEFAULT_LEVEL),
         }
     }
 }

@@ -5,7 +5,7 @@
 
 use super::identity;
 use super::state::{Notice, State};
-use crate::hosts::HostList;
+use crate::rules::hosts::HostList;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};

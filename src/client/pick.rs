@@ -15,7 +15,7 @@
 
 use super::state::{Mark, State};
 use super::{advert, conclude, Client};
-use crate::hosts::{HostKind, HostList, HostSpec};
+use crate::rules::hosts::{HostKind, HostList, HostSpec};
 use crate::sys;
 use std::fs::{File, OpenOptions};
 use std::io::{self, ErrorKind};

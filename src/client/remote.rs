@@ -2,7 +2,7 @@
 //! wait for the result while the box's heartbeats say it is alive. Every way this can go
 //! wrong comes back as a `Failure` the caller can act on (try another box, back off, go local).
 
-use crate::protocol::{self, Accept, Done, JobRequest, Limits, Message, Reject};
+use crate::wire::protocol::{self, Accept, Done, JobRequest, Limits, Message, Reject};
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -66,7 +66,7 @@ pub struct Accepted {
     /// Whether the box asked for compressed bodies, at what level, and the compressor.
     compress: bool,
     level: u8,
-    deflater: Option<crate::compress::Deflater>,
+    deflater: Option<crate::wire::compress::Deflater>,
     pub traffic: Traffic,
 }
 
@@ -211,7 +211,7 @@ impl Accepted {
             // Made on first use: a job whose box has every file sends nothing compressed.
             true => self
                 .deflater
-                .get_or_insert_with(|| crate::compress::Deflater::new(level))
+                .get_or_insert_with(|| crate::wire::compress::Deflater::new(level))
                 .compress(body),
             false => body,
         };

@@ -15,7 +15,7 @@
 
 use super::files::Stamp;
 use crate::fasthash::{FastMap, FastSet};
-use crate::includes::{Directive, Form};
+use crate::rules::includes::{Directive, Form};
 use std::ffi::OsString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -241,7 +241,7 @@ pub fn parse_probe(text: &str, cwd: &Path) -> SearchPaths {
 /// `p` with `.` components dropped and no trailing slash; `..` is kept (it is resolved
 /// against the real directories, as the compiler does).
 pub fn clean(p: &Path) -> PathBuf {
-    if crate::box_rules::is_plain(p.as_os_str().as_bytes()) {
+    if crate::rules::box_rules::is_plain(p.as_os_str().as_bytes()) {
         return p.to_path_buf();
     }
     let mut out = PathBuf::new();
@@ -851,10 +851,6 @@ pub fn include_closure(
     Ok(c)
 }
 
-/// `include_closure`'s old name, kept while `tests/tools/scan_check.rs` still calls it.
-#[doc(hidden)]
-pub use include_closure as closure;
-
 impl IncludeClosure {
     /// Where the walk starts: the source, the preincludes and `extra`, each taken in once.
     fn roots(
@@ -911,14 +907,14 @@ impl IncludeClosure {
                     self.refused = Some(format!(
                         "{} {}",
                         file.display(),
-                        crate::includes::READS_FILES
+                        crate::rules::includes::READS_FILES
                     ));
                 }
                 Directive::Clock { line } if self.refused.is_none() => {
                     self.refused = Some(format!(
                         "{}:{line}: {}",
                         file.display(),
-                        crate::includes::CLOCK
+                        crate::rules::includes::CLOCK
                     ));
                 }
                 _ => {}

@@ -21,7 +21,7 @@
 //! connection closes. The encoding below does no I/O.
 
 use super::ship::{self, Scanner};
-use crate::protocol::{self, Kind, Limits};
+use crate::wire::protocol::{self, Kind, Limits};
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -393,11 +393,11 @@ fn answer(
 
 /// What the job's own rcc would find: the same plan from the same arguments, the same scan.
 fn scan(scanner: &mut Scanner, rcc_dir: &Path, req: &Request) -> Reply {
-    let plan = match crate::args::classify(&req.args) {
+    let plan = match crate::rules::args::classify(&req.args) {
         Ok(p) => p,
         Err(r) => return Reply::Refused(r.to_string()),
     };
-    let sp = match crate::ship_args::ship_plan(&req.args, &plan) {
+    let sp = match crate::rules::ship_args::ship_plan(&req.args, &plan) {
         Ok(sp) => sp,
         Err(why) => return Reply::Refused(why),
     };
@@ -426,7 +426,7 @@ fn scan(scanner: &mut Scanner, rcc_dir: &Path, req: &Request) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{FileEntry, Manifest};
+    use crate::wire::protocol::{FileEntry, Manifest};
 
     fn request() -> Request {
         Request {
@@ -452,7 +452,7 @@ mod tests {
                 hash: [7; 32],
             }],
         };
-        let body = crate::protocol::manifest_body(&m);
+        let body = crate::wire::protocol::manifest_body(&m);
         for reply in [
             Reply::Shipped {
                 body: body.clone(),

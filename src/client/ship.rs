@@ -7,14 +7,14 @@
 
 use super::files::Files;
 use super::scan::{self, SearchPaths};
-use crate::box_rules::{is_plain, lexical};
-use crate::depfile;
 use crate::fasthash::FastMap;
-use crate::includes::Form;
-use crate::macros;
-use crate::protocol::{DepRequest, FileEntry, Kind, Manifest, Message};
+use crate::rules::box_rules::{is_plain, lexical};
+use crate::rules::depfile;
+use crate::rules::includes::Form;
+use crate::rules::macros;
+use crate::rules::ship_args::ShipPlan;
 use crate::sha256::Digest;
-use crate::ship_args::ShipPlan;
+use crate::wire::protocol::{DepRequest, FileEntry, Kind, Manifest, Message};
 use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -310,7 +310,7 @@ fn manifest_files(
             .get(plain)
             .map_err(|e| format!("{name}: {e}"))?;
         for d in known.directives.iter() {
-            if let crate::includes::Directive::Include { name: n, .. } = d {
+            if let crate::rules::includes::Directive::Include { name: n, .. } = d {
                 if Path::new(n).is_absolute() {
                     return Err(format!("{name} includes {n} by absolute path"));
                 }
@@ -451,7 +451,7 @@ fn predefined(job: &Scan) -> Result<Vec<u8>, String> {
 impl Shipment {
     /// The shipment of `manifest` (made for `sp`); `predef` as `prepare` found it.
     pub fn new(manifest: Manifest, sp: &ShipPlan, predef: Option<String>) -> Shipment {
-        let body = crate::protocol::manifest_body(&manifest);
+        let body = crate::wire::protocol::manifest_body(&manifest);
         let (files, bytes) = (
             manifest.files.len(),
             manifest.files.iter().map(|f| f.size).sum(),
@@ -486,11 +486,11 @@ impl Shipment {
     fn manifest(&self) -> io::Result<&Manifest> {
         self.manifest
             .get_or_init(|| {
-                let limits = crate::protocol::Limits::default();
+                let limits = crate::wire::protocol::Limits::default();
                 let mut frame =
-                    crate::protocol::header(Kind::Manifest, false, self.body.len()).to_vec();
+                    crate::wire::protocol::header(Kind::Manifest, false, self.body.len()).to_vec();
                 frame.extend_from_slice(&self.body);
-                match crate::protocol::decode(&frame, &limits) {
+                match crate::wire::protocol::decode(&frame, &limits) {
                     Ok(Some((Message::Manifest(m), _))) => Some(m),
                     _ => None,
                 }

@@ -8,7 +8,7 @@
 //! says is the network's: control characters never reach the terminal.
 
 use super::remote::{self, Timeouts};
-use crate::hosts::{HostKind, HostList};
+use crate::rules::hosts::{HostKind, HostList};
 use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::io::Write as _;

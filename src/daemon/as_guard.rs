@@ -220,7 +220,7 @@ fn check_preprocessed(args: &[OsString]) -> Result<(), String> {
 
 /// What in preprocessed text would make the compiler open a file: an include left in it.
 fn leftover_include(text: &[u8]) -> Option<String> {
-    use crate::includes::{self, Directive};
+    use crate::rules::includes::{self, Directive};
     includes::scan(text).into_iter().find_map(|d| match d {
         Directive::Include { name, .. } => Some(format!("still includes {name:?}")),
         Directive::Computed { line, .. } => Some(format!("still has an include at line {line}")),

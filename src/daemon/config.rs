@@ -2,8 +2,8 @@
 //! The argh struct in `bin/rccd.rs` is what was typed; this is what the loop sees.
 
 use super::thermal;
-use crate::access::AllowList;
-use crate::protocol::Limits;
+use crate::rules::access::AllowList;
+use crate::wire::protocol::Limits;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! clock an accepted job's input runs against (`Conn::input_too_slow`).
 
 use super::job::{Job, Spool};
-use crate::protocol::{self, JobRequest, Limits, Message};
+use crate::wire::protocol::{self, JobRequest, Limits, Message};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -38,7 +38,7 @@ pub fn below_floor(bytes: u64, elapsed: Duration) -> bool {
 pub struct Pending {
     pub req: JobRequest,
     /// Its options, parsed and allow-listed (`box_args`).
-    pub args: crate::box_args::BoxArgs,
+    pub args: crate::rules::box_args::BoxArgs,
     pub compiler: PathBuf,
     pub since: Instant,
     /// The input received so far (created with the first piece).
@@ -179,7 +179,7 @@ impl<S: Read + Write> Conn<S> {
 
     /// Queues a frame for writing.
     pub fn send(&mut self, msg: &Message, compress: bool) {
-        let level = compress.then_some(crate::compress::DEFAULT_LEVEL);
+        let level = compress.then_some(crate::wire::compress::DEFAULT_LEVEL);
         self.wbuf.extend_from_slice(&protocol::encode(msg, level));
     }
 

@@ -13,10 +13,10 @@ use super::health::{self, FREE_FLOOR};
 use super::job::{self, Job, Spool, Withheld};
 use super::sources::{self, Tree};
 use super::status;
-use crate::protocol::{
+use crate::sys;
+use crate::wire::protocol::{
     Accept, Done, Exit, JobRequest, Manifest, Message, Mode, Reject, RejectReason,
 };
-use crate::sys;
 use std::io;
 use std::time::Instant;
 

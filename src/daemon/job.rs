@@ -14,10 +14,10 @@
 use super::as_guard;
 use super::audit::Audit;
 use super::tree::Mirror;
-use crate::box_args::BoxArgs;
 use crate::compiler;
-use crate::protocol::{Done, Exit, JobRequest};
+use crate::rules::box_args::BoxArgs;
 use crate::sys;
+use crate::wire::protocol::{Done, Exit, JobRequest};
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs;

@@ -41,7 +41,7 @@
 //!   `admit.rs` for a slot (run, wait or busy). The conversation (`conversation.rs`) hands
 //!   it the request and sends what it decided.
 //! - *Where does a compile's argv get written?* Never from the request's strings:
-//!   `crate::box_args` parses the options into typed ones and writes them back out; then
+//!   `crate::rules::box_args` parses the options into typed ones and writes them back out; then
 //!   `job.rs` (`Job::start`) adds a preprocessed job's input and output, which are paths of
 //!   the box's own, and `sources/command.rs` a shipped job's prefix maps, search paths,
 //!   dependency options, source and object; `job.rs` (`Start::spawn`) adds the assembler's

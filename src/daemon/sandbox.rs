@@ -15,7 +15,7 @@
 //! loader, which must be executable for any program to start, can itself be run as a program
 //! and map a file the compile may only read. Code started that way is still inside the
 //! sandbox; what keeps a peer from starting anything is that the box writes every argument
-//! itself (`crate::box_rules`, `sources`). Landlock is the second wall, not the first.
+//! itself (`crate::rules::box_rules`, `sources`). Landlock is the second wall, not the first.
 //!
 //! rccd started as root gives root up before it serves (`drop_root`): to `--user`, else the
 //! user `rccd`, else `nobody`, looked up in `/etc/passwd` by a parser here.
@@ -26,7 +26,7 @@
 use super::config::Config;
 use super::health;
 use crate::compiler;
-use crate::elf::{elf_interpreter, ElfError};
+use crate::rules::elf::{elf_interpreter, ElfError};
 use crate::sys::{self, Access};
 use std::fs;
 use std::io::{self, Read};
@@ -97,7 +97,7 @@ pub fn landlock_in_use() -> Option<u32> {
 }
 
 /// The sandbox a compile runs in. `None` when compiles run without one (see
-/// `landlock_in_use`); then the include checks in `sources` and `crate::box_rules` and
+/// `landlock_in_use`); then the include checks in `sources` and `crate::rules::box_rules` and
 /// the unprivileged user are what holds.
 pub fn sandbox(
     compiler: &Path,

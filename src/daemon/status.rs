@@ -67,7 +67,7 @@ pub fn build(
     let c = &slots.counters;
     let mut kv: Vec<(String, String)> = vec![
         ("version", env!("CARGO_PKG_VERSION").to_string()),
-        ("protocol", crate::protocol::VERSION.to_string()),
+        ("protocol", crate::wire::protocol::VERSION.to_string()),
         ("hostname", id.hostname.clone()),
         ("machine_id", id.machine_id.clone()),
         ("macs", id.macs.clone()),

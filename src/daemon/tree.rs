@@ -25,8 +25,8 @@
 //! loop.
 
 use super::cache::Cache;
-use crate::protocol::FileEntry;
 use crate::sha256::Digest;
+use crate::wire::protocol::FileEntry;
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io;
@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 const MAX_PATH: usize = 4096;
 pub const MAX_DEPTH: usize = 32;
 /// Most files a manifest may name (the decoder's own cap: a longer list is not even read).
-pub const MAX_FILES: usize = crate::protocol::MAX_FILES;
+pub const MAX_FILES: usize = crate::wire::protocol::MAX_FILES;
 /// Most directories a mirror may hold: the ancestors of every file and search directory.
 /// A directory costs far more to make than a file (a `mkdir` is many times a link on a
 /// loaded ext4), and all of it happens on the event loop.

@@ -97,14 +97,14 @@ fn main() {
         let t = Instant::now();
         // One Files per job, as each rcc process opens its own.
         let mut files = rcc::client::files::Files::open(&cache).unwrap();
-        let c = scan::closure(&source, &sp, &[], &mut scan::Dirs::default(), |p| {
+        let c = scan::include_closure(&source, &sp, &[], &mut scan::Dirs::default(), |p| {
             Ok(std::rc::Rc::clone(&files.get(p)?.directives))
         })
         .unwrap();
         let ms = t.elapsed().as_secs_f64() * 1e3;
         let t = Instant::now();
         let mut files = rcc::client::files::Files::open(&cache).unwrap();
-        let _ = scan::closure(&source, &sp, &[], &mut scan::Dirs::default(), |p| {
+        let _ = scan::include_closure(&source, &sp, &[], &mut scan::Dirs::default(), |p| {
             Ok(std::rc::Rc::clone(&files.get(p)?.directives))
         })
         .unwrap();

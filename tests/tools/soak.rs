@@ -4,7 +4,7 @@
 //! connection) from CLIENTS threads, every object checked, then the daemon's open fds, RSS
 //! and job dirs before and after.
 use rcc::client::remote::{self, Timeouts};
-use rcc::protocol::{Exit, JobRequest, Mode};
+use rcc::wire::protocol::{Exit, JobRequest, Mode};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -60,7 +60,7 @@ fn main() {
                     connect: Duration::from_secs(5),
                     io: Duration::from_secs(60),
                 };
-                let ok = remote::request(addr, &req, timeouts, rcc::compress::DEFAULT_LEVEL)
+                let ok = remote::request(addr, &req, timeouts, rcc::wire::compress::DEFAULT_LEVEL)
                     .and_then(|acc| acc.compile(text.as_bytes()))
                     .map(|(done, _)| {
                         done.exit == Exit::Code(0)

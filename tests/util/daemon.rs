@@ -3,7 +3,7 @@
 //! stopped on drop.
 
 use super::{Peer, TempDir, RCCD};
-use rcc::protocol::Message;
+use rcc::wire::protocol::Message;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,7 +1,7 @@
 //! Frames to and from a daemon, spoken by hand as a peer would (a hostile one too): one
 //! connection (`Peer`), from any loopback address, and the job requests a test starts from.
 
-use rcc::protocol::{self, JobRequest, Limits, Message, Mode};
+use rcc::wire::protocol::{self, JobRequest, Limits, Message, Mode};
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;

@@ -5,11 +5,11 @@
 //! For a job whose includes a macro names, the same line again as the audit's preprocessing.
 
 use super::Tree;
-use crate::box_args::BoxArgs;
 use crate::daemon::audit::Audit;
 use crate::daemon::job::Launch;
 use crate::daemon::tree;
-use crate::protocol::DepRequest;
+use crate::rules::box_args::BoxArgs;
+use crate::wire::protocol::DepRequest;
 use std::ffi::OsString;
 use std::path::Path;
 

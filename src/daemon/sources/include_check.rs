@@ -6,10 +6,10 @@
 //! a job open is left to the audit (`daemon::audit`).
 
 use super::{bad, internal, Refusal, Tree};
-use crate::box_args::BoxArgs;
-use crate::box_rules::{ascent, depth};
 use crate::daemon::tree;
-use crate::includes::{self, Directive};
+use crate::rules::box_args::BoxArgs;
+use crate::rules::box_rules::{ascent, depth};
+use crate::rules::includes::{self, Directive};
 use crate::sha256::Digest;
 use std::collections::HashMap;
 use std::fs;

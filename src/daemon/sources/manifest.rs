@@ -4,9 +4,9 @@
 //! directories the mirror needs for its search paths.
 
 use super::{bad, Refusal};
-use crate::box_rules::{ascent, lexical};
 use crate::daemon::tree;
-use crate::protocol::Manifest;
+use crate::rules::box_rules::{ascent, lexical};
+use crate::wire::protocol::Manifest;
 use std::path::{Component, Path, PathBuf};
 
 /// The master's working directory `cwd`, checked as a path the mirror may hold.

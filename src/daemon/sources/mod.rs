@@ -28,8 +28,8 @@ pub use include_check::IncludeVerdicts;
 use super::cache::{Cache, PutError};
 use super::job::Launch;
 use super::tree::{Mirror, Mirrors};
-use crate::box_args::BoxArgs;
-use crate::protocol::{Manifest, RejectReason};
+use crate::rules::box_args::BoxArgs;
+use crate::wire::protocol::{Manifest, RejectReason};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -235,7 +235,7 @@ impl Tree {
 mod tests {
     use super::include_check::judge;
     use super::*;
-    use crate::protocol::{DepRequest, FileEntry};
+    use crate::wire::protocol::{DepRequest, FileEntry};
     use std::ffi::OsString;
 
     fn ba(list: &[&str]) -> BoxArgs {

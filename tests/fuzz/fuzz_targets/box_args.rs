@@ -4,7 +4,7 @@
 //! same options again, so the canonical form is a fixed point.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use rcc::box_args::BoxArgs;
+use rcc::rules::box_args::BoxArgs;
 
 const NEVER: &[&str] = &[
     "-fplugin", "-specs", "--", "-wrapper", "-B", "@", "-o", "-I", "-i", "-x", "-M", "-E",

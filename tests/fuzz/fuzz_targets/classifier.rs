@@ -12,13 +12,13 @@ fuzz_target!(|data: &[u8]| {
         .take(256)
         .map(|a| OsString::from_vec(a.to_vec()))
         .collect();
-    if let Ok(plan) = rcc::args::classify(&args) {
+    if let Ok(plan) = rcc::rules::args::classify(&args) {
         let remote: Vec<Vec<u8>> = plan
             .remote_args
             .iter()
             .map(|a| a.as_bytes().to_vec())
             .collect();
-        if let Err(e) = rcc::box_args::BoxArgs::parse(&remote) {
+        if let Err(e) = rcc::rules::box_args::BoxArgs::parse(&remote) {
             panic!("the box refuses what rcc sends for {args:?}: {e}\nremote args {:?}", plan.remote_args);
         }
     }

@@ -3,7 +3,7 @@
 //! decodes re-encodes to a frame that decodes to the same message.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use rcc::protocol::{self, Limits};
+use rcc::wire::protocol::{self, Limits};
 
 fuzz_target!(|data: &[u8]| {
     let limits = Limits {

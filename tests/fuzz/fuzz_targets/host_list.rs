@@ -2,7 +2,7 @@
 //! a list that parses reads the same from its own tokens.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use rcc::hosts;
+use rcc::rules::hosts;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -2,7 +2,7 @@
 //! bombs); what deflates inflates back whole.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use rcc::compress;
+use rcc::wire::compress;
 
 fuzz_target!(|data: &[u8]| {
     const LIMIT: usize = 256 << 10;

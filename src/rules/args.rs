@@ -759,7 +759,7 @@ pub fn classify(args: &[OsString]) -> Result<Plan, LocalReason> {
     // Whatever the rules above let through, a box applies its own: a job it would refuse is
     // compiled here at once, without the round trip.
     let wire: Vec<Vec<u8>> = seen.remote.iter().map(|a| a.as_bytes().to_vec()).collect();
-    if let Err(why) = crate::box_args::BoxArgs::parse(&wire) {
+    if let Err(why) = crate::rules::box_args::BoxArgs::parse(&wire) {
         return Err(LocalReason::BoxRefuses(why.to_string()));
     }
 
@@ -883,7 +883,7 @@ impl<'a> Seen<'a> {
                 return Err(refuse(Why::NotACompile));
             }
             // A `--param` value the box would refuse: gcc would reject it too, here.
-            Class::Both if arg == "--param" && !crate::box_args::is_param_setting(value) => {
+            Class::Both if arg == "--param" && !crate::rules::box_args::is_param_setting(value) => {
                 return Err(refuse(Why::Unrecognized));
             }
             Class::WaList | Class::Both => {
@@ -1755,7 +1755,7 @@ mod tests {
             let stages = remote.iter().filter(|a| **a == "-c" || **a == "-S").count();
             assert_eq!(stages, 1, "`{line}` -> {remote:?}");
             let wire: Vec<Vec<u8>> = remote.iter().map(|a| a.as_bytes().to_vec()).collect();
-            if let Err(e) = crate::box_args::BoxArgs::parse(&wire) {
+            if let Err(e) = crate::rules::box_args::BoxArgs::parse(&wire) {
                 panic!("`{line}` sends what the box refuses: {e}");
             }
         }

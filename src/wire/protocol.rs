@@ -60,7 +60,7 @@
 //! A daemon that cannot serve a request says why in a `Reject` (busy, throttled, compiler
 //! mismatch, not allowed, bad request...) with a human-readable text, then closes.
 
-use crate::compress;
+use crate::wire::compress;
 use std::fmt;
 
 pub const MAGIC: &[u8; 3] = b"RCC";

@@ -11,7 +11,7 @@
 //!
 //! Text in, names out: no I/O. `client::ship` gathers the definitions and looks the names up.
 
-use crate::includes::Form;
+use crate::rules::includes::Form;
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 

@@ -6,8 +6,8 @@
 //! may go to a box at all; anything this mode does not reproduce exactly is an `Err` with the
 //! reason, and the job is preprocessed at home as before. No I/O.
 
-use crate::args::{self, Class, Dep, Lang, Plan, Stage};
-use crate::protocol::DepRequest;
+use crate::rules::args::{self, Class, Dep, Lang, Plan, Stage};
+use crate::wire::protocol::DepRequest;
 use std::ffi::OsString;
 
 /// How a job that ships its sources is compiled on a box.
@@ -82,7 +82,7 @@ pub fn ship_plan(argv: &[OsString], plan: &Plan) -> Result<ShipPlan, String> {
     // A box refuses what its option parser does not take: keep such a job here without
     // the round trip.
     let wire: Vec<Vec<u8>> = sp.literal.iter().map(|a| a.as_bytes().to_vec()).collect();
-    crate::box_args::BoxArgs::parse(&wire)
+    crate::rules::box_args::BoxArgs::parse(&wire)
         .and_then(|a| a.check_for_sources())
         .map_err(|e| format!("a box would refuse it: {e}"))?;
     Ok(sp)

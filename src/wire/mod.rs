@@ -1,0 +1,9 @@
+//! What travels between `rcc` and `rccd`, independent of sockets: bytes in, bytes out.
+//!
+//! | file | job |
+//! | --- | --- |
+//! | [`protocol`] | the frames: kinds, version, size caps, one small parser and writer per message |
+//! | [`compress`] | the one user of miniz_oxide: deflate out, inflate in with a hard output limit |
+
+pub mod compress;
+pub mod protocol;
