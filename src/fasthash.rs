@@ -1,9 +1,21 @@
-//! A fast hasher for the scan's maps of paths and names. The standard one (SipHash, keyed
+//! A fast hasher for the scan's maps of paths and names, and [`fnv`], a stable short name
+//! for a text (state file names in `RCC_DIR`). The standard one (SipHash, keyed
 //! against flooding) was a fifth of a job's scan: a kernel job looks up thousands of paths
 //! of ~60 bytes. These keys are the user's own file names, so flooding is no concern.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
+
+/// FNV-1a: a stable short name for some bytes (not a security hash): the same on every
+/// run and every machine, unlike [`Fast`], so names made from it can be shared on disk.
+pub fn fnv(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
 
 /// Word at a time: rotate, mix in, multiply (the scheme of rustc's FxHasher).
 #[derive(Default, Clone, Copy)]

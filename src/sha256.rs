@@ -8,8 +8,8 @@
 //! portable rounds, which matters on a box that checks every file it receives and on a master
 //! that hashes every header a build regenerates.
 
-/// The round constants (also for `sys::sha256_rounds`).
-pub const K: [u32; 64] = [
+/// The round constants (handed to `sys::sha256_rounds` too).
+const K: [u32; 64] = [
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
     0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
     0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
@@ -100,7 +100,7 @@ impl Sha256 {
 /// when it has them (`sys::sha256_rounds`).
 fn compress_blocks(state: &mut [u32; 8], blocks: &[u8]) {
     debug_assert_eq!(blocks.len() % 64, 0);
-    if !crate::sys::sha256_rounds(state, blocks) {
+    if !crate::sys::sha256_rounds(state, blocks, &K) {
         portable(state, blocks);
     }
 }

@@ -757,40 +757,40 @@ fn gid_list_is(gid: u32) -> bool {
 /// SHA-256's rounds over `blocks` (whole 64-byte blocks) with the CPU's own instructions:
 /// x86's SHA extensions, or the ARMv8 crypto extensions (the Cortex-A53 of most Amlogic
 /// boxes has them). `false`, touching nothing, when the CPU has neither: the caller runs the
-/// portable rounds.
-pub fn sha256_rounds(state: &mut [u32; 8], blocks: &[u8]) -> bool {
+/// portable rounds. `k` is SHA-256's round constants (the caller's, so this file depends on
+/// no module of the crate).
+pub fn sha256_rounds(state: &mut [u32; 8], blocks: &[u8], k: &[u32; 64]) -> bool {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("sha")
         && std::arch::is_x86_feature_detected!("sse4.1")
         && std::arch::is_x86_feature_detected!("ssse3")
     {
         // SAFETY: the CPU has every instruction the function is compiled for (checked above).
-        unsafe { x86::compress(state, blocks) };
+        unsafe { x86::compress(state, blocks, k) };
         return true;
     }
     #[cfg(target_arch = "aarch64")]
     if std::arch::is_aarch64_feature_detected!("sha2") {
         // SAFETY: the CPU has the SHA-256 instructions (checked above).
-        unsafe { arm::compress(state, blocks) };
+        unsafe { arm::compress(state, blocks, k) };
         return true;
     }
-    let _ = (state, blocks);
+    let _ = (state, blocks, k);
     false
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use crate::sha256::K;
     use std::arch::x86_64::*;
 
     /// The rounds with the SHA extensions. The state travels as two vectors, ABEF and CDGH,
     /// the order `sha256rnds2` wants; the message schedule rolls through four vectors.
     #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
-    pub unsafe fn compress(state: &mut [u32; 8], blocks: &[u8]) {
+    pub unsafe fn compress(state: &mut [u32; 8], blocks: &[u8], k: &[u32; 64]) {
         // Big-endian words: reverse the bytes of each 32-bit lane.
         let swap = _mm_set_epi64x(0x0c0d0e0f_08090a0b, 0x04050607_00010203);
         // SAFETY (all loads and stores): unaligned ops on in-bounds memory — `state` is 8
-        // words, each block 64 bytes, `K` 64 words.
+        // words, each block 64 bytes, `k` 64 words.
         let dcba = _mm_loadu_si128(state.as_ptr().cast());
         let hgfe = _mm_loadu_si128(state.as_ptr().add(4).cast());
         let cdab = _mm_shuffle_epi32(dcba, 0xB1);
@@ -818,7 +818,7 @@ mod x86 {
                     );
                     w[at] = _mm_sha256msg2_epu32(t, prev);
                 }
-                let wk = _mm_add_epi32(w[at], _mm_loadu_si128(K.as_ptr().add(4 * i).cast()));
+                let wk = _mm_add_epi32(w[at], _mm_loadu_si128(k.as_ptr().add(4 * i).cast()));
                 cdgh = _mm_sha256rnds2_epu32(cdgh, abef, wk);
                 abef = _mm_sha256rnds2_epu32(abef, cdgh, _mm_shuffle_epi32(wk, 0x0E));
             }
@@ -836,14 +836,13 @@ mod x86 {
 
 #[cfg(target_arch = "aarch64")]
 mod arm {
-    use crate::sha256::K;
     use std::arch::aarch64::*;
 
     /// The rounds with the ARMv8 crypto extensions, four at a time.
     #[target_feature(enable = "sha2")]
-    pub unsafe fn compress(state: &mut [u32; 8], blocks: &[u8]) {
+    pub unsafe fn compress(state: &mut [u32; 8], blocks: &[u8], k: &[u32; 64]) {
         // SAFETY (all loads and stores): in-bounds memory — `state` is 8 words, each block 64
-        // bytes, `K` 64 words.
+        // bytes, `k` 64 words.
         let mut abcd = vld1q_u32(state.as_ptr());
         let mut efgh = vld1q_u32(state.as_ptr().add(4));
         for block in blocks.chunks_exact(64) {
@@ -863,7 +862,7 @@ mod arm {
                     let t = vsha256su0q_u32(w[at], w[(at + 1) % 4]);
                     w[at] = vsha256su1q_u32(t, w[(at + 2) % 4], w[(at + 3) % 4]);
                 }
-                let wk = vaddq_u32(w[at], vld1q_u32(K.as_ptr().add(4 * i)));
+                let wk = vaddq_u32(w[at], vld1q_u32(k.as_ptr().add(4 * i)));
                 let before = abcd;
                 abcd = vsha256hq_u32(abcd, efgh, wk);
                 efgh = vsha256h2q_u32(efgh, before, wk);

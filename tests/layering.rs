@@ -179,3 +179,116 @@ fn every_test_file_is_a_module_of_the_test_binary() {
     }
     assert!(checked > 1, "no test files found in {}", dir.display());
 }
+
+/// `client/pick.rs` -> `client::pick`; `daemon/sources/mod.rs` -> `daemon::sources`.
+fn module_of(file: &str) -> String {
+    let m = file.trim_end_matches(".rs").trim_end_matches("/mod");
+    m.replace('/', "::")
+}
+
+/// The paths a file names through `crate::` and `super::`, as full module paths (group
+/// imports `crate::a::{b, c::d}` give `a::b` and `a::c::d`).
+fn named_paths(module: &str, code: &str) -> Vec<String> {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    let mut out = Vec::new();
+    let parent: Vec<&str> = module.split("::").collect();
+    for (start, root) in [
+        ("crate::", String::new()),
+        ("super::", {
+            // A file's `super` is its parent module (for `x/mod.rs` that is `x`'s parent too).
+            parent[..parent.len().saturating_sub(1)].join("::")
+        }),
+    ] {
+        for (at, _) in code.match_indices(start) {
+            let rest = &code[at + start.len()..];
+            let path: String = rest.chars().take_while(|&c| ident(c)).collect();
+            let path = path.trim_end_matches(':');
+            let full = |p: &str| {
+                if root.is_empty() {
+                    p.to_string()
+                } else {
+                    format!("{root}::{p}")
+                }
+            };
+            let after = &rest[path.len()..].trim_start_matches(':');
+            if after.starts_with('{') {
+                let group = &after[1..after.find('}').unwrap_or(after.len() - 1)];
+                for item in group.split(',') {
+                    let item: String = item.trim().chars().take_while(|&c| ident(c)).collect();
+                    if !item.is_empty() {
+                        out.push(full(&format!("{path}::{item}").trim_start_matches(':')));
+                    }
+                }
+            } else if !path.is_empty() {
+                out.push(full(path));
+            }
+        }
+    }
+    out
+}
+
+/// No two modules import each other, directly or around a circle (a module and its own
+/// submodules aside): a circle means neither can be read, tested or moved alone.
+#[test]
+fn no_import_circles() {
+    let files = sources();
+    let modules: Vec<String> = files.iter().map(|(f, _)| module_of(f)).collect();
+    // The module a path names: the longest module that starts it.
+    let target = |path: &str| -> Option<usize> {
+        (0..modules.len())
+            .filter(|&i| path == modules[i] || path.starts_with(&format!("{}::", modules[i])))
+            .max_by_key(|&i| modules[i].len())
+    };
+    let nested =
+        |a: &str, b: &str| a.starts_with(&format!("{b}::")) || b.starts_with(&format!("{a}::"));
+    let mut edges = vec![Vec::new(); modules.len()];
+    for (i, (_, code)) in files.iter().enumerate() {
+        for p in named_paths(&modules[i], code) {
+            if let Some(j) = target(&p) {
+                if j != i && !nested(&modules[i], &modules[j]) && !edges[i].contains(&j) {
+                    edges[i].push(j);
+                }
+            }
+        }
+    }
+    // Depth-first search for a back edge; the path to it is the circle.
+    fn visit(
+        n: usize,
+        edges: &[Vec<usize>],
+        state: &mut [u8],
+        path: &mut Vec<usize>,
+    ) -> Option<Vec<usize>> {
+        state[n] = 1;
+        path.push(n);
+        for &m in &edges[n] {
+            if state[m] == 1 {
+                let from = path.iter().position(|&x| x == m).unwrap();
+                return Some(path[from..].to_vec());
+            }
+            if state[m] == 0 {
+                if let Some(c) = visit(m, edges, state, path) {
+                    return Some(c);
+                }
+            }
+        }
+        path.pop();
+        state[n] = 2;
+        None
+    }
+    let mut state = vec![0u8; modules.len()];
+    for n in 0..modules.len() {
+        if state[n] == 0 {
+            if let Some(circle) = visit(n, &edges, &mut state, &mut Vec::new()) {
+                let names: Vec<&str> = circle.iter().map(|&i| modules[i].as_str()).collect();
+                panic!("an import circle: {} -> back", names.join(" -> "));
+            }
+        }
+    }
+    // The reader found the edges it must: it is not passing by seeing nothing.
+    let pick = modules.iter().position(|m| m == "client::pick").unwrap();
+    assert!(
+        edges[pick].iter().any(|&j| modules[j] == "rules::hosts"),
+        "{:?}",
+        edges[pick]
+    );
+}

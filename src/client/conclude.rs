@@ -7,7 +7,7 @@ use super::output::{relay, write_atomically};
 use super::remote::{Failure, Traffic};
 use super::ship::Shipment;
 use super::state::{Mark, Notice, State};
-use super::{identity, ms, Client, Next};
+use super::{ms, Client, Next};
 use crate::rules::args::Plan;
 use crate::rules::hosts::HostSpec;
 use crate::wire::protocol::{Done, Exit, JobRequest, Reject, RejectReason};
@@ -206,7 +206,7 @@ impl Client<'_> {
 
 /// The key of a `Mark::Mismatch`: box `key` lacks the compiler whose identity is `identity`.
 pub(super) fn mismatch_key(key: &str, identity: &str) -> String {
-    format!("{key}_{:016x}", identity::fnv(identity.as_bytes()))
+    format!("{key}_{:016x}", crate::fasthash::fnv(identity.as_bytes()))
 }
 
 #[cfg(test)]

@@ -8,16 +8,6 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-/// FNV-1a: a stable short name for a file name (not a security hash).
-pub(crate) fn fnv(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in bytes {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    h
-}
-
 /// The identity of the compiler at `path`, from the cache in `state_dir` or by asking it.
 pub fn get(path: &Path, state_dir: &Path) -> io::Result<String> {
     let real = path.canonicalize()?;
@@ -25,7 +15,7 @@ pub fn get(path: &Path, state_dir: &Path) -> io::Result<String> {
     let stamp = format!("{} {} {} {}", real.display(), m.ino(), m.size(), m.mtime());
     let file = state_dir.join(format!(
         "id_{:016x}",
-        fnv(std::os::unix::ffi::OsStrExt::as_bytes(real.as_os_str()))
+        crate::fasthash::fnv(std::os::unix::ffi::OsStrExt::as_bytes(real.as_os_str()))
     ));
     if let Ok(text) = fs::read_to_string(&file) {
         if let Some((s, id)) = text.split_once('\n') {

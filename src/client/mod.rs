@@ -69,7 +69,7 @@ use crate::wire::protocol::{JobRequest, RejectReason};
 use conclude::Attempt;
 use cpp::Streamed;
 use job::Job;
-use output::{out, say_once, say_skipped};
+use output::{out, say_skipped};
 use pick::{Candidate, Farm, Pick};
 use remote::{Failure, Timeouts};
 use ship::Shipment;
@@ -671,11 +671,10 @@ impl Client<'_> {
     /// once per job. `Err`: compile locally.
     fn host_list(&self, state: &State) -> Result<HostList, String> {
         let list = load_hosts(self.env).inspect_err(|e| {
-            say_once(state, Notice::Hosts, &format!("{e}; compiling locally"));
+            state.say_once(Notice::Hosts, &format!("{e}; compiling locally"));
         })?;
         for e in &list.skipped {
-            say_once(
-                state,
+            state.say_once(
                 Notice::Hosts,
                 &format!("{e}; left out, using the other hosts"),
             );

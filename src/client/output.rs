@@ -1,23 +1,12 @@
 //! What rcc writes itself: a command's answer on stdout (`out`), its own `rcc: ...` lines on
-//! stderr (`say`, and `say_once` for a whole build), a compiler's words relayed from a box
+//! stderr (`say`; `State::say_once` for a whole build), a compiler's words relayed from a box
 //! (`relay`), and files written whole (`write_atomically`). What to write is decided
 //! elsewhere.
 
-use super::identity;
-use super::state::{Notice, State};
 use crate::rules::hosts::HostList;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
-/// Says `text` on stderr if no other rcc process of this build has said it (see
-/// `State::first_to_say`; if that cannot be known, it is said).
-pub(super) fn say_once(state: &State, notice: Notice, text: &str) {
-    let key = format!("{:016x}", identity::fnv(text.as_bytes()));
-    if state.first_to_say(notice, &key).unwrap_or(true) {
-        say(text);
-    }
-}
 
 /// Writes `text` on stdout. A reader that went away (`rcc --status | head -1`) is not an
 /// error worth a panic: `print!` would abort on the broken pipe.

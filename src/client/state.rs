@@ -206,6 +206,15 @@ impl State {
         (millis(now) < until).then(|| words.to_string())
     }
 
+    /// Says `text` on stderr if no other rcc process of this build has said it (see
+    /// `first_to_say`; if that cannot be known, it is said).
+    pub fn say_once(&self, notice: Notice, text: &str) {
+        let key = format!("{:016x}", crate::fasthash::fnv(text.as_bytes()));
+        if self.first_to_say(notice, &key).unwrap_or(true) {
+            super::output::say(text);
+        }
+    }
+
     /// True for the one rcc process (per `SAY_ONCE_FOR`) that should say `notice` about
     /// `key` — so a build of thousands of files warns once, not once per file.
     pub fn first_to_say(&self, notice: Notice, key: &str) -> io::Result<bool> {
