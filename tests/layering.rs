@@ -216,7 +216,7 @@ fn named_paths(module: &str, code: &str) -> Vec<String> {
                 for item in group.split(',') {
                     let item: String = item.trim().chars().take_while(|&c| ident(c)).collect();
                     if !item.is_empty() {
-                        out.push(full(&format!("{path}::{item}").trim_start_matches(':')));
+                        out.push(full(format!("{path}::{item}").trim_start_matches(':')));
                     }
                 }
             } else if !path.is_empty() {
