@@ -167,3 +167,199 @@ fn a_probe_flood_is_answered_within_budget_and_jobs_still_run() {
         + u64::from(rcc::daemon::discovery::GLOBAL_PER_S) * (secs.ceil() as u64);
     assert!(answered <= most, "{answered} answers > {most}");
 }
+
+/// A LAN of network namespaces: a switch namespace holding one bridge per subnet, and
+/// members, each joined to some bridges by veth pairs; subnet `n` is 198.18.(100+n).0/24
+/// with broadcast. No default route, so nothing leaves. Every namespace is removed on drop.
+struct Lan {
+    tag: String,
+    sw: String,
+    members: Vec<String>,
+    links: usize,
+}
+
+fn ip(args: &[&str]) {
+    let st = std::process::Command::new("ip")
+        .args(args)
+        .status()
+        .unwrap();
+    assert!(st.success(), "ip {args:?}");
+}
+
+impl Lan {
+    /// A LAN with `subnets` bridges; `None` (said on stderr) where this machine cannot.
+    fn new(name: &str, subnets: usize) -> Option<Lan> {
+        if !root("network namespaces") || !have("ip", "-V") || !have("unshare", "--version") {
+            return None;
+        }
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let k = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let tag = format!("rd{}{name}{k}", std::process::id() % 100_000);
+        let sw = format!("{tag}sw");
+        ip(&["netns", "add", &sw]);
+        let lan = Lan {
+            tag,
+            sw,
+            members: Vec::new(),
+            links: 0,
+        };
+        for n in 0..subnets {
+            let br = format!("br{n}");
+            ip(&["-n", &lan.sw, "link", "add", &br, "type", "bridge"]);
+            ip(&["-n", &lan.sw, "link", "set", &br, "up"]);
+        }
+        Some(lan)
+    }
+
+    /// A member namespace `name` with address `.host` on each subnet in `on`; its name.
+    fn member(&mut self, name: &str, host: u8, on: &[usize]) -> String {
+        let ns = format!("{}{name}", self.tag);
+        ip(&["netns", "add", &ns]);
+        self.members.push(ns.clone());
+        ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        for (i, n) in on.iter().enumerate() {
+            self.links += 1;
+            let (inner, outer) = (format!("eth{i}"), format!("v{}", self.links));
+            ip(&[
+                "-n", &self.sw, "link", "add", &outer, "type", "veth", "peer", "name", &inner,
+                "netns", &ns,
+            ]);
+            ip(&[
+                "-n",
+                &self.sw,
+                "link",
+                "set",
+                &outer,
+                "master",
+                &format!("br{n}"),
+            ]);
+            ip(&["-n", &self.sw, "link", "set", &outer, "up"]);
+            let addr = format!("{}/24", Lan::addr(*n, host));
+            ip(&["-n", &ns, "addr", "add", &addr, "brd", "+", "dev", &inner]);
+            ip(&["-n", &ns, "link", "set", &inner, "up"]);
+        }
+        ns
+    }
+
+    fn addr(subnet: usize, host: u8) -> String {
+        format!("198.18.{}.{host}", 100 + subnet)
+    }
+
+    /// rccd in `ns` (its own host name `name`, as a box of its own would have) on
+    /// `listen`, with `extra` flags.
+    fn rccd(ns: &str, name: &str, listen: &str, jobs: usize, extra: &[&str]) -> Daemon {
+        let script = format!("hostname {name} && exec \"$@\"");
+        let wrapper = [
+            "ip", "netns", "exec", ns, "unshare", "--uts", "sh", "-c", &script, "sh",
+        ];
+        Daemon::start_wrapped(&wrapper, listen, jobs, extra)
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        for ns in self.members.iter().chain([&self.sw]) {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", ns])
+                .status();
+        }
+    }
+}
+
+/// `cmd` run in namespace `ns`: its program, arguments, environment and directory.
+fn in_ns(ns: &str, cmd: &std::process::Command) -> std::process::Command {
+    let mut c = std::process::Command::new("ip");
+    c.args(["netns", "exec", ns]).arg(cmd.get_program());
+    c.args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    if let Some(d) = cmd.get_current_dir() {
+        c.current_dir(d);
+    }
+    c
+}
+
+/// rcc in the master's namespace with no host list at all.
+fn rcc_in(ns: &str, t: &TempDir, args: &[&str]) -> std::process::Command {
+    let mut c = rcc(t.path(), &t.join(".rcc"), "");
+    c.env_remove("RCC_HOSTS").args(args);
+    in_ns(ns, &c)
+}
+
+/// The status of the rccd at `addr` in namespace `ns`, asked from inside.
+fn ns_status(ns: &str, addr: &str) -> std::collections::HashMap<String, String> {
+    let out = run(std::process::Command::new("ip")
+        .args(["netns", "exec", ns, RCC, "--status", "--format", "kv"])
+        .env("RCC_HOSTS", addr)
+        .env("RCC_DIR", std::env::temp_dir().join("rcc-ns-status-unused")));
+    s(&out.stdout)
+        .split_whitespace()
+        .filter_map(|w| w.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A counter of the rccd on `port` in namespace `ns` (at `host` there: 127.0.0.1 unless
+/// it listens elsewhere only).
+fn ns_counter(ns: &str, port: u16, key: &str) -> u64 {
+    ns_counter_at(ns, &format!("127.0.0.1:{port}"), key)
+}
+
+fn ns_counter_at(ns: &str, addr: &str, key: &str) -> u64 {
+    let st = ns_status(ns, addr);
+    st.get(key)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {st:?}"))
+}
+
+const BOX_ALLOW: &[&str] = &["--allow", "198.18.0.0/16", "--allow", "127.0.0.0/8"];
+
+#[test]
+fn a_box_outside_reach_or_listening_elsewhere_is_found_only_where_it_answers() {
+    let Some(mut lan) = Lan::new("r", 2) else {
+        return;
+    };
+    let m = lan.member("m", 1, &[0, 1]);
+    // Two interfaces, a wildcard listener: one box, found once.
+    let two = lan.member("two", 11, &[0, 1]);
+    // Listening on its second interface only: found there only.
+    let one = lan.member("one", 12, &[0, 1]);
+    // Its --allow leaves the master out: never found, never answers.
+    let shy = lan.member("shy", 13, &[0]);
+    let d_two = Lan::rccd(&two, "two", "0.0.0.0:3633", 2, BOX_ALLOW);
+    let listen_one = format!("{}:3633", Lan::addr(1, 12));
+    let d_one = Lan::rccd(&one, "one", &listen_one, 2, BOX_ALLOW);
+    let d_shy = Lan::rccd(&shy, "shy", "0.0.0.0:3633", 2, &["--allow", "127.0.0.0/8"]);
+    let t = TempDir::new("lan-reach");
+    let out = ok(&mut rcc_in(&m, &t, &["--discover"]));
+    let text = s(&out.stdout);
+    let listed: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(listed.len(), 2, "{text}\n{}", s(&out.stderr));
+    assert!(
+        listed.contains(&Lan::addr(0, 11).as_str()) || listed.contains(&Lan::addr(1, 11).as_str()),
+        "{text}"
+    );
+    assert!(listed.contains(&Lan::addr(1, 12).as_str()), "{text}");
+    assert!(!text.contains(&Lan::addr(0, 12)), "{text}");
+    assert!(!text.contains(&Lan::addr(0, 13)), "{text}");
+    assert!(text.contains("two") && text.contains("one"), "{text}");
+    // The shy box read the probe and said nothing; the one-interface box ignored the probe
+    // that came to its other address.
+    assert!(ns_counter(&shy, d_shy.port, "probes_refused") >= 1);
+    assert_eq!(ns_counter(&shy, d_shy.port, "probes_answered"), 0);
+    assert!(ns_counter_at(&one, &listen_one, "probes_ignored") >= 1);
+    assert!(ns_counter(&two, d_two.port, "probes_answered") >= 1);
+    // The master's own rccd is localhost.
+    let d_m = Lan::rccd(&m, "m", "0.0.0.0:3633", 1, BOX_ALLOW);
+    let out = ok(&mut rcc_in(&m, &t, &["--discover"]));
+    assert!(s(&out.stdout).contains("localhost"), "{}", s(&out.stdout));
+    drop(d_m);
+}
