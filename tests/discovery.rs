@@ -332,7 +332,7 @@ fn a_box_outside_reach_or_listening_elsewhere_is_found_only_where_it_answers() {
     let shy = lan.member("shy", 13, &[0]);
     let d_two = Lan::rccd(&two, "two", "0.0.0.0:3633", 2, BOX_ALLOW);
     let listen_one = format!("{}:3633", Lan::addr(1, 12));
-    let d_one = Lan::rccd(&one, "one", &listen_one, 2, BOX_ALLOW);
+    let _d_one = Lan::rccd(&one, "one", &listen_one, 2, BOX_ALLOW);
     let d_shy = Lan::rccd(&shy, "shy", "0.0.0.0:3633", 2, &["--allow", "127.0.0.0/8"]);
     let t = TempDir::new("lan-reach");
     let out = ok(&mut rcc_in(&m, &t, &["--discover"]));
