@@ -363,3 +363,162 @@ fn a_box_outside_reach_or_listening_elsewhere_is_found_only_where_it_answers() {
     assert!(s(&out.stdout).contains("localhost"), "{}", s(&out.stdout));
     drop(d_m);
 }
+
+#[test]
+fn the_farm_finds_itself_boxes_join_and_leave_between_builds() {
+    let Some(mut lan) = Lan::new("f", 1) else {
+        return;
+    };
+    let m = lan.member("m", 1, &[0]);
+    let boxes: Vec<String> = (1..=4u8)
+        .map(|i| lan.member(&format!("b{i}"), 10 + i, &[0]))
+        .collect();
+    let start = |i: usize| Lan::rccd(&boxes[i], &format!("box{i}"), "0.0.0.0:3633", 2, BOX_ALLOW);
+    let mut d: Vec<Daemon> = (0..3).map(start).collect();
+    let done = |i: usize| ns_counter(&boxes[i], 3633, "done");
+    let rcc_dir = TempDir::new("farm-rccdir");
+    let build = |name: &str| {
+        let dir = TempDir::new(name);
+        let mut c = lua_make(dir.path(), "rcc gcc");
+        c.arg("-j8")
+            .env("RCC_DIR", rcc_dir.path())
+            .env("PATH", path_with_rcc())
+            .env("RCC_DISCOVER_PERIOD", "2")
+            .env_remove("RCC_HOSTS");
+        (dir, in_ns(&m, &c))
+    };
+    // Three boxes, no host list: every one of them works.
+    let (_b1, mut c) = build("farm1");
+    ok(&mut c);
+    let first: Vec<u64> = (0..3).map(done).collect();
+    assert!(first.iter().all(|n| *n > 0), "done per box: {first:?}");
+    assert_eq!(first.iter().sum::<u64>(), 32, "every object on a box");
+    // A fourth box starts while a build runs; the next build uses it.
+    let (_b2, mut c) = build("farm2");
+    let running = c.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    d.push(start(3));
+    assert!(running.wait_with_output().unwrap().status.success());
+    std::thread::sleep(Duration::from_millis(2100));
+    let before = done(3);
+    let (_b3, mut c) = build("farm3");
+    ok(&mut c);
+    assert!(
+        done(3) > before,
+        "the fourth box got no job of the next build"
+    );
+    // A box stops while the build's finding still names it: the build goes on without it.
+    let status = || {
+        let t = TempDir::new("farm-status");
+        let mut c = rcc(t.path(), rcc_dir.path(), "");
+        c.env_remove("RCC_HOSTS")
+            .env("RCC_DISCOVER_PERIOD", "2")
+            .args(["--status", "--format", "kv"]);
+        s(&ok(&mut in_ns(&m, &c)).stdout)
+    };
+    assert_eq!(status().lines().count(), 4);
+    d[1].stop();
+    let (_b4, mut c) = build("farm4");
+    ok(&mut c);
+    std::thread::sleep(Duration::from_millis(2100));
+    let after = status();
+    assert_eq!(after.lines().count(), 3, "{after}");
+    assert!(!after.contains(&Lan::addr(0, 12)), "{after}");
+    assert!(
+        after.lines().all(|l| l.contains("from=discovered")),
+        "{after}"
+    );
+}
+
+#[test]
+fn nothing_found_compiles_here_and_says_why() {
+    let Some(mut lan) = Lan::new("n", 1) else {
+        return;
+    };
+    let m = lan.member("m", 1, &[0]);
+    let t = TempDir::new("lan-none");
+    t.write("a.c", "int a(void) { return 1; }\n");
+    let mut c = rcc_in(&m, &t, &["gcc", "-c", "a.c"]);
+    c.env("RCC_VERBOSE", "1");
+    let out = ok(&mut c);
+    let err = s(&out.stderr);
+    assert!(t.join("a.o").exists());
+    assert!(err.contains("no rccd answered a discovery probe"), "{err}");
+    assert!(err.contains(&Lan::addr(0, 255)), "{err}");
+    // Quiet without RCC_VERBOSE: nothing found is not an error.
+    let out = ok(&mut rcc_in(&m, &t, &["gcc", "-c", "a.c"]));
+    assert!(out.stderr.is_empty(), "{}", s(&out.stderr));
+    let out = ok(&mut rcc_in(&m, &t, &["--status"]));
+    assert!(
+        s(&out.stderr).contains("no rccd answered"),
+        "{}",
+        s(&out.stderr)
+    );
+}
+
+/// A hostile "box": answers every probe with replies that lie about their address, echo
+/// another nonce, carry control characters, are oversized, and a thousand more claiming to
+/// be a thousand boxes at its own address.
+const LIAR: &str = r#"
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+s.bind(("0.0.0.0", 3633))
+me = sys.argv[1]
+def reply(nonce, body):
+    return b"RCC!" + bytes([1, 0]) + struct.pack(">H", len(body)) + struct.pack(">Q", nonce) + body
+while True:
+    data, peer = s.recvfrom(2048)
+    if data[:4] != b"RCC?":
+        continue
+    nonce = struct.unpack(">Q", data[8:16])[0]
+    s.sendto(reply(nonce, b"addr=198.18.100.1\nport=22\nslots=4\n"), peer)
+    s.sendto(reply(nonce, b"addr=8.8.8.8\nport=3633\nslots=4\n"), peer)
+    s.sendto(reply(nonce ^ 1, ("addr=%s\nport=3633\nslots=4\n" % me).encode()), peer)
+    s.sendto(reply(nonce, ("addr=%s\nport=3633\nslots=4\nhostname=\x1b[2Jevil\n" % me).encode()), peer)
+    s.sendto(reply(nonce, ("addr=%s\nport=3633\nslots=4\nhostname=%s\n" % (me, "x" * 1600)).encode()), peer)
+    for i in range(1000):
+        s.sendto(reply(nonce, ("addr=%s\nport=%d\nslots=9\nmachine_id=fake%d\nhostname=fake%d\n" % (me, 1000 + i, i, i)).encode()), peer)
+"#;
+
+#[test]
+fn a_hostile_box_cannot_steer_the_master() {
+    if !have("python3", "--version") {
+        eprintln!("note: no python3 to stage a hostile box; skipping");
+        return;
+    }
+    let Some(mut lan) = Lan::new("h", 1) else {
+        return;
+    };
+    let m = lan.member("m", 1, &[0]);
+    let good = lan.member("good", 11, &[0]);
+    let evil = lan.member("evil", 66, &[0]);
+    let _d = Lan::rccd(&good, "good", "0.0.0.0:3633", 2, BOX_ALLOW);
+    let mut liar = std::process::Command::new("ip")
+        .args(["netns", "exec", &evil, "python3", "-c", LIAR])
+        .arg(Lan::addr(0, 66))
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let t = TempDir::new("lan-hostile");
+    let out = run(&mut rcc_in(&m, &t, &["--discover"]));
+    let _ = liar.kill();
+    let _ = liar.wait();
+    let text = s(&out.stdout);
+    assert!(out.status.success(), "{text}{}", s(&out.stderr));
+    eprintln!("rcc --discover said:\n{text}{}", s(&out.stderr));
+    assert!(text.contains(&Lan::addr(0, 11)), "{text}");
+    // Never an address it did not come from, nor one outside the probed network, nor a
+    // control character;
+    assert!(
+        !text.contains("198.18.100.1 ") && !text.contains("8.8.8.8"),
+        "{text}"
+    );
+    assert!(!text.contains('\x1b'), "{text:?}");
+    // its thousand "boxes" at one address are one.
+    let evil_lines = text
+        .lines()
+        .filter(|l| l.contains(&Lan::addr(0, 66)))
+        .count();
+    assert!(evil_lines <= 1, "{text}");
+}

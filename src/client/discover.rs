@@ -7,7 +7,8 @@
 //! What a reply may make rcc do is bounded, since anyone on the LAN can answer: a reply
 //! counts only if it echoes this probe's nonce, comes from the address it names and that
 //! address is on a network rcc probed (so rcc never connects outside them), and its numbers
-//! are in range; at most `MAX_DATAGRAMS` are read and `MAX_BOXES` kept. A box that answers
+//! are in range; at most `MAX_DATAGRAMS` are read, one box kept per address and at most
+//! `MAX_BOXES` in all. A box that answers
 //! on two interfaces or addresses is one box (`identity`: its machine-id, MACs and host
 //! name), reached at its IPv4 address where it has one; the master's own rccd is
 //! `localhost`; a box the host list names is the list's (its options win).
@@ -260,7 +261,8 @@ pub fn probe(port: u16, wait: Duration) -> Probed {
                     .map_err(|e| e.to_string())
                     .and_then(|r| check_reply(&r, nonce, from, &subnets));
                 match checked {
-                    Ok(f) if !found.iter().any(|o: &Found| same_place(&o.addr, &f.addr)) => {
+                    // One box per address: one host posing as many is one.
+                    Ok(f) if !found.iter().any(|o: &Found| o.addr.ip() == f.addr.ip()) => {
                         found.push(f)
                     }
                     Ok(_) => {}
