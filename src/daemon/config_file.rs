@@ -193,6 +193,19 @@ mod tests {
     }
 
     #[test]
+    fn discovery_is_on_unless_the_file_says_off() {
+        // The shipped file's DISCOVERY="on" is the default: no flag (checked above).
+        assert_eq!(parse("DISCOVERY=off\n").unwrap(), ["--no-discovery"]);
+        assert!(parse("DISCOVERY=on\n").unwrap().is_empty());
+        assert!(parse("DISCOVERY=maybe\n").is_err());
+        let merged = merge(
+            &["--no-discovery".to_string()],
+            &["--jobs".into(), "2".into()],
+        );
+        assert_eq!(merged, ["--no-discovery", "--jobs", "2"]);
+    }
+
+    #[test]
     fn every_form() {
         let text =
             "# comment\n\nexport LISTEN='127.0.0.1:1 [::1]:2'\nALLOW=\"loopback 10.0.0.0/8\"\n\
