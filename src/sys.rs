@@ -1068,6 +1068,69 @@ pub fn recv_to(sock: &impl AsRawFd, buf: &mut [u8]) -> io::Result<Received> {
     })
 }
 
+/// Sends `buf` to `to` from the local address `from` (`sendmsg` with `IP_PKTINFO` /
+/// `IPV6_PKTINFO`), so a reply comes from the address it names whatever the routing table
+/// would pick.
+pub fn send_from(
+    sock: &impl AsRawFd,
+    buf: &[u8],
+    to: std::net::SocketAddr,
+    from: std::net::IpAddr,
+) -> io::Result<usize> {
+    let (mut ss, len) = to_sockaddr(&to);
+    let mut iov = libc::iovec {
+        iov_base: buf.as_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    let mut control = [0u64; 8];
+    // SAFETY: an all-zero msghdr is a valid value of the type; its pointers are set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = &mut ss as *mut _ as *mut libc::c_void;
+    msg.msg_namelen = len;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+    // SAFETY: CMSG_SPACE only computes a size; the control buffer (64 bytes, aligned for
+    // cmsghdr) holds one message of either pktinfo, which CMSG_FIRSTHDR then points at.
+    unsafe {
+        let (level, kind, size) = match from {
+            std::net::IpAddr::V4(_) => (
+                libc::IPPROTO_IP,
+                libc::IP_PKTINFO,
+                std::mem::size_of::<libc::in_pktinfo>(),
+            ),
+            std::net::IpAddr::V6(_) => (
+                libc::IPPROTO_IPV6,
+                libc::IPV6_PKTINFO,
+                std::mem::size_of::<libc::in6_pktinfo>(),
+            ),
+        };
+        msg.msg_controllen = libc::CMSG_SPACE(size as u32) as _;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = level;
+        (*cmsg).cmsg_type = kind;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(size as u32) as _;
+        match from {
+            std::net::IpAddr::V4(a) => {
+                let mut info: libc::in_pktinfo = std::mem::zeroed();
+                info.ipi_spec_dst.s_addr = u32::from_ne_bytes(a.octets());
+                std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut libc::in_pktinfo, info);
+            }
+            std::net::IpAddr::V6(a) => {
+                let mut info: libc::in6_pktinfo = std::mem::zeroed();
+                info.ipi6_addr.s6_addr = a.octets();
+                std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut libc::in6_pktinfo, info);
+            }
+        }
+    }
+    // SAFETY: every pointer in `msg` points at a live buffer of the length it gives.
+    let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
 /// One address of a network interface, as `getifaddrs` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IfAddr {

@@ -170,7 +170,7 @@ fn a_probe_flood_is_answered_within_budget_and_jobs_still_run() {
 
 /// A LAN of network namespaces: a switch namespace holding one bridge per subnet, and
 /// members, each joined to some bridges by veth pairs; subnet `n` is 198.18.(100+n).0/24
-/// with broadcast. No default route, so nothing leaves. Every namespace is removed on drop.
+/// with broadcast, and fd42:(100+n)::/64. No default route, so nothing leaves. Every namespace is removed on drop.
 struct Lan {
     tag: String,
     sw: String,
@@ -236,6 +236,8 @@ impl Lan {
             ip(&["-n", &self.sw, "link", "set", &outer, "up"]);
             let addr = format!("{}/24", Lan::addr(*n, host));
             ip(&["-n", &ns, "addr", "add", &addr, "brd", "+", "dev", &inner]);
+            let addr6 = format!("{}/64", Lan::addr6(*n, host));
+            ip(&["-n", &ns, "addr", "add", &addr6, "nodad", "dev", &inner]);
             ip(&["-n", &ns, "link", "set", &inner, "up"]);
         }
         ns
@@ -243,6 +245,10 @@ impl Lan {
 
     fn addr(subnet: usize, host: u8) -> String {
         format!("198.18.{}.{host}", 100 + subnet)
+    }
+
+    fn addr6(subnet: usize, host: u8) -> String {
+        format!("fd42:{}::{host}", 100 + subnet)
     }
 
     /// rccd in `ns` (its own host name `name`, as a box of its own would have) on
@@ -521,4 +527,30 @@ fn a_hostile_box_cannot_steer_the_master() {
         .filter(|l| l.contains(&Lan::addr(0, 66)))
         .count();
     assert!(evil_lines <= 1, "{text}");
+}
+
+#[test]
+fn an_ipv6_only_box_is_found_at_its_address() {
+    let Some(mut lan) = Lan::new("six", 1) else {
+        return;
+    };
+    let m = lan.member("m", 1, &[0]);
+    let b = lan.member("b", 11, &[0]);
+    let allow = ["--allow", "fd42::/16", "--allow", "::1"];
+    let _d = Lan::rccd(&b, "six", "[::]:3633", 2, &allow);
+    let t = TempDir::new("lan-six");
+    let out = ok(&mut rcc_in(&m, &t, &["--discover"]));
+    let text = s(&out.stdout);
+    let want = format!("[{}]:3633", Lan::addr6(0, 11));
+    assert!(
+        text.lines().any(|l| l.starts_with(&want)),
+        "{text}{}",
+        s(&out.stderr)
+    );
+    assert!(text.contains("six"), "{text}");
+    assert_eq!(
+        text.lines().filter(|l| !l.starts_with('#')).count(),
+        1,
+        "{text}"
+    );
 }

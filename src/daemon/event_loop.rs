@@ -414,16 +414,24 @@ impl Daemon {
                 }
             };
             self.probes.probes += 1;
-            if let Some(reply) = self.on_probe(&buf[..got.len], got) {
-                // A full send buffer drops the reply: the client asks again next build.
-                let _ = self.udp[i].send_to(&reply, got.from);
+            if let Some((reply, from)) = self.on_probe(&buf[..got.len], got) {
+                // From the address it names (the client checks). A full send buffer drops
+                // the reply: the client asks again at the next build.
+                if let Err(e) = sys::send_from(&self.udp[i], &reply, got.from, from) {
+                    log::debug!("discovery: cannot answer {}: {e}", got.from);
+                }
             }
         }
         self.udp_pending = true;
     }
 
-    /// The reply to one datagram, if it gets one (see `discovery`).
-    fn on_probe(&mut self, bytes: &[u8], got: sys::Received) -> Option<Vec<u8>> {
+    /// The reply to one datagram, if it gets one (see `discovery`), and the address it is
+    /// sent from.
+    fn on_probe(
+        &mut self,
+        bytes: &[u8],
+        got: sys::Received,
+    ) -> Option<(Vec<u8>, std::net::IpAddr)> {
         let src = got.from.ip();
         if !self.config.allow.permits(src) {
             self.probes.refused += 1;
@@ -452,7 +460,7 @@ impl Daemon {
         let reply = crate::wire::discovery::encode_reply(probe, &kv, discovery::KEEP)?;
         self.probes.answered += 1;
         log::debug!("discovery: answered {} with {addr}", got.from);
-        Some(reply)
+        Some((reply, addr.ip()))
     }
 
     /// Connection `c`, which must be open.
