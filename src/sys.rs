@@ -1,8 +1,9 @@
 //! The only file with `unsafe` and raw libc calls. Each block says why it is sound.
 //!
 //! Everything here is a thin, typed wrapper: record locks for the client's slot files,
-//! pidfds, process-group signals, the Landlock sandbox for the daemon's children and the
-//! daemon's giving up of root, and a few facts about the machine (online CPUs, its SHA-256
+//! pidfds, process-group signals, discovery's UDP sockets (which local address a datagram
+//! came to, which one a reply leaves from) and the interfaces' addresses, the Landlock
+//! sandbox for the daemon's children and the daemon's giving up of root, and a few facts about the machine (online CPUs, its SHA-256
 //! instructions). Which rules a compile's sandbox holds and whom rccd runs as are decided in
 //! `daemon::sandbox`. Callers never see a raw pointer.
 

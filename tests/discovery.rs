@@ -554,3 +554,22 @@ fn an_ipv6_only_box_is_found_at_its_address() {
         "{text}"
     );
 }
+
+#[test]
+fn a_probe_from_a_service_port_is_not_answered() {
+    // A spoofed probe "from" an echo or DNS port would set rccd and that service talking.
+    let d = Daemon::start(1, &[]);
+    for port in [7u16, 53] {
+        let Ok(s) = UdpSocket::bind(("127.0.0.1", port)) else {
+            eprintln!("note: cannot bind udp port {port} here; skipping it");
+            continue;
+        };
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        s.send_to(&discovery::encode_probe(1, 1200), udp_of(&d))
+            .unwrap();
+        let mut buf = [0u8; 2048];
+        assert!(s.recv_from(&mut buf).is_err(), "answered port {port}");
+    }
+    assert_eq!(d.counter("probes_answered"), 0);
+}

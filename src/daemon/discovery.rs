@@ -2,7 +2,8 @@
 //! each TCP port is `event_loop`'s, the datagrams' format `crate::wire::discovery`'s.
 //!
 //! A probe is answered only when, in order: its sender is in `--allow` (checked by the
-//! loop before anything is parsed), it is a well-formed probe, the sender's own budget and
+//! loop before anything is parsed), it is a well-formed probe from an unprivileged port
+//! (never a service's, which a spoofed probe would set two servers talking with), the sender's own budget and
 //! the box's global budget allow one more reply now (`Limiter`: a spoofed flood makes the
 //! box answer at most `GLOBAL_PER_S` replies a second, to anyone, and at most `SOURCE_PER_S`
 //! to one address), and it came to an address rccd listens on (`answer_addr`). The reply is

@@ -437,8 +437,10 @@ impl Daemon {
             self.probes.refused += 1;
             return None;
         }
+        // A client probes from an ephemeral port; a "probe" from a service's port (echo,
+        // chargen, DNS) is a spoofed one that would make two servers talk to each other.
         let probe = match crate::wire::discovery::decode_probe(bytes) {
-            Ok(p) if !got.truncated => p,
+            Ok(p) if !got.truncated && got.from.port() >= 1024 => p,
             _ => {
                 self.probes.ignored += 1;
                 return None;
