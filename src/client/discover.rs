@@ -1,5 +1,6 @@
 //! The boxes found on the LAN, for a build with no host list or a `+discover` entry: one
-//! probe per build (`RCC_DIR/state/discovered`, shared for `Settings::discover_period`),
+//! probe per build (`RCC_DIR/state/discovered`, shared for `Settings::discover_period`;
+//! while one rcc process probes again, the others go on with the finding before),
 //! to every up interface's IPv4 broadcast address and the IPv6 all-nodes group, answered by
 //! the rccd that admit this machine (`daemon::discovery`); the datagrams are
 //! `wire::discovery`'s.
@@ -18,7 +19,7 @@ use crate::rules::hosts::{self, HostKind, HostList, HostSpec, Origin};
 use crate::sys;
 use crate::wire::discovery::{self, Reply};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How long a build waits for answers.
@@ -348,17 +349,25 @@ fn millis(t: SystemTime) -> u64 {
 /// a new probe (by one rcc process; the others wait for it and read what it found).
 pub fn shared(state: &State, period: Duration) -> Shared {
     let file = state.state_dir().join("discovered");
-    let read = |now| {
+    let read = |now, period| {
         std::fs::read_to_string(&file)
             .ok()
             .and_then(|t| from_text(&t, now, period))
     };
-    if let Some(s) = read(SystemTime::now()) {
+    if let Some(s) = read(SystemTime::now(), period) {
         return s;
     }
-    // One prober per build: the others wait on its lock, then read what it wrote.
-    let lock = lock_file(state.state_dir().join("discover.lock"));
-    if let Some(s) = read(SystemTime::now()) {
+    // One prober per build: while it probes, the others use the finding before (if there
+    // is a recent one), or wait on its lock and read what it wrote.
+    let lock_path = state.state_dir().join("discover.lock");
+    let lock = match try_lock_file(&lock_path) {
+        Some(l) => Some(l),
+        None => match read(SystemTime::now(), period * STALE_PERIODS) {
+            Some(s) => return s,
+            None => lock_file(&lock_path),
+        },
+    };
+    if let Some(s) = read(SystemTime::now(), period) {
         return s;
     }
     let p = probe(hosts::DEFAULT_PORT, WAIT);
@@ -375,15 +384,29 @@ pub fn shared(state: &State, period: Duration) -> Shared {
     s
 }
 
-/// The lock at `path`, waited for (at most a few probes' time); `None` if it cannot be
-/// had, and then this process probes too.
-fn lock_file(path: PathBuf) -> Option<std::fs::File> {
-    let f = std::fs::OpenOptions::new()
+/// How many periods old a finding may be for the rcc processes that start while another
+/// probes again: none of them waits for the probe.
+const STALE_PERIODS: u32 = 6;
+
+fn open_lock(path: &Path) -> Option<std::fs::File> {
+    std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path)
-        .ok()?;
+        .ok()
+}
+
+/// The lock at `path` if no one holds it.
+fn try_lock_file(path: &Path) -> Option<std::fs::File> {
+    let f = open_lock(path)?;
+    sys::try_lock(&f).ok()?.then_some(f)
+}
+
+/// The lock at `path`, waited for (at most a few probes' time); `None` if it cannot be
+/// had, and then this process probes too.
+fn lock_file(path: &Path) -> Option<std::fs::File> {
+    let f = open_lock(path)?;
     let deadline = Instant::now() + WAIT * 5;
     while Instant::now() < deadline {
         if sys::try_lock(&f).ok()? {
@@ -646,6 +669,28 @@ mod tests {
         assert_eq!(back.probed, s.probed);
         assert_eq!(from_text(&t, now + PERIOD, PERIOD), None);
         assert_eq!(from_text("garbage", now, PERIOD), None);
+    }
+
+    #[test]
+    fn a_build_shares_one_probe_and_never_waits_for_a_second() {
+        let dir = std::env::temp_dir().join(format!("rcc-discover-share-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let state = State::open(&dir).unwrap();
+        let file = state.state_dir().join("discovered");
+        let s = Shared {
+            boxes: vec![found("10.0.0.5:3633", "a")],
+            probed: vec!["eth0 10.0.0.255".into()],
+        };
+        // Fresh: used as it is (no probe: this test sends nothing).
+        std::fs::write(&file, to_text(&s, SystemTime::now())).unwrap();
+        assert_eq!(shared(&state, PERIOD), s);
+        // Stale while another rcc process probes (it holds the lock): the finding before.
+        let old = SystemTime::now() - PERIOD * 2;
+        std::fs::write(&file, to_text(&s, old)).unwrap();
+        let held = try_lock_file(&state.state_dir().join("discover.lock")).unwrap();
+        assert_eq!(shared(&state, PERIOD), s);
+        drop(held);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
