@@ -2,7 +2,7 @@
 //! probe per build (`RCC_DIR/state/discovered`, shared for `Settings::discover_period`;
 //! while one rcc process probes again, the others go on with the finding before),
 //! to every up interface's IPv4 broadcast address and the IPv6 all-nodes group, answered by
-//! the rccd that admit this machine (`daemon::discovery`); the datagrams are
+//! the rccd that admit this machine (`src/daemon/discovery.rs`); the datagrams are
 //! `wire::discovery`'s.
 //!
 //! What a reply may make rcc do is bounded, since anyone on the LAN can answer: a reply

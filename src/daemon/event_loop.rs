@@ -408,9 +408,10 @@ impl Daemon {
                 Ok(g) => g,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // An ICMP error a reply earned (the client had gone): read, and on.
                 Err(e) => {
                     log::debug!("discovery: {e}");
-                    return;
+                    continue;
                 }
             };
             self.probes.probes += 1;
