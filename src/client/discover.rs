@@ -445,8 +445,8 @@ pub fn spec(b: &Found) -> HostSpec {
     }
 }
 
-/// Adds the boxes of `found` to `list`, but those it lists (by address, resolved; a
-/// listed `localhost` is the master's own rccd).
+/// Adds the boxes of `found` to `list` with the options of its `+discover` entry, but those
+/// it lists (by address, resolved; a listed `localhost` is the master's own rccd).
 pub fn extend(list: &mut HostList, found: &[Found]) {
     let listed: Vec<SocketAddr> = list
         .hosts
@@ -462,7 +462,10 @@ pub fn extend(list: &mut HostList, found: &[Found]) {
         if listed.iter().any(|l| same_place(l, &b.addr)) || (b.local && has_local) {
             continue;
         }
-        list.hosts.push(spec(b));
+        let mut h = spec(b);
+        h.compress = list.discover_options.compress;
+        h.pump = list.discover_options.pump;
+        list.hosts.push(h);
     }
 }
 
@@ -695,7 +698,11 @@ mod tests {
 
     #[test]
     fn listed_boxes_win_over_found_ones() {
-        let mut list = hosts::parse("10.0.0.5:3633/2,nocompress localhost +discover", "t").unwrap();
+        let mut list = hosts::parse(
+            "10.0.0.5:3633/2,nocompress localhost +discover,nocompress",
+            "t",
+        )
+        .unwrap();
         let mut me = found("10.0.0.1:3633", "me");
         me.local = true;
         extend(
@@ -715,5 +722,7 @@ mod tests {
                 ("10.0.0.6:3633", Origin::Discovered)
             ]
         );
+        // The options of `+discover,...` are every found box's.
+        assert!(!list.hosts[2].compress);
     }
 }

@@ -110,10 +110,11 @@ fn key_ok(k: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_.-+".contains(&c))
 }
 
-/// A value travels only as printable text: no control characters (a name that would move
-/// the cursor of the terminal `rcc --status` draws on), no '\n' (the line separator).
+/// A value travels only as printable ASCII: no control characters (a name that would move
+/// the cursor of the terminal `rcc --discover` prints on), no '\n' (the line separator), no
+/// Unicode that reorders or hides text.
 fn value_ok(v: &str) -> bool {
-    v.len() <= MAX_VALUE && !v.chars().any(char::is_control)
+    v.len() <= MAX_VALUE && v.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
 }
 
 /// A reply carrying `kv` in order for the probe `to`, as many pairs as fit in `to.len`
@@ -316,6 +317,8 @@ mod tests {
         for (body, why) in [
             (&b"hostname=a\x1b[31mb\n"[..], "control"),
             (b"hostname=a\rb\n", "carriage return"),
+            ("hostname=a\u{202e}b\n".as_bytes(), "a bidi override"),
+            (b"hostname=a\x7fb\n", "DEL"),
             (b"no equals\n", "no '='"),
             (b"Addr=1\n", "upper-case key"),
             (b"=1\n", "empty key"),
