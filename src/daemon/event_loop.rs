@@ -104,12 +104,13 @@ pub fn run(config: Config) -> io::Result<()> {
     startup::write_pid_file(&config)?;
     job::clean_stale(&config.temp_dir);
     let compilers = startup::find_compilers(&config, &mut health);
-    if let Some(p) = &config.port_file {
-        let port = listeners[0].local_addr()?.port();
-        startup::write_port_file(&config, p, port)?;
-    }
+    let port = listeners[0].local_addr()?.port();
     let mut d = Daemon::new(poll, listeners, config, compilers, health);
     d.open_discovery();
+    // Written once rccd answers on every socket, discovery's too.
+    if let Some(p) = &d.config.port_file {
+        startup::write_port_file(&d.config, p, port)?;
+    }
     d.first_look();
     log::info!(
         "rccd {} serving {} slots",
