@@ -996,6 +996,12 @@ pub fn udp_socket(
     Ok(sock)
 }
 
+/// Asks for a receive buffer of `bytes` on `sock` (the kernel caps it at `rmem_max`): room
+/// for many small datagrams that arrive at once.
+pub fn set_recv_buffer(sock: &impl AsRawFd, bytes: i32) -> io::Result<()> {
+    set_int_opt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, bytes)
+}
+
 /// One datagram as `recv_to` read it.
 #[derive(Debug, Clone, Copy)]
 pub struct Received {

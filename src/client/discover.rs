@@ -204,6 +204,10 @@ pub fn probe(port: u16, wait: Duration) -> Probed {
     let bytes = discovery::encode_probe(nonce, PROBE_LEN);
     let v4 = sys::udp_socket((std::net::Ipv4Addr::UNSPECIFIED, 0).into(), false, true).ok();
     let v6 = sys::udp_socket((Ipv6Addr::UNSPECIFIED, 0).into(), false, false).ok();
+    for s in v4.iter().chain(v6.iter()) {
+        // Room for a LAN's answers at once (the kernel caps it); a flood still drops some.
+        let _ = sys::set_recv_buffer(s, 1 << 20);
+    }
     let mut subnets = Vec::new();
     let mut v6_done = Vec::new();
     for i in ifs.iter().filter(|i| i.up && !i.loopback) {
