@@ -1,8 +1,9 @@
 //! The only file with `unsafe` and raw libc calls. Each block says why it is sound.
 //!
 //! Everything here is a thin, typed wrapper: record locks for the client's slot files,
-//! pidfds, process-group signals, the Landlock sandbox for the daemon's children and the
-//! daemon's giving up of root, and a few facts about the machine (online CPUs, its SHA-256
+//! pidfds, process-group signals, discovery's UDP sockets (which local address a datagram
+//! came to, which one a reply leaves from) and the interfaces' addresses, the Landlock
+//! sandbox for the daemon's children and the daemon's giving up of root, and a few facts about the machine (online CPUs, its SHA-256
 //! instructions). Which rules a compile's sandbox holds and whom rccd runs as are decided in
 //! `daemon::sandbox`. Callers never see a raw pointer.
 
@@ -873,6 +874,343 @@ mod arm {
         vst1q_u32(state.as_mut_ptr(), abcd);
         vst1q_u32(state.as_mut_ptr().add(4), efgh);
     }
+}
+
+// ---------------------------------------------------------------- discovery's sockets ---
+
+/// A `SocketAddr` as the kernel takes it, with its length.
+fn to_sockaddr(addr: &std::net::SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: an all-zero sockaddr_storage is a valid value of the type.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        std::net::SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            let sin = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in) };
+            sin.sin_family = libc::AF_INET as _;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        std::net::SocketAddr::V6(a) => {
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            let sin6 = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in6) };
+            sin6.sin6_family = libc::AF_INET6 as _;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_addr.s6_addr = a.ip().octets();
+            sin6.sin6_scope_id = a.scope_id();
+            sin6.sin6_flowinfo = a.flowinfo();
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (ss, len as libc::socklen_t)
+}
+
+/// The address in `ss`, if it is IPv4 or IPv6.
+fn from_sockaddr(ss: &libc::sockaddr_storage) -> Option<std::net::SocketAddr> {
+    match i32::from(ss.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in.
+            let sin = unsafe { &*(ss as *const _ as *const libc::sockaddr_in) };
+            let ip = std::net::Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
+            Some((ip, u16::from_be(sin.sin_port)).into())
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            let sin6 = unsafe { &*(ss as *const _ as *const libc::sockaddr_in6) };
+            let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            Some(std::net::SocketAddr::V6(std::net::SocketAddrV6::new(
+                ip,
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+fn set_int_opt(fd: i32, level: i32, name: i32, value: i32) -> io::Result<()> {
+    // SAFETY: a valid fd and a pointer to an int that outlives the call, with its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            &value as *const i32 as *const libc::c_void,
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A non-blocking UDP socket bound to `addr` for discovery. IPv6 sockets are IPv6 only (an
+/// IPv4 probe comes to the IPv4 socket, with its own destination). `pktinfo`: each datagram
+/// read with `recv_to` says which local address it came to; `broadcast`: it may send to a
+/// broadcast address.
+pub fn udp_socket(
+    addr: std::net::SocketAddr,
+    pktinfo: bool,
+    broadcast: bool,
+) -> io::Result<std::net::UdpSocket> {
+    let family = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: no pointers; the fd returned is ours alone.
+    let fd = unsafe {
+        libc::socket(
+            family,
+            libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned to us and nothing else owns it.
+    let sock = unsafe { std::net::UdpSocket::from_raw_fd(fd) };
+    if addr.is_ipv6() {
+        set_int_opt(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
+    }
+    if pktinfo {
+        match addr {
+            std::net::SocketAddr::V4(_) => set_int_opt(fd, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)?,
+            std::net::SocketAddr::V6(_) => {
+                set_int_opt(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, 1)?
+            }
+        }
+    }
+    if broadcast {
+        sock.set_broadcast(true)?;
+    }
+    let (ss, len) = to_sockaddr(&addr);
+    // SAFETY: a valid fd and a sockaddr of `len` bytes that outlives the call.
+    let rc = unsafe { libc::bind(fd, &ss as *const _ as *const libc::sockaddr, len) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(sock)
+}
+
+/// Asks for a receive buffer of `bytes` on `sock` (the kernel caps it at `rmem_max`): room
+/// for many small datagrams that arrive at once.
+pub fn set_recv_buffer(sock: &impl AsRawFd, bytes: i32) -> io::Result<()> {
+    set_int_opt(sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, bytes)
+}
+
+/// One datagram as `recv_to` read it.
+#[derive(Debug, Clone, Copy)]
+pub struct Received {
+    /// Bytes in the buffer.
+    pub len: usize,
+    /// The datagram was longer than the buffer (the rest is lost).
+    pub truncated: bool,
+    pub from: std::net::SocketAddr,
+    /// The local address it came to: for IPv4 the address a reply would come from (the
+    /// interface's, even for a broadcast); for IPv6 the destination as sent (ff02::1 for a
+    /// multicast). `None` without pktinfo.
+    pub local: Option<std::net::IpAddr>,
+    /// The interface it came in on (0: unknown).
+    pub ifindex: u32,
+}
+
+/// Reads one datagram from `sock` (made by `udp_socket` with `pktinfo`) into `buf`, with
+/// where it came from and to which local address (`recvmsg` with `IP_PKTINFO` /
+/// `IPV6_PKTINFO`).
+pub fn recv_to(sock: &impl AsRawFd, buf: &mut [u8]) -> io::Result<Received> {
+    // SAFETY: an all-zero sockaddr_storage is a valid value of the type.
+    let mut from: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // Room for one pktinfo control message of either family, aligned for cmsghdr.
+    let mut control = [0u64; 16];
+    // SAFETY: an all-zero msghdr is a valid value of the type; its pointers are set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = &mut from as *mut _ as *mut libc::c_void;
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: every pointer in `msg` points at a live buffer of the length it gives.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let from = from_sockaddr(&from).ok_or_else(|| io::Error::other("unknown address family"))?;
+    let (mut local, mut ifindex) = (None, 0);
+    // SAFETY: the kernel filled `msg_controllen` bytes of `control`; CMSG_FIRSTHDR and
+    // CMSG_NXTHDR stay within them, and each message's type says what its data holds.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            let (level, kind) = ((*cmsg).cmsg_level, (*cmsg).cmsg_type);
+            if level == libc::IPPROTO_IP && kind == libc::IP_PKTINFO {
+                let info =
+                    std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::in_pktinfo);
+                let ip = std::net::Ipv4Addr::from(info.ipi_spec_dst.s_addr.to_ne_bytes());
+                local = Some(ip.into());
+                ifindex = info.ipi_ifindex as u32;
+            } else if level == libc::IPPROTO_IPV6 && kind == libc::IPV6_PKTINFO {
+                let info =
+                    std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::in6_pktinfo);
+                local = Some(std::net::Ipv6Addr::from(info.ipi6_addr.s6_addr).into());
+                ifindex = info.ipi6_ifindex;
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok(Received {
+        len: (n as usize).min(buf.len()),
+        truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
+        from,
+        local,
+        ifindex,
+    })
+}
+
+/// Sends `buf` to `to` from the local address `from` (`sendmsg` with `IP_PKTINFO` /
+/// `IPV6_PKTINFO`), so a reply comes from the address it names whatever the routing table
+/// would pick.
+pub fn send_from(
+    sock: &impl AsRawFd,
+    buf: &[u8],
+    to: std::net::SocketAddr,
+    from: std::net::IpAddr,
+) -> io::Result<usize> {
+    let (mut ss, len) = to_sockaddr(&to);
+    let mut iov = libc::iovec {
+        iov_base: buf.as_ptr() as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    let mut control = [0u64; 8];
+    // SAFETY: an all-zero msghdr is a valid value of the type; its pointers are set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = &mut ss as *mut _ as *mut libc::c_void;
+    msg.msg_namelen = len;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+    // SAFETY: CMSG_SPACE only computes a size; the control buffer (64 bytes, aligned for
+    // cmsghdr) holds one message of either pktinfo, which CMSG_FIRSTHDR then points at.
+    unsafe {
+        let (level, kind, size) = match from {
+            std::net::IpAddr::V4(_) => (
+                libc::IPPROTO_IP,
+                libc::IP_PKTINFO,
+                std::mem::size_of::<libc::in_pktinfo>(),
+            ),
+            std::net::IpAddr::V6(_) => (
+                libc::IPPROTO_IPV6,
+                libc::IPV6_PKTINFO,
+                std::mem::size_of::<libc::in6_pktinfo>(),
+            ),
+        };
+        msg.msg_controllen = libc::CMSG_SPACE(size as u32) as _;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = level;
+        (*cmsg).cmsg_type = kind;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(size as u32) as _;
+        match from {
+            std::net::IpAddr::V4(a) => {
+                let mut info: libc::in_pktinfo = std::mem::zeroed();
+                info.ipi_spec_dst.s_addr = u32::from_ne_bytes(a.octets());
+                std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut libc::in_pktinfo, info);
+            }
+            std::net::IpAddr::V6(a) => {
+                let mut info: libc::in6_pktinfo = std::mem::zeroed();
+                info.ipi6_addr.s6_addr = a.octets();
+                std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut libc::in6_pktinfo, info);
+            }
+        }
+    }
+    // SAFETY: every pointer in `msg` points at a live buffer of the length it gives.
+    let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// One address of a network interface, as `getifaddrs` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfAddr {
+    pub name: String,
+    pub index: u32,
+    pub up: bool,
+    pub loopback: bool,
+    pub addr: std::net::IpAddr,
+    pub netmask: std::net::IpAddr,
+    /// The IPv4 broadcast address, where the interface has one.
+    pub broadcast: Option<std::net::Ipv4Addr>,
+}
+
+/// Every IPv4 and IPv6 address of this machine's interfaces (`getifaddrs`).
+pub fn interfaces() -> io::Result<Vec<IfAddr>> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: a pointer to our pointer; on success the list is ours until freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut head) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let ip_of = |sa: *const libc::sockaddr| -> Option<std::net::IpAddr> {
+        if sa.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null sockaddr from getifaddrs; its family says how long it is, and
+        // only as much as that family's struct is copied.
+        let ss = unsafe {
+            let mut ss: libc::sockaddr_storage = std::mem::zeroed();
+            let len = match i32::from((*sa).sa_family) {
+                libc::AF_INET => std::mem::size_of::<libc::sockaddr_in>(),
+                libc::AF_INET6 => std::mem::size_of::<libc::sockaddr_in6>(),
+                _ => return None,
+            };
+            std::ptr::copy_nonoverlapping(sa as *const u8, &mut ss as *mut _ as *mut u8, len);
+            ss
+        };
+        from_sockaddr(&ss).map(|a| a.ip())
+    };
+    let mut out = Vec::new();
+    let mut p = head;
+    while !p.is_null() {
+        // SAFETY: `p` is a node of the list getifaddrs made, not yet freed.
+        let ifa = unsafe { &*p };
+        p = ifa.ifa_next;
+        let (Some(addr), Some(netmask)) = (ip_of(ifa.ifa_addr), ip_of(ifa.ifa_netmask)) else {
+            continue;
+        };
+        // SAFETY: ifa_name is a NUL-terminated string in the list.
+        let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
+        let flags = ifa.ifa_flags;
+        let broadcast = if flags & libc::IFF_BROADCAST as u32 != 0 {
+            match ip_of(ifa.ifa_ifu) {
+                Some(std::net::IpAddr::V4(b)) => Some(b),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        // SAFETY: a NUL-terminated name.
+        let index = unsafe { libc::if_nametoindex(ifa.ifa_name) };
+        out.push(IfAddr {
+            name: name.to_string_lossy().into_owned(),
+            index,
+            up: flags & libc::IFF_UP as u32 != 0 && flags & libc::IFF_RUNNING as u32 != 0,
+            loopback: flags & libc::IFF_LOOPBACK as u32 != 0,
+            addr,
+            netmask,
+            broadcast,
+        });
+    }
+    // SAFETY: the list getifaddrs made, freed once, not used after.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
 }
 
 #[cfg(test)]

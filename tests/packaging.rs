@@ -26,6 +26,15 @@ fn the_shipped_settings_check_out() {
         "{text}"
     );
     assert!(text.contains("thermal: on"), "{text}");
+    // A freshly flashed box is found: discovery on, for the private ranges.
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("discovery: "))
+        .unwrap_or_else(|| panic!("no discovery line: {text}"));
+    assert!(
+        line.contains("answers probes on UDP port 3633") && line.contains("192.168.0.0/16"),
+        "{line}"
+    );
     // A flag on the command line wins over the file.
     let out = ok(Command::new(RCCD)
         .arg("--config")

@@ -13,6 +13,7 @@ mod util;
 mod attacks;
 mod budgets;
 mod depfiles;
+mod discovery;
 mod failures;
 mod farm;
 mod faults;

@@ -95,6 +95,10 @@ struct Opts {
     /// take preprocessed jobs only: clients preprocess every job themselves
     #[argh(switch)]
     no_sources: bool,
+    /// do not answer discovery probes (UDP on the --listen ports): clients then find this
+    /// box only in a host list
+    #[argh(switch)]
+    no_discovery: bool,
     /// error, warn, info, debug or trace (default info)
     #[argh(option, default = "String::from(\"info\")")]
     log_level: String,
@@ -150,7 +154,7 @@ fn describe(c: &Config, level: &str, user: Option<&str>) -> String {
     format!(
         "listen: {}\nallow: {}\njobs: {}\nqueue: {}\ncompiler path: {}\n{}\
          thermal: {}\nmax connections: {}\nidle timeout: {} s\njob timeout: {} s\n\
-         max body: {} MiB\nmemory: {}.\nlog level: {level}\nuser: {}\n",
+         max body: {} MiB\nmemory: {}.\ndiscovery: {}\nlog level: {level}\nuser: {}\n",
         listen.join(" "),
         c.allow,
         c.jobs,
@@ -163,10 +167,26 @@ fn describe(c: &Config, level: &str, user: Option<&str>) -> String {
         c.job_timeout.as_secs(),
         c.limits.max_body >> 20,
         memory(c),
+        discovery(c),
         match user {
             Some(u) => format!("{u} when started as root"),
             None => "rccd (else nobody) when started as root".into(),
         },
+    )
+}
+
+/// The `--check` line about discovery, after `discovery: `.
+fn discovery(c: &Config) -> String {
+    if !c.discovery {
+        return "off (--no-discovery): clients find this box only in a host list".into();
+    }
+    let mut ports: Vec<String> = c.listen.iter().map(|a| a.port().to_string()).collect();
+    ports.dedup();
+    format!(
+        "answers probes on UDP port {} from the peers --allow admits ({}), with the \
+         address each probe came to",
+        ports.join(", "),
+        c.allow
     )
 }
 
@@ -319,6 +339,7 @@ fn resolve(o: Opts) -> Result<Config, String> {
     thermal_flags(&mut c.thermal, &o)?;
     memory_flags(&mut c, &o);
     c.cache = (!o.no_sources).then(|| cache(&o, &c.temp_dir));
+    c.discovery = !o.no_discovery;
     Ok(c)
 }
 

@@ -30,6 +30,7 @@
 //! | `job.rs` | one compile as the farm sees it (`Job`): its hello, whether it ships, what it ships |
 //! | `pick.rs` | which box gets a job (`Client::pick`, `Client::usable`, `State::pick_wait`); the slot locks |
 //! | `state.rs` | what a build's rcc processes share in `RCC_DIR/state`: backoff, marks, adverts, speeds, notices |
+//! | `discover.rs` | the boxes found on the LAN (no host list, or `+discover`): one probe per build, shared in `RCC_DIR`; what a reply may make rcc do; `rcc --discover` |
 //! | `advert.rs` | what boxes say about their slots; `rcc --jobs` |
 //! | `remote.rs` | one exchange with a box |
 //! | `conclude.rs` | what a box's answer means (`judge`) and what becomes of it (`deliver`, `on_reject`) |
@@ -47,6 +48,7 @@
 pub mod advert;
 mod conclude;
 pub mod cpp;
+pub mod discover;
 pub mod files;
 pub mod identity;
 mod job;
@@ -117,6 +119,8 @@ pub enum Invocation {
     Version,
     Help,
     ShowHosts,
+    /// `rcc --discover`: the boxes on the LAN as a host list.
+    Discover,
     /// `rcc --scan-server`: what rcc starts for itself (see `scan_server`).
     ScanServer,
 }
@@ -131,9 +135,12 @@ usage: rcc COMPILER ARGS...      compile, on a box of the farm when possible
                                  (as it advertises them, or its /LIMIT) and localhost's,
                                  plus a quarter (at least 2) for jobs being preprocessed
        rcc --show-hosts          print the host list as rcc reads it
+       rcc --discover            find the boxes on the LAN and print them as a host list
+                                 (to paste into /etc/rcc/hosts)
        rcc --version | --help
 
-Hosts come from RCC_HOSTS, else DISTCC_HOSTS, else $RCC_DIR/hosts, else /etc/rcc/hosts.
+Hosts come from RCC_HOSTS, else DISTCC_HOSTS, else $RCC_DIR/hosts, else /etc/rcc/hosts;
+without any, and with a +discover entry, rcc finds the boxes on the LAN.
 RCC_VERBOSE=1 logs every decision to stderr. See README.md for the rest.
 ";
 
@@ -182,6 +189,7 @@ pub fn parse_invocation(argv: &[OsString]) -> Invocation {
         Some("--help") | Some("-h") => return Invocation::Help,
         Some("--version") => return Invocation::Version,
         Some("--show-hosts") => return Invocation::ShowHosts,
+        Some("--discover") if rest.len() == 1 => return Invocation::Discover,
         Some("--jobs") if rest.len() == 1 => return Invocation::Jobs,
         Some("--status") => return parse_status(&rest[1..]),
         Some("--scan-server") if rest.len() == 1 => return Invocation::ScanServer,
@@ -211,6 +219,8 @@ struct Settings {
     backoff: Duration,
     /// The deflate level of what this client sends (`RCC_DEFLATE_LEVEL`, 0-9).
     deflate_level: u8,
+    /// How long one probe's finding serves a build (`RCC_DISCOVER_PERIOD`).
+    discover_period: Duration,
 }
 
 impl Settings {
@@ -233,6 +243,10 @@ impl Settings {
                 .and_then(|v| v.parse::<u8>().ok())
                 .filter(|l| *l <= 9)
                 .unwrap_or(crate::wire::compress::DEFAULT_LEVEL),
+            discover_period: env
+                .var("RCC_DISCOVER_PERIOD")
+                .and_then(|v| parse_seconds(&v))
+                .unwrap_or(discover::PERIOD),
         }
     }
 }
@@ -287,13 +301,8 @@ pub fn load_hosts(env: &dyn Env) -> Result<HostList, String> {
             Ok(t) => (t, p.display().to_string()),
             Err(e) => return Err(format!("cannot read host list {}: {e}", p.display())),
         },
-        hosts::Source::None => {
-            return Err(
-                "no host list: set RCC_HOSTS (e.g. RCC_HOSTS='box1 box2 localhost') or \
-                 write /etc/rcc/hosts"
-                    .into(),
-            )
-        }
+        // No list at all: the boxes on the LAN (`discover`).
+        hosts::Source::None => return Ok(HostList::discover_only()),
     };
     hosts::parse(&text, &source).map_err(|e| e.to_string())
 }
@@ -341,6 +350,7 @@ pub fn run(argv: Vec<OsString>, env: &dyn Env) -> u8 {
             0
         }
         Invocation::ShowHosts => show_hosts(env),
+        Invocation::Discover => discover_hosts(),
         Invocation::ScanServer => {
             let settings = Settings::load(env);
             match scan_server::serve(&settings.rcc_dir) {
@@ -374,12 +384,30 @@ pub fn run(argv: Vec<OsString>, env: &dyn Env) -> u8 {
     }
 }
 
-/// The host list for a command a user typed, its left-out entries said; `Err(exit code)`
-/// once the reason is said.
+/// The host list for a command a user typed, its left-out entries said, with the boxes
+/// found on the LAN where it asks for them (or is none); `Err(exit code)` once the reason
+/// is said.
 fn typed_hosts(env: &dyn Env) -> Result<HostList, u8> {
     match load_hosts(env) {
-        Ok(list) => {
+        Ok(mut list) => {
             say_skipped(&list);
+            if list.discover {
+                let dir = Settings::load(env).rcc_dir;
+                let found = match State::open(&dir) {
+                    Ok(state) => discover::shared(&state, Settings::load(env).discover_period),
+                    Err(_) => {
+                        let p = discover::probe(hosts::DEFAULT_PORT, discover::WAIT);
+                        discover::Shared {
+                            boxes: p.found,
+                            probed: p.probed,
+                        }
+                    }
+                };
+                discover::extend(&mut list, &found.boxes);
+                if list.hosts.is_empty() {
+                    eprintln!("rcc: {}", discover::none_found(&found));
+                }
+            }
             Ok(list)
         }
         Err(e) => {
@@ -397,6 +425,30 @@ fn show_hosts(env: &dyn Env) -> u8 {
     };
     for h in &list.hosts {
         out(&format!("{}\n", h.token));
+    }
+    0
+}
+
+/// `rcc --discover`: the boxes that answer a probe now, as a host list to paste.
+fn discover_hosts() -> u8 {
+    let p = discover::probe(hosts::DEFAULT_PORT, discover::WAIT * 3);
+    for r in &p.refused {
+        eprintln!("rcc: left out {r}");
+    }
+    if p.found.is_empty() {
+        let shared = discover::Shared {
+            boxes: Vec::new(),
+            probed: p.probed,
+        };
+        eprintln!("rcc: {}", discover::none_found(&shared));
+        return 0;
+    }
+    out(&format!(
+        "# found by rcc --discover, probing {}\n",
+        p.probed.join(", ")
+    ));
+    for b in &p.found {
+        out(&discover::host_line(b));
     }
     0
 }
@@ -670,9 +722,18 @@ impl Client<'_> {
     /// (the build goes on, but slower than the user expects), once per build rather than
     /// once per job. `Err`: compile locally.
     fn host_list(&self, state: &State) -> Result<HostList, String> {
-        let list = load_hosts(self.env).inspect_err(|e| {
+        let mut list = load_hosts(self.env).inspect_err(|e| {
             state.say_once(Notice::Hosts, &format!("{e}; compiling locally"));
         })?;
+        if list.discover {
+            let found = discover::shared(state, self.settings.discover_period);
+            let names: Vec<String> = found.boxes.iter().map(|b| b.addr.to_string()).collect();
+            self.log(format!("discovered: {}", names.join(" ")));
+            discover::extend(&mut list, &found.boxes);
+            if list.hosts.is_empty() {
+                return Err(discover::none_found(&found));
+            }
+        }
         for e in &list.skipped {
             state.say_once(
                 Notice::Hosts,

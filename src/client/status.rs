@@ -8,7 +8,7 @@
 //! says is the network's: control characters never reach the terminal.
 
 use super::remote::{self, Timeouts};
-use crate::rules::hosts::{HostKind, HostList};
+use crate::rules::hosts::{HostKind, HostList, Origin};
 use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -21,6 +21,8 @@ pub struct Row {
     /// The master's compilers (`gcc`, `cc`) and their identities, to tell a box whose
     /// compilers differ.
     pub master: Vec<(String, String)>,
+    /// Whether the host list names it or discovery found it.
+    pub origin: Origin,
 }
 
 impl Row {
@@ -37,12 +39,12 @@ impl Row {
 /// Asks every TCP host of the list, all at once (a box that is down costs the connect
 /// timeout once, not once per box after it), and keeps the list's order.
 pub fn collect(list: &HostList, timeouts: Timeouts) -> Vec<Row> {
-    let addrs: Vec<String> = list
+    let boxes: Vec<&crate::rules::hosts::HostSpec> = list
         .hosts
         .iter()
         .filter(|h| matches!(h.kind, HostKind::Tcp { .. }))
-        .map(|h| h.addr_string())
         .collect();
+    let addrs: Vec<String> = boxes.iter().map(|h| h.addr_string()).collect();
     let rows: Vec<Row> = std::thread::scope(|s| {
         let asks: Vec<_> = addrs
             .iter()
@@ -51,8 +53,10 @@ pub fn collect(list: &HostList, timeouts: Timeouts) -> Vec<Row> {
         addrs
             .iter()
             .zip(asks)
-            .map(|(a, ask)| Row {
+            .zip(&boxes)
+            .map(|((a, ask), h)| Row {
                 host: a.clone(),
+                origin: h.origin,
                 reply: ask
                     .join()
                     .unwrap_or_else(|_| Err("asking it failed".to_string())),
@@ -284,7 +288,7 @@ pub fn clones(rows: &[Row]) -> Vec<String> {
     out
 }
 
-const KV_KEYS: [&str; 36] = [
+const KV_KEYS: [&str; 42] = [
     "slots",
     "slots_now",
     "free",
@@ -321,6 +325,12 @@ const KV_KEYS: [&str; 36] = [
     "hostname",
     "machine_id",
     "macs",
+    "discovery",
+    "probes",
+    "probes_answered",
+    "probes_refused",
+    "probes_limited",
+    "probes_ignored",
 ];
 
 /// A value for a `key=value` line: no spaces (`_`), no control characters.
@@ -350,6 +360,7 @@ pub fn render_kv(rows: &[Row]) -> String {
                 let _ = write!(out, " error={}", e.replace(' ', "_"));
             }
         }
+        let _ = write!(out, " from={}", r.origin.name());
         out.push('\n');
     }
     out
@@ -367,7 +378,8 @@ fn compilers(r: &Row) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-/// A table for people. STATE is whether the box takes jobs (see `state`), THERMAL its
+/// A table for people. FROM is whether the host list names the box or discovery found it,
+/// STATE is whether the box takes jobs (see `state`), THERMAL its
 /// thermal verdict (ok, warm, throttled, unknown, off),
 /// TEMP its hottest CPU zone against the limit it holds it to, COOLING the busiest cpufreq
 /// cooler's state, HOT how long it has been throttled since it started and how many jobs
@@ -379,8 +391,9 @@ pub fn render_table(rows: &[Row]) -> String {
 }
 
 /// The table's columns.
-const HEAD: [&str; 12] = [
+const HEAD: [&str; 13] = [
     "HOST",
+    "FROM",
     "STATE",
     "RUN/SLOTS",
     "DONE",
@@ -400,6 +413,7 @@ fn table_row(r: &Row) -> Vec<String> {
     match &r.reply {
         Ok(_) => vec![
             r.host.clone(),
+            r.origin.name().into(),
             state(r),
             // Effective slots, and the configured ones when heat has shrunk them.
             match (r.get("slots_now"), r.get("slots")) {
@@ -426,7 +440,7 @@ fn table_row(r: &Row) -> Vec<String> {
             clean(&compilers(r), WORDS_CAP),
         ],
         Err(e) => {
-            let mut l = vec![r.host.clone(), "down".into()];
+            let mut l = vec![r.host.clone(), r.origin.name().into(), "down".into()];
             l.resize(HEAD.len() - 1, "-".into());
             l.push(e.clone());
             l
@@ -470,6 +484,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect()),
             master: vec![("gcc".into(), "gcc 12 for aarch64".into())],
+            origin: Origin::Listed,
         }
     }
 

@@ -51,6 +51,8 @@ pub struct Config {
     /// Where shipped sources and headers are kept by hash, and at most how many bytes
     /// (`None`: this box takes preprocessed jobs only).
     pub cache: Option<(PathBuf, u64)>,
+    /// Answer discovery probes (UDP on the listeners' ports) from `allow`ed peers.
+    pub discovery: bool,
 }
 
 /// The file cache's default bound: a kernel build's headers take some 40 MiB.
@@ -84,6 +86,7 @@ impl Config {
                 std::env::temp_dir().join("rccd-cache"),
                 DEFAULT_CACHE_MIB << 20,
             )),
+            discovery: true,
         }
     }
 }

@@ -29,6 +29,7 @@ const KEYS: &[(&str, &str)] = &[
     ("COMPILER_PATH", "--compiler-path"),
     ("TEMP_DIR", "--temp-dir"),
     ("THERMAL", "--no-thermal"),
+    ("DISCOVERY", "--no-discovery"),
     ("THERMAL_ROOT", "--thermal-root"),
     ("CPUFREQ_ROOT", "--cpufreq-root"),
     ("MAX_TEMP", "--max-temp"),
@@ -95,6 +96,11 @@ fn push_flags(args: &mut Vec<String>, key: &str, flag: &str, value: &str) -> Res
                 }
             }
         }
+        "DISCOVERY" => match value {
+            "on" | "yes" | "true" => {}
+            "off" | "no" | "false" => args.push(flag.to_string()),
+            other => return Err(format!("DISCOVERY: \"{other}\" is not on or off")),
+        },
         "THERMAL" => match value {
             "on" | "yes" | "true" => {}
             "off" | "no" | "false" => args.push(flag.to_string()),
@@ -148,7 +154,10 @@ pub fn merge(file: &[String], cli: &[String]) -> Vec<String> {
     let mut i = 0;
     while i < file.len() {
         let flag = &file[i];
-        let takes_value = !matches!(flag.as_str(), "--allow-private" | "--no-thermal");
+        let takes_value = !matches!(
+            flag.as_str(),
+            "--allow-private" | "--no-thermal" | "--no-discovery"
+        );
         let n = if takes_value { 2 } else { 1 };
         if !cli_groups.contains(&group(flag)) {
             out.extend(file[i..(i + n).min(file.len())].iter().cloned());
@@ -181,6 +190,19 @@ mod tests {
                 "info"
             ]
         );
+    }
+
+    #[test]
+    fn discovery_is_on_unless_the_file_says_off() {
+        // The shipped file's DISCOVERY="on" is the default: no flag (checked above).
+        assert_eq!(parse("DISCOVERY=off\n").unwrap(), ["--no-discovery"]);
+        assert!(parse("DISCOVERY=on\n").unwrap().is_empty());
+        assert!(parse("DISCOVERY=maybe\n").is_err());
+        let merged = merge(
+            &["--no-discovery".to_string()],
+            &["--jobs".into(), "2".into()],
+        );
+        assert_eq!(merged, ["--no-discovery", "--jobs", "2"]);
     }
 
     #[test]

@@ -81,6 +81,13 @@ impl Daemon {
 
     /// The status reply: slots, compilers, heat, memory, cache and health, as of now.
     fn send_status(&mut self, c: usize) {
+        let kv = self.status_kv();
+        self.conn(c).send(&Message::Status(kv), false);
+        self.flush(c);
+    }
+
+    /// What the status reply says (a discovery reply says part of it).
+    pub(super) fn status_kv(&mut self) -> Vec<(String, String)> {
         self.check_health();
         let mut kv = status::build(
             &self.slots,
@@ -93,8 +100,18 @@ impl Daemon {
         self.memory.status(&mut kv);
         Cache::status(self.cache.as_ref(), &mut kv);
         self.health.status(&mut kv);
-        self.conn(c).send(&Message::Status(kv), false);
-        self.flush(c);
+        let p = self.probes;
+        kv.push(("discovery".into(), self.discovery_state.clone()));
+        for (k, v) in [
+            ("probes", p.probes),
+            ("probes_answered", p.answered),
+            ("probes_refused", p.refused),
+            ("probes_limited", p.limited),
+            ("probes_ignored", p.ignored),
+        ] {
+            kv.push((k.into(), v.to_string()));
+        }
+        kv
     }
 
     /// A job request: vetted, then it asks for a slot (`gate`).

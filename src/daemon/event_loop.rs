@@ -5,13 +5,18 @@
 //! exit, and fires the timers (the poll timeout). What a connection says and what the
 //! daemon answers is `conversation`'s; whether a job may run is `gate`'s.
 //!
-//! Tokens: listener `i` is `LISTEN_BASE + i`; connection slot `c` owns four tokens,
+//! Discovery: beside the TCP listeners, one UDP socket per port (and address family) reads
+//! probes and sends the replies `discovery` decides (`on_probes`).
+//!
+//! Tokens: listener `i` is `LISTEN_BASE + i`, discovery socket `i` is `UDP_BASE + i`;
+//! connection slot `c` owns four tokens,
 //! `4c` (socket), `4c+1` (compiler stdout), `4c+2` (stderr), `4c+3` (pidfd).
 
 use super::admit::Slots;
 use super::cache::Cache;
 use super::config::Config;
 use super::conn::{Conn, Phase};
+use super::discovery::{self, Limiter};
 use super::health::Watch;
 use super::job::{self, Compilers, Pipe};
 use super::memory::Memory;
@@ -23,7 +28,7 @@ use super::tree::Mirrors;
 use crate::sys;
 use crate::wire::protocol::{Message, RejectReason};
 use mio::event::Event;
-use mio::net::{TcpListener, TcpStream};
+use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::unix::pipe::Receiver;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -33,6 +38,13 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Instant;
 
 const LISTEN_BASE: usize = usize::MAX - 256;
+const UDP_BASE: usize = LISTEN_BASE - 256;
+/// Probes read per turn of the loop at most: a flood waits for the next turn, after the
+/// connections' events (the socket's buffer, not the loop, absorbs the rest).
+const PROBES_PER_TURN: usize = 64;
+/// Datagrams read a second at most, whatever comes: a flood costs the loop a bounded amount
+/// of CPU (the kernel drops what does not fit in the socket's buffer meanwhile).
+const PROBES_PER_S: u32 = 1000;
 const SOCK: usize = 0;
 const OUT: usize = 1;
 const ERR: usize = 2;
@@ -48,6 +60,17 @@ fn token(conn: usize, what: usize) -> Token {
 pub(super) struct Daemon {
     poll: Poll,
     listeners: Vec<TcpListener>,
+    /// Discovery's sockets, and whether one had probes left unread at the last turn.
+    udp: Vec<UdpSocket>,
+    udp_pending: bool,
+    /// This second's reads (`PROBES_PER_S`): when it started, how many so far.
+    udp_window: (Instant, u32),
+    /// The addresses the listeners are bound to (their ports read back).
+    bound: Vec<SocketAddr>,
+    pub(super) limiter: Limiter,
+    pub(super) probes: discovery::Counters,
+    /// What `status` says of discovery: on and where, or off and why.
+    pub(super) discovery_state: String,
     pub(super) config: Config,
     /// Connections in a slab: a closed one's slot is kept in `free` for the next.
     pub(super) conns: Vec<Option<Conn<TcpStream>>>,
@@ -81,11 +104,13 @@ pub fn run(config: Config) -> io::Result<()> {
     startup::write_pid_file(&config)?;
     job::clean_stale(&config.temp_dir);
     let compilers = startup::find_compilers(&config, &mut health);
-    if let Some(p) = &config.port_file {
-        let port = listeners[0].local_addr()?.port();
-        startup::write_port_file(&config, p, port)?;
-    }
+    let port = listeners[0].local_addr()?.port();
     let mut d = Daemon::new(poll, listeners, config, compilers, health);
+    d.open_discovery();
+    // Written once rccd answers on every socket, discovery's too.
+    if let Some(p) = &d.config.port_file {
+        startup::write_port_file(&d.config, p, port)?;
+    }
     d.first_look();
     log::info!(
         "rccd {} serving {} slots",
@@ -114,6 +139,23 @@ fn listen(poll: &Poll, config: &Config) -> io::Result<Vec<TcpListener>> {
     Ok(listeners)
 }
 
+/// The IPv6 address a probe to a multicast group on interface `ifindex` is answered with:
+/// a global or unique-local one, else the link-local one.
+fn interface_v6(ifindex: u32) -> Option<std::net::IpAddr> {
+    let addrs = sys::interfaces().ok()?;
+    let mine = addrs
+        .iter()
+        .filter(|a| a.index == ifindex && a.addr.is_ipv6() && !a.addr.is_loopback());
+    let link_local = |a: &&sys::IfAddr| match a.addr {
+        std::net::IpAddr::V6(v) => v.segments()[0] & 0xffc0 == 0xfe80,
+        _ => false,
+    };
+    mine.clone()
+        .find(|a| !link_local(a))
+        .or_else(|| mine.clone().find(link_local))
+        .map(|a| a.addr)
+}
+
 /// A child's pipe made non-blocking (std hands blocking ones), through mio's pipe type: the
 /// one way to set it without `unsafe` outside `sys`.
 fn nonblocking(pipe: Pipe) -> io::Result<Pipe> {
@@ -136,11 +178,22 @@ impl Daemon {
         let d_thermal = config.thermal.clone();
         let (d_temp, d_jobs) = (config.temp_dir.clone(), config.jobs);
         let (d_meminfo, d_mem_floor) = (config.meminfo.clone(), config.job_mem_floor_kib);
+        let bound = listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
         Daemon {
             poll,
             slots: Slots::new(config.jobs, config.queue),
             config,
             listeners,
+            udp: Vec::new(),
+            udp_pending: false,
+            udp_window: (Instant::now(), 0),
+            bound,
+            limiter: Limiter::new(Instant::now()),
+            probes: discovery::Counters::default(),
+            discovery_state: "off (--no-discovery)".into(),
             conns: Vec::new(),
             free: Vec::new(),
             live: 0,
@@ -163,7 +216,10 @@ impl Daemon {
     fn serve(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(256);
         while !sys::stop_requested() {
-            let timeout = self.config.heartbeat.min(std::time::Duration::from_secs(1));
+            let mut timeout = self.config.heartbeat.min(std::time::Duration::from_secs(1));
+            if self.udp_pending {
+                timeout = timeout.min(self.probe_wait(Instant::now()));
+            }
             match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -171,6 +227,11 @@ impl Daemon {
             }
             for ev in events.iter() {
                 self.on_event(ev);
+            }
+            if std::mem::take(&mut self.udp_pending) {
+                for i in 0..self.udp.len() {
+                    self.on_probes(i);
+                }
             }
             self.timers(Instant::now());
         }
@@ -183,6 +244,9 @@ impl Daemon {
         let t = ev.token().0;
         if t >= LISTEN_BASE {
             return self.accept(t - LISTEN_BASE);
+        }
+        if t >= UDP_BASE {
+            return self.on_probes(t - UDP_BASE);
         }
         let (c, what) = (t / 4, t % 4);
         if self.conns.get(c).map_or(true, |s| s.is_none()) {
@@ -265,6 +329,142 @@ impl Daemon {
             return true;
         }
         false
+    }
+
+    /// One UDP socket per port and address family the TCP listeners use, bound to that
+    /// family's wildcard address so a broadcast reaches it (`discovery::answer_addr` then
+    /// answers only for the addresses rccd listens on). One that cannot be bound is logged
+    /// and left out: discovery is a convenience, never a reason not to serve.
+    fn open_discovery(&mut self) {
+        if !self.config.discovery {
+            return;
+        }
+        let mut ports: Vec<SocketAddr> = Vec::new();
+        for a in &self.bound {
+            let any: SocketAddr = if a.is_ipv4() {
+                (std::net::Ipv4Addr::UNSPECIFIED, a.port()).into()
+            } else {
+                (std::net::Ipv6Addr::UNSPECIFIED, a.port()).into()
+            };
+            if !ports.contains(&any) {
+                ports.push(any);
+            }
+        }
+        let mut on = Vec::new();
+        for any in ports {
+            let sock = sys::udp_socket(any, true, false).map(UdpSocket::from_std);
+            let i = self.udp.len();
+            match sock {
+                Ok(mut s) => match self.poll.registry().register(
+                    &mut s,
+                    Token(UDP_BASE + i),
+                    Interest::READABLE,
+                ) {
+                    Ok(()) => {
+                        self.udp.push(s);
+                        on.push(format!("udp {any}"));
+                    }
+                    Err(e) => log::warn!("discovery: cannot watch udp {any}: {e}"),
+                },
+                Err(e) => {
+                    log::warn!("discovery: cannot bind udp {any}: {e}; not answering probes there")
+                }
+            }
+        }
+        self.discovery_state = if on.is_empty() {
+            "off (no UDP socket could be bound; see the log)".into()
+        } else {
+            log::info!("answering discovery probes on {}", on.join(", "));
+            format!("on ({})", on.join(", "))
+        };
+    }
+
+    /// How long until probes may be read again: now, or when this second's reads are spent,
+    /// at the next second.
+    fn probe_wait(&mut self, now: Instant) -> std::time::Duration {
+        let (since, reads) = self.udp_window;
+        let next = since + std::time::Duration::from_secs(1);
+        if now >= next {
+            self.udp_window = (now, 0);
+            return std::time::Duration::ZERO;
+        }
+        if reads < PROBES_PER_S {
+            std::time::Duration::ZERO
+        } else {
+            next - now
+        }
+    }
+
+    /// Reads up to `PROBES_PER_TURN` datagrams from discovery socket `i` (fewer once this
+    /// second's `PROBES_PER_S` are spent) and answers those `discovery` says to; more left
+    /// are read at a later turn (`udp_pending`).
+    fn on_probes(&mut self, i: usize) {
+        let mut buf = [0u8; crate::wire::discovery::MAX_DATAGRAM];
+        for _ in 0..PROBES_PER_TURN {
+            if !self.probe_wait(Instant::now()).is_zero() {
+                break;
+            }
+            self.udp_window.1 += 1;
+            let got = match sys::recv_to(&self.udp[i], &mut buf) {
+                Ok(g) => g,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // An ICMP error a reply earned (the client had gone): read, and on.
+                Err(e) => {
+                    log::debug!("discovery: {e}");
+                    continue;
+                }
+            };
+            self.probes.probes += 1;
+            if let Some((reply, from)) = self.on_probe(&buf[..got.len], got) {
+                // From the address it names (the client checks). A full send buffer drops
+                // the reply: the client asks again at the next build.
+                if let Err(e) = sys::send_from(&self.udp[i], &reply, got.from, from) {
+                    log::debug!("discovery: cannot answer {}: {e}", got.from);
+                }
+            }
+        }
+        self.udp_pending = true;
+    }
+
+    /// The reply to one datagram, if it gets one (see `discovery`), and the address it is
+    /// sent from.
+    fn on_probe(
+        &mut self,
+        bytes: &[u8],
+        got: sys::Received,
+    ) -> Option<(Vec<u8>, std::net::IpAddr)> {
+        let src = got.from.ip();
+        if !self.config.allow.permits(src) {
+            self.probes.refused += 1;
+            return None;
+        }
+        // A client probes from an ephemeral port; a "probe" from a service's port (echo,
+        // chargen, DNS) is a spoofed one that would make two servers talk to each other.
+        let probe = match crate::wire::discovery::decode_probe(bytes) {
+            Ok(p) if !got.truncated && got.from.port() >= 1024 => p,
+            _ => {
+                self.probes.ignored += 1;
+                return None;
+            }
+        };
+        if !self.limiter.allow(src, Instant::now()) {
+            self.probes.limited += 1;
+            return None;
+        }
+        let local = match got.local? {
+            std::net::IpAddr::V6(m) if m.is_multicast() => interface_v6(got.ifindex)?,
+            l => l,
+        };
+        let Some(addr) = discovery::answer_addr(&self.bound, local) else {
+            self.probes.ignored += 1;
+            return None;
+        };
+        let kv = discovery::reply_pairs(addr, &self.status_kv());
+        let reply = crate::wire::discovery::encode_reply(probe, &kv, discovery::KEEP)?;
+        self.probes.answered += 1;
+        log::debug!("discovery: answered {} with {addr}", got.from);
+        Some((reply, addr.ip()))
     }
 
     /// Connection `c`, which must be open.

@@ -10,6 +10,7 @@
 //! | `conn.rs` | one connection: its buffers, its phase, its job, the clock its input runs against |
 //! | `gate.rs` | where a job is admitted or turned away, in order: health, compiler, options, heat, memory, mode, slot; and where slots come back |
 //! | `admit.rs` | the slot rule, no I/O: run, wait or busy, fair shares between addresses; the counters |
+//! | `discovery.rs` | who gets an answer to a discovery probe (allowed, within budget, to an address rccd listens on) and what it says, no I/O; the UDP socket is the loop's |
 //! | `startup.rs` | what rccd checks and writes before it serves, and logs when it stops |
 //! | `upkeep.rs` | the box looking after itself: health read again, room made on a full disk |
 //! | `config.rs` | the resolved configuration the loop runs with |
@@ -50,7 +51,7 @@
 //! What depends on what: only `event_loop.rs` names mio (its poll, listeners, sockets and
 //! the pipes it makes non-blocking); a connection (`Conn`, over any `Read + Write`) and a
 //! job (`Job`, whose pipes are plain files) are state machines the loop drives. The rules
-//! (`admit`, `health`, `config_file`, `thermal/rule.rs`) do no I/O.
+//! (`admit`, `discovery`, `health`, `config_file`, `thermal/rule.rs`) do no I/O.
 
 pub mod admit;
 pub mod as_guard;
@@ -60,6 +61,7 @@ pub mod config;
 pub mod config_file;
 pub mod conn;
 mod conversation;
+pub mod discovery;
 pub mod event_loop;
 mod gate;
 pub mod health;

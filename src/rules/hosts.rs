@@ -3,7 +3,9 @@
 //! A farm's existing `DISTCC_HOSTS` should work unchanged, so the grammar is distcc's where
 //! it applies: `box`, `box:PORT`, `box/LIMIT`, `box:PORT/LIMIT`, `box/LIMIT:PORT`,
 //! `[v6addr]:PORT`, options `,lzo` `,cpp` `,down`, `localhost[/LIMIT]`, and the keywords
-//! `--randomize`, `--localslots=N`, `--localslots_cpp=N`. Where distcc is sloppy we are
+//! `--randomize`, `--localslots=N`, `--localslots_cpp=N`, and `+discover[,OPTIONS]`
+//! (distcc's `+zeroconf` means the same): the boxes found on the LAN join the listed ones,
+//! each with the entry's options (`client::discover`). Where distcc is sloppy we are
 //! strict, because a typo silently becoming a host named `angry=8` costs a user an evening:
 //! every token that is not understood is an error naming the token and where it came from.
 
@@ -42,6 +44,27 @@ pub struct HostSpec {
     pub pump: bool,
     /// The token as written, for messages and `--show-hosts`.
     pub token: String,
+    /// Where it came from: the list, or discovery.
+    pub origin: Origin,
+}
+
+/// Where a host of the list came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Origin {
+    /// Written in the host list.
+    #[default]
+    Listed,
+    /// Found on the LAN (`+discover`, or no host list at all).
+    Discovered,
+}
+
+impl Origin {
+    pub fn name(self) -> &'static str {
+        match self {
+            Origin::Listed => "listed",
+            Origin::Discovered => "discovered",
+        }
+    }
 }
 
 impl HostSpec {
@@ -87,6 +110,65 @@ pub struct HostList {
     pub local_slots_cpp: Option<u32>,
     /// Entries that could not be read, each with why: left out, the others are used.
     pub skipped: Vec<Error>,
+    /// `+discover` (or `+zeroconf`), or no host list at all: boxes found on the LAN join.
+    pub discover: bool,
+    /// The options of `+discover,OPTIONS` (`,nocompress`, `,lzo`, `,cpp,lzo`), which every
+    /// discovered box gets: a box found keeps the options the list gives the farm.
+    pub discover_options: DiscoverOptions,
+}
+
+/// What `+discover,OPTIONS` gives every box found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiscoverOptions {
+    pub compress: bool,
+    pub pump: bool,
+}
+
+impl Default for DiscoverOptions {
+    fn default() -> DiscoverOptions {
+        DiscoverOptions {
+            compress: true,
+            pump: false,
+        }
+    }
+}
+
+fn is_discover(token: &str) -> bool {
+    let base = token.split(',').next().unwrap_or("");
+    base == "+discover" || base == "+zeroconf"
+}
+
+/// `+discover[,OPTIONS]`: the options are a host's (`host_options`), but `,down`.
+fn discover(list: &mut HostList, token: &str) -> Result<(), String> {
+    let mut spec = HostSpec {
+        kind: HostKind::Local,
+        limit: None,
+        compress: true,
+        down: false,
+        pump: false,
+        token: token.to_string(),
+        origin: Origin::Discovered,
+    };
+    host_options(&mut spec, token.split_once(',').map(|(_, o)| o))?;
+    if spec.down {
+        return Err("\",down\" on +discover: leave the entry out instead".into());
+    }
+    list.discover = true;
+    list.discover_options = DiscoverOptions {
+        compress: spec.compress,
+        pump: spec.pump,
+    };
+    Ok(())
+}
+
+impl HostList {
+    /// What rcc uses without any host list: the boxes it finds.
+    pub fn discover_only() -> HostList {
+        HostList {
+            discover: true,
+            ..HostList::default()
+        }
+    }
 }
 
 /// A host list that cannot be used, with the token and the place it came from.
@@ -159,6 +241,11 @@ pub fn parse(text: &str, source: &str) -> Result<HostList, Error> {
         for token in line.split_ascii_whitespace() {
             let read = match token.strip_prefix("--") {
                 Some(rest) => keyword(&mut list, rest),
+                None if is_discover(token) => discover(&mut list, token),
+                None if token.starts_with('+') => Err(
+                    "unknown entry (known: +discover, or distcc's +zeroconf: the boxes found on the LAN)"
+                        .into(),
+                ),
                 None => host(token).map(|h| list.hosts.push(h)),
             };
             if let Err(why) = read {
@@ -166,7 +253,7 @@ pub fn parse(text: &str, source: &str) -> Result<HostList, Error> {
             }
         }
     }
-    if list.hosts.is_empty() {
+    if list.hosts.is_empty() && !list.discover {
         return Err(match list.skipped.len() {
             0 => err(
                 "",
@@ -232,6 +319,7 @@ fn host(token: &str) -> Result<HostSpec, String> {
         down: false,
         pump: false,
         token: token.to_string(),
+        origin: Origin::Listed,
     };
     host_options(&mut spec, options)?;
     let (name, rest) = host_id(main)?;
@@ -501,5 +589,39 @@ mod tests {
             Source::File(dir.join(".rcc/hosts"))
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod discover_tests {
+    use super::*;
+
+    #[test]
+    fn discover_and_zeroconf_ask_for_the_boxes_on_the_lan() {
+        for text in [
+            "+discover",
+            "+zeroconf",
+            "box1 +discover",
+            "+zeroconf --randomize",
+        ] {
+            let l = parse(text, "test").unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert!(l.discover, "{text}");
+            assert!(l.skipped.is_empty(), "{text}");
+        }
+        let l = parse("box1 +discover localhost", "test").unwrap();
+        assert_eq!(l.hosts.len(), 2);
+        assert!(l.hosts.iter().all(|h| h.origin == Origin::Listed));
+        assert!(!parse("box1", "test").unwrap().discover);
+        let l = parse("+discover,nocompress", "test").unwrap();
+        assert!(l.discover && !l.discover_options.compress);
+        let l = parse("+zeroconf,cpp,lzo", "test").unwrap();
+        assert!(l.discover_options.pump && l.discover_options.compress);
+        assert!(parse("+discover,down", "test").is_err());
+        assert!(parse("+discover,bogus", "test").is_err());
+        // A typo is said, not silently a host.
+        let l = parse("box1 +discovr", "test").unwrap();
+        assert!(!l.discover);
+        assert!(l.skipped[0].why.contains("+discover"), "{:?}", l.skipped);
+        assert!(HostList::discover_only().discover);
     }
 }
