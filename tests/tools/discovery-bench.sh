@@ -44,6 +44,8 @@ sleep 1
 echo 'int a(void) { return 1; }' > "$work/a.c"
 cd "$work"
 master=(ip netns exec "${T}m" env)
+found=$("${master[@]}" -u RCC_HOSTS RCC_DIR="$work/found" "$RCC" --discover | grep -c '^[^#]' || true)
+echo "boxes found by rcc --discover: $found of $boxes"
 for i in $(seq 1 "$rounds"); do
     /usr/bin/time -f "rcc --discover:            %e s" "${master[@]}" -u RCC_HOSTS RCC_DIR="$work/d$i" "$RCC" --discover >/dev/null
     /usr/bin/time -f "first job, no list (probe): %e s" "${master[@]}" -u RCC_HOSTS RCC_DIR="$work/r$i" "$RCC" gcc -c a.c
