@@ -511,18 +511,22 @@ mount_boot() {
             *) break ;;
         esac
         attach "$work" $((p_start[j] * 512)) $((p_size[j] * 512))
-        if [ -d "$root/boot" ] && mount -t "${p_fs[j]}" "$loop" "$root/boot" 2>/dev/null; then
+        if [ -d "$root/boot" ] && mount -t "${p_fs[j]}" "$loop" "$root/boot" 2>"$tmp/boot.err"; then
             defer unmount "$root/boot"
-            [ "$announced_boot" = yes ] || say "boot partition: $(describe "$j"), mounted at /boot"
-            announced_boot=yes
+            once "boot partition: $(describe "$j"), mounted at /boot"
         else
-            say "note: could not mount the boot partition $(describe "$j") at /boot; left as it is"
+            once "note: the boot partition $(describe "$j") cannot be mounted at /boot here ($(head -n 1 "$tmp/boot.err" | sed 's/^mount: [^ ]*: //')); nothing is installed there"
         fi
         return 0
     done
-    say "note: the image's fstab mounts $boot_spec at /boot, which is not in this image; /boot left as it is"
+    once "note: the image's fstab mounts $boot_spec at /boot, which is not in this image; /boot left as it is"
 }
-announced_boot=no
+declare -A said=()
+once() { # MESSAGE: said once per run
+    [ -z "${said[$1]:-}" ] || return 0
+    said[$1]=1
+    say "$1"
+}
 
 # --- installing and checking ------------------------------------------------------------------
 install_rcc() {

@@ -75,7 +75,7 @@ make_image() { # ROOT-TARBALL IMAGE
     mcopy -s -i "$work/mkimg/boot.fat" "$b"/* ::/
     used=$(du -sm "$r" | cut -f1)
     root_mib=$((used + used / 10 + 16))
-    mkfs.ext4 -q -L ROOTFS -d "$r" "$work/mkimg/root.ext4" "${root_mib}M"
+    mkfs.ext4 -q -L ROOTFS -d "$r" "$work/mkimg/root.ext4" "${root_mib}M" >/dev/null
     root_sec=$((root_mib * 2048))
     truncate -s $(((2048 + boot_sec + root_sec) * 512)) "$2"
     printf 'label: dos\nstart=2048, size=%d, type=c, bootable\nstart=%d, size=%d, type=83\n' \
@@ -258,8 +258,10 @@ id_a=$(kv_of "$line_a" machine_id) id_b=$(kv_of "$line_b" machine_id)
 [ "$(kv_of "$line_a" macs)" = eth0/52:54:00:12:34:56 ] || fail "VM a's MACs: $(kv_of "$line_a" macs)"
 kv_of "$line_a" compiler | grep -q '^gcc_(Debian_12[^ ]*_for_aarch64-linux-gnu$' \
     || fail "VM a does not report its gcc: $(kv_of "$line_a" compiler)"
-grep -q "warning: 127.0.0.1:${vm_rccd[a]} and 127.0.0.1:${vm_rccd[b]} report the same MAC 52:54:00:12:34:56" <<<"$table" \
-    || fail "rcc --status does not name the duplicate MAC"
+dup=$(grep 'report the same MAC 52:54:00:12:34:56' <<<"$table" || true)
+if [[ "$dup" != *"127.0.0.1:${vm_rccd[a]}"* ]] || [[ "$dup" != *"127.0.0.1:${vm_rccd[b]}"* ]]; then
+    fail "rcc --status does not name both VMs as sharing a MAC"
+fi
 if grep -q 'same machine-id' <<<"$table"; then fail "rcc --status calls different machine-ids the same"; fi
 
 phase "what systemd says about rccd in each VM (the report unit)"
@@ -271,7 +273,7 @@ for n in a b; do
         CapabilityBoundingSet= process_user=rccd proc_NoNewPrivs=1 proc_CapEff=0000000000000000; do
         grep -qx "$want" <<<"$rep" || fail "VM $n: not $want (report above)"
     done
-    grep -q '^RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6$' <<<"$rep" || fail "VM $n: RestrictAddressFamilies"
+    grep -q '^RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX$' <<<"$rep" || fail "VM $n: RestrictAddressFamilies"
     [ "$(sed -n 's/^machine_id=//p' <<<"$rep")" = "$([ "$n" = a ] && echo "$id_a" || echo "$id_b")" ] \
         || fail "VM $n: rccd reports another machine-id than the box's /etc/machine-id"
     grep -q '^journal: .*rccd' <<<"$rep" || fail "VM $n: nothing of rccd in the journal of this boot"
