@@ -70,7 +70,7 @@ need_tools() { # TOOL:PACKAGE...
 }
 need_tools losetup:mount mount:mount umount:mount blkid:util-linux unshare:util-linux \
     sfdisk:fdisk e2fsck:e2fsprogs resize2fs:e2fsprogs chroot:coreutils truncate:coreutils \
-    od:coreutils file:file
+    od:coreutils numfmt:coreutils mountpoint:util-linux
 
 # What the input is, by its first bytes rather than its name.
 magic=$(od -An -tx1 -N6 "$image" | tr -d ' \n')
@@ -120,6 +120,9 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'say "interrupted: cleaning up"; exit 130' INT TERM HUP
+# A step that fails without saying why (a bug here) still says where.
+set -E
+trap 'say "unexpected failure (line $LINENO): $BASH_COMMAND"' ERR
 
 # A loop device for a byte range of a file; its name in $loop. Only devices made here are
 # ever detached, and only while they still show this file.
@@ -265,7 +268,7 @@ read_root() { # MNT
     [ -e "$(in_image "$m" /usr/bin/dpkg)" ] && arch=$(elf_arch "$(in_image "$m" /usr/bin/dpkg)")
     has_apt=no
     [ -e "$(in_image "$m" /usr/bin/apt-get)" ] && [ -e "$(in_image "$m" /bin/bash)" ] && has_apt=yes
-    hostname=$(head -n 1 "$m/etc/hostname" 2>/dev/null | tr -cd 'A-Za-z0-9.-')
+    hostname=$( (head -n 1 "$m/etc/hostname" 2>/dev/null || true) | tr -cd 'A-Za-z0-9.-')
     board=$(field "$m/etc/armbian-release" BOARD) family=$(field "$m/etc/armbian-release" LINUXFAMILY)
     boot_spec=$(awk '$1 !~ /^#/ && $2 == "/boot" { print $1; exit }' "$m/etc/fstab" 2>/dev/null || true)
     old_rccd=$(awk '/^Package: /{p=$2} /^Status: /{s=$0} /^Version: /{v=$2}
@@ -409,13 +412,15 @@ stop_chroot_procs() {
     return 0
 }
 # Runs a command in the image: a clean environment, the image's host name, its own PID
-# namespace (whatever it starts ends with it).
+# namespace (whatever it starts ends with it). This machine's sh is the namespace's PID 1,
+# not the image's command: PID 1 ignores signals it has no handler for, and a program
+# under qemu-user that dies of one (Ctrl-C) would wait forever for it.
 # shellcheck disable=SC2016 # $1 and $@ are the inner sh's
 in_chroot() {
     env -i LC_ALL=C LANG=C DEBIAN_FRONTEND=noninteractive HOME=/root TERM=dumb \
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
         unshare --uts --pid --fork --kill-child -- \
-        sh -c 'hostname "$1" 2>/dev/null; shift; exec chroot "$@"' sh "$hostname" "$root" "$@"
+        sh -c 'hostname "$1" 2>/dev/null; shift; chroot "$@"' sh "$hostname" "$root" "$@"
 }
 
 # --- room for the installation ----------------------------------------------------------------
@@ -464,7 +469,11 @@ grow_root() { # BYTES
     [ "$room" -gt $((add + 64 * MiB)) ] || die "no space left on $outdir for the grown image ($(human "$add") more)"
     say "growing the image by $(human "$add"): partition ${p_num[i]} and its $fs file system"
     truncate -s +"$add" "$work"
-    if [ "$table" = gpt ]; then sfdisk -q --relocate gpt-bak-std "$work"; fi
+    # GPT keeps a backup of itself at the end of the disk: move it to the new end.
+    if [ "$table" = gpt ]; then
+        sfdisk -q --relocate gpt-bak-std "$work" >"$tmp/sfdisk.log" 2>&1 \
+            || { cat "$tmp/sfdisk.log" >&2; die "sfdisk could not move the GPT's backup to the new end (above)"; }
+    fi
     if [ "$table" != none ]; then
         echo ', +' | sfdisk -q --no-reread --no-tell-kernel -N "${p_num[i]}" "$work" >"$tmp/sfdisk.log" 2>&1 \
             || { cat "$tmp/sfdisk.log" >&2; die "sfdisk could not grow partition ${p_num[i]} (above)"; }
@@ -531,10 +540,11 @@ once() { # MESSAGE: said once per run
 # --- installing and checking ------------------------------------------------------------------
 install_rcc() {
     say "installing rccd, rcc and the compilers with the image's apt, as customize-image.sh does (minutes under qemu-user)"
-    if ! in_chroot /bin/bash /tmp/customize-image.sh "${os_codename:-unknown}" "${family:-unknown}" \
-        "${board:-unknown}" no "$arch" 2>&1 | tee "$tmp/install.log" | sed -u 's/^/  | /' >&2; then
-        die "customize-image.sh failed in the image (above)"
-    fi
+    # In the background, waited for: a signal (Ctrl-C) interrupts the wait at once, and the
+    # cleanup ends what runs in the image, whatever state it is in.
+    { in_chroot /bin/bash /tmp/customize-image.sh "${os_codename:-unknown}" "${family:-unknown}" \
+        "${board:-unknown}" no "$arch" 2>&1 | tee "$tmp/install.log" | sed -u 's/^/  | /' >&2; } &
+    wait $! || die "customize-image.sh failed in the image (above)"
     # Downloaded packages need not ship in the image.
     in_chroot apt-get clean
 }
@@ -580,7 +590,7 @@ case "$kind" in
         fi
         say "decompressing $image ($kind)"
         : >"$work"
-        "$kind" -dc "$image" | dd of="$work" bs=1M iflag=fullblock conv=sparse status=none \
+        "${kind/gz/gzip}" -dc "$image" | dd of="$work" bs=1M iflag=fullblock conv=sparse status=none \
             || die "cannot decompress $image (a damaged download?)"
         src=$work size_before=$(stat -c %s "$work") ;;
 esac
@@ -626,7 +636,7 @@ case "$pack" in
     raw) [ "$work" = "$out" ] || mv "$work" "$out" ;;
     *)
         say "compressing $out"
-        if ! "$pack" -c "$work" >"$out.partial"; then rm -f "$out.partial"; die "cannot compress $out"; fi
+        if ! "${pack/gz/gzip}" -c "$work" >"$out.partial"; then rm -f "$out.partial"; die "cannot compress $out"; fi
         mv "$out.partial" "$out"
         rm -f "$work" ;;
 esac
