@@ -3,13 +3,15 @@
 # it says what is missing): gcc, g++, make, the aarch64 cross gcc and its C library's
 # headers (without them it reads the host's), qemu-user-static,
 # cmake, ccache, shellcheck, systemd-analyze, lintian (tests/deb.sh checks the packages with
-# it), the musl targets, and qemu's binfmt_misc entry
+# it), qemu-system-arm and the disk tools remaster.sh and tests/boot.sh use (fdisk,
+# dosfstools, mtools, btrfs-progs), the musl targets, and qemu's binfmt_misc entry
 # so aarch64 binaries run like native ones. Safe to run again.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 pkgs=(gcc g++ make binutils python3 gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static
-      cmake ccache shellcheck systemd debootstrap linux-source flex bison bc xz-utils file lintian)
+      cmake ccache shellcheck systemd debootstrap linux-source flex bison bc xz-utils file lintian
+      qemu-system-arm ipxe-qemu fdisk dosfstools mtools btrfs-progs e2fsprogs)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

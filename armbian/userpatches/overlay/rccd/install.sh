@@ -2,8 +2,8 @@
 # Installs rcc's packages from this directory on a Debian/Ubuntu/Armbian box, the one way
 # rccd gets onto a box: rccd_<version>_<arch>.deb (the daemon, its user, /etc/default/rccd,
 # the unit enabled and, where an init system runs, started) and rcc_<version>_<arch>.deb
-# (the client: any box can be the master). apt brings the native gcc/g++ the box compiles
-# with (rccd recommends them). On a running box this is the same as
+# (the client: any box can be the master), and the native gcc, g++ and libc6-dev the box
+# compiles with (named, as well as recommended by rccd). On a running box this is the same as
 #     apt install ./rccd_<version>_<arch>.deb ./rcc_<version>_<arch>.deb
 # plus moving a box set up by an older install.sh (files in /usr/local) to the packages.
 #
@@ -70,8 +70,10 @@ echo "installing $(basename "$rccd") and $(basename "$rcc")"
 export DEBIAN_FRONTEND=noninteractive
 # An edited /etc/default/rccd is kept without a question.
 set -- -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold
-[ "$compilers" = yes ] || set -- "$@" --no-install-recommends
-apt-get install "$@" "$rccd" "$rcc" \
-    || { apt-get update -q && apt-get install "$@" "$rccd" "$rcc"; }
+# The compilers by name, not only as rccd's Recommends: Armbian's images tell apt to install
+# no recommended packages (/etc/apt/apt.conf.d/71-no-recommends).
+set -- "$@" "$rccd" "$rcc"
+if [ "$compilers" = yes ]; then set -- "$@" gcc g++ libc6-dev; else set -- "$@" --no-install-recommends; fi
+apt-get install "$@" || { apt-get update -q && apt-get install "$@"; }
 
 echo "done. From the master: RCC_HOSTS='$(hostname)' rcc --status"
