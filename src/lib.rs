@@ -27,6 +27,8 @@ pub mod daemon;
 pub mod exit;
 pub mod fasthash;
 pub mod rules;
+#[cfg(test)]
+mod scratch;
 pub mod sha256;
 pub mod sys;
 pub mod wire;

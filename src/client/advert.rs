@@ -28,20 +28,22 @@ pub fn from_status(kv: &[(String, String)]) -> Option<Advert> {
             .and_then(|(_, v)| v.parse().ok())
     };
     let jobs = get("slots")?;
-    // A box that is full or broken takes no job (a newer one says so in `slots_now` too;
-    // no `health` at all is an older box, which is ok).
-    let healthy = kv
-        .iter()
-        .find(|(key, _)| key == "health")
-        .map_or(true, |(_, v)| v == "ok");
+    let health = kv.iter().find(|(key, _)| key == "health");
     Some(Advert {
         jobs,
-        slots_now: if healthy {
+        slots_now: if healthy(health.map(|(_, v)| v.as_str())) {
             get("slots_now").unwrap_or(jobs)
         } else {
             0
         },
     })
+}
+
+/// Whether a box that says `health` takes jobs: a full or broken one offers no slot (a
+/// newer box says so in `slots_now` too; no `health` at all is an older box, which is ok).
+/// The one rule for status replies and discovery replies alike.
+pub fn healthy(health: Option<&str>) -> bool {
+    health.map_or(true, |h| h == "ok")
 }
 
 /// Asks a box how many slots it has.

@@ -14,6 +14,7 @@
 //! name), reached at its IPv4 address where it has one; the master's own rccd is
 //! `localhost`; a box the host list names is the list's (its options win).
 
+use super::advert;
 use super::state::{Advert, State};
 use crate::rules::hosts::{self, HostKind, HostList, HostSpec, Origin};
 use crate::sys;
@@ -116,8 +117,7 @@ pub fn check_reply(
             .ok_or(format!("no {k} from 0 to {}", hosts::MAX_LIMIT))
     };
     let jobs = number("slots")?;
-    let healthy = reply.get("health").map_or(true, |h| h == "ok");
-    let slots_now = if healthy {
+    let slots_now = if advert::healthy(reply.get("health")) {
         reply
             .get("slots_now")
             .map_or(Ok(jobs), |_| number("slots_now"))?
@@ -201,55 +201,87 @@ pub fn probe(port: u16, wait: Duration) -> Probed {
     let mut p = Probed::default();
     let ifs = sys::interfaces().unwrap_or_default();
     let nonce = nonce();
-    let bytes = discovery::encode_probe(nonce, PROBE_LEN);
     let v4 = sys::udp_socket((std::net::Ipv4Addr::UNSPECIFIED, 0).into(), false, true).ok();
     let v6 = sys::udp_socket((Ipv6Addr::UNSPECIFIED, 0).into(), false, false).ok();
     for s in v4.iter().chain(v6.iter()) {
         // Room for a LAN's answers at once (the kernel caps it); a flood still drops some.
         let _ = sys::set_recv_buffer(s, 1 << 20);
     }
+    let bytes = discovery::encode_probe(nonce, PROBE_LEN);
+    let subnets = send_probes(
+        &ifs,
+        port,
+        &bytes,
+        (v4.as_ref(), v6.as_ref()),
+        &mut p.probed,
+    );
+    let socks: Vec<&std::net::UdpSocket> = v4.iter().chain(v6.iter()).collect();
+    let found = collect(&socks, nonce, &subnets, wait, &mut p.refused);
+    let own: Vec<IpAddr> = ifs.iter().map(|i| i.addr).collect();
+    p.found = merge(found, &own, &[]);
+    p
+}
+
+/// Sends `bytes` to the broadcast address of every up IPv4 interface and to ff02::1 on
+/// every up IPv6 one (once per interface), noting each in `probed`; the subnets a reply
+/// may come from.
+fn send_probes(
+    ifs: &[sys::IfAddr],
+    port: u16,
+    bytes: &[u8],
+    (v4, v6): (Option<&std::net::UdpSocket>, Option<&std::net::UdpSocket>),
+    probed: &mut Vec<String>,
+) -> Vec<Subnet> {
     let mut subnets = Vec::new();
     let mut v6_done = Vec::new();
     for i in ifs.iter().filter(|i| i.up && !i.loopback) {
-        match i.addr {
+        let sent = match i.addr {
             IpAddr::V4(_) => {
-                let (Some(b), Some(s)) = (i.broadcast, &v4) else {
+                let (Some(b), Some(s)) = (i.broadcast, v4) else {
                     continue;
                 };
-                if s.send_to(&bytes, (b, port)).is_ok() {
-                    p.probed.push(format!("{} {b}", i.name));
-                    subnets.push(Subnet {
-                        addr: i.addr,
-                        mask: i.netmask,
-                        ifindex: i.index,
-                    });
+                let ok = s.send_to(bytes, (b, port)).is_ok();
+                if ok {
+                    probed.push(format!("{} {b}", i.name));
                 }
+                ok
             }
             IpAddr::V6(_) => {
-                let Some(s) = &v6 else { continue };
+                let Some(s) = v6 else { continue };
                 if !v6_done.contains(&i.index) {
-                    let to = SocketAddrV6::new(
-                        Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1),
-                        port,
-                        0,
-                        i.index,
-                    );
-                    if s.send_to(&bytes, to).is_err() {
+                    let all_nodes = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+                    let to = SocketAddrV6::new(all_nodes, port, 0, i.index);
+                    if s.send_to(bytes, to).is_err() {
                         continue;
                     }
                     v6_done.push(i.index);
-                    p.probed.push(format!("{} ff02::1", i.name));
+                    probed.push(format!("{} ff02::1", i.name));
                 }
-                subnets.push(Subnet {
-                    addr: i.addr,
-                    mask: i.netmask,
-                    ifindex: i.index,
-                });
+                true
             }
+        };
+        if sent {
+            subnets.push(Subnet {
+                addr: i.addr,
+                mask: i.netmask,
+                ifindex: i.index,
+            });
         }
     }
-    let socks: Vec<&std::net::UdpSocket> = v4.iter().chain(v6.iter()).collect();
-    let mut found = Vec::new();
+    subnets
+}
+
+/// Reads the replies to the probe `nonce` on `socks` for `wait` (at most `MAX_DATAGRAMS`):
+/// the boxes they name, one per address; why others were left out goes to `refused` (the
+/// first 16).
+fn collect(
+    socks: &[&std::net::UdpSocket],
+    nonce: u64,
+    subnets: &[Subnet],
+    wait: Duration,
+    refused: &mut Vec<String>,
+) -> Vec<Found> {
+    let mut found: Vec<Found> = Vec::new();
     let mut buf = [0u8; discovery::MAX_DATAGRAM + 1];
     let (deadline, mut read) = (Instant::now() + wait, 0);
     while read < MAX_DATAGRAMS && !socks.is_empty() {
@@ -259,19 +291,17 @@ pub fn probe(port: u16, wait: Duration) -> Probed {
         }
         // Both sockets are non-blocking: wait on the first a little, then read both.
         let _ = sys::wait_readable(socks[0], left.as_millis().clamp(1, 10) as i32);
-        for s in &socks {
+        for s in socks {
             while let Ok((n, from)) = s.recv_from(&mut buf) {
                 read += 1;
                 let checked = discovery::decode_reply(&buf[..n])
                     .map_err(|e| e.to_string())
-                    .and_then(|r| check_reply(&r, nonce, from, &subnets));
+                    .and_then(|r| check_reply(&r, nonce, from, subnets));
                 match checked {
                     // One box per address: one host posing as many is one.
-                    Ok(f) if !found.iter().any(|o: &Found| o.addr.ip() == f.addr.ip()) => {
-                        found.push(f)
-                    }
+                    Ok(f) if !found.iter().any(|o| o.addr.ip() == f.addr.ip()) => found.push(f),
                     Ok(_) => {}
-                    Err(why) if p.refused.len() < 16 => p.refused.push(format!("{from}: {why}")),
+                    Err(why) if refused.len() < 16 => refused.push(format!("{from}: {why}")),
                     Err(_) => {}
                 }
                 if read >= MAX_DATAGRAMS {
@@ -280,9 +310,7 @@ pub fn probe(port: u16, wait: Duration) -> Probed {
             }
         }
     }
-    let own: Vec<IpAddr> = ifs.iter().map(|i| i.addr).collect();
-    p.found = merge(found, &own, &[]);
-    p
+    found
 }
 
 /// What a build's rcc processes share of one probe: the boxes, and where it looked.
@@ -438,15 +466,7 @@ pub fn spec(b: &Found) -> HostSpec {
             b.addr.to_string(),
         )
     };
-    HostSpec {
-        kind,
-        limit: None,
-        compress: true,
-        down: false,
-        pump: false,
-        token,
-        origin: Origin::Discovered,
-    }
+    HostSpec::new(kind, &token, Origin::Discovered)
 }
 
 /// Adds the boxes of `found` to `list` with the options of its `+discover` entry, but those

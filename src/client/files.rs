@@ -396,17 +396,10 @@ impl Files {
 mod tests {
     use super::*;
 
-    struct Dir(PathBuf);
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::scratch::Scratch as Dir;
+
     fn dir(name: &str) -> Dir {
-        let d = std::env::temp_dir().join(format!("rcc-files-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        Dir(d)
+        Dir::new(&format!("files-{name}"), true)
     }
 
     fn logged(files: &Files, dir: &Path) -> usize {

@@ -361,19 +361,11 @@ fn shuffle<T>(v: &mut [T]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs;
-    use std::path::PathBuf;
 
-    struct Dir(PathBuf);
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::scratch::Scratch as Dir;
+
     fn dir(name: &str) -> Dir {
-        let d = std::env::temp_dir().join(format!("rcc-pick-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        Dir(d)
+        Dir::new(&format!("pick-{name}"), false)
     }
     fn cand(key: &str, limit: u32, remote: bool) -> Candidate {
         Candidate {

@@ -249,16 +249,10 @@ fn millis(t: SystemTime) -> u64 {
 mod tests {
     use super::*;
 
-    struct Dir(PathBuf);
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::scratch::Scratch as Dir;
+
     fn dir(name: &str) -> Dir {
-        let d = std::env::temp_dir().join(format!("rcc-state-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        Dir(d)
+        Dir::new(&format!("state-{name}"), false)
     }
 
     #[test]

@@ -219,12 +219,7 @@ impl Cache {
 mod tests {
     use super::*;
 
-    struct Dir(PathBuf);
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::scratch::Scratch as Dir;
     /// Marks `p` last used `secs` seconds ago.
     fn age(p: &Path, secs: u64) {
         let f = fs::File::options().write(true).open(p).unwrap();
@@ -233,9 +228,7 @@ mod tests {
     }
 
     fn dir(name: &str) -> Dir {
-        let d = std::env::temp_dir().join(format!("rcc-cache-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        Dir(d)
+        Dir::new(&format!("cache-{name}"), false)
     }
 
     #[test]

@@ -114,6 +114,21 @@ impl Daemon {
         kv
     }
 
+    /// What a discovery reply is made from: `status_kv` without the counters and the
+    /// readings of `/proc` (a datagram costs no file read), health looked at as for a status.
+    pub(super) fn advert_kv(&mut self) -> Vec<(String, String)> {
+        self.check_health();
+        let mut kv = status::advert(
+            &self.slots,
+            &self.compilers.identities(),
+            &self.identity,
+            self.started,
+        );
+        self.thermal.status(&mut kv);
+        self.health.status(&mut kv);
+        kv
+    }
+
     /// A job request: vetted, then it asks for a slot (`gate`).
     fn on_job_request(&mut self, c: usize, req: JobRequest) {
         let peer = self.conn(c).peer;

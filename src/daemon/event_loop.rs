@@ -460,7 +460,7 @@ impl Daemon {
             self.probes.ignored += 1;
             return None;
         };
-        let kv = discovery::reply_pairs(addr, &self.status_kv());
+        let kv = discovery::reply_pairs(addr, &self.advert_kv());
         let reply = crate::wire::discovery::encode_reply(probe, &kv, discovery::KEEP)?;
         self.probes.answered += 1;
         log::debug!("discovery: answered {} with {addr}", got.from);

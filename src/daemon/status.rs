@@ -58,6 +58,8 @@ pub fn physical_macs(net: &std::path::Path) -> String {
     out.join(",")
 }
 
+/// The whole status reply's own keys (the loop adds thermal, memory, cache, health and
+/// discovery's).
 pub fn build(
     slots: &Slots,
     compilers: &[(String, String)],
@@ -65,7 +67,49 @@ pub fn build(
     started: Instant,
 ) -> Vec<(String, String)> {
     let c = &slots.counters;
-    let mut kv: Vec<(String, String)> = vec![
+    let mut kv = head(slots, id, started);
+    let counters = [
+        ("accepted", c.accepted),
+        ("done", c.done),
+        ("failed", c.failed),
+        ("rejected", c.rejected),
+        ("busy", c.busy),
+        ("peak", c.peak as u64),
+        ("connections", c.connections),
+        ("refused_peers", c.refused_peers),
+        ("over_limit", c.over_limit),
+        ("compile_ms", c.compile_ms),
+        ("throttled", c.throttled),
+        ("low_memory", c.low_memory),
+        ("sources", c.sources),
+        ("files_named", c.files_named),
+        ("files_received", c.files_received),
+        ("file_bytes_received", c.file_bytes_received),
+        ("bytes_in", c.bytes_in),
+        ("bytes_out", c.bytes_out),
+        ("rss_kib", sys::rss_kib().unwrap_or(0)),
+    ];
+    kv.extend(counters.map(|(k, v)| (k.to_string(), v.to_string())));
+    kv.extend(compiler_pairs(compilers));
+    kv
+}
+
+/// What a discovery reply draws from (`daemon::discovery::reply_pairs`): who the box is, its
+/// slots and its compilers — no counter, and nothing read from a file for a datagram.
+pub fn advert(
+    slots: &Slots,
+    compilers: &[(String, String)],
+    id: &BoxIdentity,
+    started: Instant,
+) -> Vec<(String, String)> {
+    let mut kv = head(slots, id, started);
+    kv.extend(compiler_pairs(compilers));
+    kv
+}
+
+/// The reply's first keys: the box and its slots.
+fn head(slots: &Slots, id: &BoxIdentity, started: Instant) -> Vec<(String, String)> {
+    [
         ("version", env!("CARGO_PKG_VERSION").to_string()),
         ("protocol", crate::wire::protocol::VERSION.to_string()),
         ("hostname", id.hostname.clone()),
@@ -77,31 +121,14 @@ pub fn build(
         ("running", slots.held.to_string()),
         ("free", slots.limit.saturating_sub(slots.held).to_string()),
         ("waiting", slots.waiting().to_string()),
-        ("accepted", c.accepted.to_string()),
-        ("done", c.done.to_string()),
-        ("failed", c.failed.to_string()),
-        ("rejected", c.rejected.to_string()),
-        ("busy", c.busy.to_string()),
-        ("peak", c.peak.to_string()),
-        ("connections", c.connections.to_string()),
-        ("refused_peers", c.refused_peers.to_string()),
-        ("over_limit", c.over_limit.to_string()),
-        ("compile_ms", c.compile_ms.to_string()),
-        ("throttled", c.throttled.to_string()),
-        ("low_memory", c.low_memory.to_string()),
-        ("sources", c.sources.to_string()),
-        ("files_named", c.files_named.to_string()),
-        ("files_received", c.files_received.to_string()),
-        ("file_bytes_received", c.file_bytes_received.to_string()),
-        ("bytes_in", c.bytes_in.to_string()),
-        ("bytes_out", c.bytes_out.to_string()),
-        ("rss_kib", sys::rss_kib().unwrap_or(0).to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    for (name, identity) in compilers {
-        kv.push((format!("compiler.{name}"), identity.clone()));
-    }
-    kv
+    .collect()
+}
+
+fn compiler_pairs(compilers: &[(String, String)]) -> impl Iterator<Item = (String, String)> + '_ {
+    compilers
+        .iter()
+        .map(|(name, identity)| (format!("compiler.{name}"), identity.clone()))
 }

@@ -68,6 +68,19 @@ impl Origin {
 }
 
 impl HostSpec {
+    /// A host of kind `kind` written as `token`, with every option at its default.
+    pub fn new(kind: HostKind, token: &str, origin: Origin) -> HostSpec {
+        HostSpec {
+            kind,
+            limit: None,
+            compress: true,
+            down: false,
+            pump: false,
+            token: token.to_string(),
+            origin,
+        }
+    }
+
     /// A name safe to use in a file name, unique per host and port (the slot locks and
     /// backoff files of every rcc process of a build are keyed on it).
     pub fn key(&self) -> String {
@@ -140,15 +153,7 @@ fn is_discover(token: &str) -> bool {
 
 /// `+discover[,OPTIONS]`: the options are a host's (`host_options`), but `,down`.
 fn discover(list: &mut HostList, token: &str) -> Result<(), String> {
-    let mut spec = HostSpec {
-        kind: HostKind::Local,
-        limit: None,
-        compress: true,
-        down: false,
-        pump: false,
-        token: token.to_string(),
-        origin: Origin::Discovered,
-    };
+    let mut spec = HostSpec::new(HostKind::Local, token, Origin::Discovered);
     host_options(&mut spec, token.split_once(',').map(|(_, o)| o))?;
     if spec.down {
         return Err("\",down\" on +discover: leave the entry out instead".into());
@@ -312,15 +317,7 @@ fn host(token: &str) -> Result<HostSpec, String> {
         Some(i) => (&token[..i], Some(&token[i + 1..])),
         None => (token, None),
     };
-    let mut spec = HostSpec {
-        kind: HostKind::Local,
-        limit: None,
-        compress: true,
-        down: false,
-        pump: false,
-        token: token.to_string(),
-        origin: Origin::Listed,
-    };
+    let mut spec = HostSpec::new(HostKind::Local, token, Origin::Listed);
     host_options(&mut spec, options)?;
     let (name, rest) = host_id(main)?;
     let is_local = name == "localhost" && !rest.starts_with(':') && !main.starts_with('[');

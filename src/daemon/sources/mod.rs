@@ -243,20 +243,11 @@ mod tests {
         BoxArgs::parse(&raw).unwrap()
     }
 
-    struct Dir(PathBuf);
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::scratch::Scratch as Dir;
 
     /// A fresh directory of this test's own, removed when dropped.
     fn scratch(name: &str) -> Dir {
-        let d =
-            Dir(std::env::temp_dir().join(format!("rcc-sources-{name}-{}", std::process::id())));
-        let _ = fs::remove_dir_all(&d.0);
-        fs::create_dir_all(&d.0).unwrap();
-        d
+        Dir::new(&format!("sources-{name}"), true)
     }
 
     fn manifest(source: &str, paths: &[(&str, &str)], files: &[(&str, &[u8])]) -> Manifest {
